@@ -1,0 +1,1 @@
+//! Outside HTTP services that are not AWS.

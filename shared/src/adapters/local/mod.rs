@@ -1,0 +1,1 @@
+//! The embedded one-machine defaults: real implementations, not test doubles.

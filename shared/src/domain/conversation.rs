@@ -1,0 +1,357 @@
+//! Conversations, the messages in them, turns and the 24-hour window.
+
+use serde::{Deserialize, Serialize};
+
+use super::whatsapp::outbound::OutboundMessage;
+
+/// Meta's retry horizon: dedup records live this long.
+pub const DEDUP_TTL_SECS: i64 = 7 * 24 * 3600;
+/// The customer-service window opened by each user message.
+pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// A WhatsApp user id (`wa_id`): the phone number in digits, no `+`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WaId(String);
+
+impl WaId {
+    /// E.164 without the `+`: 6 to 15 digits, no leading zero.
+    pub fn parse(s: &str) -> Result<WaId, String> {
+        let digits = s.trim().trim_start_matches('+');
+        let ok = (6..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok {
+            Ok(WaId(digits.to_string()))
+        } else {
+            Err(format!("not a WhatsApp id: {:?}", mask(s)))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WaId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        WaId::parse(&s)
+    }
+}
+
+impl From<WaId> for String {
+    fn from(w: WaId) -> String {
+        w.0
+    }
+}
+
+impl std::fmt::Display for WaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Masks a phone number or id for logs: keeps the last 4 characters.
+pub fn mask(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= 4 {
+        return "*".repeat(n);
+    }
+    let tail: String = s.chars().skip(n - 4).collect();
+    format!("{}{}", "*".repeat(n - 4), tail)
+}
+
+/// Who is talking for the business in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    #[default]
+    Bot,
+    PendingHuman,
+    Human,
+    Closed,
+}
+
+impl ConversationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationState::Bot => "bot",
+            ConversationState::PendingHuman => "pending_human",
+            ConversationState::Human => "human",
+            ConversationState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "bot" => ConversationState::Bot,
+            "pending_human" => ConversationState::PendingHuman,
+            "human" => ConversationState::Human,
+            "closed" => ConversationState::Closed,
+            _ => return None,
+        })
+    }
+
+    /// Only the bot answers automatically.
+    pub fn bot_answers(self) -> bool {
+        self == ConversationState::Bot
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// Delivery state of a message we sent, ordered so that it only moves forward:
+/// `read` may arrive before `delivered`, and then `delivered` is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Accepted by the Graph API (we have its wamid).
+    Accepted,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Accepted => "accepted",
+            Delivery::Sent => "sent",
+            Delivery::Delivered => "delivered",
+            Delivery::Read => "read",
+            Delivery::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => Delivery::Accepted,
+            "sent" => Delivery::Sent,
+            "delivered" => Delivery::Delivered,
+            "read" => Delivery::Read,
+            "failed" => Delivery::Failed,
+            _ => return None,
+        })
+    }
+
+    /// The rank stores compare in their conditional writes.
+    pub fn rank(self) -> i64 {
+        self as i64
+    }
+}
+
+/// An inbound user message as ingestion records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInbound {
+    pub wamid: String,
+    pub wa_id: WaId,
+    pub phone_number_id: String,
+    pub contact_name: Option<String>,
+    /// Meta's `type`.
+    pub kind: String,
+    /// Human-readable text (the body, or a summary of media).
+    pub text: String,
+    /// The whole message as parsed, for later stages (media, replies).
+    pub payload: serde_json::Value,
+    /// Meta's timestamp, in ms.
+    pub sent_at_ms: i64,
+    /// When we received it, in ms.
+    pub received_at_ms: i64,
+    /// Whether the agent should answer it (reactions, system notices: no).
+    pub starts_turn: bool,
+}
+
+/// A message in a conversation, either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub wamid: String,
+    pub direction: Direction,
+    pub kind: String,
+    pub text: String,
+    /// When it was received (inbound) or accepted by the Graph API (outbound), ms.
+    pub at_ms: i64,
+    /// Outbound only.
+    pub delivery: Option<Delivery>,
+    pub delivery_at_ms: Option<i64>,
+    pub error_code: Option<i64>,
+    /// Inbound only: answered by a turn.
+    pub answered: bool,
+    /// Inbound only: whether it asks for an answer.
+    pub starts_turn: bool,
+}
+
+/// What ingestion's atomic write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Recorded,
+    /// Seen before. `enqueued` says whether its enqueue was confirmed.
+    Duplicate { enqueued: bool },
+}
+
+/// A status report for a message we sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub wamid: String,
+    pub delivery: Delivery,
+    pub at_ms: i64,
+    pub error_code: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusOutcome {
+    Applied,
+    /// Older than what we know (e.g. `delivered` after `read`).
+    Stale,
+    /// Not a message we know (sent by another system, or expired).
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub wa_id: WaId,
+    pub phone_number_id: String,
+    pub contact_name: Option<String>,
+    pub state: ConversationState,
+    /// Last message from the user (opens the 24-hour window), ms.
+    pub last_user_at_ms: i64,
+    /// Last message either way, ms.
+    pub last_message_at_ms: i64,
+    /// A send failed with 131047 after the last user message.
+    pub window_closed: bool,
+}
+
+impl Conversation {
+    /// Free text may be sent: a user message in the last 24 hours, and no
+    /// 131047 since.
+    pub fn window_open(&self, now_ms: i64) -> bool {
+        !self.window_closed && now_ms - self.last_user_at_ms < WINDOW_MS
+    }
+}
+
+/// A page of results and the cursor to the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The job text-ai receives for each user message (the queue body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnJob {
+    pub phone_number_id: String,
+    pub wa_id: WaId,
+    pub wamid: String,
+    pub received_at_ms: i64,
+}
+
+impl TurnJob {
+    /// FIFO group: one business number and one user, handled in order.
+    pub fn group_id(&self) -> String {
+        format!("{}:{}", self.phone_number_id, self.wa_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnState {
+    /// The answer is decided and recorded; sending may be under way.
+    Claimed,
+    /// Every part was accepted by the Graph API.
+    Sent,
+}
+
+/// One answer to one or more user messages. Recorded before sending, so a
+/// retry after a crash sends the same answer, and only the parts not yet sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    /// The wamid of the first user message the turn answers.
+    pub turn_id: String,
+    pub wa_id: WaId,
+    pub phone_number_id: String,
+    pub inbound: Vec<String>,
+    pub replies: Vec<OutboundMessage>,
+    /// How many of `replies` the Graph API has accepted.
+    pub sent_parts: usize,
+    pub state: TurnState,
+    pub created_at_ms: i64,
+}
+
+/// An outbound message the Graph API accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentRecord {
+    pub wamid: String,
+    pub kind: String,
+    pub text: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    Claimed,
+    /// A turn with this id exists (a retry): carry it on.
+    Existing(TurnRecord),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn wa_ids_are_digits() {
+        assert_eq!(WaId::parse("5491155551234").map(|w| w.to_string()), Ok("5491155551234".into()));
+        assert_eq!(WaId::parse("+15551234567").map(|w| w.to_string()), Ok("15551234567".into()));
+        assert!(WaId::parse("").is_err());
+        assert!(WaId::parse("12345").is_err());
+        assert!(WaId::parse("0123456789").is_err());
+        assert!(WaId::parse("12345678901234567").is_err());
+        assert!(WaId::parse("54911abc").is_err());
+    }
+
+    #[test]
+    fn masking_keeps_the_last_four() {
+        assert_eq!(mask("5491155551234"), "*********1234");
+        assert_eq!(mask("12"), "**");
+    }
+
+    #[test]
+    fn delivery_only_moves_forward() {
+        assert!(Delivery::Read > Delivery::Delivered);
+        assert!(Delivery::Delivered > Delivery::Sent);
+        assert!(Delivery::Failed > Delivery::Read);
+        for d in [Delivery::Accepted, Delivery::Sent, Delivery::Delivered, Delivery::Read, Delivery::Failed] {
+            assert_eq!(Delivery::parse(d.as_str()), Some(d));
+        }
+    }
+
+    #[test]
+    fn window_is_24_hours_from_the_last_user_message() {
+        let c = Conversation {
+            wa_id: WaId::parse("5491155551234").expect("valid"),
+            phone_number_id: "1".into(),
+            contact_name: None,
+            state: ConversationState::Bot,
+            last_user_at_ms: 1_000,
+            last_message_at_ms: 1_000,
+            window_closed: false,
+        };
+        assert!(c.window_open(1_000 + WINDOW_MS - 1));
+        assert!(!c.window_open(1_000 + WINDOW_MS));
+        let closed = Conversation { window_closed: true, ..c };
+        assert!(!closed.window_open(1_001));
+    }
+
+    proptest! {
+        #[test]
+        fn wa_id_parse_never_panics(s in "\\PC{0,30}") {
+            let _ = WaId::parse(&s);
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! What Meta POSTs to the webhook. Modelled on what Meta documents; anything
+//! else (new message types, new fields, new `field`s) is kept as data.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// The top-level webhook body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct WebhookPayload {
+    pub object: String,
+    pub entry: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Entry {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Change {
+    pub field: String,
+    #[serde(default)]
+    pub value: Value,
+}
+
+/// `value` of a `field: "messages"` change.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct MessagesValue {
+    #[serde(default)]
+    pub messaging_product: String,
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    #[serde(default)]
+    pub messages: Vec<InboundMessage>,
+    #[serde(default)]
+    pub statuses: Vec<Status>,
+    #[serde(default)]
+    pub errors: Vec<ApiError>,
+}
+
+/// The business number a change was addressed to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub display_phone_number: String,
+    pub phone_number_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Contact {
+    #[serde(default)]
+    pub profile: Option<Profile>,
+    pub wa_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Profile {
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ApiError {
+    pub code: i64,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_data: Option<Value>,
+}
+
+/// Present on replies and forwards.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct MessageContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub forwarded: bool,
+    #[serde(default)]
+    pub frequently_forwarded: bool,
+}
+
+/// One user message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundMessage {
+    pub from: String,
+    pub id: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+    pub context: Option<MessageContext>,
+    pub referral: Option<Value>,
+    pub errors: Vec<ApiError>,
+    pub content: MessageContent,
+}
+
+/// Image, audio, video, document and sticker payloads share this shape.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct Media {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// `true` on voice notes.
+    #[serde(default)]
+    pub voice: bool,
+    #[serde(default)]
+    pub animated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Interactive {
+    ButtonReply {
+        id: String,
+        title: String,
+    },
+    ListReply {
+        id: String,
+        title: String,
+        description: Option<String>,
+    },
+    NfmReply {
+        response_json: String,
+        body: Option<String>,
+        name: Option<String>,
+    },
+    /// An interactive reply type we do not know yet.
+    Other { kind: String, raw: Value },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    #[serde(default)]
+    pub catalog_id: String,
+    #[serde(default)]
+    pub product_items: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemNotice {
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// The content of a message, by its `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MessageContent {
+    Text {
+        body: String,
+    },
+    Image(Media),
+    Audio(Media),
+    Video(Media),
+    Document(Media),
+    Sticker(Media),
+    Location(Location),
+    Contacts {
+        contacts: Vec<Value>,
+    },
+    Interactive(Interactive),
+    Button {
+        text: String,
+        payload: Option<String>,
+    },
+    /// `emoji` is `None` when the user removed the reaction.
+    Reaction {
+        message_id: String,
+        emoji: Option<String>,
+    },
+    Order(Order),
+    System(SystemNotice),
+    Unsupported,
+    /// A type Meta added after this code was written: kept whole.
+    Unknown {
+        type_name: String,
+        raw: Value,
+    },
+}
+
+impl MessageContent {
+    /// The `type` name as Meta spells it.
+    pub fn type_name(&self) -> &str {
+        match self {
+            MessageContent::Text { .. } => "text",
+            MessageContent::Image(_) => "image",
+            MessageContent::Audio(_) => "audio",
+            MessageContent::Video(_) => "video",
+            MessageContent::Document(_) => "document",
+            MessageContent::Sticker(_) => "sticker",
+            MessageContent::Location(_) => "location",
+            MessageContent::Contacts { .. } => "contacts",
+            MessageContent::Interactive(_) => "interactive",
+            MessageContent::Button { .. } => "button",
+            MessageContent::Reaction { .. } => "reaction",
+            MessageContent::Order(_) => "order",
+            MessageContent::System(_) => "system",
+            MessageContent::Unsupported => "unsupported",
+            MessageContent::Unknown { type_name, .. } => type_name,
+        }
+    }
+
+    pub fn is_media(&self) -> bool {
+        matches!(
+            self,
+            MessageContent::Image(_)
+                | MessageContent::Audio(_)
+                | MessageContent::Video(_)
+                | MessageContent::Document(_)
+                | MessageContent::Sticker(_)
+        )
+    }
+
+    /// Whether this message is something the user says to the agent. System
+    /// notices and reactions are recorded but do not start a turn.
+    pub fn starts_turn(&self) -> bool {
+        !matches!(
+            self,
+            MessageContent::System(_) | MessageContent::Reaction { .. }
+        )
+    }
+
+    /// A one-line text for transcripts and for the responder.
+    pub fn summary(&self) -> String {
+        fn media(kind: &str, m: &Media) -> String {
+            match (&m.caption, &m.filename) {
+                (Some(c), _) => format!("[{kind}] {c}"),
+                (None, Some(f)) => format!("[{kind}: {f}]"),
+                _ => format!("[{kind}]"),
+            }
+        }
+        match self {
+            MessageContent::Text { body } => body.clone(),
+            MessageContent::Image(m) => media("image", m),
+            MessageContent::Audio(m) if m.voice => media("voice note", m),
+            MessageContent::Audio(m) => media("audio", m),
+            MessageContent::Video(m) => media("video", m),
+            MessageContent::Document(m) => media("document", m),
+            MessageContent::Sticker(m) => media("sticker", m),
+            MessageContent::Location(l) => {
+                let place = l.name.clone().or_else(|| l.address.clone());
+                match place {
+                    Some(p) => format!("[location] {p} ({}, {})", l.latitude, l.longitude),
+                    None => format!("[location] {}, {}", l.latitude, l.longitude),
+                }
+            }
+            MessageContent::Contacts { contacts } => format!("[contacts: {}]", contacts.len()),
+            MessageContent::Interactive(Interactive::ButtonReply { title, .. })
+            | MessageContent::Interactive(Interactive::ListReply { title, .. }) => title.clone(),
+            MessageContent::Interactive(Interactive::NfmReply { body, .. }) => {
+                body.clone().unwrap_or_else(|| "[form reply]".into())
+            }
+            MessageContent::Interactive(Interactive::Other { kind, .. }) => {
+                format!("[interactive: {kind}]")
+            }
+            MessageContent::Button { text, .. } => text.clone(),
+            MessageContent::Reaction { emoji: Some(e), .. } => format!("[reaction] {e}"),
+            MessageContent::Reaction { emoji: None, .. } => "[reaction removed]".into(),
+            MessageContent::Order(o) => format!("[order: {} items]", o.product_items.len()),
+            MessageContent::System(s) => format!("[system] {}", s.body),
+            MessageContent::Unsupported => "[unsupported message]".into(),
+            MessageContent::Unknown { type_name, .. } => format!("[{type_name}]"),
+        }
+    }
+
+    /// The id a reply button or list row carried, if this is such a reply.
+    pub fn reply_id(&self) -> Option<&str> {
+        match self {
+            MessageContent::Interactive(Interactive::ButtonReply { id, .. })
+            | MessageContent::Interactive(Interactive::ListReply { id, .. }) => Some(id),
+            MessageContent::Button { payload: Some(p), .. } => Some(p),
+            _ => None,
+        }
+    }
+}
+
+fn field<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+fn parse_interactive(v: Value) -> Result<Interactive, String> {
+    let mut obj = match v {
+        Value::Object(o) => o,
+        _ => return Err("interactive is not an object".into()),
+    };
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let inner = obj.remove(&kind).unwrap_or(Value::Null);
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(match kind.as_str() {
+        "button_reply" => Interactive::ButtonReply {
+            id: s(&inner, "id").ok_or("button_reply.id missing")?,
+            title: s(&inner, "title").unwrap_or_default(),
+        },
+        "list_reply" => Interactive::ListReply {
+            id: s(&inner, "id").ok_or("list_reply.id missing")?,
+            title: s(&inner, "title").unwrap_or_default(),
+            description: s(&inner, "description"),
+        },
+        "nfm_reply" => Interactive::NfmReply {
+            response_json: s(&inner, "response_json").unwrap_or_default(),
+            body: s(&inner, "body"),
+            name: s(&inner, "name"),
+        },
+        _ => {
+            obj.insert(kind.clone(), inner);
+            Interactive::Other {
+                kind,
+                raw: Value::Object(obj),
+            }
+        }
+    })
+}
+
+fn content_from(type_name: &str, rest: &mut Map<String, Value>) -> Result<MessageContent, String> {
+    let take = |rest: &mut Map<String, Value>| rest.remove(type_name).unwrap_or(Value::Null);
+    Ok(match type_name {
+        "text" => {
+            let v = take(rest);
+            MessageContent::Text {
+                body: v
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .ok_or("text.body missing")?
+                    .to_string(),
+            }
+        }
+        "image" => MessageContent::Image(field(take(rest))?),
+        "audio" => MessageContent::Audio(field(take(rest))?),
+        "video" => MessageContent::Video(field(take(rest))?),
+        "document" => MessageContent::Document(field(take(rest))?),
+        "sticker" => MessageContent::Sticker(field(take(rest))?),
+        "location" => MessageContent::Location(field(take(rest))?),
+        "contacts" => MessageContent::Contacts {
+            contacts: field(take(rest))?,
+        },
+        "interactive" => MessageContent::Interactive(parse_interactive(take(rest))?),
+        "button" => {
+            let v = take(rest);
+            MessageContent::Button {
+                text: v
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                payload: v.get("payload").and_then(Value::as_str).map(str::to_string),
+            }
+        }
+        "reaction" => {
+            let v = take(rest);
+            MessageContent::Reaction {
+                message_id: v
+                    .get("message_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                emoji: v
+                    .get("emoji")
+                    .and_then(Value::as_str)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string),
+            }
+        }
+        "order" => MessageContent::Order(field(take(rest))?),
+        "system" => MessageContent::System(field(take(rest))?),
+        "unsupported" => {
+            rest.remove("unsupported");
+            MessageContent::Unsupported
+        }
+        other => MessageContent::Unknown {
+            type_name: other.to_string(),
+            raw: Value::Object(std::mem::take(rest)),
+        },
+    })
+}
+
+fn timestamp_from(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => s.trim().parse().map_err(|_| format!("bad timestamp {s:?}")),
+        Value::Number(n) => n.as_i64().ok_or_else(|| format!("bad timestamp {n}")),
+        _ => Err("timestamp missing".into()),
+    }
+}
+
+impl<'de> Deserialize<'de> for InboundMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut obj = Map::deserialize(d)?;
+        let mut str_field = |k: &str| match obj.remove(k) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
+            _ => Err(D::Error::custom(format!("message.{k} missing"))),
+        };
+        let from = str_field("from")?;
+        let id = str_field("id")?;
+        let type_name = str_field("type")?;
+        let timestamp =
+            timestamp_from(&obj.remove("timestamp").unwrap_or(Value::Null)).map_err(D::Error::custom)?;
+        let context = match obj.remove("context") {
+            Some(v) => Some(field(v).map_err(D::Error::custom)?),
+            None => None,
+        };
+        let referral = obj.remove("referral");
+        let errors = match obj.remove("errors") {
+            Some(v) => field(v).map_err(D::Error::custom)?,
+            None => Vec::new(),
+        };
+        let content = content_from(&type_name, &mut obj).map_err(D::Error::custom)?;
+        Ok(InboundMessage {
+            from,
+            id,
+            timestamp,
+            context,
+            referral,
+            errors,
+            content,
+        })
+    }
+}
+
+/// A delivery state Meta reports for a message we sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    #[serde(untagged)]
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub id: String,
+    pub status: DeliveryState,
+    pub timestamp: i64,
+    pub recipient_id: String,
+    pub conversation: Option<Value>,
+    pub pricing: Option<Value>,
+    pub errors: Vec<ApiError>,
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct Raw {
+            id: String,
+            status: DeliveryState,
+            timestamp: Value,
+            #[serde(default)]
+            recipient_id: String,
+            #[serde(default)]
+            conversation: Option<Value>,
+            #[serde(default)]
+            pricing: Option<Value>,
+            #[serde(default)]
+            errors: Vec<ApiError>,
+        }
+        let raw = Raw::deserialize(d)?;
+        Ok(Status {
+            timestamp: timestamp_from(&raw.timestamp).map_err(D::Error::custom)?,
+            id: raw.id,
+            status: raw.status,
+            recipient_id: raw.recipient_id,
+            conversation: raw.conversation,
+            pricing: raw.pricing,
+            errors: raw.errors,
+        })
+    }
+}
+
+/// One thing a webhook told us, flattened out of entries and changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookEvent {
+    Message {
+        business: Metadata,
+        contact_name: Option<String>,
+        message: InboundMessage,
+    },
+    Status {
+        business: Metadata,
+        status: Status,
+    },
+    /// `errors[]` at the level of a change value.
+    Errors {
+        business: Metadata,
+        errors: Vec<ApiError>,
+    },
+    /// Any other `field` (template status, account updates, ...).
+    Other { field: String, value: Value },
+}
+
+/// The result of reading a webhook body: what could be understood, and what
+/// could not (which sends the whole body to quarantine).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedWebhook {
+    pub events: Vec<WebhookEvent>,
+    pub problems: Vec<String>,
+}
+
+/// Parses a webhook body. Never panics; a body that is not a WhatsApp webhook
+/// at all is an `Err`, a partly understood one lists its `problems`.
+pub fn parse_webhook(body: &[u8]) -> Result<ParsedWebhook, String> {
+    let payload: WebhookPayload =
+        serde_json::from_slice(body).map_err(|e| format!("not a webhook payload: {e}"))?;
+    if payload.object != "whatsapp_business_account" {
+        return Err(format!("unexpected object {:?}", payload.object));
+    }
+    let mut out = ParsedWebhook::default();
+    for entry in payload.entry {
+        for change in entry.changes {
+            if change.field != "messages" {
+                out.events.push(WebhookEvent::Other {
+                    field: change.field,
+                    value: change.value,
+                });
+                continue;
+            }
+            match serde_json::from_value::<MessagesValue>(change.value) {
+                Ok(value) => flatten(value, &mut out.events),
+                Err(e) => out.problems.push(format!("entry {}: {e}", entry.id)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn flatten(value: MessagesValue, events: &mut Vec<WebhookEvent>) {
+    let name_of = |wa_id: &str| {
+        value
+            .contacts
+            .iter()
+            .find(|c| c.wa_id == wa_id)
+            .and_then(|c| c.profile.as_ref())
+            .map(|p| p.name.clone())
+            .filter(|n| !n.is_empty())
+    };
+    for message in &value.messages {
+        events.push(WebhookEvent::Message {
+            business: value.metadata.clone(),
+            contact_name: name_of(&message.from),
+            message: message.clone(),
+        });
+    }
+    for status in &value.statuses {
+        events.push(WebhookEvent::Status {
+            business: value.metadata.clone(),
+            status: status.clone(),
+        });
+    }
+    if !value.errors.is_empty() {
+        events.push(WebhookEvent::Errors {
+            business: value.metadata.clone(),
+            errors: value.errors.clone(),
+        });
+    }
+}

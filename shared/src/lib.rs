@@ -1,0 +1,12 @@
+//! Charla's shared library: the domain, the ports the functions depend on,
+//! and the adapters that implement them (AWS, outside HTTP services, and the
+//! embedded one-machine defaults).
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod observability;
+pub mod ports;
+
+pub use error::{Error, Result};

@@ -1,0 +1,156 @@
+//! One small trait per capability, in domain terms. Adapters implement them;
+//! handlers depend on them as trait objects.
+
+use async_trait::async_trait;
+
+use crate::domain::whatsapp::outbound::OutboundMessage;
+use crate::domain::*;
+use crate::error::Result;
+
+/// Conversations, their messages and turns. Every write that guards
+/// idempotency is one atomic conditional write, never read-then-write.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Records a user message once: dedup on the wamid (kept
+    /// `DEDUP_TTL_SECS`), the message in its conversation, the conversation
+    /// created or refreshed (name, `last_user_at_ms`, window reopened), all
+    /// in one atomic write.
+    async fn record_inbound(&self, msg: &NewInbound) -> Result<RecordOutcome>;
+
+    /// Notes that the message's turn job is on the queue.
+    async fn mark_enqueued(&self, wamid: &str) -> Result<()>;
+
+    /// Moves an outbound message's delivery state forward (never back).
+    async fn apply_status(&self, update: &StatusUpdate) -> Result<StatusOutcome>;
+
+    /// Marks the window closed after a 131047 until the user writes again.
+    async fn close_window(&self, wa_id: &WaId) -> Result<()>;
+
+    async fn conversation(&self, wa_id: &WaId) -> Result<Option<Conversation>>;
+
+    /// Unanswered inbound messages that ask for an answer, oldest first.
+    async fn pending_inbound(&self, wa_id: &WaId) -> Result<Vec<StoredMessage>>;
+
+    /// The last `limit` messages either way, oldest first.
+    async fn recent_messages(&self, wa_id: &WaId, limit: usize) -> Result<Vec<StoredMessage>>;
+
+    /// Records a turn's answer before it is sent. Atomic on `turn_id`.
+    async fn claim_turn(&self, turn: &TurnRecord) -> Result<ClaimOutcome>;
+
+    /// Part `index` of a turn was accepted by the Graph API: records the
+    /// outbound message and moves `sent_parts` to `index + 1`. Idempotent.
+    async fn record_sent_part(
+        &self,
+        wa_id: &WaId,
+        turn_id: &str,
+        index: usize,
+        sent: &SentRecord,
+    ) -> Result<()>;
+
+    /// The turn is sent: its inbound messages are answered.
+    async fn complete_turn(&self, wa_id: &WaId, turn_id: &str, inbound: &[String]) -> Result<()>;
+
+    /// An outbound message outside a turn (templates, later: human agents).
+    async fn record_outbound(&self, wa_id: &WaId, sent: &SentRecord) -> Result<()>;
+
+    /// Conversations, most recent message first.
+    async fn list_conversations(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Conversation>>;
+
+    /// A conversation's messages, oldest first.
+    async fn transcript(
+        &self,
+        wa_id: &WaId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<StoredMessage>>;
+}
+
+/// A message for a FIFO queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// Messages of one group are delivered in order, one at a time.
+    pub group_id: String,
+    /// A second send with the same id (within the queue's window) is dropped.
+    pub dedup_id: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn send(&self, msg: &QueueMessage) -> Result<()>;
+}
+
+/// What a raw payload is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// Signed but not understood: kept to be replayed after a fix.
+    Quarantine,
+    /// Understood, but not for us (other webhook fields): kept for the record.
+    Event,
+}
+
+impl ArchiveKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ArchiveKind::Quarantine => "quarantine",
+            ArchiveKind::Event => "events",
+        }
+    }
+}
+
+/// Raw payloads, kept whole.
+#[async_trait]
+pub trait PayloadArchive: Send + Sync {
+    /// Stores `body`, returns its key.
+    async fn put(&self, kind: ArchiveKind, body: &[u8], reason: &str) -> Result<String>;
+}
+
+/// Sends WhatsApp messages for a business number.
+#[async_trait]
+pub trait MessageSender: Send + Sync {
+    /// Returns the wamid the Graph API gave the message.
+    async fn send(
+        &self,
+        phone_number_id: &str,
+        to: &WaId,
+        msg: &OutboundMessage,
+        reply_to: Option<&str>,
+    ) -> Result<String>;
+
+    /// Marks a user message read and shows the typing indicator.
+    async fn mark_read(&self, phone_number_id: &str, wamid: &str, typing: bool) -> Result<()>;
+}
+
+/// What the responder sees of a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnInput {
+    pub conversation: Conversation,
+    /// The user messages this turn answers, oldest first.
+    pub new_messages: Vec<StoredMessage>,
+    /// Earlier messages, oldest first, bounded.
+    pub history: Vec<StoredMessage>,
+}
+
+/// Decides the answer to a turn.
+#[async_trait]
+pub trait Responder: Send + Sync {
+    async fn respond(&self, turn: &TurnInput) -> Result<Vec<OutboundMessage>>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        jiff::Timestamp::now().as_millisecond()
+    }
+}
