@@ -8,5 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod observability;
 pub mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! Shared test suites that every adapter of a port must pass (enabled by the
+//! `testing` feature, used by the adapters' own tests).
