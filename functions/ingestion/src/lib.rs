@@ -1,1 +1,268 @@
-pub fn placeholder() {}
+//! ingestion: Meta's WhatsApp webhook. Verifies, parses, deduplicates,
+//! records and enqueues, and nothing slower, so that Meta gets its 200 fast.
+//!
+//! The handler is framework-neutral (`http::Request<Bytes>`): Lambda
+//! (`main.rs`) and `infra/local` call this same code.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use secrecy::ExposeSecret;
+use shared::config::WhatsAppSecrets;
+use shared::domain::signature::{secrets_equal, verify_meta_signature};
+use shared::domain::whatsapp::inbound::{
+    parse_webhook, DeliveryState, InboundMessage, Metadata, WebhookEvent,
+};
+use shared::domain::{Delivery, NewInbound, RecordOutcome, StatusUpdate, TurnJob, WaId};
+use shared::observability::{self, phone};
+use shared::ports::{ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage};
+use shared::{Error, Result};
+use tracing::{info, instrument, warn};
+
+/// Meta sends a few MB at most; API Gateway's own limit is 10 MB.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The code Meta uses for "outside the 24-hour window".
+const OUTSIDE_WINDOW: i64 = 131047;
+
+pub struct Deps {
+    pub secrets: WhatsAppSecrets,
+    pub store: Arc<dyn ConversationStore>,
+    pub queue: Arc<dyn Queue>,
+    pub archive: Arc<dyn PayloadArchive>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What one POST led to, for logs, tests and benchmarks.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub recorded: usize,
+    pub duplicates: usize,
+    pub enqueued: usize,
+    pub statuses: usize,
+    pub other: usize,
+    pub quarantined: bool,
+}
+
+/// Entry point for both Lambda and the local server.
+pub async fn handle(deps: &Deps, req: Request<Bytes>) -> Response<Bytes> {
+    let result = match *req.method() {
+        Method::GET => verify_subscription(deps, req.uri().query()),
+        Method::POST => {
+            let signature = req
+                .headers()
+                .get("x-hub-signature-256")
+                .and_then(|v| v.to_str().ok());
+            receive(deps, signature, req.body())
+                .await
+                .map(|_| text(StatusCode::OK, "EVENT_RECEIVED"))
+        }
+        _ => Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Maps an error to a response; the one place this function decides status.
+pub fn error_response(e: &Error) -> Response<Bytes> {
+    if e.is_client_error() {
+        info!(error = %e, "webhook refused");
+    } else {
+        tracing::error!(error = %e, source = ?std::error::Error::source(e), "webhook failed");
+    }
+    let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text(status, e.public_message())
+}
+
+/// Meta's GET check: the challenge back when the token matches, else 403.
+fn verify_subscription(deps: &Deps, query: Option<&str>) -> Result<Response<Bytes>> {
+    let (mut mode, mut token, mut challenge) = (None, None, None);
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "hub.mode" => mode = Some(v.into_owned()),
+            "hub.verify_token" => token = Some(v.into_owned()),
+            "hub.challenge" => challenge = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let expected = deps.secrets.verify_token.expose_secret().as_bytes();
+    let token_ok = token.is_some_and(|t| secrets_equal(t.as_bytes(), expected));
+    match (mode.as_deref(), challenge) {
+        (Some("subscribe"), Some(challenge)) if token_ok => Ok(text(StatusCode::OK, challenge)),
+        _ => Ok(text(StatusCode::FORBIDDEN, "forbidden")),
+    }
+}
+
+/// A signed POST: everything understood is recorded and enqueued; anything
+/// not understood is kept whole in quarantine. Errors from the store or
+/// queue fail the request so that Meta delivers it again.
+#[instrument(skip_all, fields(bytes = body.len()))]
+pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Result<Summary> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    verify_meta_signature(deps.secrets.app_secret_bytes(), body, signature).map_err(|e| {
+        observability::count("WebhookSignatureRejected", 1);
+        Error::Unauthorized(match e {
+            shared::domain::signature::SignatureError::Missing => "signature missing",
+            shared::domain::signature::SignatureError::Malformed => "signature malformed",
+            shared::domain::signature::SignatureError::Mismatch => "signature mismatch",
+        })
+    })?;
+
+    let mut summary = Summary::default();
+    let parsed = match parse_webhook(body) {
+        Ok(p) => p,
+        Err(reason) => {
+            quarantine(deps, body, &reason).await?;
+            summary.quarantined = true;
+            return Ok(summary);
+        }
+    };
+    let mut problems = parsed.problems;
+    let now = deps.clock.now_ms();
+    let mut archived_other = false;
+    for event in parsed.events {
+        match event {
+            WebhookEvent::Message {
+                business,
+                contact_name,
+                message,
+            } => match new_inbound(&business, contact_name, &message, now) {
+                Ok(msg) => record_and_enqueue(deps, &msg, &mut summary).await?,
+                Err(reason) => problems.push(reason),
+            },
+            WebhookEvent::Status { status, .. } => {
+                summary.statuses += 1;
+                let delivery = match status.status {
+                    DeliveryState::Sent => Delivery::Sent,
+                    DeliveryState::Delivered => Delivery::Delivered,
+                    DeliveryState::Read => Delivery::Read,
+                    DeliveryState::Failed => Delivery::Failed,
+                    DeliveryState::Other(_) => continue,
+                };
+                let error_code = status.errors.first().map(|e| e.code);
+                let update = StatusUpdate {
+                    wamid: status.id.clone(),
+                    delivery,
+                    at_ms: status.timestamp.saturating_mul(1000),
+                    error_code,
+                };
+                let outcome = deps.store.apply_status(&update).await?;
+                if error_code == Some(OUTSIDE_WINDOW) {
+                    if let Ok(wa_id) = WaId::parse(&status.recipient_id) {
+                        deps.store.close_window(&wa_id).await?;
+                        observability::count("WindowClosedByStatus", 1);
+                    }
+                }
+                tracing::debug!(?outcome, status = delivery.as_str(), "status");
+            }
+            WebhookEvent::Errors { errors, .. } => {
+                for e in errors {
+                    warn!(code = e.code, title = %e.title, "webhook reported an error");
+                }
+                observability::count("WebhookErrors", 1);
+            }
+            WebhookEvent::Other { field, .. } => {
+                summary.other += 1;
+                if !archived_other {
+                    deps.archive
+                        .put(ArchiveKind::Event, body, &format!("field {field}"))
+                        .await?;
+                    archived_other = true;
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        quarantine(deps, body, &problems.join("; ")).await?;
+        summary.quarantined = true;
+    }
+    Ok(summary)
+}
+
+async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
+    let key = deps.archive.put(ArchiveKind::Quarantine, body, reason).await?;
+    warn!(%key, %reason, "webhook quarantined: signed but not understood");
+    observability::count("WebhookQuarantined", 1);
+    Ok(())
+}
+
+fn new_inbound(
+    business: &Metadata,
+    contact_name: Option<String>,
+    message: &InboundMessage,
+    now_ms: i64,
+) -> std::result::Result<NewInbound, String> {
+    let wa_id = WaId::parse(&message.from)?;
+    if business.phone_number_id.is_empty() {
+        return Err("metadata.phone_number_id is empty".into());
+    }
+    Ok(NewInbound {
+        wamid: message.id.clone(),
+        wa_id,
+        phone_number_id: business.phone_number_id.clone(),
+        contact_name,
+        kind: message.content.type_name().to_string(),
+        text: message.content.summary(),
+        payload: serde_json::to_value(message).unwrap_or(serde_json::Value::Null),
+        sent_at_ms: message.timestamp.saturating_mul(1000),
+        received_at_ms: now_ms,
+        starts_turn: message.content.starts_turn(),
+    })
+}
+
+async fn record_and_enqueue(deps: &Deps, msg: &NewInbound, summary: &mut Summary) -> Result<()> {
+    let outcome = deps.store.record_inbound(msg).await?;
+    let must_enqueue = match outcome {
+        RecordOutcome::Recorded => {
+            summary.recorded += 1;
+            msg.starts_turn
+        }
+        // Recorded earlier but the enqueue was never confirmed (a crash or a
+        // queue failure between the two): enqueue now; the queue's dedup id
+        // and text-ai's turn records make a second enqueue harmless.
+        RecordOutcome::Duplicate { enqueued } => {
+            summary.duplicates += 1;
+            msg.starts_turn && !enqueued
+        }
+    };
+    if must_enqueue {
+        let job = TurnJob {
+            phone_number_id: msg.phone_number_id.clone(),
+            wa_id: msg.wa_id.clone(),
+            wamid: msg.wamid.clone(),
+            received_at_ms: msg.received_at_ms,
+        };
+        let body = serde_json::to_string(&job)?;
+        deps.queue
+            .send(&QueueMessage {
+                group_id: job.group_id(),
+                dedup_id: job.wamid.clone(),
+                body,
+            })
+            .await?;
+        deps.store.mark_enqueued(&msg.wamid).await?;
+        summary.enqueued += 1;
+    }
+    info!(
+        wa_id = %phone(msg.wa_id.as_str()),
+        kind = %msg.kind,
+        duplicate = matches!(outcome, RecordOutcome::Duplicate { .. }),
+        enqueued = must_enqueue,
+        "message"
+    );
+    Ok(())
+}

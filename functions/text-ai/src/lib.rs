@@ -1,1 +1,317 @@
-pub fn placeholder() {}
+//! text-ai: answers each user turn. Context from the store, the responder
+//! decides, the Graph API sends.
+//!
+//! Idempotency: the answer is recorded (claimed) under the wamid of the
+//! first message it answers before anything is sent, and each part sent is
+//! recorded as it is accepted. A retry after a crash sends the same answer,
+//! only the parts not yet recorded as sent; so nothing is answered twice
+//! except a part whose send was in flight at the crash.
+//!
+//! Bursts: a job waits until the user has been quiet for the debounce, then
+//! answers every unanswered message at once. FIFO groups hold the later
+//! jobs of the same user back meanwhile, and they find their messages
+//! already answered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use shared::domain::whatsapp::errors::GraphErrorClass;
+use shared::domain::whatsapp::outbound::OutboundMessage;
+use shared::domain::{
+    ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState,
+};
+use shared::observability::{self, phone};
+use shared::ports::{Clock, ConversationStore, MessageSender, Responder, TurnInput};
+use shared::{Error, Result};
+use tracing::{info, instrument, warn};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Quiet time after the last user message before answering.
+    pub debounce_ms: u64,
+    /// Longest a job keeps waiting for a user who keeps typing.
+    pub max_wait_ms: u64,
+    /// Earlier messages given to the responder.
+    pub history_limit: usize,
+    /// Template sent when free text is not allowed (outside the window).
+    pub reengage_template: Option<(String, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            debounce_ms: 1500,
+            max_wait_ms: 20_000,
+            history_limit: 20,
+            reengage_template: None,
+        }
+    }
+}
+
+pub struct Deps {
+    pub store: Arc<dyn ConversationStore>,
+    pub sender: Arc<dyn MessageSender>,
+    pub responder: Arc<dyn Responder>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+}
+
+/// What a job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent this many parts.
+    Answered { parts: usize },
+    /// The message was answered already (by an earlier job of the burst, or
+    /// before a redelivery).
+    AlreadyAnswered,
+    /// A human has the conversation.
+    NotForTheBot,
+    /// The Graph API refused for good; recorded, not retried.
+    GaveUp { code: i64 },
+}
+
+/// The SQS entry point: partial batch failures, order kept per FIFO group.
+pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    // Group records by FIFO group, keeping their order; groups run
+    // concurrently, a group stops at its first failure and the rest of it is
+    // reported failed too, so that order holds on redelivery.
+    let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in event.records {
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        match index.get(&group) {
+            Some(&i) => groups[i].1.push(record),
+            None => {
+                index.insert(group.clone(), groups.len());
+                groups.push((group, vec![record]));
+            }
+        }
+    }
+    let runs = groups.into_iter().map(|(_, records)| async move {
+        let mut failed = Vec::new();
+        let mut stop = false;
+        for record in records {
+            let id = record.message_id.clone().unwrap_or_default();
+            if stop {
+                failed.push(id);
+                continue;
+            }
+            if let Err(e) = handle_record(deps, &record).await {
+                if e.is_retryable() {
+                    warn!(error = %e, "turn failed, will be retried");
+                } else {
+                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "turn failed");
+                }
+                observability::count("TurnFailed", 1);
+                failed.push(id);
+                stop = true;
+            }
+        }
+        failed
+    });
+    let failed = futures::future::join_all(runs).await;
+    let mut response = SqsBatchResponse::default();
+    for id in failed.into_iter().flatten() {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+async fn handle_record(deps: &Deps, record: &SqsMessage) -> Result<Outcome> {
+    let body = record.body.as_deref().unwrap_or_default();
+    // A body that does not parse never will: it fails until the queue moves
+    // it to the dead-letter queue, where it can be looked at.
+    let job: TurnJob = serde_json::from_str(body)
+        .map_err(|e| Error::Invalid(format!("queue message is not a turn job: {e}")))?;
+    handle_job(deps, &job).await
+}
+
+/// Answers the turn that `job`'s message belongs to, once.
+#[instrument(skip_all, fields(wa_id = %phone(job.wa_id.as_str())))]
+pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
+    let store = &deps.store;
+    let started = deps.clock.now_ms();
+    let mut pending = store.pending_inbound(&job.wa_id).await?;
+    loop {
+        if !pending.iter().any(|m| m.wamid == job.wamid) {
+            return Ok(Outcome::AlreadyAnswered);
+        }
+        let newest = pending.iter().map(|m| m.at_ms).max().unwrap_or(0);
+        let now = deps.clock.now_ms();
+        let quiet_at = newest.saturating_add(deps.settings.debounce_ms as i64);
+        let waited = now - started;
+        if now >= quiet_at || waited >= deps.settings.max_wait_ms as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis((quiet_at - now) as u64)).await;
+        pending = store.pending_inbound(&job.wa_id).await?;
+    }
+
+    let conversation = store
+        .conversation(&job.wa_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("conversation of a pending message".into()))?;
+    if !conversation.state.bot_answers() {
+        return Ok(Outcome::NotForTheBot);
+    }
+
+    let turn_id = pending
+        .first()
+        .map(|m| m.wamid.clone())
+        .unwrap_or_else(|| job.wamid.clone());
+    let inbound: Vec<String> = pending.iter().map(|m| m.wamid.clone()).collect();
+
+    let newest = pending.last().map(|m| m.wamid.clone());
+    if let Some(wamid) = &newest {
+        // Best effort: a failed read receipt does not stop the answer.
+        if let Err(e) = deps
+            .sender
+            .mark_read(&job.phone_number_id, wamid, true)
+            .await
+        {
+            warn!(error = %e, "mark as read failed");
+        }
+    }
+    let history: Vec<_> = store
+        .recent_messages(&job.wa_id, deps.settings.history_limit + pending.len())
+        .await?
+        .into_iter()
+        .filter(|m| !inbound.contains(&m.wamid))
+        .collect();
+    let input = TurnInput {
+        conversation: conversation.clone(),
+        new_messages: pending.clone(),
+        history,
+    };
+    let mut replies = deps.responder.respond(&input).await?;
+    if !conversation.window_open(deps.clock.now_ms()) {
+        replies = window_closed_replies(deps);
+    }
+    let turn = TurnRecord {
+        turn_id,
+        wa_id: job.wa_id.clone(),
+        phone_number_id: job.phone_number_id.clone(),
+        inbound,
+        replies,
+        sent_parts: 0,
+        state: TurnState::Claimed,
+        created_at_ms: deps.clock.now_ms(),
+    };
+    // The claim is the one atomic guard. A retry (after a crash, or a
+    // redelivery while the first try still ran) finds the turn recorded
+    // before and carries that one on, so the user never gets two answers.
+    let turn = match store.claim_turn(&turn).await? {
+        ClaimOutcome::Claimed => turn,
+        ClaimOutcome::Existing(t) if t.state == TurnState::Sent => {
+            store.complete_turn(&job.wa_id, &t.turn_id, &t.inbound).await?;
+            return Ok(Outcome::AlreadyAnswered);
+        }
+        ClaimOutcome::Existing(t) => t,
+    };
+    send_turn(deps, turn).await
+}
+
+fn window_closed_replies(deps: &Deps) -> Vec<OutboundMessage> {
+    match &deps.settings.reengage_template {
+        Some((name, lang)) => vec![OutboundMessage::template(name, lang)],
+        None => Vec::new(),
+    }
+}
+
+async fn send_turn(deps: &Deps, turn: TurnRecord) -> Result<Outcome> {
+    let store = &deps.store;
+    let mut sent = 0;
+    for (i, reply) in turn.replies.iter().enumerate().skip(turn.sent_parts) {
+        match deps
+            .sender
+            .send(&turn.phone_number_id, &turn.wa_id, reply, None)
+            .await
+        {
+            Ok(wamid) => {
+                let record = SentRecord {
+                    wamid,
+                    kind: kind_of(reply).to_string(),
+                    text: reply.summary(),
+                    at_ms: deps.clock.now_ms(),
+                };
+                store
+                    .record_sent_part(&turn.wa_id, &turn.turn_id, i, &record)
+                    .await?;
+                sent += 1;
+            }
+            Err(Error::Graph { code, class, .. }) if !class.is_retryable() => {
+                return give_up(deps, &turn, code, class, reply).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    store
+        .complete_turn(&turn.wa_id, &turn.turn_id, &turn.inbound)
+        .await?;
+    info!(parts = sent, "turn answered");
+    Ok(Outcome::Answered { parts: sent })
+}
+
+/// A final Graph error: recorded, the turn closed, never retried. Outside
+/// the window, the re-engagement template goes out instead, once.
+async fn give_up(
+    deps: &Deps,
+    turn: &TurnRecord,
+    code: i64,
+    class: GraphErrorClass,
+    reply: &OutboundMessage,
+) -> Result<Outcome> {
+    let store = &deps.store;
+    warn!(code, ?class, "the Graph API refused the answer");
+    observability::count("ReplyRefused", 1);
+    if class == GraphErrorClass::OutsideWindow {
+        store.close_window(&turn.wa_id).await?;
+        if let (Some((name, lang)), true) =
+            (&deps.settings.reengage_template, reply.needs_open_window())
+        {
+            let template = OutboundMessage::template(name, lang);
+            match deps
+                .sender
+                .send(&turn.phone_number_id, &turn.wa_id, &template, None)
+                .await
+            {
+                Ok(wamid) => {
+                    store
+                        .record_outbound(
+                            &turn.wa_id,
+                            &SentRecord {
+                                wamid,
+                                kind: "template".into(),
+                                text: template.summary(),
+                                at_ms: deps.clock.now_ms(),
+                            },
+                        )
+                        .await?
+                }
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => warn!(error = %e, "re-engagement template refused"),
+            }
+        }
+    }
+    store
+        .complete_turn(&turn.wa_id, &turn.turn_id, &turn.inbound)
+        .await?;
+    Ok(Outcome::GaveUp { code })
+}
+
+fn kind_of(msg: &OutboundMessage) -> &'static str {
+    match msg {
+        OutboundMessage::Text { .. } => "text",
+        OutboundMessage::Buttons { .. } | OutboundMessage::List { .. } => "interactive",
+        OutboundMessage::Template { .. } => "template",
+        OutboundMessage::Reaction { .. } => "reaction",
+    }
+}

@@ -6,4 +6,5 @@ pub mod aws;
 pub mod http;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod deterministic;
 pub mod memory;
