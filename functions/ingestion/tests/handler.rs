@@ -1,0 +1,371 @@
+//! ingestion's handler with the local store and in-memory queue and
+//! archive, fed the sample events in `events/`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ingestion::{handle, receive, Deps};
+use shared::adapters::local::SqliteStore;
+use shared::adapters::memory::{FixedClock, MemoryArchive, MemoryQueue};
+use shared::config::WhatsAppSecrets;
+use shared::domain::signature::meta_signature_header;
+use shared::domain::{Delivery, TurnJob, WaId};
+use shared::ports::{ArchiveKind, ConversationStore, Queue, QueueMessage};
+use shared::{Error, Result};
+
+const SECRET: &str = "dev-app-secret";
+const USER: &str = "5491155551234";
+
+struct Harness {
+    deps: Deps,
+    store: Arc<SqliteStore>,
+    queue: Arc<MemoryQueue>,
+    archive: Arc<MemoryArchive>,
+}
+
+fn harness_with_queue(queue: Arc<dyn Queue>) -> (Deps, Arc<SqliteStore>, Arc<MemoryArchive>) {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let archive = Arc::new(MemoryArchive::default());
+    let deps = Deps {
+        secrets: WhatsAppSecrets::new(SECRET.into(), "dev-verify-token".into(), None)
+            .expect("secrets"),
+        store: store.clone(),
+        queue,
+        archive: archive.clone(),
+        clock: Arc::new(FixedClock::at(1_732_147_201_000)),
+    };
+    (deps, store, archive)
+}
+
+fn harness() -> Harness {
+    let queue = Arc::new(MemoryQueue::default());
+    let (deps, store, archive) = harness_with_queue(queue.clone());
+    Harness {
+        deps,
+        store,
+        queue,
+        archive,
+    }
+}
+
+/// An API Gateway v2 event, through lambda_http's own parsing (base64
+/// bodies included), as the framework-neutral request the handler takes.
+fn apigw(event: &str) -> http::Request<Bytes> {
+    let req = lambda_http::request::from_str(event).expect("a valid API Gateway event");
+    let (parts, body) = req.into_parts();
+    http::Request::from_parts(parts, Bytes::copy_from_slice(&body))
+}
+
+fn post(body: &[u8], signature: Option<String>) -> http::Request<Bytes> {
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri("/webhooks/whatsapp");
+    if let Some(s) = signature {
+        b = b.header("x-hub-signature-256", s);
+    }
+    b.body(Bytes::copy_from_slice(body)).expect("request")
+}
+
+fn signed(body: &[u8]) -> http::Request<Bytes> {
+    post(body, Some(meta_signature_header(SECRET.as_bytes(), body)))
+}
+
+fn get(query: &str) -> http::Request<Bytes> {
+    http::Request::builder()
+        .method("GET")
+        .uri(format!("/webhooks/whatsapp?{query}"))
+        .body(Bytes::new())
+        .expect("request")
+}
+
+fn wa(id: &str) -> WaId {
+    WaId::parse(id).expect("wa id")
+}
+
+#[tokio::test]
+async fn meta_check_with_the_right_token_returns_the_challenge() {
+    let h = harness();
+    let resp = handle(&h.deps, apigw(include_str!("../../../events/apigw/webhook_verify_get.json"))).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body().as_ref(), b"1158201444");
+}
+
+#[tokio::test]
+async fn meta_check_with_a_wrong_or_missing_token_is_403() {
+    let h = harness();
+    for q in [
+        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+        "hub.mode=subscribe&hub.challenge=1",
+        "hub.mode=unsubscribe&hub.verify_token=dev-verify-token&hub.challenge=1",
+        "",
+    ] {
+        assert_eq!(handle(&h.deps, get(q)).await.status(), 403, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_text_message_is_recorded_and_enqueued_once() {
+    let h = harness();
+    let resp = handle(&h.deps, apigw(include_str!("../../../events/apigw/webhook_post_text.json"))).await;
+    assert_eq!(resp.status(), 200);
+    let sent = h.queue.messages();
+    assert_eq!(sent.len(), 1);
+    let job: TurnJob = serde_json::from_str(&sent[0].body).expect("a turn job");
+    assert_eq!(job.wa_id.as_str(), USER);
+    assert_eq!(sent[0].group_id, format!("106540352242922:{USER}"));
+    assert_eq!(sent[0].dedup_id, job.wamid);
+    let conv = h.store.conversation(&wa(USER)).await.expect("store").expect("conversation");
+    assert_eq!(conv.contact_name.as_deref(), Some("Lucía Fernández"));
+    assert_eq!(h.store.pending_inbound(&wa(USER)).await.expect("pending").len(), 1);
+}
+
+#[tokio::test]
+async fn a_base64_body_from_api_gateway_is_handled() {
+    let h = harness();
+    let resp = handle(
+        &h.deps,
+        apigw(include_str!("../../../events/apigw/webhook_post_text_base64.json")),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(h.queue.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_repeated_webhook_is_recorded_and_enqueued_once() {
+    let h = harness();
+    let body = include_bytes!("../../../events/whatsapp/text.json");
+    for _ in 0..3 {
+        assert_eq!(handle(&h.deps, signed(body)).await.status(), 200);
+    }
+    assert_eq!(h.queue.messages().len(), 1);
+    let transcript = h.store.transcript(&wa(USER), 100, None).await.expect("transcript");
+    assert_eq!(transcript.items.len(), 1);
+}
+
+#[tokio::test]
+async fn when_signature_is_missing_or_wrong_returns_401_and_stores_nothing() {
+    let h = harness();
+    let body = include_bytes!("../../../events/whatsapp/text.json");
+    let wrong = meta_signature_header(b"another-secret", body);
+    for sig in [None, Some(wrong), Some("sha256=00".into()), Some("garbage".into())] {
+        let resp = handle(&h.deps, post(body, sig.clone())).await;
+        assert_eq!(resp.status(), 401, "{sig:?}");
+    }
+    assert!(h.queue.messages().is_empty());
+    assert!(h.archive.kinds().is_empty());
+    assert!(h.store.conversation(&wa(USER)).await.expect("store").is_none());
+}
+
+#[tokio::test]
+async fn when_body_is_over_10_mb_returns_413() {
+    let h = harness();
+    let body = vec![b' '; ingestion::MAX_BODY_BYTES + 1];
+    let resp = handle(&h.deps, signed(&body)).await;
+    assert_eq!(resp.status(), 413);
+    assert!(h.archive.kinds().is_empty());
+}
+
+#[tokio::test]
+async fn a_signed_body_that_cannot_be_understood_is_quarantined_and_answered_200() {
+    let h = harness();
+    for body in [
+        &b"{not json"[..],
+        br#"{"object":"instagram","entry":[]}"#,
+        br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"1"},"messages":[{"id":"wamid.x","type":"text"}]}}]}]}"#,
+    ] {
+        let resp = handle(&h.deps, signed(body)).await;
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(h.archive.kinds(), vec![ArchiveKind::Quarantine; 3]);
+    assert!(h.queue.messages().is_empty());
+}
+
+#[tokio::test]
+async fn every_sample_payload_is_understood() {
+    let samples: &[(&str, &[u8])] = &[
+        ("text", include_bytes!("../../../events/whatsapp/text.json")),
+        ("image", include_bytes!("../../../events/whatsapp/image.json")),
+        ("audio_voice", include_bytes!("../../../events/whatsapp/audio_voice.json")),
+        ("video", include_bytes!("../../../events/whatsapp/video.json")),
+        ("document", include_bytes!("../../../events/whatsapp/document.json")),
+        ("sticker", include_bytes!("../../../events/whatsapp/sticker.json")),
+        ("location", include_bytes!("../../../events/whatsapp/location.json")),
+        ("contacts", include_bytes!("../../../events/whatsapp/contacts.json")),
+        ("button_reply", include_bytes!("../../../events/whatsapp/interactive_button_reply.json")),
+        ("list_reply", include_bytes!("../../../events/whatsapp/interactive_list_reply.json")),
+        ("nfm_reply", include_bytes!("../../../events/whatsapp/interactive_nfm_reply.json")),
+        ("button", include_bytes!("../../../events/whatsapp/button.json")),
+        ("reaction", include_bytes!("../../../events/whatsapp/reaction.json")),
+        ("reaction_removed", include_bytes!("../../../events/whatsapp/reaction_removed.json")),
+        ("order", include_bytes!("../../../events/whatsapp/order.json")),
+        ("system", include_bytes!("../../../events/whatsapp/system_user_changed_number.json")),
+        ("unsupported", include_bytes!("../../../events/whatsapp/unsupported.json")),
+        ("unknown_type", include_bytes!("../../../events/whatsapp/unknown_type.json")),
+        ("reply", include_bytes!("../../../events/whatsapp/reply_with_context.json")),
+        ("forwarded", include_bytes!("../../../events/whatsapp/forwarded.json")),
+        ("referral", include_bytes!("../../../events/whatsapp/referral.json")),
+        ("batch", include_bytes!("../../../events/whatsapp/batch_multi.json")),
+        ("value_errors", include_bytes!("../../../events/whatsapp/value_errors.json")),
+        ("statuses_sent", include_bytes!("../../../events/whatsapp/statuses_sent.json")),
+        ("template_status", include_bytes!("../../../events/whatsapp/template_status_update.json")),
+        ("account_update", include_bytes!("../../../events/whatsapp/account_update.json")),
+    ];
+    for (name, body) in samples {
+        let h = harness();
+        let summary = receive(&h.deps, Some(&meta_signature_header(SECRET.as_bytes(), body)), body)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!summary.quarantined, "{name} was quarantined");
+        assert!(
+            !h.archive.kinds().contains(&ArchiveKind::Quarantine),
+            "{name} was quarantined"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reactions_and_system_notices_are_recorded_but_do_not_wake_the_agent() {
+    for body in [
+        &include_bytes!("../../../events/whatsapp/reaction.json")[..],
+        include_bytes!("../../../events/whatsapp/system_user_changed_number.json"),
+    ] {
+        let h = harness();
+        let summary = receive(&h.deps, Some(&meta_signature_header(SECRET.as_bytes(), body)), body)
+            .await
+            .expect("accepted");
+        assert_eq!(summary.recorded, 1);
+        assert_eq!(summary.enqueued, 0);
+        assert!(h.queue.messages().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn statuses_never_wake_the_agent() {
+    let h = harness();
+    for body in [
+        &include_bytes!("../../../events/whatsapp/statuses_sent.json")[..],
+        include_bytes!("../../../events/whatsapp/statuses_delivered.json"),
+        include_bytes!("../../../events/whatsapp/statuses_read.json"),
+        include_bytes!("../../../events/whatsapp/statuses_failed_131047.json"),
+    ] {
+        assert_eq!(handle(&h.deps, signed(body)).await.status(), 200);
+    }
+    assert!(h.queue.messages().is_empty());
+}
+
+#[tokio::test]
+async fn other_fields_are_recorded_and_ignored() {
+    let h = harness();
+    let body = include_bytes!("../../../events/whatsapp/template_status_update.json");
+    assert_eq!(handle(&h.deps, signed(body)).await.status(), 200);
+    assert_eq!(h.archive.kinds(), vec![ArchiveKind::Event]);
+    assert!(h.queue.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_for_several_users_enqueues_each_in_its_own_group() {
+    let h = harness();
+    let body = include_bytes!("../../../events/whatsapp/batch_multi.json");
+    let summary = receive(&h.deps, Some(&meta_signature_header(SECRET.as_bytes(), body)), body)
+        .await
+        .expect("accepted");
+    assert!(summary.statuses >= 1);
+    let groups: std::collections::HashSet<String> =
+        h.queue.messages().into_iter().map(|m| m.group_id).collect();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+}
+
+#[tokio::test]
+async fn a_failed_status_with_131047_closes_the_window() {
+    let h = harness();
+    let text = include_bytes!("../../../events/whatsapp/text.json");
+    assert_eq!(handle(&h.deps, signed(text)).await.status(), 200);
+    let failed = include_str!("../../../events/whatsapp/statuses_failed_131047.json");
+    assert!(failed.contains(USER), "the sample status is for the sample user");
+    assert_eq!(handle(&h.deps, signed(failed.as_bytes())).await.status(), 200);
+    let conv = h.store.conversation(&wa(USER)).await.expect("store").expect("conv");
+    assert!(conv.window_closed);
+    // A user message opens the window again.
+    let again = String::from_utf8_lossy(text).replace("wamid.HBgL", "wamid.AGAIN");
+    assert_eq!(handle(&h.deps, signed(again.as_bytes())).await.status(), 200);
+    let conv = h.store.conversation(&wa(USER)).await.expect("store").expect("conv");
+    assert!(!conv.window_closed);
+}
+
+#[tokio::test]
+async fn a_status_updates_the_delivery_of_the_message_it_names() {
+    let h = harness();
+    // An outbound message text-ai would have sent and recorded.
+    let text = include_bytes!("../../../events/whatsapp/text.json");
+    assert_eq!(handle(&h.deps, signed(text)).await.status(), 200);
+    let sent = shared::domain::SentRecord {
+        wamid: "wamid.OUT1".into(),
+        kind: "text".into(),
+        text: "hola".into(),
+        at_ms: 1,
+    };
+    h.store.record_outbound(&wa(USER), &sent).await.expect("record");
+    let read = local_status("wamid.OUT1", "read");
+    assert_eq!(handle(&h.deps, signed(read.as_bytes())).await.status(), 200);
+    let delivered = local_status("wamid.OUT1", "delivered");
+    assert_eq!(handle(&h.deps, signed(delivered.as_bytes())).await.status(), 200);
+    let transcript = h.store.transcript(&wa(USER), 10, None).await.expect("transcript");
+    let out = transcript.items.iter().find(|m| m.wamid == "wamid.OUT1").expect("outbound");
+    // `read` came first; the late `delivered` does not move it back.
+    assert_eq!(out.delivery, Some(Delivery::Read));
+}
+
+fn local_status(wamid: &str, status: &str) -> String {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "statuses": [{"id": wamid, "status": status, "timestamp": "1732147300", "recipient_id": USER}]
+        }}]}]
+    })
+    .to_string()
+}
+
+/// A queue that fails the first send, as SQS might.
+struct FlakyQueue {
+    inner: MemoryQueue,
+    failures_left: std::sync::Mutex<u32>,
+}
+
+#[async_trait]
+impl Queue for FlakyQueue {
+    async fn send(&self, msg: &QueueMessage) -> Result<()> {
+        let fail = {
+            let mut left = self.failures_left.lock().expect("lock");
+            let fail = *left > 0;
+            *left = left.saturating_sub(1);
+            fail
+        };
+        if fail {
+            return Err(Error::dependency("sqs", "send", true, "unavailable"));
+        }
+        self.inner.send(msg).await
+    }
+}
+
+#[tokio::test]
+async fn when_the_queue_fails_meta_is_told_to_retry_and_the_retry_enqueues() {
+    let queue = Arc::new(FlakyQueue {
+        inner: MemoryQueue::default(),
+        failures_left: std::sync::Mutex::new(1),
+    });
+    let (deps, _store, _archive) = harness_with_queue(queue.clone());
+    let body = include_bytes!("../../../events/whatsapp/text.json");
+    let first = handle(&deps, signed(body)).await;
+    assert_eq!(first.status(), 503);
+    assert_eq!(first.body().as_ref(), b"internal error");
+    // Meta delivers again: the message is a duplicate, but never enqueued,
+    // so now it is.
+    assert_eq!(handle(&deps, signed(body)).await.status(), 200);
+    assert_eq!(queue.inner.messages().len(), 1);
+    assert_eq!(handle(&deps, signed(body)).await.status(), 200);
+    assert_eq!(queue.inner.messages().len(), 1);
+}

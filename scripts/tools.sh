@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs Charla's developer and CI tools into .tools/venv (gitignored):
+#   moto_server (emulated AWS), cfn-lint, sam (aws-sam-cli), cargo-lambda.
+# Versions are pinned in scripts/requirements-tools.txt. Idempotent: a stamp
+# file named after the hash of that file (and the Python version) makes a
+# second run instant; editing the requirements reinstalls.
+#
+# Usage: bash scripts/tools.sh        (from anywhere)
+#   PYTHON=python3.11 bash scripts/tools.sh   to pick the interpreter.
+#
+# Template lints, offline (no AWS account, no network):
+#   .tools/venv/bin/cfn-lint template.yaml
+#   AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+#     SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam validate --lint --template template.yaml
+# Both run offline. `sam validate --lint` runs cfn-lint's rules on the
+# transformed template and needs no credentials or region (samconfig.toml sets
+# lint = true, so a bare `sam validate` lints too); the dummy region and keys
+# above only keep SAM CLI from looking for a profile. Without --lint, SAM CLI
+# insists on a region.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+req=scripts/requirements-tools.txt
+venv=.tools/venv
+python=${PYTHON:-}
+if [[ -z "$python" ]]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+if [[ -z "$python" ]]; then
+  echo "tools.sh: no python3 found (need Python 3.11+)" >&2
+  exit 1
+fi
+
+pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+hash=$( { cat "$req"; echo "python=$pyver"; } | sha256sum | cut -c1-16)
+stamp="$venv/.stamp-$hash"
+
+if [[ -f "$stamp" ]]; then
+  echo "tools.sh: .tools/venv up to date ($hash)"
+  exit 0
+fi
+
+start=$SECONDS
+if [[ ! -x "$venv/bin/python" ]] || [[ "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$pyver" ]]; then
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -r "$req"
+"$venv/bin/python" -m pip check >/dev/null || {
+  echo "tools.sh: pip check failed in $venv:" >&2
+  "$venv/bin/python" -m pip check >&2 || true
+  exit 1
+}
+rm -f "$venv"/.stamp-*
+touch "$stamp"
+echo "tools.sh: installed moto, cfn-lint, sam, cargo-lambda into .tools/venv in $((SECONDS - start))s ($hash)"
