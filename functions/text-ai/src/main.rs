@@ -1,1 +1,50 @@
-fn main() {}
+//! Lambda wiring only: config, clients and adapters once per cold start.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+use shared::adapters::aws::{load_whatsapp_secrets, DynamoStore};
+use shared::adapters::deterministic::DeterministicResponder;
+use shared::adapters::http::GraphClient;
+use shared::config::{env_optional, env_parse, env_required};
+use shared::ports::SystemClock;
+use shared::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = env_required("CHARLA_TABLE")?;
+    let secret_id = env_required("WHATSAPP_SECRET_ARN")?;
+    let api_base = env_optional("WHATSAPP_API_BASE")
+        .unwrap_or_else(|| "https://graph.facebook.com/v23.0".to_string());
+    let settings = text_ai::Settings {
+        debounce_ms: env_parse("CHARLA_DEBOUNCE_MS", 1500)?,
+        reengage_template: env_optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
+            let lang = env_optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
+                .unwrap_or_else(|| "en_US".to_string());
+            (name, lang)
+        }),
+        ..Default::default()
+    };
+
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets =
+        load_whatsapp_secrets(&aws_sdk_secretsmanager::Client::new(&config), &secret_id).await?;
+    let token = secrets.access_token.clone().ok_or_else(|| {
+        Error::Config("the WhatsApp secret has no access_token: text-ai cannot send".into())
+    })?;
+    let deps = Arc::new(text_ai::Deps {
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
+        sender: Arc::new(GraphClient::new(api_base, token, Default::default())?),
+        responder: Arc::new(DeterministicResponder),
+        clock: Arc::new(SystemClock),
+        settings,
+    });
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let deps = deps.clone();
+        async move { Ok::<_, std::convert::Infallible>(text_ai::handle_batch(&deps, event.payload).await) }
+    }))
+    .await
+}
