@@ -1,0 +1,195 @@
+//! Queue consumers as tasks: receive a batch, hand it to text-ai's Lambda
+//! handler as an SQS event, delete what succeeded, and release what failed
+//! for a retry (after `max_receives` the queue moves it to dead letters).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use shared::adapters::local::SqliteQueue;
+use shared::{Error, Result};
+use tokio::sync::watch;
+use tracing::warn;
+
+/// Where turn jobs come from.
+#[derive(Clone)]
+pub enum Source {
+    Local(Arc<SqliteQueue>),
+    Sqs {
+        client: aws_sdk_sqs::Client,
+        url: String,
+    },
+}
+
+struct Job {
+    receipt: String,
+    body: String,
+    group: String,
+    receive_count: u32,
+}
+
+impl Source {
+    async fn receive(&self, max: usize) -> Result<Vec<Job>> {
+        match self {
+            Source::Local(q) => Ok(q
+                .receive(max)
+                .await?
+                .into_iter()
+                .map(|r| Job {
+                    receipt: r.receipt,
+                    body: r.body,
+                    group: r.group_id,
+                    receive_count: r.receive_count,
+                })
+                .collect()),
+            Source::Sqs { client, url } => {
+                let out = client
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(max.min(10) as i32)
+                    .wait_time_seconds(1)
+                    .message_system_attribute_names(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::All,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| Error::dependency("sqs", "receive", true, e))?;
+                Ok(out
+                    .messages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|m| {
+                        let attrs = m.attributes.unwrap_or_default();
+                        let attr = |name: aws_sdk_sqs::types::MessageSystemAttributeName| {
+                            attrs.get(&name).cloned().unwrap_or_default()
+                        };
+                        Some(Job {
+                            group: attr(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId),
+                            receive_count: attr(
+                                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                            )
+                            .parse()
+                            .unwrap_or(1),
+                            receipt: m.receipt_handle?,
+                            body: m.body.unwrap_or_default(),
+                        })
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        match self {
+            Source::Local(q) => q.delete(receipt).await.map(|_| ()),
+            Source::Sqs { client, url } => client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::dependency("sqs", "delete", true, e)),
+        }
+    }
+
+    /// A failed job comes back after a backoff that grows with its tries.
+    async fn release(&self, receipt: &str, receive_count: u32) -> Result<()> {
+        let delay_ms = 250u64.saturating_mul(1 << receive_count.min(6));
+        match self {
+            Source::Local(q) => q.release(receipt, delay_ms).await.map(|_| ()),
+            Source::Sqs { client, url } => client
+                .change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .visibility_timeout((delay_ms / 1000).max(1) as i32)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::dependency("sqs", "release", true, e)),
+        }
+    }
+
+    async fn idle(&self) {
+        match self {
+            Source::Local(q) => {
+                if q.wait(Duration::from_millis(500)).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            // SQS long-polls in `receive` already.
+            Source::Sqs { .. } => {}
+        }
+    }
+}
+
+/// Runs `workers` consumers until `shutdown` turns true.
+pub fn spawn(
+    workers: usize,
+    source: Source,
+    deps: Arc<text_ai::Deps>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|_| {
+            let (source, deps, mut shutdown) = (source.clone(), deps.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                while !*shutdown.borrow() {
+                    let jobs = match source.receive(10).await {
+                        Ok(jobs) => jobs,
+                        Err(e) => {
+                            warn!(error = %e, "receive failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    if jobs.is_empty() {
+                        tokio::select! {
+                            _ = source.idle() => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                    run_batch(&source, &deps, jobs).await;
+                }
+            })
+        })
+        .collect()
+}
+
+async fn run_batch(source: &Source, deps: &text_ai::Deps, jobs: Vec<Job>) {
+    let mut event = SqsEvent::default();
+    let mut counts = HashMap::new();
+    for job in &jobs {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(job.receipt.clone());
+        m.receipt_handle = Some(job.receipt.clone());
+        m.body = Some(job.body.clone());
+        m.attributes
+            .insert("MessageGroupId".to_string(), job.group.clone());
+        m.attributes.insert(
+            "ApproximateReceiveCount".to_string(),
+            job.receive_count.to_string(),
+        );
+        counts.insert(job.receipt.clone(), job.receive_count);
+        event.records.push(m);
+    }
+    let response = text_ai::handle_batch(deps, event).await;
+    let failed: std::collections::HashSet<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    for job in jobs {
+        let result = if failed.contains(&job.receipt) {
+            source.release(&job.receipt, job.receive_count).await
+        } else {
+            source.delete(&job.receipt).await
+        };
+        if let Err(e) = result {
+            // Not lost: the visibility timeout brings the job back.
+            warn!(error = %e, "could not settle a queue message");
+        }
+    }
+}

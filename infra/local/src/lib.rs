@@ -1,0 +1,60 @@
+//! Charla on one machine: the HTTP handlers of every function on one axum
+//! server, and the queue consumers as tasks, wired to the embedded adapters
+//! (SQLite, files, the outbox) or to the AWS ones.
+
+mod chat;
+mod config;
+mod consumer;
+mod load;
+pub mod meta;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use config::Settings;
+
+#[derive(Debug, Parser)]
+#[command(name = "local", about = "Charla on one machine", version)]
+pub struct Cli {
+    /// Address to serve on.
+    #[arg(long, env = "CHARLA_LISTEN", default_value = "127.0.0.1:3000", global = true)]
+    pub listen: SocketAddr,
+    /// Where the SQLite databases, the outbox and archived payloads live.
+    #[arg(long, env = "CHARLA_DATA_DIR", default_value = ".charla", global = true)]
+    pub data_dir: PathBuf,
+    /// Use the AWS adapters (DynamoDB, SQS, S3) named by CHARLA_TABLE,
+    /// CHARLA_TEXT_QUEUE_URL and CHARLA_QUARANTINE_BUCKET, e.g. on moto's server
+    /// through AWS_ENDPOINT_URL.
+    #[arg(long, env = "CHARLA_AWS", global = true)]
+    pub aws: bool,
+    /// With --aws: create the table, queues and bucket first (for emulators).
+    #[arg(long, global = true)]
+    pub create_resources: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Chat with a running server as a WhatsApp user would.
+    Chat(chat::ChatArgs),
+    /// Send signed webhooks at a running server and report throughput and
+    /// webhook-to-answer latency.
+    Load(load::LoadArgs),
+}
+
+pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Some(Command::Chat(args)) => chat::run(args).await,
+        Some(Command::Load(args)) => load::run(args).await,
+        None | Some(Command::Serve) => {
+            let settings = Settings::from_env(cli.listen, cli.data_dir, cli.aws, cli.create_resources)?;
+            server::serve(settings).await
+        }
+    }
+}

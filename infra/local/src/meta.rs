@@ -1,0 +1,102 @@
+//! Webhooks shaped and signed as Meta sends them, for `local chat`, `local
+//! load` and the end-to-end tests.
+
+use serde_json::{json, Value};
+use shared::domain::signature::meta_signature_header;
+
+pub const DEMO_PHONE_NUMBER_ID: &str = "106540352242922";
+pub const DEMO_DISPLAY_NUMBER: &str = "15550783881";
+
+/// A `messages` webhook carrying `message` from `wa_id`.
+pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {
+                        "display_phone_number": DEMO_DISPLAY_NUMBER,
+                        "phone_number_id": DEMO_PHONE_NUMBER_ID,
+                    },
+                    "contacts": [{ "profile": { "name": name }, "wa_id": wa_id }],
+                    "messages": [message],
+                },
+            }],
+        }],
+    })
+}
+
+pub fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// A fresh wamid, shaped like Meta's.
+pub fn new_wamid() -> String {
+    format!("wamid.LOCAL{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn text_message(wa_id: &str, wamid: &str, body: &str) -> Value {
+    json!({
+        "from": wa_id,
+        "id": wamid,
+        "timestamp": now_secs().to_string(),
+        "type": "text",
+        "text": { "body": body },
+    })
+}
+
+pub fn button_reply_message(wa_id: &str, wamid: &str, id: &str, title: &str) -> Value {
+    json!({
+        "from": wa_id,
+        "id": wamid,
+        "timestamp": now_secs().to_string(),
+        "type": "interactive",
+        "interactive": { "type": "button_reply", "button_reply": { "id": id, "title": title } },
+    })
+}
+
+/// A `statuses` webhook for a message we sent.
+pub fn status_webhook(wa_id: &str, wamid: &str, status: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {
+                        "display_phone_number": DEMO_DISPLAY_NUMBER,
+                        "phone_number_id": DEMO_PHONE_NUMBER_ID,
+                    },
+                    "statuses": [{
+                        "id": wamid,
+                        "status": status,
+                        "timestamp": now_secs().to_string(),
+                        "recipient_id": wa_id,
+                    }],
+                },
+            }],
+        }],
+    })
+}
+
+/// Posts a signed webhook; returns the status code.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    server: &str,
+    app_secret: &str,
+    body: &[u8],
+) -> reqwest::Result<u16> {
+    let resp = client
+        .post(format!("{}/webhooks/whatsapp", server.trim_end_matches('/')))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", meta_signature_header(app_secret.as_bytes(), body))
+        .body(body.to_vec())
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
+}

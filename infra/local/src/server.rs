@@ -1,0 +1,320 @@
+//! The local server: API Gateway's routes on axum, calling the functions'
+//! own handlers, plus `/healthz` and the outbox feed for `local chat`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use bytes::Bytes;
+use http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use shared::adapters::deterministic::DeterministicResponder;
+use shared::adapters::local::{FileArchive, Outbox, SqliteQueue, SqliteStore, QueueSettings};
+use shared::ports::{ConversationStore, MessageSender, PayloadArchive, Queue, SystemClock};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::Settings;
+use crate::consumer::{self, Source};
+
+/// The queue's view for health: how much work is waiting.
+#[derive(Clone)]
+enum Health {
+    Local(Arc<SqliteQueue>),
+    Remote,
+}
+
+#[derive(Clone)]
+struct AppState {
+    ingestion: Arc<ingestion::Deps>,
+    admin: Arc<admin::Deps>,
+    keys: Arc<authorizer::AdminKeys>,
+    outbox: Option<Arc<Outbox>>,
+    health: Health,
+}
+
+struct Parts {
+    store: Arc<dyn ConversationStore>,
+    queue: Arc<dyn Queue>,
+    source: Source,
+    archive: Arc<dyn PayloadArchive>,
+    health: Health,
+}
+
+async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
+    let store = Arc::new(SqliteStore::open(&settings.data_dir.join("charla.db"))?);
+    let queue = Arc::new(SqliteQueue::open(
+        &settings.data_dir.join("queue.db"),
+        QueueSettings {
+            name: "text".into(),
+            delay_ms: 0,
+            visibility_timeout_ms: 60_000,
+            max_receives: 5,
+        },
+    )?);
+    let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
+    Ok(Parts {
+        store,
+        queue: queue.clone(),
+        source: Source::Local(queue.clone()),
+        archive,
+        health: Health::Local(queue),
+    })
+}
+
+async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
+    use shared::adapters::aws::{DynamoStore, S3Archive, SqsQueue};
+    use shared::config::env_required;
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let (table, queue_url, bucket) = if settings.create_resources {
+        let table = shared::config::env_optional("CHARLA_TABLE").unwrap_or_else(|| "charla-local".into());
+        let store = DynamoStore::new(dynamo.clone(), table.clone());
+        store.create_table().await?;
+        let (url, _dlq) = SqsQueue::create_fifo_with_dlq(&sqs, "charla-local-text", 5, 60).await?;
+        let bucket = shared::config::env_optional("CHARLA_QUARANTINE_BUCKET")
+            .unwrap_or_else(|| "charla-local-quarantine".into());
+        S3Archive::create_bucket(&s3, &bucket).await?;
+        (table, url, bucket)
+    } else {
+        (
+            env_required("CHARLA_TABLE")?,
+            env_required("CHARLA_TEXT_QUEUE_URL")?,
+            env_required("CHARLA_QUARANTINE_BUCKET")?,
+        )
+    };
+    let _ = settings;
+    Ok(Parts {
+        store: Arc::new(DynamoStore::new(dynamo, table)),
+        queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone())),
+        source: Source::Sqs {
+            client: sqs,
+            url: queue_url,
+        },
+        archive: Arc::new(S3Archive::new(s3, bucket)),
+        health: Health::Remote,
+    })
+}
+
+pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    init_tracing();
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let parts = if settings.aws {
+        aws_parts(&settings).await?
+    } else {
+        local_parts(&settings).await?
+    };
+    let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) =
+        match &settings.secrets.access_token {
+            Some(token) => (
+                Arc::new(shared::adapters::http::GraphClient::new(
+                    settings.api_base.clone(),
+                    token.clone(),
+                    Default::default(),
+                )?),
+                None,
+            ),
+            None => {
+                let outbox = Arc::new(Outbox::open(&settings.data_dir)?);
+                (outbox.clone(), Some(outbox))
+            }
+        };
+    let clock = Arc::new(SystemClock);
+    let ingestion = Arc::new(ingestion::Deps {
+        secrets: settings.secrets.clone(),
+        store: parts.store.clone(),
+        queue: parts.queue.clone(),
+        archive: parts.archive.clone(),
+        clock: clock.clone(),
+    });
+    let text_ai = Arc::new(text_ai::Deps {
+        store: parts.store.clone(),
+        sender,
+        responder: Arc::new(DeterministicResponder),
+        clock,
+        settings: text_ai::Settings {
+            debounce_ms: settings.debounce_ms,
+            reengage_template: settings.reengage_template.clone(),
+            ..Default::default()
+        },
+    });
+    let state = AppState {
+        ingestion,
+        admin: Arc::new(admin::Deps {
+            store: parts.store.clone(),
+        }),
+        keys: Arc::new(settings.admin_keys.clone()),
+        outbox: outbox.clone(),
+        health: parts.health.clone(),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = consumer::spawn(settings.workers, parts.source, text_ai, stop_rx);
+
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    banner(&settings, listener.local_addr()?, outbox.is_some());
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            shutdown_signal().await;
+        })
+        .await?;
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool) {
+    eprintln!("Charla is listening on http://{addr}");
+    eprintln!("  webhook:  http://{addr}/webhooks/whatsapp");
+    eprintln!("  admin:    http://{addr}/admin/conversations");
+    eprintln!("  data dir: {}", settings.data_dir.display());
+    eprintln!(
+        "  adapters: {}",
+        if settings.aws { "AWS (DynamoDB, SQS, S3)" } else { "local (SQLite, files)" }
+    );
+    eprintln!(
+        "  replies:  {}",
+        if outbox {
+            "local outbox (no WHATSAPP_ACCESS_TOKEN): see `local chat` and outbox.jsonl".to_string()
+        } else {
+            format!("Graph API at {}", settings.api_base)
+        }
+    );
+    if !settings.dev_defaults.is_empty() {
+        eprintln!("  development values in use (set these for anything real):");
+        for name in &settings.dev_defaults {
+            let value = match *name {
+                "WHATSAPP_APP_SECRET" => crate::config::DEV_APP_SECRET,
+                "WHATSAPP_VERIFY_TOKEN" => crate::config::DEV_VERIFY_TOKEN,
+                _ => crate::config::DEV_ADMIN_KEY,
+            };
+            eprintln!("    {name}={value}");
+        }
+    }
+    let _ = settings.secrets.verify_token.expose_secret();
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("CHARLA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.compact().try_init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/whatsapp", any(webhook))
+        .route("/admin/{*rest}", any(admin_route))
+        .route("/healthz", get(healthz))
+        .route("/local/outbox", get(outbox_feed))
+        .with_state(state)
+}
+
+/// Reads the body up to `limit`; past it, 413 without reading further.
+async fn body_bytes(req: Request, limit: usize) -> Result<http::Request<Bytes>, Response> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
+        Err(_) => Err((StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response()),
+    }
+}
+
+fn to_axum(resp: http::Response<Bytes>) -> Response {
+    resp.map(Body::from)
+}
+
+async fn webhook(State(state): State<AppState>, req: Request) -> Response {
+    match body_bytes(req, ingestion::MAX_BODY_BYTES).await {
+        Ok(req) => to_axum(ingestion::handle(&state.ingestion, req).await),
+        Err(resp) => resp,
+    }
+}
+
+/// The same authorizer code API Gateway runs, then the admin handler.
+async fn admin_route(State(state): State<AppState>, req: Request) -> Response {
+    let auth = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let decision = authorizer::authorize(&state.keys, auth.as_deref(), req.method().as_str());
+    if !decision.allowed {
+        // API Gateway: 401 without the identity source, 403 on a deny.
+        let status = if auth.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+        return (status, Json(serde_json::json!({"message": status.canonical_reason()}))).into_response();
+    }
+    match body_bytes(req, 1024 * 1024).await {
+        Ok(req) => to_axum(admin::handle(&state.admin, req).await),
+        Err(resp) => resp,
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let queue = match &state.health {
+        Health::Local(q) => serde_json::json!({
+            "waiting": q.len().await.unwrap_or_default(),
+            "dead_letters": q.dead_letters().await.map(|d| d.len()).unwrap_or_default(),
+        }),
+        Health::Remote => serde_json::json!("sqs"),
+    };
+    Json(serde_json::json!({ "status": "ok", "queue": queue })).into_response()
+}
+
+#[derive(Deserialize)]
+struct OutboxQuery {
+    wa_id: String,
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// The replies the outbox holds for one user after `after`; waits up to
+/// `wait_ms` for new ones. Used by `local chat`.
+async fn outbox_feed(State(state): State<AppState>, Query(q): Query<OutboxQuery>) -> Response {
+    let Some(outbox) = &state.outbox else {
+        return (StatusCode::NOT_FOUND, "replies go to the Graph API, not the outbox").into_response();
+    };
+    let wait = Duration::from_millis(q.wait_ms.min(30_000));
+    let entries = outbox.wait_since(&q.wa_id, q.after, wait).await;
+    Json(serde_json::json!({ "entries": entries })).into_response()
+}
