@@ -1,1 +1,5 @@
 //! Outside HTTP services that are not AWS.
+
+pub mod graph;
+
+pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
