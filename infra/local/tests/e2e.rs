@@ -1,0 +1,314 @@
+//! End to end: start the `local` binary, talk to it over HTTP as Meta does,
+//! with a fake Graph API (wiremock) receiving the replies.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use local::meta;
+use serde_json::Value;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "e2e-app-secret";
+const ADMIN_KEY: &str = "e2e-admin-key";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start(data_dir: &Path, graph: &str, debounce_ms: u64) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("WHATSAPP_APP_SECRET", SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", "e2e-verify")
+        .env("WHATSAPP_ACCESS_TOKEN", "e2e-token")
+        .env("WHATSAPP_API_BASE", graph)
+        .env("CHARLA_ADMIN_KEY", ADMIN_KEY)
+        .env("CHARLA_DEBOUNCE_MS", debounce_ms.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the local binary");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the local server did not become healthy");
+}
+
+async fn fake_graph(delay: Duration) -> MockServer {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/[0-9]+/messages$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(delay)
+                .set_body_json(serde_json::json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": "x", "wa_id": "x"}],
+                    "messages": [{"id": "wamid.FAKE"}],
+                })),
+        )
+        .mount(&graph)
+        .await;
+    graph
+}
+
+/// Replies (not read receipts) the fake Graph API received, by recipient.
+async fn replies(graph: &MockServer) -> HashMap<String, Vec<Value>> {
+    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+    for r in graph.received_requests().await.unwrap_or_default() {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if let Some(to) = body["to"].as_str() {
+            out.entry(to.to_string()).or_default().push(body);
+        }
+    }
+    out
+}
+
+async fn read_receipts(graph: &MockServer) -> usize {
+    graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| {
+            serde_json::from_slice::<Value>(&r.body).map(|b| b["status"] == "read").unwrap_or(false)
+        })
+        .count()
+}
+
+async fn wait_for<F: Fn(&HashMap<String, Vec<Value>>) -> bool>(
+    graph: &MockServer,
+    within: Duration,
+    done: F,
+) -> HashMap<String, Vec<Value>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = replies(graph).await;
+        if done(&r) || Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn say(server: &Server, wa_id: &str, wamid: &str, text: &str) -> u16 {
+    let body = serde_json::to_vec(&meta::message_webhook(
+        wa_id,
+        "E2E",
+        meta::text_message(wa_id, wamid, text),
+    ))
+    .expect("json");
+    post(server, &body).await
+}
+
+async fn post(server: &Server, body: &[u8]) -> u16 {
+    meta::post_signed(&reqwest::Client::new(), &server.base, SECRET, body)
+        .await
+        .expect("post")
+}
+
+#[tokio::test]
+async fn a_user_message_gets_one_answer_through_the_graph_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    assert_eq!(say(&server, "5491100000001", "wamid.E2E1", "hola").await, 200);
+    let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key("5491100000001")).await;
+    let answer = &r["5491100000001"];
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0]["type"], "interactive");
+    assert_eq!(answer[0]["messaging_product"], "whatsapp");
+    assert!(read_receipts(&graph).await >= 1, "marked read with typing first");
+    let auth = graph.received_requests().await.unwrap_or_default()[0]
+        .headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    assert_eq!(auth.as_deref(), Some("Bearer e2e-token"));
+}
+
+#[tokio::test]
+async fn duplicates_are_answered_once_and_statuses_stay_silent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    let user = "5491100000002";
+    for _ in 0..4 {
+        assert_eq!(say(&server, user, "wamid.DUP", "hola").await, 200);
+    }
+    let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key(user)).await;
+    // Statuses for the answer, in the order Meta may send them.
+    for status in ["sent", "read", "delivered"] {
+        let body = serde_json::to_vec(&meta::status_webhook(user, "wamid.FAKE", status)).expect("json");
+        assert_eq!(post(&server, &body).await, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = replies(&graph).await;
+    assert_eq!(r[user].len(), 1);
+    assert_eq!(after[user].len(), 1, "neither duplicates nor statuses woke the agent");
+}
+
+#[tokio::test]
+async fn a_burst_is_answered_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 600).await;
+    let user = "5491100000003";
+    for (i, text) in ["hola", "buenas", "hey"].iter().enumerate() {
+        assert_eq!(say(&server, user, &format!("wamid.BURST{i}"), text).await, 200);
+    }
+    let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key(user)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = replies(&graph).await;
+    assert_eq!(r[user].len(), 1);
+    assert_eq!(after[user].len(), 1, "three greetings, one menu");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_kept_where_it_should_be() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/webhooks/whatsapp", server.base);
+    let body = serde_json::to_vec(&meta::message_webhook(
+        "5491100000004",
+        "X",
+        meta::text_message("5491100000004", "wamid.BAD", "hola"),
+    ))
+    .expect("json");
+    // Unsigned and wrongly signed: 401.
+    let unsigned = client.post(&url).body(body.clone()).send().await.expect("post");
+    assert_eq!(unsigned.status(), 401);
+    let forged = client
+        .post(&url)
+        .header("x-hub-signature-256", shared::domain::signature::meta_signature_header(b"nope", &body))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), 401);
+    // Oversized: 413.
+    let big = client.post(&url).body(vec![b'x'; 10 * 1024 * 1024 + 1]).send().await.expect("post");
+    assert_eq!(big.status(), 413);
+    // Signed but not understood: 200 and kept in quarantine.
+    assert_eq!(post(&server, b"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{\"nope\":1}}]}]}").await, 200);
+    let quarantined = std::fs::read_dir(dir.path().join("quarantine"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(quarantined >= 1, "the payload is kept for replay");
+    // Meta's GET check.
+    let ok = client
+        .get(format!("{url}?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=77"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.expect("body"), "77");
+    let no = client
+        .get(format!("{url}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=77"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(no.status(), 403);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(replies(&graph).await.is_empty(), "nothing refused was answered");
+}
+
+#[tokio::test]
+async fn the_admin_api_shows_the_transcript_behind_the_authorizer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    let user = "5491100000005";
+    assert_eq!(say(&server, user, "wamid.ADM", "¿cuáles son los horarios?").await, 200);
+    wait_for(&graph, Duration::from_secs(10), |r| r.get(user).is_some_and(|v| v.len() >= 2)).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/admin/conversations/{user}", server.base);
+    assert_eq!(client.get(&url).send().await.expect("get").status(), 401);
+    let denied = client.get(&url).bearer_auth("wrong").send().await.expect("get");
+    assert_eq!(denied.status(), 403);
+    let t: Value = client
+        .get(&url)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let messages = t["messages"].as_array().expect("messages");
+    assert_eq!(messages[0]["direction"], "inbound");
+    assert!(messages.iter().any(|m| m["direction"] == "outbound"
+        && m["text"].as_str().unwrap_or_default().contains("lunes")));
+    let list: Value = client
+        .get(format!("{}/admin/conversations", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["conversations"][0]["wa_id"], user);
+}
+
+#[tokio::test]
+async fn sigkill_and_restart_lose_no_accepted_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A slow Graph API, so that work is still queued and in flight at the kill.
+    let graph = fake_graph(Duration::from_millis(150)).await;
+    let users: Vec<String> = (0..40).map(|i| format!("54911000{i:05}")).collect();
+    {
+        let mut server = start(dir.path(), &graph.uri(), 0).await;
+        for (i, user) in users.iter().enumerate() {
+            assert_eq!(say(&server, user, &format!("wamid.KILL{i}"), "hola").await, 200);
+        }
+        // SIGKILL: no shutdown hook runs.
+        server.child.kill().expect("kill");
+        let _ = server.child.wait();
+    }
+    let answered_before = replies(&graph).await.len();
+    assert!(answered_before < users.len(), "the kill came before all the work was done");
+    let _server = start(dir.path(), &graph.uri(), 0).await;
+    let r = wait_for(&graph, Duration::from_secs(60), |r| users.iter().all(|u| r.contains_key(u))).await;
+    for user in &users {
+        assert!(r.contains_key(user), "{user} was accepted but never answered");
+    }
+    // None twice, except a send that was in flight at the kill (one per
+    // consumer worker at most).
+    let twice = r.values().filter(|v| v.len() > 1).count();
+    assert!(twice <= 8, "{twice} users were answered twice");
+}
