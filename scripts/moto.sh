@@ -55,7 +55,9 @@ start() {
   mkdir -p "$tools"
   # setsid: own session, so that stopping it never touches the caller's group.
   # stdin from /dev/null: works in CI with no standard input.
-  setsid "$server" -H 127.0.0.1 -p "$port" </dev/null >"$logfile" 2>&1 &
+  # scripts/moto_server.py: moto with DynamoDB requests serialised, so that
+  # conditional transactions are atomic as in DynamoDB (moto alone races).
+  setsid "$python" scripts/moto_server.py -H 127.0.0.1 -p "$port" </dev/null >"$logfile" 2>&1 &
   pid=$!
   echo "$pid" >"$pidfile"
   echo "$port" >"$portfile"

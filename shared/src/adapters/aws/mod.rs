@@ -1,1 +1,86 @@
-//! AWS adapters: one file per service.
+//! AWS adapters: one file per service. Each is a struct holding the SDK
+//! client and the resource name; the caller builds the client (once per cold
+//! start) and injects it, the adapter never loads configuration.
+
+pub mod dynamodb;
+mod dynamodb_items;
+pub mod s3;
+pub mod secrets;
+pub mod sqs;
+
+pub use dynamodb::DynamoStore;
+pub use s3::S3Archive;
+pub use secrets::load_whatsapp_secrets;
+pub use sqs::SqsQueue;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::Error;
+
+/// Error codes that mean "try again later" across the AWS services used here
+/// (the SDK has already retried them with backoff by the time we see them).
+const RETRYABLE_CODES: &[&str] = &[
+    "InternalFailure",
+    "InternalServerError",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ServiceUnavailable",
+    "SlowDown",
+    "ThrottledException",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+/// Whether an SDK error may go away if the same call is made again later:
+/// network and timeout failures, throttling and 5xx answers.
+fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || e.err()
+                    .code()
+                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// Maps an SDK error to the one error type, keeping it as the source. The
+/// service's error code, when there is one, is added to the context.
+pub(crate) fn sdk_error<E>(
+    service: &'static str,
+    context: impl Into<String>,
+    err: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let retryable = is_retryable(&err);
+    let mut context = context.into();
+    if let Some(code) = error_code(&err) {
+        context = format!("{context} ({code})");
+    }
+    Error::dependency(service, context, retryable, err)
+}
+
+/// The service's error code (`ConditionalCheckFailedException`, ...), if the
+/// service answered with one.
+pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}

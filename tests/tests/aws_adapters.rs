@@ -1,0 +1,529 @@
+//! The AWS adapters against moto's server (emulated DynamoDB, SQS, S3 and
+//! Secrets Manager). scripts/test starts moto and sets `MOTO_ENDPOINT`;
+//! without it these tests fail, they never pass silently.
+//!
+//! Every test makes its own uniquely named table, queue, bucket or secret,
+//! so the tests run in parallel and a rerun against the same moto is clean.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::adapters::aws::{load_whatsapp_secrets, DynamoStore, S3Archive, SqsQueue};
+use shared::domain::*;
+use shared::ports::{
+    ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage, SystemClock,
+};
+use shared::testing::store_contract::{self, fresh_wa_id, inbound, sent};
+use shared::Error;
+
+fn moto_endpoint() -> String {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+        _ => panic!("MOTO_ENDPOINT not set: run scripts/test, which starts moto"),
+    }
+}
+
+/// A fresh SDK config aimed at moto (each call is a separate set of clients).
+async fn moto_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region("us-east-1")
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .load()
+        .await
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn new_store(config: &SdkConfig, table: &str) -> DynamoStore {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
+    store.create_table().await.expect("create table");
+    store
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+// ---------------------------------------------------------------- DynamoDB
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_store_passes_the_store_contract() {
+    let store = new_store(&moto_config().await, &unique("charla-contract")).await;
+    store_contract::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_table_is_fine_when_the_table_exists() {
+    let config = moto_config().await;
+    let store = new_store(&config, &unique("charla-twice")).await;
+    store
+        .create_table()
+        .await
+        .expect("second create is a no-op");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_record_inbound_from_separate_clients_records_once() {
+    let table = unique("charla-race");
+    let a = new_store(&moto_config().await, &table).await;
+    let b = DynamoStore::new(aws_sdk_dynamodb::Client::new(&moto_config().await), &table);
+    for _ in 0..10 {
+        let wa = fresh_wa_id();
+        let m = inbound(&wa, now_ms(), true);
+        let (ra, rb) = tokio::join!(a.record_inbound(&m), b.record_inbound(&m));
+        let outcomes = [ra.expect("record a"), rb.expect("record b")];
+        let recorded = outcomes
+            .iter()
+            .filter(|o| **o == RecordOutcome::Recorded)
+            .count();
+        // Needs moto started by scripts/moto_server.py: plain moto_server
+        // applies concurrent transactions on one item non-atomically.
+        assert_eq!(recorded, 1, "exactly one records: {outcomes:?}");
+        assert!(outcomes.contains(&RecordOutcome::Duplicate { enqueued: false }));
+        let page = a.transcript(&wa, 10, None).await.expect("transcript");
+        assert_eq!(page.items.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_dedup_record_counts_as_absent() {
+    // TTL deletes lazily: a pointer past its expires_at may still be there.
+    let store = new_store(&moto_config().await, &unique("charla-ttl")).await;
+    let wa = fresh_wa_id();
+    let t = now_ms();
+    let first = inbound(&wa, t, true);
+    assert_eq!(
+        store.record_inbound(&first).await.expect("record"),
+        RecordOutcome::Recorded
+    );
+    let within = NewInbound {
+        received_at_ms: t + (DEDUP_TTL_SECS - 10) * 1000,
+        ..first.clone()
+    };
+    assert!(matches!(
+        store.record_inbound(&within).await.expect("record"),
+        RecordOutcome::Duplicate { .. }
+    ));
+    let after = NewInbound {
+        received_at_ms: t + (DEDUP_TTL_SECS + 10) * 1000,
+        ..first
+    };
+    assert_eq!(
+        store.record_inbound(&after).await.expect("record"),
+        RecordOutcome::Recorded
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_older_message_leaves_the_conversation_times_alone() {
+    let store = new_store(&moto_config().await, &unique("charla-order")).await;
+    let wa = fresh_wa_id();
+    let t = now_ms();
+    store
+        .record_inbound(&inbound(&wa, t + 5_000, true))
+        .await
+        .expect("newer");
+    store.close_window(&wa).await.expect("close");
+    let older = inbound(&wa, t, true);
+    assert_eq!(
+        store.record_inbound(&older).await.expect("older"),
+        RecordOutcome::Recorded
+    );
+    let c = store
+        .conversation(&wa)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(c.last_user_at_ms, t + 5_000);
+    assert_eq!(c.last_message_at_ms, t + 5_000);
+    assert!(
+        c.window_closed,
+        "an older message does not reopen the window"
+    );
+    let pending = store.pending_inbound(&wa).await.expect("pending");
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].wamid, older.wamid, "oldest first");
+
+    // An outbound message older than the last one keeps the newer time too.
+    store
+        .record_outbound(&wa, &sent(t + 1_000, "eco"))
+        .await
+        .expect("outbound");
+    let c = store
+        .conversation(&wa)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(c.last_message_at_ms, t + 5_000);
+    store
+        .record_outbound(&wa, &sent(t + 9_000, "eco"))
+        .await
+        .expect("outbound");
+    let c = store
+        .conversation(&wa)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(c.last_message_at_ms, t + 9_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outbound_needs_a_conversation_and_unknown_ids_are_reported() {
+    let store = new_store(&moto_config().await, &unique("charla-unknown")).await;
+    let wa = fresh_wa_id();
+    let err = store
+        .record_outbound(&wa, &sent(now_ms(), "hola"))
+        .await
+        .expect_err("no conversation");
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    let err = store
+        .mark_enqueued("wamid.nobody")
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    store
+        .close_window(&wa)
+        .await
+        .expect("no conversation, nothing to close");
+    assert_eq!(store.conversation(&wa).await.expect("read"), None);
+    let err = store
+        .transcript(&wa, 10, Some("bm90IG91cnM"))
+        .await
+        .expect_err("a cursor we never gave");
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cursor_of_another_conversation_is_refused() {
+    let store = new_store(&moto_config().await, &unique("charla-cursor")).await;
+    let (wa, other) = (fresh_wa_id(), fresh_wa_id());
+    let t = now_ms();
+    for i in 0..3 {
+        store
+            .record_inbound(&inbound(&wa, t + i, true))
+            .await
+            .expect("record");
+    }
+    let page = store.transcript(&wa, 1, None).await.expect("page");
+    let cursor = page.next.expect("more pages");
+    let err = store
+        .transcript(&other, 1, Some(&cursor))
+        .await
+        .expect_err("cursor of another conversation");
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    let err = store
+        .list_conversations(1, Some(&cursor))
+        .await
+        .expect_err("transcript cursor for the list");
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn complete_turn_handles_more_messages_than_one_transaction() {
+    // 105 > 100, the limit per TransactWriteItems (and > 25, per TransactGetItems on moto).
+    let store = new_store(&moto_config().await, &unique("charla-big-turn")).await;
+    let wa = fresh_wa_id();
+    let t = now_ms();
+    let mut ids = Vec::new();
+    for i in 0..105 {
+        let m = inbound(&wa, t + i, true);
+        store.record_inbound(&m).await.expect("record");
+        ids.push(m.wamid);
+    }
+    let turn = TurnRecord {
+        turn_id: ids[0].clone(),
+        wa_id: wa.clone(),
+        phone_number_id: "pn".into(),
+        inbound: ids.clone(),
+        replies: Vec::new(),
+        sent_parts: 0,
+        state: TurnState::Claimed,
+        created_at_ms: t,
+    };
+    assert_eq!(
+        store.claim_turn(&turn).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    store
+        .complete_turn(&wa, &turn.turn_id, &ids)
+        .await
+        .expect("complete");
+    let all = store.recent_messages(&wa, 200).await.expect("recent");
+    assert_eq!(all.len(), 105);
+    assert!(all.iter().all(|m| m.answered));
+    assert!(store
+        .pending_inbound(&wa)
+        .await
+        .expect("pending")
+        .is_empty());
+}
+
+// --------------------------------------------------------------------- SQS
+
+async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default()
+}
+
+async fn delete(client: &aws_sdk_sqs::Client, url: &str, m: &aws_sdk_sqs::types::Message) {
+    client
+        .delete_message()
+        .queue_url(url)
+        .receipt_handle(m.receipt_handle().expect("receipt handle"))
+        .send()
+        .await
+        .expect("delete");
+}
+
+fn job(group: &str, dedup: &str, body: &str) -> QueueMessage {
+    QueueMessage {
+        group_id: group.into(),
+        dedup_id: dedup.into(),
+        body: body.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifo_messages_of_a_group_arrive_in_order() {
+    let client = aws_sdk_sqs::Client::new(&moto_config().await);
+    let (url, _) = SqsQueue::create_fifo_with_dlq(&client, &unique("charla-order"), 3, 30)
+        .await
+        .expect("create");
+    let queue = SqsQueue::new(client.clone(), &url);
+    let expected: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    for body in &expected {
+        queue
+            .send(&job("pn:15551234567", &unique("wamid"), body))
+            .await
+            .expect("send");
+    }
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        if got.len() == expected.len() {
+            break;
+        }
+        for m in receive(&client, &url).await {
+            got.push(m.body().unwrap_or_default().to_string());
+            delete(&client, &url, &m).await;
+        }
+    }
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_send_with_the_same_dedup_id_is_dropped() {
+    let client = aws_sdk_sqs::Client::new(&moto_config().await);
+    let (url, _) = SqsQueue::create_fifo_with_dlq(&client, &unique("charla-dedup"), 3, 30)
+        .await
+        .expect("create");
+    let queue = SqsQueue::new(client.clone(), &url);
+    // Longer than SQS's 128 characters: sent as its SHA-256, still deduplicated.
+    let long = format!(
+        "wamid.{}=",
+        "HBgLMTU1NTEyMzQ1NjcVAgASGBQzQTdGRjM5RjM2".repeat(4)
+    );
+    assert!(long.len() > 128);
+    for dedup in ["wamid.HBgLMTU1NTEyMzQ1NjcVAgA=", long.as_str()] {
+        queue.send(&job("g", dedup, "first")).await.expect("send");
+        queue
+            .send(&job("g", dedup, "second"))
+            .await
+            .expect("send again");
+    }
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        for m in receive(&client, &url).await {
+            bodies.push(m.body().unwrap_or_default().to_string());
+            delete(&client, &url, &m).await;
+        }
+    }
+    assert_eq!(bodies, vec!["first", "first"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_received_max_receives_times_lands_in_the_dlq() {
+    let client = aws_sdk_sqs::Client::new(&moto_config().await);
+    let (url, dlq) = SqsQueue::create_fifo_with_dlq(&client, &unique("charla-dlq"), 2, 1)
+        .await
+        .expect("create");
+    let attrs = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes");
+    let attrs = attrs.attributes().expect("attributes");
+    assert_eq!(
+        attrs
+            .get(&QueueAttributeName::FifoQueue)
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(attrs.contains_key(&QueueAttributeName::RedrivePolicy));
+
+    let queue = SqsQueue::new(client.clone(), &url);
+    queue
+        .send(&job("g", "poison", "poison"))
+        .await
+        .expect("send");
+    let mut receives = 0;
+    for _ in 0..10 {
+        // Received and never deleted: a consumer that fails every time.
+        let got = receive(&client, &url).await;
+        receives += got.len();
+        if got.is_empty() && receives >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    assert_eq!(receives, 2, "received max_receives times, then moved");
+    let dead = receive(&client, &dlq).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some("poison"));
+}
+
+// ---------------------------------------------------------------------- S3
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_archive_keeps_the_exact_bytes() {
+    let config = aws_sdk_s3::config::Builder::from(&moto_config().await)
+        .force_path_style(true)
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let bucket = unique("charla-archive");
+    S3Archive::create_bucket(&client, &bucket)
+        .await
+        .expect("create");
+    S3Archive::create_bucket(&client, &bucket)
+        .await
+        .expect("create again");
+    let archive = S3Archive::new(client.clone(), &bucket);
+
+    let body: Vec<u8> = [
+        br#"{"object":"whatsapp_business_account","entry":[{"x":"#.as_slice(),
+        &[0xff, 0x00, 0xfe],
+        "\"ñandú 🦤\"}]}\r\n".as_bytes(),
+    ]
+    .concat();
+    let key = archive
+        .put(
+            ArchiveKind::Quarantine,
+            &body,
+            "unknown field «foo»\nline two",
+        )
+        .await
+        .expect("put");
+    // quarantine/yyyy/mm/dd/{uuid}.json
+    let parts: Vec<&str> = key.split('/').collect();
+    assert_eq!(parts.len(), 5, "{key}");
+    assert_eq!(parts[0], "quarantine");
+    for (part, len) in parts[1..4].iter().zip([4, 2, 2]) {
+        assert!(
+            part.len() == len && part.bytes().all(|b| b.is_ascii_digit()),
+            "{key}"
+        );
+    }
+    assert!(parts[4].ends_with(".json"), "{key}");
+
+    let got = client
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.server_side_encryption(),
+        Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256)
+    );
+    let reason = got.metadata().and_then(|m| m.get("reason")).cloned();
+    assert_eq!(reason.as_deref(), Some("unknown field ?foo??line two"));
+    let bytes = got.body.collect().await.expect("body").into_bytes();
+    assert_eq!(bytes.as_ref(), body.as_slice());
+
+    let key = archive
+        .put(ArchiveKind::Event, b"{}", "field x")
+        .await
+        .expect("put");
+    assert!(key.starts_with("events/"), "{key}");
+}
+
+// ---------------------------------------------------------- Secrets Manager
+
+async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+    let name = unique("charla/whatsapp");
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_secret_loads() {
+    let client = aws_sdk_secretsmanager::Client::new(&moto_config().await);
+    let id = secret(
+        &client,
+        r#"{"app_secret":"s3cr3t-app","verify_token":"s3cr3t-verify","access_token":"s3cr3t-token"}"#,
+    )
+    .await;
+    let s = load_whatsapp_secrets(&client, &id).await.expect("load");
+    assert_eq!(s.app_secret_bytes(), b"s3cr3t-app");
+    assert!(s.access_token.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_secret_is_a_config_error() {
+    let client = aws_sdk_secretsmanager::Client::new(&moto_config().await);
+    let id = unique("charla/missing");
+    let err = load_whatsapp_secrets(&client, &id)
+        .await
+        .expect_err("missing");
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains(&id)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_malformed_secret_is_a_config_error_that_does_not_show_it() {
+    let client = aws_sdk_secretsmanager::Client::new(&moto_config().await);
+    for value in [
+        r#""s3cr3t-value""#,
+        r#"{"app_secret":"s3cr3t-value","verify_token":"#,
+        r#"{"app_secret":"s3cr3t-value","verify_token":["s3cr3t-value"]}"#,
+        r#"{"app_secret":"s3cr3t-value","verify_token":""}"#,
+        "s3cr3t-value",
+    ] {
+        let id = secret(&client, value).await;
+        let err = load_whatsapp_secrets(&client, &id)
+            .await
+            .expect_err("malformed");
+        let Error::Config(message) = &err else {
+            panic!("not a Config error: {err:?}");
+        };
+        assert!(message.contains(&id), "{message}");
+        assert!(!message.contains("s3cr3t"), "the value leaks: {message}");
+        assert!(
+            !format!("{err:?}").contains("s3cr3t"),
+            "the value leaks: {err:?}"
+        );
+    }
+}
