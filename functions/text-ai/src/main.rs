@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::adapters::aws::{load_whatsapp_secrets, DynamoStore};
 use shared::adapters::deterministic::DeterministicResponder;
-use shared::adapters::http::GraphClient;
+use shared::adapters::http::{GraphClient, GraphSettings};
 use shared::config::{env_optional, env_parse, env_required};
 use shared::ports::SystemClock;
 use shared::Error;
@@ -36,7 +36,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     })?;
     let deps = Arc::new(text_ai::Deps {
         store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
-        sender: Arc::new(GraphClient::new(api_base, token, Default::default())?),
+        sender: Arc::new(GraphClient::new(api_base, token, GraphSettings::from_env()?)?),
         responder: Arc::new(DeterministicResponder),
         clock: Arc::new(SystemClock),
         settings,

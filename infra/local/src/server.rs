@@ -121,7 +121,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
                 Arc::new(shared::adapters::http::GraphClient::new(
                     settings.api_base.clone(),
                     token.clone(),
-                    Default::default(),
+                    shared::adapters::http::GraphSettings::from_env()?,
                 )?),
                 None,
             ),

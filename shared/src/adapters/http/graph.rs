@@ -58,6 +58,17 @@ pub struct GraphSettings {
     pub messages_per_second: u32,
 }
 
+impl GraphSettings {
+    /// Defaults, with `WHATSAPP_MESSAGES_PER_SECOND` for a number Meta has
+    /// moved to a higher throughput tier (80 by default, up to 1,000).
+    pub fn from_env() -> crate::Result<Self> {
+        Ok(GraphSettings {
+            messages_per_second: crate::config::env_parse("WHATSAPP_MESSAGES_PER_SECOND", 80u32)?,
+            ..GraphSettings::default()
+        })
+    }
+}
+
 impl Default for GraphSettings {
     fn default() -> Self {
         GraphSettings {
