@@ -57,6 +57,12 @@ async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
             max_receives: 5,
         },
     )?);
+    // This process owns the local queue: jobs in flight were held by a
+    // previous process that died (SIGKILL, power cut); give them back now.
+    let recovered = queue.recover_in_flight().await?;
+    if recovered > 0 {
+        info!(recovered, "jobs in flight at the last stop are queued again");
+    }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
     Ok(Parts {
         store,

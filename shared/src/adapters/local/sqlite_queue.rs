@@ -295,6 +295,30 @@ impl SqliteQueue {
         Ok(released)
     }
 
+    /// Makes every message still in flight visible again now. For a queue
+    /// that one process owns, called at start: whoever held those messages
+    /// died with the previous process, so waiting out their visibility
+    /// timeout would only delay the answers.
+    pub async fn recover_in_flight(&self) -> Result<usize> {
+        let queue = self.name();
+        let now = self.clock.now_ms();
+        let recovered = self
+            .db
+            .call(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE queue_messages SET visible_at_ms = ?2, receipt = NULL
+                     WHERE queue = ?1 AND dead = 0 AND receipt IS NOT NULL",
+                )
+                .and_then(|mut s| s.execute(params![queue, now]))
+                .ctx("recover in flight")
+            })
+            .await?;
+        if recovered > 0 {
+            self.notify.notify_waiters();
+        }
+        Ok(recovered)
+    }
+
     /// The dead-letter queue, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         let queue = self.name();
@@ -845,5 +869,29 @@ mod tests {
             Err(Error::Invalid(_))
         ));
         assert!(q.receive(0).await.expect("receive").is_empty());
+    }
+
+    #[tokio::test]
+    async fn recovering_in_flight_messages_makes_them_deliverable_at_once() {
+        let q = SqliteQueue::open_in_memory(QueueSettings {
+            name: "t".into(),
+            delay_ms: 0,
+            visibility_timeout_ms: 60_000,
+            max_receives: 5,
+        })
+        .expect("queue");
+        q.send(&QueueMessage {
+            group_id: "g".into(),
+            dedup_id: "d1".into(),
+            body: "one".into(),
+        })
+        .await
+        .expect("send");
+        assert_eq!(q.receive(10).await.expect("receive").len(), 1);
+        assert!(q.receive(10).await.expect("receive").is_empty(), "in flight");
+        assert_eq!(q.recover_in_flight().await.expect("recover"), 1);
+        let again = q.receive(10).await.expect("receive");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].receive_count, 2);
     }
 }
