@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 pub fn env_required(name: &str) -> Result<String> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(Error::Config(format!("environment variable {name} is required"))),
+        _ => Err(Error::Config(format!(
+            "environment variable {name} is required"
+        ))),
     }
 }
 
@@ -23,10 +25,9 @@ pub fn env_optional(name: &str) -> Option<String> {
 pub fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
     match env_optional(name) {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| Error::Config(format!("environment variable {name} has a bad value {v:?}"))),
+        Some(v) => v.trim().parse().map_err(|_| {
+            Error::Config(format!("environment variable {name} has a bad value {v:?}"))
+        }),
     }
 }
 
@@ -46,7 +47,10 @@ impl std::fmt::Debug for WhatsAppSecrets {
         f.debug_struct("WhatsAppSecrets")
             .field("app_secret", &"[redacted]")
             .field("verify_token", &"[redacted]")
-            .field("access_token", &self.access_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -77,7 +81,11 @@ impl WhatsAppSecrets {
         )
     }
 
-    pub fn new(app_secret: String, verify_token: String, access_token: Option<String>) -> Result<Self> {
+    pub fn new(
+        app_secret: String,
+        verify_token: String,
+        access_token: Option<String>,
+    ) -> Result<Self> {
         if app_secret.is_empty() || verify_token.is_empty() {
             return Err(Error::Config(
                 "WhatsApp app secret and verify token must not be empty".into(),
@@ -86,7 +94,9 @@ impl WhatsAppSecrets {
         Ok(WhatsAppSecrets {
             app_secret: SecretString::from(app_secret),
             verify_token: SecretString::from(verify_token),
-            access_token: access_token.filter(|t| !t.is_empty()).map(SecretString::from),
+            access_token: access_token
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
         })
     }
 

@@ -121,7 +121,12 @@ fn message(n: u64, text: &str) -> serde_json::Value {
 /// A signed webhook with `count` messages, each with a fresh wamid.
 fn webhook(count: usize, text: &str) -> (Vec<u8>, String) {
     let messages: Vec<_> = (0..count)
-        .map(|_| message(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed), text))
+        .map(|_| {
+            message(
+                COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                text,
+            )
+        })
         .collect();
     let contacts: Vec<_> = messages
         .iter()
@@ -147,14 +152,21 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     // A text body that brings the webhook to about 1 KB.
-    let text = "Hola, quisiera saber el precio del plan Plus y si el envío a Córdoba es gratis. ".repeat(7);
+    let text = "Hola, quisiera saber el precio del plan Plus y si el envío a Córdoba es gratis. "
+        .repeat(7);
     let (sample, _) = webhook(1, &text);
     eprintln!("1-message webhook: {} bytes", sample.len());
 
     let mut group = c.benchmark_group("ingestion");
     for (name, store) in [
-        ("memory", Arc::new(MapStore::default()) as Arc<dyn ConversationStore>),
-        ("sqlite", Arc::new(SqliteStore::open_in_memory().expect("store"))),
+        (
+            "memory",
+            Arc::new(MapStore::default()) as Arc<dyn ConversationStore>,
+        ),
+        (
+            "sqlite",
+            Arc::new(SqliteStore::open_in_memory().expect("store")),
+        ),
     ] {
         let d = deps(store);
         group.throughput(Throughput::Elements(1));

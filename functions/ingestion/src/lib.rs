@@ -194,7 +194,10 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
 }
 
 async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
-    let key = deps.archive.put(ArchiveKind::Quarantine, body, reason).await?;
+    let key = deps
+        .archive
+        .put(ArchiveKind::Quarantine, body, reason)
+        .await?;
     warn!(%key, %reason, "webhook quarantined: signed but not understood");
     observability::count("WebhookQuarantined", 1);
     Ok(())

@@ -21,7 +21,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         load_whatsapp_secrets(&aws_sdk_secretsmanager::Client::new(&config), &secret_id).await?;
     let deps = Arc::new(ingestion::Deps {
         secrets,
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            table,
+        )),
         queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url)),
         archive: Arc::new(S3Archive::new(aws_sdk_s3::Client::new(&config), bucket)),
         clock: Arc::new(SystemClock),

@@ -86,7 +86,13 @@ fn wa(id: &str) -> WaId {
 #[tokio::test]
 async fn meta_check_with_the_right_token_returns_the_challenge() {
     let h = harness();
-    let resp = handle(&h.deps, apigw(include_str!("../../../events/apigw/webhook_verify_get.json"))).await;
+    let resp = handle(
+        &h.deps,
+        apigw(include_str!(
+            "../../../events/apigw/webhook_verify_get.json"
+        )),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.body().as_ref(), b"1158201444");
 }
@@ -107,7 +113,11 @@ async fn meta_check_with_a_wrong_or_missing_token_is_403() {
 #[tokio::test]
 async fn a_signed_text_message_is_recorded_and_enqueued_once() {
     let h = harness();
-    let resp = handle(&h.deps, apigw(include_str!("../../../events/apigw/webhook_post_text.json"))).await;
+    let resp = handle(
+        &h.deps,
+        apigw(include_str!("../../../events/apigw/webhook_post_text.json")),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let sent = h.queue.messages();
     assert_eq!(sent.len(), 1);
@@ -115,9 +125,21 @@ async fn a_signed_text_message_is_recorded_and_enqueued_once() {
     assert_eq!(job.wa_id.as_str(), USER);
     assert_eq!(sent[0].group_id, format!("106540352242922:{USER}"));
     assert_eq!(sent[0].dedup_id, job.wamid);
-    let conv = h.store.conversation(&wa(USER)).await.expect("store").expect("conversation");
+    let conv = h
+        .store
+        .conversation(&wa(USER))
+        .await
+        .expect("store")
+        .expect("conversation");
     assert_eq!(conv.contact_name.as_deref(), Some("Lucía Fernández"));
-    assert_eq!(h.store.pending_inbound(&wa(USER)).await.expect("pending").len(), 1);
+    assert_eq!(
+        h.store
+            .pending_inbound(&wa(USER))
+            .await
+            .expect("pending")
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -125,7 +147,9 @@ async fn a_base64_body_from_api_gateway_is_handled() {
     let h = harness();
     let resp = handle(
         &h.deps,
-        apigw(include_str!("../../../events/apigw/webhook_post_text_base64.json")),
+        apigw(include_str!(
+            "../../../events/apigw/webhook_post_text_base64.json"
+        )),
     )
     .await;
     assert_eq!(resp.status(), 200);
@@ -140,7 +164,11 @@ async fn a_repeated_webhook_is_recorded_and_enqueued_once() {
         assert_eq!(handle(&h.deps, signed(body)).await.status(), 200);
     }
     assert_eq!(h.queue.messages().len(), 1);
-    let transcript = h.store.transcript(&wa(USER), 100, None).await.expect("transcript");
+    let transcript = h
+        .store
+        .transcript(&wa(USER), 100, None)
+        .await
+        .expect("transcript");
     assert_eq!(transcript.items.len(), 1);
 }
 
@@ -149,13 +177,23 @@ async fn when_signature_is_missing_or_wrong_returns_401_and_stores_nothing() {
     let h = harness();
     let body = include_bytes!("../../../events/whatsapp/text.json");
     let wrong = meta_signature_header(b"another-secret", body);
-    for sig in [None, Some(wrong), Some("sha256=00".into()), Some("garbage".into())] {
+    for sig in [
+        None,
+        Some(wrong),
+        Some("sha256=00".into()),
+        Some("garbage".into()),
+    ] {
         let resp = handle(&h.deps, post(body, sig.clone())).await;
         assert_eq!(resp.status(), 401, "{sig:?}");
     }
     assert!(h.queue.messages().is_empty());
     assert!(h.archive.kinds().is_empty());
-    assert!(h.store.conversation(&wa(USER)).await.expect("store").is_none());
+    assert!(h
+        .store
+        .conversation(&wa(USER))
+        .await
+        .expect("store")
+        .is_none());
 }
 
 #[tokio::test]
@@ -186,37 +224,116 @@ async fn a_signed_body_that_cannot_be_understood_is_quarantined_and_answered_200
 async fn every_sample_payload_is_understood() {
     let samples: &[(&str, &[u8])] = &[
         ("text", include_bytes!("../../../events/whatsapp/text.json")),
-        ("image", include_bytes!("../../../events/whatsapp/image.json")),
-        ("audio_voice", include_bytes!("../../../events/whatsapp/audio_voice.json")),
-        ("video", include_bytes!("../../../events/whatsapp/video.json")),
-        ("document", include_bytes!("../../../events/whatsapp/document.json")),
-        ("sticker", include_bytes!("../../../events/whatsapp/sticker.json")),
-        ("location", include_bytes!("../../../events/whatsapp/location.json")),
-        ("contacts", include_bytes!("../../../events/whatsapp/contacts.json")),
-        ("button_reply", include_bytes!("../../../events/whatsapp/interactive_button_reply.json")),
-        ("list_reply", include_bytes!("../../../events/whatsapp/interactive_list_reply.json")),
-        ("nfm_reply", include_bytes!("../../../events/whatsapp/interactive_nfm_reply.json")),
-        ("button", include_bytes!("../../../events/whatsapp/button.json")),
-        ("reaction", include_bytes!("../../../events/whatsapp/reaction.json")),
-        ("reaction_removed", include_bytes!("../../../events/whatsapp/reaction_removed.json")),
-        ("order", include_bytes!("../../../events/whatsapp/order.json")),
-        ("system", include_bytes!("../../../events/whatsapp/system_user_changed_number.json")),
-        ("unsupported", include_bytes!("../../../events/whatsapp/unsupported.json")),
-        ("unknown_type", include_bytes!("../../../events/whatsapp/unknown_type.json")),
-        ("reply", include_bytes!("../../../events/whatsapp/reply_with_context.json")),
-        ("forwarded", include_bytes!("../../../events/whatsapp/forwarded.json")),
-        ("referral", include_bytes!("../../../events/whatsapp/referral.json")),
-        ("batch", include_bytes!("../../../events/whatsapp/batch_multi.json")),
-        ("value_errors", include_bytes!("../../../events/whatsapp/value_errors.json")),
-        ("statuses_sent", include_bytes!("../../../events/whatsapp/statuses_sent.json")),
-        ("template_status", include_bytes!("../../../events/whatsapp/template_status_update.json")),
-        ("account_update", include_bytes!("../../../events/whatsapp/account_update.json")),
+        (
+            "image",
+            include_bytes!("../../../events/whatsapp/image.json"),
+        ),
+        (
+            "audio_voice",
+            include_bytes!("../../../events/whatsapp/audio_voice.json"),
+        ),
+        (
+            "video",
+            include_bytes!("../../../events/whatsapp/video.json"),
+        ),
+        (
+            "document",
+            include_bytes!("../../../events/whatsapp/document.json"),
+        ),
+        (
+            "sticker",
+            include_bytes!("../../../events/whatsapp/sticker.json"),
+        ),
+        (
+            "location",
+            include_bytes!("../../../events/whatsapp/location.json"),
+        ),
+        (
+            "contacts",
+            include_bytes!("../../../events/whatsapp/contacts.json"),
+        ),
+        (
+            "button_reply",
+            include_bytes!("../../../events/whatsapp/interactive_button_reply.json"),
+        ),
+        (
+            "list_reply",
+            include_bytes!("../../../events/whatsapp/interactive_list_reply.json"),
+        ),
+        (
+            "nfm_reply",
+            include_bytes!("../../../events/whatsapp/interactive_nfm_reply.json"),
+        ),
+        (
+            "button",
+            include_bytes!("../../../events/whatsapp/button.json"),
+        ),
+        (
+            "reaction",
+            include_bytes!("../../../events/whatsapp/reaction.json"),
+        ),
+        (
+            "reaction_removed",
+            include_bytes!("../../../events/whatsapp/reaction_removed.json"),
+        ),
+        (
+            "order",
+            include_bytes!("../../../events/whatsapp/order.json"),
+        ),
+        (
+            "system",
+            include_bytes!("../../../events/whatsapp/system_user_changed_number.json"),
+        ),
+        (
+            "unsupported",
+            include_bytes!("../../../events/whatsapp/unsupported.json"),
+        ),
+        (
+            "unknown_type",
+            include_bytes!("../../../events/whatsapp/unknown_type.json"),
+        ),
+        (
+            "reply",
+            include_bytes!("../../../events/whatsapp/reply_with_context.json"),
+        ),
+        (
+            "forwarded",
+            include_bytes!("../../../events/whatsapp/forwarded.json"),
+        ),
+        (
+            "referral",
+            include_bytes!("../../../events/whatsapp/referral.json"),
+        ),
+        (
+            "batch",
+            include_bytes!("../../../events/whatsapp/batch_multi.json"),
+        ),
+        (
+            "value_errors",
+            include_bytes!("../../../events/whatsapp/value_errors.json"),
+        ),
+        (
+            "statuses_sent",
+            include_bytes!("../../../events/whatsapp/statuses_sent.json"),
+        ),
+        (
+            "template_status",
+            include_bytes!("../../../events/whatsapp/template_status_update.json"),
+        ),
+        (
+            "account_update",
+            include_bytes!("../../../events/whatsapp/account_update.json"),
+        ),
     ];
     for (name, body) in samples {
         let h = harness();
-        let summary = receive(&h.deps, Some(&meta_signature_header(SECRET.as_bytes(), body)), body)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let summary = receive(
+            &h.deps,
+            Some(&meta_signature_header(SECRET.as_bytes(), body)),
+            body,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!summary.quarantined, "{name} was quarantined");
         assert!(
             !h.archive.kinds().contains(&ArchiveKind::Quarantine),
@@ -232,9 +349,13 @@ async fn reactions_and_system_notices_are_recorded_but_do_not_wake_the_agent() {
         include_bytes!("../../../events/whatsapp/system_user_changed_number.json"),
     ] {
         let h = harness();
-        let summary = receive(&h.deps, Some(&meta_signature_header(SECRET.as_bytes(), body)), body)
-            .await
-            .expect("accepted");
+        let summary = receive(
+            &h.deps,
+            Some(&meta_signature_header(SECRET.as_bytes(), body)),
+            body,
+        )
+        .await
+        .expect("accepted");
         assert_eq!(summary.recorded, 1);
         assert_eq!(summary.enqueued, 0);
         assert!(h.queue.messages().is_empty());
@@ -268,9 +389,13 @@ async fn other_fields_are_recorded_and_ignored() {
 async fn a_batch_for_several_users_enqueues_each_in_its_own_group() {
     let h = harness();
     let body = include_bytes!("../../../events/whatsapp/batch_multi.json");
-    let summary = receive(&h.deps, Some(&meta_signature_header(SECRET.as_bytes(), body)), body)
-        .await
-        .expect("accepted");
+    let summary = receive(
+        &h.deps,
+        Some(&meta_signature_header(SECRET.as_bytes(), body)),
+        body,
+    )
+    .await
+    .expect("accepted");
     assert!(summary.statuses >= 1);
     let groups: std::collections::HashSet<String> =
         h.queue.messages().into_iter().map(|m| m.group_id).collect();
@@ -283,14 +408,33 @@ async fn a_failed_status_with_131047_closes_the_window() {
     let text = include_bytes!("../../../events/whatsapp/text.json");
     assert_eq!(handle(&h.deps, signed(text)).await.status(), 200);
     let failed = include_str!("../../../events/whatsapp/statuses_failed_131047.json");
-    assert!(failed.contains(USER), "the sample status is for the sample user");
-    assert_eq!(handle(&h.deps, signed(failed.as_bytes())).await.status(), 200);
-    let conv = h.store.conversation(&wa(USER)).await.expect("store").expect("conv");
+    assert!(
+        failed.contains(USER),
+        "the sample status is for the sample user"
+    );
+    assert_eq!(
+        handle(&h.deps, signed(failed.as_bytes())).await.status(),
+        200
+    );
+    let conv = h
+        .store
+        .conversation(&wa(USER))
+        .await
+        .expect("store")
+        .expect("conv");
     assert!(conv.window_closed);
     // A user message opens the window again.
     let again = String::from_utf8_lossy(text).replace("wamid.HBgL", "wamid.AGAIN");
-    assert_eq!(handle(&h.deps, signed(again.as_bytes())).await.status(), 200);
-    let conv = h.store.conversation(&wa(USER)).await.expect("store").expect("conv");
+    assert_eq!(
+        handle(&h.deps, signed(again.as_bytes())).await.status(),
+        200
+    );
+    let conv = h
+        .store
+        .conversation(&wa(USER))
+        .await
+        .expect("store")
+        .expect("conv");
     assert!(!conv.window_closed);
 }
 
@@ -306,13 +450,27 @@ async fn a_status_updates_the_delivery_of_the_message_it_names() {
         text: "hola".into(),
         at_ms: 1,
     };
-    h.store.record_outbound(&wa(USER), &sent).await.expect("record");
+    h.store
+        .record_outbound(&wa(USER), &sent)
+        .await
+        .expect("record");
     let read = local_status("wamid.OUT1", "read");
     assert_eq!(handle(&h.deps, signed(read.as_bytes())).await.status(), 200);
     let delivered = local_status("wamid.OUT1", "delivered");
-    assert_eq!(handle(&h.deps, signed(delivered.as_bytes())).await.status(), 200);
-    let transcript = h.store.transcript(&wa(USER), 10, None).await.expect("transcript");
-    let out = transcript.items.iter().find(|m| m.wamid == "wamid.OUT1").expect("outbound");
+    assert_eq!(
+        handle(&h.deps, signed(delivered.as_bytes())).await.status(),
+        200
+    );
+    let transcript = h
+        .store
+        .transcript(&wa(USER), 10, None)
+        .await
+        .expect("transcript");
+    let out = transcript
+        .items
+        .iter()
+        .find(|m| m.wamid == "wamid.OUT1")
+        .expect("outbound");
     // `read` came first; the late `delivered` does not move it back.
     assert_eq!(out.delivery, Some(Delivery::Read));
 }

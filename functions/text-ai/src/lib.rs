@@ -19,9 +19,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::domain::whatsapp::errors::GraphErrorClass;
 use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{
-    ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState,
-};
+use shared::domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
 use shared::observability::{self, phone};
 use shared::ports::{Clock, ConversationStore, MessageSender, Responder, TurnInput};
 use shared::{Error, Result};
@@ -211,7 +209,9 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     let turn = match store.claim_turn(&turn).await? {
         ClaimOutcome::Claimed => turn,
         ClaimOutcome::Existing(t) if t.state == TurnState::Sent => {
-            store.complete_turn(&job.wa_id, &t.turn_id, &t.inbound).await?;
+            store
+                .complete_turn(&job.wa_id, &t.turn_id, &t.inbound)
+                .await?;
             return Ok(Outcome::AlreadyAnswered);
         }
         ClaimOutcome::Existing(t) => t,

@@ -35,8 +35,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Error::Config("the WhatsApp secret has no access_token: text-ai cannot send".into())
     })?;
     let deps = Arc::new(text_ai::Deps {
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
-        sender: Arc::new(GraphClient::new(api_base, token, GraphSettings::from_env()?)?),
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            table,
+        )),
+        sender: Arc::new(GraphClient::new(
+            api_base,
+            token,
+            GraphSettings::from_env()?,
+        )?),
         responder: Arc::new(DeterministicResponder),
         clock: Arc::new(SystemClock),
         settings,
@@ -44,7 +51,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { Ok::<_, std::convert::Infallible>(text_ai::handle_batch(&deps, event.payload).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(text_ai::handle_batch(&deps, event.payload).await)
+        }
     }))
     .await
 }

@@ -11,9 +11,7 @@ use shared::adapters::local::SqliteStore;
 use shared::domain::whatsapp::errors::GraphErrorClass;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{NewInbound, TurnJob, WaId, WINDOW_MS};
-use shared::ports::{
-    Clock, ConversationStore, MessageSender, Responder, SystemClock, TurnInput,
-};
+use shared::ports::{Clock, ConversationStore, MessageSender, Responder, SystemClock, TurnInput};
 use shared::{Error, Result};
 use text_ai::{handle_batch, handle_job, Deps, Outcome, Settings};
 
@@ -144,11 +142,23 @@ async fn a_message_is_answered_and_a_redelivery_is_not_answered_again() {
     assert_eq!(outcome, Outcome::Answered { parts: 1 });
     assert_eq!(h.sender.reads.lock().expect("lock").as_slice(), ["wamid.A"]);
     for _ in 0..3 {
-        assert_eq!(handle_job(&h.deps, &job).await.expect("ok"), Outcome::AlreadyAnswered);
+        assert_eq!(
+            handle_job(&h.deps, &job).await.expect("ok"),
+            Outcome::AlreadyAnswered
+        );
     }
     assert_eq!(h.sender.sent().len(), 1);
-    assert!(h.store.pending_inbound(&wa()).await.expect("pending").is_empty());
-    let transcript = h.store.transcript(&wa(), 10, None).await.expect("transcript");
+    assert!(h
+        .store
+        .pending_inbound(&wa())
+        .await
+        .expect("pending")
+        .is_empty());
+    let transcript = h
+        .store
+        .transcript(&wa(), 10, None)
+        .await
+        .expect("transcript");
     assert_eq!(transcript.items.len(), 2, "the question and the answer");
 }
 
@@ -177,12 +187,19 @@ async fn a_burst_is_answered_once_with_every_message_in_view() {
     let outcome = running.await.expect("join").expect("answered");
     assert_eq!(outcome, Outcome::Answered { parts: 1 });
     for job in [second, third] {
-        assert_eq!(handle_job(&deps, &job).await.expect("ok"), Outcome::AlreadyAnswered);
+        assert_eq!(
+            handle_job(&deps, &job).await.expect("ok"),
+            Outcome::AlreadyAnswered
+        );
     }
     assert_eq!(h.sender.sent().len(), 1);
     let seen = responder.seen.lock().expect("lock");
     assert_eq!(seen.len(), 1);
-    let texts: Vec<&str> = seen[0].new_messages.iter().map(|m| m.text.as_str()).collect();
+    let texts: Vec<&str> = seen[0]
+        .new_messages
+        .iter()
+        .map(|m| m.text.as_str())
+        .collect();
     assert_eq!(texts, ["hola", "quiero saber", "los precios"]);
 }
 
@@ -204,10 +221,23 @@ async fn a_retry_after_a_failed_send_sends_only_the_parts_not_yet_sent() {
     assert!(handle_part_then_fail(&h, &job, retryable).await.is_err());
     let outcome = handle_job(&h.deps, &job).await.expect("answered on retry");
     assert_eq!(outcome, Outcome::Answered { parts: 2 });
-    let bodies: Vec<String> = h.sender.sent().into_iter().map(|(_, m)| m.summary()).collect();
+    let bodies: Vec<String> = h
+        .sender
+        .sent()
+        .into_iter()
+        .map(|(_, m)| m.summary())
+        .collect();
     assert_eq!(bodies, ["part one", "part two", "part three"]);
     // The responder was asked again on the retry, but the recorded answer won.
-    assert_eq!(h.store.transcript(&wa(), 10, None).await.expect("t").items.len(), 4);
+    assert_eq!(
+        h.store
+            .transcript(&wa(), 10, None)
+            .await
+            .expect("t")
+            .items
+            .len(),
+        4
+    );
 }
 
 /// Runs the job with a sender that accepts one part and then fails with `e`.
@@ -219,7 +249,13 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
     }
     #[async_trait]
     impl MessageSender for OneThenFail {
-        async fn send(&self, p: &str, to: &WaId, m: &OutboundMessage, r: Option<&str>) -> Result<String> {
+        async fn send(
+            &self,
+            p: &str,
+            to: &WaId,
+            m: &OutboundMessage,
+            r: Option<&str>,
+        ) -> Result<String> {
             let n = {
                 let mut c = self.calls.lock().expect("lock");
                 *c += 1;
@@ -259,8 +295,14 @@ async fn a_final_graph_error_is_recorded_and_not_retried() {
         message: "undeliverable".into(),
         class: GraphErrorClass::from_code(131026),
     });
-    assert_eq!(handle_job(&h.deps, &job).await.expect("ok"), Outcome::GaveUp { code: 131026 });
-    assert_eq!(handle_job(&h.deps, &job).await.expect("ok"), Outcome::AlreadyAnswered);
+    assert_eq!(
+        handle_job(&h.deps, &job).await.expect("ok"),
+        Outcome::GaveUp { code: 131026 }
+    );
+    assert_eq!(
+        handle_job(&h.deps, &job).await.expect("ok"),
+        Outcome::AlreadyAnswered
+    );
     assert!(h.sender.sent().is_empty());
 }
 
@@ -278,11 +320,19 @@ async fn outside_the_window_the_reengagement_template_goes_out_instead() {
         message: "re-engagement message".into(),
         class: GraphErrorClass::from_code(131047),
     });
-    assert_eq!(handle_job(&h.deps, &job).await.expect("ok"), Outcome::GaveUp { code: 131047 });
+    assert_eq!(
+        handle_job(&h.deps, &job).await.expect("ok"),
+        Outcome::GaveUp { code: 131047 }
+    );
     let sent = h.sender.sent();
     assert_eq!(sent.len(), 1);
     assert!(matches!(&sent[0].1, OutboundMessage::Template { name, .. } if name == "hello_world"));
-    let conv = h.store.conversation(&wa()).await.expect("store").expect("conv");
+    let conv = h
+        .store
+        .conversation(&wa())
+        .await
+        .expect("store")
+        .expect("conv");
     assert!(conv.window_closed);
 }
 
@@ -295,8 +345,14 @@ async fn a_turn_older_than_24_hours_gets_the_template_not_free_text() {
     };
     let h = harness(Arc::new(DeterministicResponder), settings);
     let job = user_says(&h.store, "wamid.F", "hola", now() - WINDOW_MS - 1000).await;
-    assert_eq!(handle_job(&h.deps, &job).await.expect("ok"), Outcome::Answered { parts: 1 });
-    assert!(matches!(h.sender.sent()[0].1, OutboundMessage::Template { .. }));
+    assert_eq!(
+        handle_job(&h.deps, &job).await.expect("ok"),
+        Outcome::Answered { parts: 1 }
+    );
+    assert!(matches!(
+        h.sender.sent()[0].1,
+        OutboundMessage::Template { .. }
+    ));
 }
 
 fn sqs_record(id: &str, group: &str, body: &str) -> SqsMessage {

@@ -35,7 +35,10 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|e| e["seq"].as_u64())
         .max()
         .unwrap_or(0);
-    println!("Chatting with {server} as +{} ({}). Type a message; a number picks a button; /quit ends.", args.wa_id, args.name);
+    println!(
+        "Chatting with {server} as +{} ({}). Type a message; a number picks a button; /quit ends.",
+        args.wa_id, args.name
+    );
     let mut buttons: Vec<(String, String)> = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
@@ -47,7 +50,11 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
         let wamid = meta::new_wamid();
-        let message = match line.parse::<usize>().ok().and_then(|n| buttons.get(n.wrapping_sub(1))) {
+        let message = match line
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| buttons.get(n.wrapping_sub(1)))
+        {
             Some((id, title)) => meta::button_reply_message(&args.wa_id, &wamid, id, title),
             None => meta::text_message(&args.wa_id, &wamid, &line),
         };
@@ -91,7 +98,11 @@ async fn fetch(
         .send()
         .await?;
     if !resp.status().is_success() {
-        return Err(format!("the server's outbox answered {}: is it sending to the Graph API?", resp.status()).into());
+        return Err(format!(
+            "the server's outbox answered {}: is it sending to the Graph API?",
+            resp.status()
+        )
+        .into());
     }
     let v: Value = resp.json().await?;
     Ok(v["entries"].as_array().cloned().unwrap_or_default())
@@ -116,7 +127,11 @@ fn show(message: &Value) -> Option<Vec<(String, String)>> {
             return Some(buttons);
         }
         Some("list") => {
-            println!("bot: {} ({})", text(&message["body"]), text(&message["button"]));
+            println!(
+                "bot: {} ({})",
+                text(&message["body"]),
+                text(&message["button"])
+            );
             let mut rows = Vec::new();
             for s in message["sections"].as_array().into_iter().flatten() {
                 for r in s["rows"].as_array().into_iter().flatten() {

@@ -49,8 +49,11 @@ impl Settings {
                 authorizer::AdminKeys::from_plain(&key, authorizer::Scopes::ADMIN)?
             }
         };
-        let secrets =
-            WhatsAppSecrets::new(app_secret, verify_token, env_optional("WHATSAPP_ACCESS_TOKEN"))?;
+        let secrets = WhatsAppSecrets::new(
+            app_secret,
+            verify_token,
+            env_optional("WHATSAPP_ACCESS_TOKEN"),
+        )?;
         let reengage_template = env_optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
             let lang = env_optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
                 .unwrap_or_else(|| "en_US".to_string());

@@ -20,10 +20,20 @@ pub use config::Settings;
 #[command(name = "local", about = "Charla on one machine", version)]
 pub struct Cli {
     /// Address to serve on.
-    #[arg(long, env = "CHARLA_LISTEN", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "CHARLA_LISTEN",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// Where the SQLite databases, the outbox and archived payloads live.
-    #[arg(long, env = "CHARLA_DATA_DIR", default_value = ".charla", global = true)]
+    #[arg(
+        long,
+        env = "CHARLA_DATA_DIR",
+        default_value = ".charla",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Use the AWS adapters (DynamoDB, SQS, S3) named by CHARLA_TABLE,
     /// CHARLA_TEXT_QUEUE_URL and CHARLA_QUARANTINE_BUCKET, e.g. on moto's server
@@ -53,7 +63,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Chat(args)) => chat::run(args).await,
         Some(Command::Load(args)) => load::run(args).await,
         None | Some(Command::Serve) => {
-            let settings = Settings::from_env(cli.listen, cli.data_dir, cli.aws, cli.create_resources)?;
+            let settings =
+                Settings::from_env(cli.listen, cli.data_dir, cli.aws, cli.create_resources)?;
             server::serve(settings).await
         }
     }

@@ -93,14 +93,17 @@ pub async fn run(args: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
             let _ = axum::serve(listener, app).await;
         });
     }
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let server = args.server.trim_end_matches('/').to_string();
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let accepts = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(0u64));
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let start = Instant::now();
-    let mut tick = (args.rate > 0).then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64)));
+    let mut tick = (args.rate > 0)
+        .then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64)));
     let mut handles = Vec::new();
     let run_id = uuid::Uuid::new_v4().as_u128() % 1_000_000;
     let mut n: u64 = 0;

@@ -92,9 +92,15 @@ pub async fn post_signed(
     body: &[u8],
 ) -> reqwest::Result<u16> {
     let resp = client
-        .post(format!("{}/webhooks/whatsapp", server.trim_end_matches('/')))
+        .post(format!(
+            "{}/webhooks/whatsapp",
+            server.trim_end_matches('/')
+        ))
         .header("content-type", "application/json")
-        .header("x-hub-signature-256", meta_signature_header(app_secret.as_bytes(), body))
+        .header(
+            "x-hub-signature-256",
+            meta_signature_header(app_secret.as_bytes(), body),
+        )
         .body(body.to_vec())
         .send()
         .await?;

@@ -14,7 +14,7 @@ use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use shared::adapters::deterministic::DeterministicResponder;
-use shared::adapters::local::{FileArchive, Outbox, SqliteQueue, SqliteStore, QueueSettings};
+use shared::adapters::local::{FileArchive, Outbox, QueueSettings, SqliteQueue, SqliteStore};
 use shared::ports::{ConversationStore, MessageSender, PayloadArchive, Queue, SystemClock};
 use tokio::sync::watch;
 use tracing::info;
@@ -61,7 +61,10 @@ async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
     // previous process that died (SIGKILL, power cut); give them back now.
     let recovered = queue.recover_in_flight().await?;
     if recovered > 0 {
-        info!(recovered, "jobs in flight at the last stop are queued again");
+        info!(
+            recovered,
+            "jobs in flight at the last stop are queued again"
+        );
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
     Ok(Parts {
@@ -85,7 +88,8 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
             .build(),
     );
     let (table, queue_url, bucket) = if settings.create_resources {
-        let table = shared::config::env_optional("CHARLA_TABLE").unwrap_or_else(|| "charla-local".into());
+        let table =
+            shared::config::env_optional("CHARLA_TABLE").unwrap_or_else(|| "charla-local".into());
         let store = DynamoStore::new(dynamo.clone(), table.clone());
         store.create_table().await?;
         let (url, _dlq) = SqsQueue::create_fifo_with_dlq(&sqs, "charla-local-text", 5, 60).await?;
@@ -189,7 +193,11 @@ fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool) {
     eprintln!("  data dir: {}", settings.data_dir.display());
     eprintln!(
         "  adapters: {}",
-        if settings.aws { "AWS (DynamoDB, SQS, S3)" } else { "local (SQLite, files)" }
+        if settings.aws {
+            "AWS (DynamoDB, SQS, S3)"
+        } else {
+            "local (SQLite, files)"
+        }
     );
     eprintln!(
         "  replies:  {}",
@@ -216,7 +224,9 @@ fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool) {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("CHARLA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         let _ = builder.json().try_init();
     } else {
@@ -228,13 +238,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -285,8 +296,16 @@ async fn admin_route(State(state): State<AppState>, req: Request) -> Response {
     let decision = authorizer::authorize(&state.keys, auth.as_deref(), req.method().as_str());
     if !decision.allowed {
         // API Gateway: 401 without the identity source, 403 on a deny.
-        let status = if auth.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
-        return (status, Json(serde_json::json!({"message": status.canonical_reason()}))).into_response();
+        let status = if auth.is_none() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        return (
+            status,
+            Json(serde_json::json!({"message": status.canonical_reason()})),
+        )
+            .into_response();
     }
     match body_bytes(req, 1024 * 1024).await {
         Ok(req) => to_axum(admin::handle(&state.admin, req).await),
@@ -318,7 +337,11 @@ struct OutboxQuery {
 /// `wait_ms` for new ones. Used by `local chat`.
 async fn outbox_feed(State(state): State<AppState>, Query(q): Query<OutboxQuery>) -> Response {
     let Some(outbox) = &state.outbox else {
-        return (StatusCode::NOT_FOUND, "replies go to the Graph API, not the outbox").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "replies go to the Graph API, not the outbox",
+        )
+            .into_response();
     };
     let wait = Duration::from_millis(q.wait_ms.min(30_000));
     let entries = outbox.wait_since(&q.wa_id, q.after, wait).await;

@@ -76,15 +76,13 @@ async fn fake_graph(delay: Duration) -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path_regex(r"^/[0-9]+/messages$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(delay)
-                .set_body_json(serde_json::json!({
-                    "messaging_product": "whatsapp",
-                    "contacts": [{"input": "x", "wa_id": "x"}],
-                    "messages": [{"id": "wamid.FAKE"}],
-                })),
-        )
+        .respond_with(ResponseTemplate::new(200).set_delay(delay).set_body_json(
+            serde_json::json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "x", "wa_id": "x"}],
+                "messages": [{"id": "wamid.FAKE"}],
+            }),
+        ))
         .mount(&graph)
         .await;
     graph
@@ -109,7 +107,9 @@ async fn read_receipts(graph: &MockServer) -> usize {
         .unwrap_or_default()
         .iter()
         .filter(|r| {
-            serde_json::from_slice::<Value>(&r.body).map(|b| b["status"] == "read").unwrap_or(false)
+            serde_json::from_slice::<Value>(&r.body)
+                .map(|b| b["status"] == "read")
+                .unwrap_or(false)
         })
         .count()
 }
@@ -150,13 +150,22 @@ async fn a_user_message_gets_one_answer_through_the_graph_api() {
     let dir = tempfile::tempdir().expect("tempdir");
     let graph = fake_graph(Duration::ZERO).await;
     let server = start(dir.path(), &graph.uri(), 0).await;
-    assert_eq!(say(&server, "5491100000001", "wamid.E2E1", "hola").await, 200);
-    let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key("5491100000001")).await;
+    assert_eq!(
+        say(&server, "5491100000001", "wamid.E2E1", "hola").await,
+        200
+    );
+    let r = wait_for(&graph, Duration::from_secs(10), |r| {
+        r.contains_key("5491100000001")
+    })
+    .await;
     let answer = &r["5491100000001"];
     assert_eq!(answer.len(), 1);
     assert_eq!(answer[0]["type"], "interactive");
     assert_eq!(answer[0]["messaging_product"], "whatsapp");
-    assert!(read_receipts(&graph).await >= 1, "marked read with typing first");
+    assert!(
+        read_receipts(&graph).await >= 1,
+        "marked read with typing first"
+    );
     let auth = graph.received_requests().await.unwrap_or_default()[0]
         .headers
         .get("authorization")
@@ -176,13 +185,18 @@ async fn duplicates_are_answered_once_and_statuses_stay_silent() {
     let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key(user)).await;
     // Statuses for the answer, in the order Meta may send them.
     for status in ["sent", "read", "delivered"] {
-        let body = serde_json::to_vec(&meta::status_webhook(user, "wamid.FAKE", status)).expect("json");
+        let body =
+            serde_json::to_vec(&meta::status_webhook(user, "wamid.FAKE", status)).expect("json");
         assert_eq!(post(&server, &body).await, 200);
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     let after = replies(&graph).await;
     assert_eq!(r[user].len(), 1);
-    assert_eq!(after[user].len(), 1, "neither duplicates nor statuses woke the agent");
+    assert_eq!(
+        after[user].len(),
+        1,
+        "neither duplicates nor statuses woke the agent"
+    );
 }
 
 #[tokio::test]
@@ -192,7 +206,10 @@ async fn a_burst_is_answered_once() {
     let server = start(dir.path(), &graph.uri(), 600).await;
     let user = "5491100000003";
     for (i, text) in ["hola", "buenas", "hey"].iter().enumerate() {
-        assert_eq!(say(&server, user, &format!("wamid.BURST{i}"), text).await, 200);
+        assert_eq!(
+            say(&server, user, &format!("wamid.BURST{i}"), text).await,
+            200
+        );
     }
     let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key(user)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -215,18 +232,31 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
     ))
     .expect("json");
     // Unsigned and wrongly signed: 401.
-    let unsigned = client.post(&url).body(body.clone()).send().await.expect("post");
+    let unsigned = client
+        .post(&url)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("post");
     assert_eq!(unsigned.status(), 401);
     let forged = client
         .post(&url)
-        .header("x-hub-signature-256", shared::domain::signature::meta_signature_header(b"nope", &body))
+        .header(
+            "x-hub-signature-256",
+            shared::domain::signature::meta_signature_header(b"nope", &body),
+        )
         .body(body)
         .send()
         .await
         .expect("post");
     assert_eq!(forged.status(), 401);
     // Oversized: 413.
-    let big = client.post(&url).body(vec![b'x'; 10 * 1024 * 1024 + 1]).send().await.expect("post");
+    let big = client
+        .post(&url)
+        .body(vec![b'x'; 10 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(big.status(), 413);
     // Signed but not understood: 200 and kept in quarantine.
     assert_eq!(post(&server, b"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{\"nope\":1}}]}]}").await, 200);
@@ -236,20 +266,27 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
     assert!(quarantined >= 1, "the payload is kept for replay");
     // Meta's GET check.
     let ok = client
-        .get(format!("{url}?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=77"))
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=77"
+        ))
         .send()
         .await
         .expect("get");
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.expect("body"), "77");
     let no = client
-        .get(format!("{url}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=77"))
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=77"
+        ))
         .send()
         .await
         .expect("get");
     assert_eq!(no.status(), 403);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(replies(&graph).await.is_empty(), "nothing refused was answered");
+    assert!(
+        replies(&graph).await.is_empty(),
+        "nothing refused was answered"
+    );
 }
 
 #[tokio::test]
@@ -258,12 +295,23 @@ async fn the_admin_api_shows_the_transcript_behind_the_authorizer() {
     let graph = fake_graph(Duration::ZERO).await;
     let server = start(dir.path(), &graph.uri(), 0).await;
     let user = "5491100000005";
-    assert_eq!(say(&server, user, "wamid.ADM", "¿cuáles son los horarios?").await, 200);
-    wait_for(&graph, Duration::from_secs(10), |r| r.get(user).is_some_and(|v| v.len() >= 2)).await;
+    assert_eq!(
+        say(&server, user, "wamid.ADM", "¿cuáles son los horarios?").await,
+        200
+    );
+    wait_for(&graph, Duration::from_secs(10), |r| {
+        r.get(user).is_some_and(|v| v.len() >= 2)
+    })
+    .await;
     let client = reqwest::Client::new();
     let url = format!("{}/admin/conversations/{user}", server.base);
     assert_eq!(client.get(&url).send().await.expect("get").status(), 401);
-    let denied = client.get(&url).bearer_auth("wrong").send().await.expect("get");
+    let denied = client
+        .get(&url)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(denied.status(), 403);
     let t: Value = client
         .get(&url)
@@ -300,23 +348,38 @@ async fn sigkill_and_restart_lose_no_accepted_message() {
         // One consumer: at most one batch (10 groups) is in flight at the kill.
         let mut server = start_with(dir.path(), &graph.uri(), 0, 1).await;
         for (i, user) in users.iter().enumerate() {
-            assert_eq!(say(&server, user, &format!("wamid.KILL{i}"), "hola").await, 200);
+            assert_eq!(
+                say(&server, user, &format!("wamid.KILL{i}"), "hola").await,
+                200
+            );
         }
         // SIGKILL: no shutdown hook runs.
         server.child.kill().expect("kill");
         let _ = server.child.wait();
     }
     let answered_before = replies(&graph).await.len();
-    assert!(answered_before < users.len(), "the kill came before all the work was done");
+    assert!(
+        answered_before < users.len(),
+        "the kill came before all the work was done"
+    );
     let _server = start_with(dir.path(), &graph.uri(), 0, 1).await;
-    let r = wait_for(&graph, Duration::from_secs(60), |r| users.iter().all(|u| r.contains_key(u))).await;
+    let r = wait_for(&graph, Duration::from_secs(60), |r| {
+        users.iter().all(|u| r.contains_key(u))
+    })
+    .await;
     for user in &users {
-        assert!(r.contains_key(user), "{user} was accepted but never answered");
+        assert!(
+            r.contains_key(user),
+            "{user} was accepted but never answered"
+        );
     }
     // None twice, except a send that was in flight at the kill: the Graph
     // API had it, its answer never came back. One consumer runs one batch
     // of at most 10 users at a time.
     let twice = r.values().filter(|v| v.len() > 1).count();
     assert!(twice <= 10, "{twice} users were answered twice");
-    assert!(r.values().all(|v| v.len() <= 2), "nobody is answered three times");
+    assert!(
+        r.values().all(|v| v.len() <= 2),
+        "nobody is answered three times"
+    );
 }

@@ -63,8 +63,24 @@ const TOPICS: &[Topic] = &[
     },
 ];
 
-const GREETINGS: &[&str] = &["hola", "buenas", "buenos", "hi", "hello", "hey", "oi", "ola", "menu", "inicio", "start", "bom", "boa"];
-const HUMAN: &[&str] = &["persona", "humano", "agente", "asesor", "asesora", "human", "person", "agent", "someone", "pessoa", "atendente", "humana"];
+const GREETINGS: &[&str] = &[
+    "hola", "buenas", "buenos", "hi", "hello", "hey", "oi", "ola", "menu", "inicio", "start",
+    "bom", "boa",
+];
+const HUMAN: &[&str] = &[
+    "persona",
+    "humano",
+    "agente",
+    "asesor",
+    "asesora",
+    "human",
+    "person",
+    "agent",
+    "someone",
+    "pessoa",
+    "atendente",
+    "humana",
+];
 
 /// Lowercase, accents folded, split into words.
 fn words(text: &str) -> Vec<String> {
@@ -88,9 +104,18 @@ fn words(text: &str) -> Vec<String> {
 
 /// A guess from common words; Spanish when nothing tells.
 pub fn detect_language(text: &str) -> Lang {
-    const EN: &[&str] = &["hi", "hello", "the", "what", "how", "price", "prices", "hours", "you", "is", "are", "where", "thanks", "please", "want", "talk", "open", "do", "can", "i"];
-    const PT: &[&str] = &["oi", "ola", "voce", "obrigado", "obrigada", "quanto", "preco", "onde", "fica", "nao", "sim", "bom", "dia", "quero", "falar", "com", "frete", "vocês", "voces"];
-    const ES: &[&str] = &["hola", "que", "cuanto", "donde", "gracias", "quiero", "hablar", "precio", "el", "la", "los", "es", "por", "favor", "buenas", "tienen", "como", "cuesta"];
+    const EN: &[&str] = &[
+        "hi", "hello", "the", "what", "how", "price", "prices", "hours", "you", "is", "are",
+        "where", "thanks", "please", "want", "talk", "open", "do", "can", "i",
+    ];
+    const PT: &[&str] = &[
+        "oi", "ola", "voce", "obrigado", "obrigada", "quanto", "preco", "onde", "fica", "nao",
+        "sim", "bom", "dia", "quero", "falar", "com", "frete", "vocês", "voces",
+    ];
+    const ES: &[&str] = &[
+        "hola", "que", "cuanto", "donde", "gracias", "quiero", "hablar", "precio", "el", "la",
+        "los", "es", "por", "favor", "buenas", "tienen", "como", "cuesta",
+    ];
     let w = words(text);
     let score = |list: &[&str]| w.iter().filter(|x| list.contains(&x.as_str())).count();
     let (es, en, pt) = (score(ES), score(EN), score(PT));
@@ -118,9 +143,19 @@ fn menu(lang: Lang, body: String) -> Vec<OutboundMessage> {
         title: pick(lang, es, en, pt),
     };
     let buttons = vec![
-        button(MENU_PRODUCTS, "Planes y precios", "Plans and prices", "Planos e preços"),
+        button(
+            MENU_PRODUCTS,
+            "Planes y precios",
+            "Plans and prices",
+            "Planos e preços",
+        ),
         button(MENU_HOURS, "Horarios", "Opening hours", "Horários"),
-        button(MENU_HUMAN, "Hablar con persona", "Talk to a person", "Falar com pessoa"),
+        button(
+            MENU_HUMAN,
+            "Hablar con persona",
+            "Talk to a person",
+            "Falar com pessoa",
+        ),
     ];
     match OutboundMessage::buttons(body.clone(), buttons) {
         Ok(m) => vec![m],
@@ -141,16 +176,17 @@ impl DeterministicResponder {
             .map(|m| m.text.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        let language_source = if text.trim().is_empty() || turn.new_messages.iter().all(|m| m.kind != "text") {
-            turn.history
-                .iter()
-                .rev()
-                .find(|m| m.kind == "text")
-                .map(|m| m.text.clone())
-                .unwrap_or_default()
-        } else {
-            text.clone()
-        };
+        let language_source =
+            if text.trim().is_empty() || turn.new_messages.iter().all(|m| m.kind != "text") {
+                turn.history
+                    .iter()
+                    .rev()
+                    .find(|m| m.kind == "text")
+                    .map(|m| m.text.clone())
+                    .unwrap_or_default()
+            } else {
+                text.clone()
+            };
         let lang = detect_language(&language_source);
         let name = turn
             .conversation
@@ -188,7 +224,12 @@ impl DeterministicResponder {
             let mut out = OutboundMessage::texts(&format!("{greet}{}", answers.join("\n\n")));
             out.extend(menu(
                 lang,
-                pick(lang, "¿Algo más en lo que pueda ayudarte?", "Anything else I can help with?", "Posso ajudar em algo mais?"),
+                pick(
+                    lang,
+                    "¿Algo más en lo que pueda ayudarte?",
+                    "Anything else I can help with?",
+                    "Posso ajudar em algo mais?",
+                ),
             ));
             return out;
         }
@@ -293,7 +334,10 @@ mod tests {
     }
 
     fn all_text(out: &[OutboundMessage]) -> String {
-        out.iter().map(|m| m.summary()).collect::<Vec<_>>().join("\n")
+        out.iter()
+            .map(|m| m.summary())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[test]
@@ -311,48 +355,77 @@ mod tests {
 
     #[test]
     fn a_question_is_answered_from_the_knowledge_base_in_its_language() {
-        let es = all_text(&DeterministicResponder.answer(&turn(&[msg("text", "¿Cuánto cuesta el plan?")], &[])));
+        let es = all_text(
+            &DeterministicResponder.answer(&turn(&[msg("text", "¿Cuánto cuesta el plan?")], &[])),
+        );
         assert!(es.contains("Básico"), "{es}");
-        let en = all_text(&DeterministicResponder.answer(&turn(&[msg("text", "What are your opening hours?")], &[])));
+        let en = all_text(
+            &DeterministicResponder
+                .answer(&turn(&[msg("text", "What are your opening hours?")], &[])),
+        );
         assert!(en.contains("Monday"), "{en}");
-        let pt = all_text(&DeterministicResponder.answer(&turn(&[msg("text", "Oi, quanto custa o frete?")], &[])));
+        let pt = all_text(
+            &DeterministicResponder.answer(&turn(&[msg("text", "Oi, quanto custa o frete?")], &[])),
+        );
         assert!(pt.contains("frete"), "{pt}");
     }
 
     #[test]
     fn a_burst_is_answered_as_one_turn() {
         let out = DeterministicResponder.answer(&turn(
-            &[msg("text", "hola"), msg("text", "donde estan"), msg("text", "y los horarios?")],
+            &[
+                msg("text", "hola"),
+                msg("text", "donde estan"),
+                msg("text", "y los horarios?"),
+            ],
             &[],
         ));
         let text = all_text(&out);
-        assert!(text.contains("Corrientes") && text.contains("lunes"), "{text}");
+        assert!(
+            text.contains("Corrientes") && text.contains("lunes"),
+            "{text}"
+        );
     }
 
     #[test]
     fn menu_button_titles_lead_to_their_topics() {
-        let hours = all_text(&DeterministicResponder.answer(&turn(&[msg("interactive", "Horarios")], &[msg("text", "hola")])));
+        let hours = all_text(&DeterministicResponder.answer(&turn(
+            &[msg("interactive", "Horarios")],
+            &[msg("text", "hola")],
+        )));
         assert!(hours.contains("lunes"), "{hours}");
-        let human = all_text(&DeterministicResponder.answer(&turn(&[msg("interactive", "Hablar con persona")], &[msg("text", "hola")])));
+        let human = all_text(&DeterministicResponder.answer(&turn(
+            &[msg("interactive", "Hablar con persona")],
+            &[msg("text", "hola")],
+        )));
         assert!(human.contains("persona"), "{human}");
     }
 
     #[test]
     fn media_is_acknowledged_honestly() {
-        let out = all_text(&DeterministicResponder.answer(&turn(&[msg("image", "[image]")], &[msg("text", "hola")])));
-        assert!(out.contains("imagen") && out.contains("Todavía no puedo"), "{out}");
+        let out = all_text(
+            &DeterministicResponder
+                .answer(&turn(&[msg("image", "[image]")], &[msg("text", "hola")])),
+        );
+        assert!(
+            out.contains("imagen") && out.contains("Todavía no puedo"),
+            "{out}"
+        );
     }
 
     #[test]
     fn nonsense_gets_a_polite_fallback_with_the_menu() {
-        let out = DeterministicResponder.answer(&turn(&[msg("text", "xyzzy plugh")], &[msg("text", "hola")]));
+        let out = DeterministicResponder
+            .answer(&turn(&[msg("text", "xyzzy plugh")], &[msg("text", "hola")]));
         assert!(matches!(out.last(), Some(OutboundMessage::Buttons { .. })));
         assert!(all_text(&out).contains("no entendí"));
     }
 
     #[test]
     fn every_answer_is_valid_for_whatsapp() {
-        for text in ["hola", "hi", "oi", "precio", "hours", "frete", "persona", "???", ""] {
+        for text in [
+            "hola", "hi", "oi", "precio", "hours", "frete", "persona", "???", "",
+        ] {
             for m in DeterministicResponder.answer(&turn(&[msg("text", text)], &[])) {
                 m.validate().expect("valid message");
             }

@@ -192,7 +192,9 @@ pub struct StoredMessage {
 pub enum RecordOutcome {
     Recorded,
     /// Seen before. `enqueued` says whether its enqueue was confirmed.
-    Duplicate { enqueued: bool },
+    Duplicate {
+        enqueued: bool,
+    },
 }
 
 /// A status report for a message we sent.
@@ -306,8 +308,14 @@ mod tests {
 
     #[test]
     fn wa_ids_are_digits() {
-        assert_eq!(WaId::parse("5491155551234").map(|w| w.to_string()), Ok("5491155551234".into()));
-        assert_eq!(WaId::parse("+15551234567").map(|w| w.to_string()), Ok("15551234567".into()));
+        assert_eq!(
+            WaId::parse("5491155551234").map(|w| w.to_string()),
+            Ok("5491155551234".into())
+        );
+        assert_eq!(
+            WaId::parse("+15551234567").map(|w| w.to_string()),
+            Ok("15551234567".into())
+        );
         assert!(WaId::parse("").is_err());
         assert!(WaId::parse("12345").is_err());
         assert!(WaId::parse("0123456789").is_err());
@@ -326,7 +334,13 @@ mod tests {
         assert!(Delivery::Read > Delivery::Delivered);
         assert!(Delivery::Delivered > Delivery::Sent);
         assert!(Delivery::Failed > Delivery::Read);
-        for d in [Delivery::Accepted, Delivery::Sent, Delivery::Delivered, Delivery::Read, Delivery::Failed] {
+        for d in [
+            Delivery::Accepted,
+            Delivery::Sent,
+            Delivery::Delivered,
+            Delivery::Read,
+            Delivery::Failed,
+        ] {
             assert_eq!(Delivery::parse(d.as_str()), Some(d));
         }
     }
@@ -344,7 +358,10 @@ mod tests {
         };
         assert!(c.window_open(1_000 + WINDOW_MS - 1));
         assert!(!c.window_open(1_000 + WINDOW_MS));
-        let closed = Conversation { window_closed: true, ..c };
+        let closed = Conversation {
+            window_closed: true,
+            ..c
+        };
         assert!(!closed.window_open(1_001));
     }
 

@@ -79,12 +79,18 @@ mod tests {
     fn matches_the_protocol_test_vector() {
         assert_eq!(hmac_sha256_hex(b"secret", b"test"), VECTOR);
         let header = format!("sha256={VECTOR}");
-        assert_eq!(verify_meta_signature(b"secret", b"test", Some(&header)), Ok(()));
+        assert_eq!(
+            verify_meta_signature(b"secret", b"test", Some(&header)),
+            Ok(())
+        );
     }
 
     #[test]
     fn when_signature_is_missing_or_malformed_it_is_refused() {
-        assert_eq!(verify_meta_signature(b"secret", b"test", None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_meta_signature(b"secret", b"test", None),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             verify_meta_signature(b"secret", b"test", Some(VECTOR)),
             Err(SignatureError::Malformed)
@@ -115,7 +121,10 @@ mod tests {
     #[test]
     fn uppercase_hex_is_accepted() {
         let header = format!("sha256={}", VECTOR.to_uppercase());
-        assert_eq!(verify_meta_signature(b"secret", b"test", Some(&header)), Ok(()));
+        assert_eq!(
+            verify_meta_signature(b"secret", b"test", Some(&header)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -888,7 +888,10 @@ mod tests {
         .await
         .expect("send");
         assert_eq!(q.receive(10).await.expect("receive").len(), 1);
-        assert!(q.receive(10).await.expect("receive").is_empty(), "in flight");
+        assert!(
+            q.receive(10).await.expect("receive").is_empty(),
+            "in flight"
+        );
         assert_eq!(q.recover_in_flight().await.expect("recover"), 1);
         let again = q.receive(10).await.expect("receive");
         assert_eq!(again.len(), 1);

@@ -37,12 +37,23 @@ mod tests {
     #[test]
     fn codes_follow_the_table() {
         for code in [130429, 131056, 4, 80007, 131000, 131016, 2] {
-            assert_eq!(GraphErrorClass::from_code(code), GraphErrorClass::Retry, "{code}");
+            assert_eq!(
+                GraphErrorClass::from_code(code),
+                GraphErrorClass::Retry,
+                "{code}"
+            );
         }
         for code in [131026, 131048, 131050, 131051, 132000, 132001, 132015, 100] {
-            assert_eq!(GraphErrorClass::from_code(code), GraphErrorClass::Final, "{code}");
+            assert_eq!(
+                GraphErrorClass::from_code(code),
+                GraphErrorClass::Final,
+                "{code}"
+            );
         }
-        assert_eq!(GraphErrorClass::from_code(131047), GraphErrorClass::OutsideWindow);
+        assert_eq!(
+            GraphErrorClass::from_code(131047),
+            GraphErrorClass::OutsideWindow
+        );
         assert_eq!(GraphErrorClass::from_code(131049), GraphErrorClass::WaitDay);
     }
 }

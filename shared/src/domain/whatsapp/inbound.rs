@@ -150,7 +150,10 @@ pub enum Interactive {
         name: Option<String>,
     },
     /// An interactive reply type we do not know yet.
-    Other { kind: String, raw: Value },
+    Other {
+        kind: String,
+        raw: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,7 +302,9 @@ impl MessageContent {
         match self {
             MessageContent::Interactive(Interactive::ButtonReply { id, .. })
             | MessageContent::Interactive(Interactive::ListReply { id, .. }) => Some(id),
-            MessageContent::Button { payload: Some(p), .. } => Some(p),
+            MessageContent::Button {
+                payload: Some(p), ..
+            } => Some(p),
             _ => None,
         }
     }
@@ -427,8 +432,8 @@ impl<'de> Deserialize<'de> for InboundMessage {
         let from = str_field("from")?;
         let id = str_field("id")?;
         let type_name = str_field("type")?;
-        let timestamp =
-            timestamp_from(&obj.remove("timestamp").unwrap_or(Value::Null)).map_err(D::Error::custom)?;
+        let timestamp = timestamp_from(&obj.remove("timestamp").unwrap_or(Value::Null))
+            .map_err(D::Error::custom)?;
         let context = match obj.remove("context") {
             Some(v) => Some(field(v).map_err(D::Error::custom)?),
             None => None,
@@ -522,7 +527,10 @@ pub enum WebhookEvent {
         errors: Vec<ApiError>,
     },
     /// Any other `field` (template status, account updates, ...).
-    Other { field: String, value: Value },
+    Other {
+        field: String,
+        value: Value,
+    },
 }
 
 /// The result of reading a webhook body: what could be understood, and what

@@ -213,7 +213,11 @@ impl OutboundMessage {
                         }
                     }
                 }
-                check_ids(sections.iter().flat_map(|s| s.rows.iter().map(|r| r.id.as_str())))
+                check_ids(
+                    sections
+                        .iter()
+                        .flat_map(|s| s.rows.iter().map(|r| r.id.as_str())),
+                )
             }
             OutboundMessage::Template { name, language, .. } => {
                 check_len("template name", name, 512)?;
@@ -253,10 +257,9 @@ impl OutboundMessage {
             "to": to,
         });
         let (kind, payload) = match self {
-            OutboundMessage::Text { body } => (
-                "text",
-                json!({ "body": body, "preview_url": false }),
-            ),
+            OutboundMessage::Text { body } => {
+                ("text", json!({ "body": body, "preview_url": false }))
+            }
             OutboundMessage::Buttons {
                 body: text,
                 buttons,
@@ -406,7 +409,10 @@ mod tests {
     fn long_text_splits_at_a_sentence_end() {
         let text = "Uno dos tres. Cuatro cinco seis. Siete ocho nueve.";
         let parts = split_text(text, 40);
-        assert_eq!(parts, vec!["Uno dos tres. Cuatro cinco seis.", "Siete ocho nueve."]);
+        assert_eq!(
+            parts,
+            vec!["Uno dos tres. Cuatro cinco seis.", "Siete ocho nueve."]
+        );
     }
 
     #[test]
@@ -463,11 +469,27 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let ok = OutboundMessage::list("Body", "Ver", vec![ListSection { title: None, rows: rows(10) }]);
+        let ok = OutboundMessage::list(
+            "Body",
+            "Ver",
+            vec![ListSection {
+                title: None,
+                rows: rows(10),
+            }],
+        );
         assert!(ok.is_ok());
-        let too_many =
-            OutboundMessage::list("Body", "Ver", vec![ListSection { title: None, rows: rows(11) }]);
-        assert!(matches!(too_many, Err(OutboundError::Count { count: 11, .. })));
+        let too_many = OutboundMessage::list(
+            "Body",
+            "Ver",
+            vec![ListSection {
+                title: None,
+                rows: rows(11),
+            }],
+        );
+        assert!(matches!(
+            too_many,
+            Err(OutboundError::Count { count: 11, .. })
+        ));
         let long_desc = OutboundMessage::list(
             "Body",
             "Ver",
@@ -480,12 +502,16 @@ mod tests {
                 }],
             }],
         );
-        assert!(matches!(long_desc, Err(OutboundError::TooLong { max: 72, .. })));
+        assert!(matches!(
+            long_desc,
+            Err(OutboundError::TooLong { max: 72, .. })
+        ));
     }
 
     #[test]
     fn graph_body_for_text_reply_has_context() {
-        let body = OutboundMessage::Text { body: "hi".into() }.to_graph_body("549", Some("wamid.X"));
+        let body =
+            OutboundMessage::Text { body: "hi".into() }.to_graph_body("549", Some("wamid.X"));
         assert_eq!(body["type"], "text");
         assert_eq!(body["text"]["body"], "hi");
         assert_eq!(body["text"]["preview_url"], false);
@@ -498,7 +524,10 @@ mod tests {
         let b = OutboundMessage::buttons("Elige", vec![button("menu", "Menú")]).expect("valid");
         let body = b.to_graph_body("549", None);
         assert_eq!(body["interactive"]["type"], "button");
-        assert_eq!(body["interactive"]["action"]["buttons"][0]["reply"]["id"], "menu");
+        assert_eq!(
+            body["interactive"]["action"]["buttons"][0]["reply"]["id"],
+            "menu"
+        );
         let t = OutboundMessage::template("hello_world", "en_US").to_graph_body("549", None);
         assert_eq!(t["template"]["language"]["code"], "en_US");
         let r = OutboundMessage::Reaction {
@@ -514,7 +543,9 @@ mod tests {
         let b = mark_read_body("wamid.X", true);
         assert_eq!(b["status"], "read");
         assert_eq!(b["typing_indicator"]["type"], "text");
-        assert!(mark_read_body("wamid.X", false).get("typing_indicator").is_none());
+        assert!(mark_read_body("wamid.X", false)
+            .get("typing_indicator")
+            .is_none());
     }
 
     proptest! {
