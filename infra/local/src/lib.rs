@@ -7,6 +7,7 @@ mod config;
 mod consumer;
 mod load;
 pub mod meta;
+mod replay;
 mod server;
 
 use std::net::SocketAddr;
@@ -56,12 +57,16 @@ pub enum Command {
     /// Send signed webhooks at a running server and report throughput and
     /// webhook-to-answer latency.
     Load(load::LoadArgs),
+    /// Post the payloads kept in quarantine (in --data-dir) to a running
+    /// server again, after a fix; duplicates are dropped by the server.
+    Replay(replay::ReplayArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Some(Command::Chat(args)) => chat::run(args).await,
         Some(Command::Load(args)) => load::run(args).await,
+        Some(Command::Replay(args)) => replay::run(args, cli.data_dir).await,
         None | Some(Command::Serve) => {
             let settings =
                 Settings::from_env(cli.listen, cli.data_dir, cli.aws, cli.create_resources)?;

@@ -7,26 +7,29 @@ use shared::domain::signature::meta_signature_header;
 pub const DEMO_PHONE_NUMBER_ID: &str = "106540352242922";
 pub const DEMO_DISPLAY_NUMBER: &str = "15550783881";
 
-/// A `messages` webhook carrying `message` from `wa_id`.
-pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
+/// The envelope Meta wraps every `messages` change in.
+fn envelope(value: Value) -> Value {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] = json!({
+        "display_phone_number": DEMO_DISPLAY_NUMBER,
+        "phone_number_id": DEMO_PHONE_NUMBER_ID,
+    });
     json!({
         "object": "whatsapp_business_account",
         "entry": [{
             "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": DEMO_DISPLAY_NUMBER,
-                        "phone_number_id": DEMO_PHONE_NUMBER_ID,
-                    },
-                    "contacts": [{ "profile": { "name": name }, "wa_id": wa_id }],
-                    "messages": [message],
-                },
-            }],
+            "changes": [{ "field": "messages", "value": value }],
         }],
     })
+}
+
+/// A `messages` webhook carrying `message` from `wa_id`.
+pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
+    envelope(json!({
+        "contacts": [{ "profile": { "name": name }, "wa_id": wa_id }],
+        "messages": [message],
+    }))
 }
 
 pub fn now_secs() -> i64 {
@@ -60,28 +63,14 @@ pub fn button_reply_message(wa_id: &str, wamid: &str, id: &str, title: &str) -> 
 
 /// A `statuses` webhook for a message we sent.
 pub fn status_webhook(wa_id: &str, wamid: &str, status: &str) -> Value {
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": DEMO_DISPLAY_NUMBER,
-                        "phone_number_id": DEMO_PHONE_NUMBER_ID,
-                    },
-                    "statuses": [{
-                        "id": wamid,
-                        "status": status,
-                        "timestamp": now_secs().to_string(),
-                        "recipient_id": wa_id,
-                    }],
-                },
-            }],
+    envelope(json!({
+        "statuses": [{
+            "id": wamid,
+            "status": status,
+            "timestamp": now_secs().to_string(),
+            "recipient_id": wa_id,
         }],
-    })
+    }))
 }
 
 /// Posts a signed webhook; returns the status code.

@@ -92,7 +92,9 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
             shared::config::env_optional("CHARLA_TABLE").unwrap_or_else(|| "charla-local".into());
         let store = DynamoStore::new(dynamo.clone(), table.clone());
         store.create_table().await?;
-        let (url, _dlq) = SqsQueue::create_fifo_with_dlq(&sqs, "charla-local-text", 5, 60).await?;
+        let queue_name = shared::config::env_optional("CHARLA_TEXT_QUEUE_NAME")
+            .unwrap_or_else(|| "charla-local-text".into());
+        let (url, _dlq) = SqsQueue::create_fifo_with_dlq(&sqs, &queue_name, 5, 60).await?;
         let bucket = shared::config::env_optional("CHARLA_QUARANTINE_BUCKET")
             .unwrap_or_else(|| "charla-local-quarantine".into());
         S3Archive::create_bucket(&s3, &bucket).await?;
@@ -104,7 +106,6 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
             env_required("CHARLA_QUARANTINE_BUCKET")?,
         )
     };
-    let _ = settings;
     Ok(Parts {
         store: Arc::new(DynamoStore::new(dynamo, table)),
         queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone())),

@@ -598,3 +598,216 @@ fn flatten(value: MessagesValue, events: &mut Vec<WebhookEvent>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(body: &str) -> ParsedWebhook {
+        parse_webhook(body.as_bytes()).expect("a webhook")
+    }
+
+    fn only_message(p: &ParsedWebhook) -> &InboundMessage {
+        match p.events.as_slice() {
+            [WebhookEvent::Message { message, .. }] => message,
+            other => panic!("expected one message, got {other:?}"),
+        }
+    }
+
+    macro_rules! sample {
+        ($name:literal) => {
+            include_str!(concat!("../../../../events/whatsapp/", $name, ".json"))
+        };
+    }
+
+    #[test]
+    fn every_message_type_in_events_parses_to_its_type() {
+        let cases = [
+            (sample!("text"), "text"),
+            (sample!("image"), "image"),
+            (sample!("audio_voice"), "audio"),
+            (sample!("video"), "video"),
+            (sample!("document"), "document"),
+            (sample!("sticker"), "sticker"),
+            (sample!("location"), "location"),
+            (sample!("contacts"), "contacts"),
+            (sample!("interactive_button_reply"), "interactive"),
+            (sample!("interactive_list_reply"), "interactive"),
+            (sample!("interactive_nfm_reply"), "interactive"),
+            (sample!("button"), "button"),
+            (sample!("reaction"), "reaction"),
+            (sample!("reaction_removed"), "reaction"),
+            (sample!("order"), "order"),
+            (sample!("system_user_changed_number"), "system"),
+            (sample!("unsupported"), "unsupported"),
+            (sample!("unknown_type"), "hologram"),
+            (sample!("reply_with_context"), "text"),
+            (sample!("forwarded"), "text"),
+            (sample!("referral"), "text"),
+        ];
+        for (body, kind) in cases {
+            let p = parse(body);
+            assert!(p.problems.is_empty(), "{kind}: {:?}", p.problems);
+            assert_eq!(only_message(&p).content.type_name(), kind);
+        }
+    }
+
+    #[test]
+    fn details_survive_parsing() {
+        let voice = only_message(&parse(sample!("audio_voice"))).clone();
+        assert!(matches!(voice.content, MessageContent::Audio(ref m) if m.voice));
+        let removed = only_message(&parse(sample!("reaction_removed"))).clone();
+        assert!(matches!(
+            removed.content,
+            MessageContent::Reaction { emoji: None, .. }
+        ));
+        let reply = only_message(&parse(sample!("reply_with_context"))).clone();
+        assert!(reply.context.and_then(|c| c.id).is_some());
+        let forwarded = only_message(&parse(sample!("forwarded"))).clone();
+        assert!(forwarded
+            .context
+            .is_some_and(|c| c.forwarded || c.frequently_forwarded));
+        assert!(only_message(&parse(sample!("referral"))).referral.is_some());
+        let unknown = only_message(&parse(sample!("unknown_type"))).clone();
+        assert!(
+            matches!(unknown.content, MessageContent::Unknown { ref raw, .. } if raw.get("hologram").is_some())
+        );
+        let system = parse(sample!("system_user_changed_number"));
+        assert!(matches!(
+            &system.events[0],
+            WebhookEvent::Message {
+                contact_name: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn statuses_errors_and_other_fields_are_events_of_their_own() {
+        for (body, status) in [
+            (sample!("statuses_sent"), DeliveryState::Sent),
+            (sample!("statuses_delivered"), DeliveryState::Delivered),
+            (sample!("statuses_read"), DeliveryState::Read),
+            (sample!("statuses_failed_131047"), DeliveryState::Failed),
+        ] {
+            let p = parse(body);
+            assert!(
+                matches!(&p.events[..], [WebhookEvent::Status { status: s, .. }] if s.status == status)
+            );
+        }
+        let failed = parse(sample!("statuses_failed_131047"));
+        assert!(
+            matches!(&failed.events[0], WebhookEvent::Status { status, .. } if status.errors[0].code == 131047)
+        );
+        assert!(matches!(
+            &parse(sample!("value_errors")).events[..],
+            [WebhookEvent::Errors { .. }]
+        ));
+        for body in [sample!("template_status_update"), sample!("account_update")] {
+            assert!(matches!(
+                &parse(body).events[..],
+                [WebhookEvent::Other { .. }]
+            ));
+        }
+    }
+
+    #[test]
+    fn a_batch_flattens_every_entry_and_change() {
+        let p = parse(sample!("batch_multi"));
+        let users: std::collections::HashSet<_> = p
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                WebhookEvent::Message { message, .. } => Some(message.from.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(users.len(), 3);
+        assert!(p
+            .events
+            .iter()
+            .any(|e| matches!(e, WebhookEvent::Status { .. })));
+    }
+
+    #[test]
+    fn a_broken_message_is_a_problem_not_a_failure_of_the_rest() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+            {"field":"messages","value":{"metadata":{"phone_number_id":"1"},"messages":[{"from":"5491155551234","id":"wamid.1","timestamp":"1","type":"text"}]}},
+            {"field":"messages","value":{"metadata":{"phone_number_id":"1"},"messages":[{"from":"5491155551234","id":"wamid.2","timestamp":"1","type":"text","text":{"body":"ok"}}]}}
+        ]}]}"#;
+        let p = parse(body);
+        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.events.len(), 1);
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            prop_oneof![
+                Just("text"),
+                Just("image"),
+                Just("interactive"),
+                Just("messages"),
+                Just("whatsapp_business_account")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("object".to_string()),
+                        Just("entry".to_string()),
+                        Just("changes".to_string()),
+                        Just("field".to_string()),
+                        Just("value".to_string()),
+                        Just("messages".to_string()),
+                        Just("statuses".to_string()),
+                        Just("type".to_string()),
+                        Just("text".to_string()),
+                        Just("from".to_string()),
+                        Just("id".to_string()),
+                        Just("timestamp".to_string()),
+                        Just("metadata".to_string()),
+                        Just("interactive".to_string()),
+                        "[a-z_]{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse_webhook(&bytes);
+        }
+
+        #[test]
+        fn random_json_never_panics(v in json_value()) {
+            let bytes = serde_json::to_vec(&v).expect("json");
+            let _ = parse_webhook(&bytes);
+        }
+
+        #[test]
+        fn random_json_inside_a_real_envelope_never_panics(message in json_value(), status in json_value()) {
+            let body = serde_json::json!({
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+                    "metadata": {"phone_number_id": "1"},
+                    "messages": [message],
+                    "statuses": [status],
+                }}]}],
+            });
+            let _ = parse_webhook(&serde_json::to_vec(&body).expect("json"));
+        }
+    }
+}
