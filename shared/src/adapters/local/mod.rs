@@ -17,11 +17,13 @@ pub use sqlite_queue::{
 };
 pub use sqlite_store::SqliteStore;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
@@ -66,7 +68,9 @@ impl<T> SqliteContext<T> for rusqlite::Result<T> {
 /// Opens a connection set up the way every local adapter relies on: WAL (readers
 /// never block the writer), `synchronous=NORMAL` (a commit survives a process
 /// kill; only a power loss may lose the last commits), a busy timeout, and
-/// foreign keys on.
+/// foreign keys on. Checkpoints are left to [`Checkpointer`]: run inside a
+/// commit they hold the connection through an fsync, which was the whole
+/// tail of webhook latency on a virtual disk.
 fn open_connection(path: Option<&Path>) -> Result<Connection> {
     let conn = match path {
         Some(p) => {
@@ -87,6 +91,11 @@ fn open_connection(path: Option<&Path>) -> Result<Connection> {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(corrupt("journal_mode", format!("WAL refused, got {mode}")));
         }
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .ctx("wal_autocheckpoint")?;
+        // A burst can grow the WAL; it is cut back to this after a checkpoint.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .ctx("journal_size_limit")?;
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .ctx("synchronous")?;
@@ -135,18 +144,44 @@ fn migrate(conn: &mut Connection, component: &str, version: i64, ddl: &str) -> R
     tx.commit().ctx("migrate")
 }
 
-/// One connection behind a std mutex; every call runs on the blocking pool so
-/// SQLite never stalls the async runtime.
+/// Work for a connection's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// One connection owned by its own thread, which runs the calls one after
+/// another. Callers wait on a oneshot, never on a lock: with a mutex and the
+/// blocking pool, a burst of webhooks meant a thread per request all parked
+/// on one futex. A file database also gets a [`Checkpointer`]. The thread ends
+/// when the last clone is dropped.
 #[derive(Clone)]
 struct Db {
-    conn: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl Db {
-    fn new(conn: Connection) -> Self {
-        Db {
-            conn: Arc::new(Mutex::new(conn)),
-        }
+    fn new(conn: Connection) -> Result<Self> {
+        let path = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(job) = queue.recv() {
+                    // A panic inside a call dropped its transaction, which
+                    // rolled it back; its caller sees the call fail, and the
+                    // connection is fine for the next one.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })
+            .map_err(|e| Error::dependency(SERVICE, "connection thread", false, e))?;
+        let checkpointer = match path {
+            Some(path) => Some(Arc::new(Checkpointer::start(&path, jobs.clone())?)),
+            None => None,
+        };
+        Ok(Db {
+            jobs,
+            _checkpointer: checkpointer,
+        })
     }
 
     async fn call<T, F>(&self, f: F) -> Result<T>
@@ -154,16 +189,85 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic inside a call dropped its transaction, which rolled it
-            // back: the connection is fine to use again.
-            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| Error::dependency(SERVICE, "blocking task", true, e))?
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have gone (a cancelled request): nothing to do.
+            let _ = done.send(f(conn));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::dependency(SERVICE, "connection thread", false, "stopped"))?;
+        result.await.map_err(|_| {
+            Error::dependency(SERVICE, "connection thread", true, "the call panicked")
+        })?
     }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// WAL size kept after a checkpoint, in bytes.
+const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
+/// WAL size, in frames, past which the writers are paused for a moment so
+/// that the WAL can start over (about 16 MB with 4 KB pages).
+const WAL_RESTART_FRAMES: i64 = 4096;
+
+/// Checkpoints a WAL database from its own connection and thread, so that the
+/// writers' commits never wait for the fsync a checkpoint needs.
+///
+/// A PASSIVE checkpoint never blocks anyone, but under steady writes it never
+/// catches up either, and the WAL only starts over once it has. So when the
+/// WAL has grown, a second checkpoint is queued on the writers' own
+/// connection, between two calls: only the few pages written since the first
+/// are left to copy. Stops when dropped.
+struct Checkpointer {
+    _stop: mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, writer: mpsc::Sender<Job>) -> Result<Self> {
+        let conn = Connection::open(path).ctx("open checkpointer")?;
+        conn.busy_timeout(BUSY_TIMEOUT).ctx("busy_timeout")?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .ctx("journal_size_limit")?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                // Nothing is ever sent: the sender's drop is the signal.
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let frames = match checkpoint(&conn) {
+                        Ok(frames) => frames,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sqlite checkpoint failed; retrying later");
+                            continue;
+                        }
+                    };
+                    if frames < WAL_RESTART_FRAMES {
+                        continue;
+                    }
+                    let job: Job = Box::new(|conn| {
+                        if let Err(e) = checkpoint(conn) {
+                            tracing::warn!(error = %e, "sqlite checkpoint failed; retrying later");
+                        }
+                    });
+                    if writer.send(job).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::dependency(SERVICE, "checkpoint thread", false, e))?;
+        Ok(Checkpointer { _stop: stop })
+    }
+}
+
+/// A PASSIVE checkpoint; returns the size of the WAL in frames.
+fn checkpoint(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+        .ctx("checkpoint")
 }
 
 /// Milliseconds as SQLite integers, saturating rather than wrapping.
@@ -173,4 +277,57 @@ fn to_i64(n: u64) -> i64 {
 
 fn usize_to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_at(path: &Path) -> Db {
+        let conn = open_connection(Some(path)).expect("open");
+        conn.execute_batch("CREATE TABLE t (v BLOB NOT NULL)")
+            .expect("table");
+        Db::new(conn).expect("db")
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_fails_alone_and_the_connection_goes_on() {
+        let db = Db::new(open_connection(None).expect("open")).expect("db");
+        let failed = db
+            .call(|_| -> Result<()> { panic!("a bug in one call") })
+            .await;
+        assert!(failed.is_err_and(|e| e.is_retryable()));
+        let n: i64 = db
+            .call(|c| c.query_row("SELECT 41 + 1", [], |r| r.get(0)).ctx("select"))
+            .await
+            .expect("the next call runs");
+        assert_eq!(n, 42);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_steady_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = db_at(&dir.path().join("wal.db"));
+        let wal = dir.path().join("wal.db-wal");
+        // Back-to-back writes never leave a moment in which a PASSIVE
+        // checkpoint has caught up: only the writer-side checkpoint lets the
+        // WAL start over (and be cut back) while they go on.
+        let (mut largest, mut cut) = (0, false);
+        let until = std::time::Instant::now() + 4 * CHECKPOINT_EVERY;
+        while !cut && std::time::Instant::now() < until {
+            for _ in 0..50 {
+                db.call(|c| {
+                    c.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                        .ctx("insert")
+                })
+                .await
+                .expect("insert");
+            }
+            let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            cut = size < largest;
+            largest = largest.max(size);
+        }
+        assert!(cut, "the WAL only grew, to {largest} bytes");
+        assert!(largest > u64::try_from(WAL_SIZE_LIMIT).expect("limit"));
+    }
 }

@@ -143,7 +143,7 @@ impl SqliteQueue {
         settings.max_receives = settings.max_receives.max(1);
         migrate(&mut conn, "queue", SCHEMA_VERSION, SCHEMA)?;
         Ok(SqliteQueue {
-            db: Db::new(conn),
+            db: Db::new(conn)?,
             settings: Arc::new(settings),
             notify: Arc::new(Notify::new()),
             clock: Arc::new(SystemClock),

@@ -108,7 +108,7 @@ impl SqliteStore {
         migrate(&mut conn, "store", SCHEMA_VERSION, SCHEMA)?;
         prune_dedup(&conn, SystemClock.now_ms())?;
         Ok(SqliteStore {
-            db: Db::new(conn),
+            db: Db::new(conn)?,
             recorded: Arc::new(AtomicU64::new(0)),
         })
     }
