@@ -144,6 +144,19 @@ async fn say(server: &Server, wa_id: &str, wamid: &str, text: &str) -> u16 {
     post(server, &body).await
 }
 
+/// GET `/admin/{path}` with the admin key, as JSON.
+async fn admin_get(server: &Server, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/admin/{path}", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn post(server: &Server, body: &[u8]) -> u16 {
     meta::post_signed(&reqwest::Client::new(), &server.base, SECRET, body)
         .await
@@ -344,28 +357,12 @@ async fn the_admin_api_shows_the_transcript_behind_the_authorizer() {
         .await
         .expect("get");
     assert_eq!(denied.status(), 403);
-    let t: Value = client
-        .get(&url)
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let t = admin_get(&server, &format!("conversations/{user}")).await;
     let messages = t["messages"].as_array().expect("messages");
     assert_eq!(messages[0]["direction"], "inbound");
     assert!(messages.iter().any(|m| m["direction"] == "outbound"
         && m["text"].as_str().unwrap_or_default().contains("lunes")));
-    let list: Value = client
-        .get(format!("{}/admin/conversations", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let list = admin_get(&server, "conversations").await;
     assert_eq!(list["conversations"][0]["wa_id"], user);
 }
 
@@ -452,15 +449,7 @@ async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {
     );
     // Quarantine goes to S3; the admin API reads DynamoDB.
     assert_eq!(post(&server, b"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{}}]}]}").await, 200);
-    let t: Value = reqwest::Client::new()
-        .get(format!("{}/admin/conversations/{user}", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let t = admin_get(&server, &format!("conversations/{user}")).await;
     let messages = t["messages"].as_array().expect("messages");
     assert_eq!(
         messages
