@@ -527,3 +527,78 @@ async fn when_the_queue_fails_meta_is_told_to_retry_and_the_retry_enqueues() {
     assert_eq!(handle(&deps, signed(body)).await.status(), 200);
     assert_eq!(queue.inner.messages().len(), 1);
 }
+
+/// A queue that notes how many sends overlap, each send taking a moment as
+/// a real queue's round trip does.
+#[derive(Default)]
+struct OverlapQueue {
+    inner: MemoryQueue,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Queue for OverlapQueue {
+    async fn send(&self, msg: &QueueMessage) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let sent = self.inner.send(msg).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        sent
+    }
+}
+
+#[tokio::test]
+async fn a_batch_handles_users_side_by_side_and_each_users_messages_in_order() {
+    let queue = Arc::new(OverlapQueue::default());
+    let (deps, _store, _archive) = harness_with_queue(queue.clone());
+    let sent = [
+        ("5491100000001", "wamid.A1"),
+        ("5491100000002", "wamid.B1"),
+        ("5491100000001", "wamid.A2"),
+        ("5491100000003", "wamid.C1"),
+        ("5491100000002", "wamid.B2"),
+        ("5491100000001", "wamid.A3"),
+    ];
+    let messages: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|(from, id)| {
+            serde_json::json!({"from": from, "id": id, "timestamp": "1732147200",
+                "type": "text", "text": {"body": "hola"}})
+        })
+        .collect();
+    let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{
+        "id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "messages": messages}}]}]})
+    .to_string();
+    let summary = receive(
+        &deps,
+        Some(&meta_signature_header(SECRET.as_bytes(), body.as_bytes())),
+        body.as_bytes(),
+    )
+    .await
+    .expect("accepted");
+    assert_eq!((summary.recorded, summary.enqueued), (6, 6));
+    assert!(
+        queue.most.load(std::sync::atomic::Ordering::SeqCst) > 1,
+        "users were handled one after another"
+    );
+    let enqueued = queue.inner.messages();
+    for user in ["5491100000001", "5491100000002", "5491100000003"] {
+        let theirs: Vec<&str> = enqueued
+            .iter()
+            .filter(|m| m.group_id.ends_with(user))
+            .map(|m| m.dedup_id.as_str())
+            .collect();
+        let expected: Vec<&str> = sent
+            .iter()
+            .filter(|(from, _)| *from == user)
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(theirs, expected);
+    }
+}
