@@ -128,6 +128,9 @@ pub trait MessageSender: Send + Sync {
 /// What the responder sees of a turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnInput {
+    /// The wamid of the first message the turn answers: the key that makes
+    /// what the responder records (leads, bookings, requests) idempotent.
+    pub turn_id: String,
     pub conversation: Conversation,
     /// The user messages this turn answers, oldest first.
     pub new_messages: Vec<StoredMessage>,
@@ -153,4 +156,80 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         jiff::Timestamp::now().as_millisecond()
     }
+}
+
+// ------------------------------------------------------------------ the agent
+
+/// A chat model that can use tools (Bedrock Converse, an OpenAI-compatible
+/// server). One call is one model round; the agent runs the tool loop.
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// What usage records and logs call it, e.g. `bedrock:anthropic.claude-3-haiku`.
+    fn name(&self) -> &str;
+
+    /// Throttling and timeouts come back as retryable `Error::Dependency`
+    /// (after the adapter's own bounded retries); a refused request as a
+    /// non-retryable one.
+    async fn converse(&self, req: &ModelRequest) -> Result<ModelReply>;
+}
+
+/// The business's knowledge: passages that answer a query.
+#[async_trait]
+pub trait KnowledgeBase: Send + Sync {
+    /// At most `limit` passages, best first; empty when nothing matches.
+    async fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>>;
+}
+
+/// Customers by national ID or account number.
+#[async_trait]
+pub trait CustomerDirectory: Send + Sync {
+    /// `None` when no customer has that id.
+    async fn lookup(&self, id: &str) -> Result<Option<Customer>>;
+}
+
+/// Where leads go besides the store (a CRM endpoint).
+#[async_trait]
+pub trait LeadSink: Send + Sync {
+    /// Idempotent on `lead.id` at the receiving end (sent as a header).
+    async fn export(&self, lead: &Lead) -> Result<()>;
+}
+
+/// What the agent's tools record, beside the conversation. Every write that
+/// a retried turn could repeat is idempotent on the record's `id`.
+#[async_trait]
+pub trait AgentRecords: Send + Sync {
+    /// Returns `false` when a lead with this id exists already.
+    async fn save_lead(&self, lead: &Lead) -> Result<bool>;
+
+    /// A user's leads, oldest first.
+    async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>>;
+
+    /// One atomic conditional write on the slot start: no double booking.
+    async fn book(&self, appointment: &Appointment) -> Result<BookOutcome>;
+
+    /// Appointments starting in `[from_ms, to_ms)`, by start.
+    async fn appointments_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Appointment>>;
+
+    /// Returns `false` when a request with this id exists already.
+    async fn save_call_request(&self, request: &CallRequest) -> Result<bool>;
+
+    /// A user's call requests, oldest first.
+    async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>>;
+
+    /// Changes the conversation's state only if it is `from` now (one
+    /// conditional write). Returns whether it changed.
+    async fn set_state(
+        &self,
+        wa_id: &WaId,
+        from: ConversationState,
+        to: ConversationState,
+    ) -> Result<bool>;
+
+    /// The conversation's memory; the default when none is kept yet.
+    async fn memory(&self, wa_id: &WaId) -> Result<Memory>;
+
+    async fn save_memory(&self, wa_id: &WaId, memory: &Memory) -> Result<()>;
+
+    /// Idempotent on `(wa_id, turn_id)`.
+    async fn record_usage(&self, usage: &TurnUsage) -> Result<()>;
 }

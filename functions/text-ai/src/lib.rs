@@ -185,6 +185,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         .filter(|m| !inbound.contains(&m.wamid))
         .collect();
     let input = TurnInput {
+        turn_id: turn_id.clone(),
         conversation: conversation.clone(),
         new_messages: pending.clone(),
         history,

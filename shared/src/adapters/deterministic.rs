@@ -319,6 +319,7 @@ mod tests {
 
     fn turn(new: &[StoredMessage], history: &[StoredMessage]) -> TurnInput {
         TurnInput {
+            turn_id: "wamid.T".into(),
             conversation: Conversation {
                 wa_id: WaId::parse("5491155551234").expect("valid"),
                 phone_number_id: "1".into(),

@@ -1,7 +1,11 @@
 //! Plain types and rules: no AWS, no HTTP, no async runtime.
 
+pub mod agent;
+pub mod chat;
 pub mod conversation;
 pub mod signature;
 pub mod whatsapp;
 
+pub use agent::*;
+pub use chat::*;
 pub use conversation::*;
