@@ -1,0 +1,108 @@
+//! The playbook: deterministic intents from the profile, matched before any
+//! model call. Cheap, instant and predictable.
+
+use crate::profile::{CompiledIntent, IntentAction, Profile};
+use crate::text::{fold, has_word};
+
+/// What the playbook recognised in a user's turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// A menu button (by its title) or an intent, by name.
+    Intent { name: String, action: IntentAction },
+    /// An escalation keyword: straight to people.
+    Escalate { keyword: String },
+    /// A customer id in the message: look the customer up.
+    CustomerId(String),
+}
+
+/// Matches the user's words against the profile, in this order: menu
+/// buttons, escalation keywords, a customer id, then the intents in the
+/// profile's order.
+pub fn recognise(profile: &Profile, text: &str) -> Option<Match> {
+    let folded = fold(text);
+    if folded.is_empty() {
+        return None;
+    }
+    // Button replies arrive as their titles.
+    for item in &profile.menu {
+        if item.title.values().any(|t| fold(t) == folded) {
+            if let Some(c) = profile.intent(&item.intent) {
+                return Some(intent(c));
+            }
+        }
+    }
+    if let Some(word) = profile
+        .escalation_words
+        .iter()
+        .find(|w| has_word(&folded, w))
+    {
+        return Some(Match::Escalate {
+            keyword: word.trim().to_string(),
+        });
+    }
+    if let Some(m) = profile.customer_id_in_message.find(text) {
+        return Some(Match::CustomerId(m.as_str().to_string()));
+    }
+    profile
+        .intents
+        .iter()
+        .find(|c| {
+            c.words.iter().any(|w| has_word(&folded, w))
+                || c.patterns.iter().any(|p| p.is_match(text))
+        })
+        .map(intent)
+}
+
+fn intent(c: &CompiledIntent) -> Match {
+    Match::Intent {
+        name: c.intent.name.clone(),
+        action: c.intent.action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        Profile::parse(
+            include_str!("../../profiles/demo/agent.toml"),
+            std::path::Path::new("."),
+        )
+        .expect("demo")
+    }
+
+    fn name_of(text: &str) -> Option<String> {
+        match recognise(&profile(), text)? {
+            Match::Intent { name, .. } => Some(name),
+            Match::Escalate { keyword } => Some(format!("escalate:{keyword}")),
+            Match::CustomerId(id) => Some(format!("id:{id}")),
+        }
+    }
+
+    #[test]
+    fn the_demo_playbook_recognises_its_intents() {
+        let cases = [
+            ("Hola!", Some("greeting")),
+            ("Planes y precios", Some("prices")),
+            ("Opening hours", Some("hours")),
+            ("Falar com pessoa", Some("human")),
+            ("quiero hablar con una persona", Some("human")),
+            ("¿a qué hora abren?", Some("hours")),
+            ("llamame por favor", Some("call")),
+            ("¿Me pueden llamar mañana?", Some("call")),
+            ("call me", Some("call")),
+            ("me liga amanhã", Some("call")),
+            ("mi dni es 30.123.456", Some("id:30.123.456")),
+            ("30123456", Some("id:30123456")),
+            ("voy a hacer una denuncia", Some("escalate:denuncia")),
+            ("quiero presentar un reclamo", Some("escalate:reclamo")),
+            ("¿tienen stock del modelo rojo?", None),
+            ("I got a call from you yesterday", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(name_of(text).as_deref(), expected, "{text:?}");
+        }
+    }
+}

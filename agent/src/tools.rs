@@ -1,0 +1,597 @@
+//! The tool registry, shared by text now and voice calls later. Each tool
+//! has a fixed name, a JSON schema the model sees, arguments validated here
+//! (never trusted from the model), a timeout, and ports behind it.
+//!
+//! What a tool records is keyed by the turn (`{turn_id}:lead`, ...), so a
+//! turn retried after a crash records nothing twice. Tools act only on the
+//! conversation they run in: the user's own leads, bookings and calls; the
+//! only way to another record is `lookup_customer` with an exact id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::domain::*;
+use shared::ports::{
+    AgentRecords, Clock, CustomerDirectory, KnowledgeBase, LeadSink, Queue, QueueMessage,
+};
+use shared::Result;
+
+use crate::profile::Profile;
+use crate::schedule;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ToolName {
+    KbSearch,
+    LookupCustomer,
+    CreateLead,
+    BookAppointment,
+    RequestCall,
+    HandoffToHuman,
+}
+
+impl ToolName {
+    pub const ALL: [ToolName; 6] = [
+        ToolName::KbSearch,
+        ToolName::LookupCustomer,
+        ToolName::CreateLead,
+        ToolName::BookAppointment,
+        ToolName::RequestCall,
+        ToolName::HandoffToHuman,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolName::KbSearch => "kb_search",
+            ToolName::LookupCustomer => "lookup_customer",
+            ToolName::CreateLead => "create_lead",
+            ToolName::BookAppointment => "book_appointment",
+            ToolName::RequestCall => "request_call",
+            ToolName::HandoffToHuman => "handoff_to_human",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ToolName> {
+        ToolName::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            ToolName::KbSearch => "Search the business's knowledge base (plans, prices, hours, policies). Returns passages with their source. Use it before stating any fact about the business.",
+            ToolName::LookupCustomer => "Look up the customer by the national ID or account number THEY gave for themselves. Returns their account data, or found=false.",
+            ToolName::CreateLead => "Record a sales lead for this user: their name and what they are interested in.",
+            ToolName::BookAppointment => "Book an appointment for this user at a local date and time (YYYY-MM-DDTHH:MM, the business's time zone) within business hours. Returns the confirmed time, or the free slots nearby when it is not possible.",
+            ToolName::RequestCall => "Ask for a phone call to this user (they want to talk). Optionally when (YYYY-MM-DDTHH:MM, business time zone). Returns when to expect it.",
+            ToolName::HandoffToHuman => "Hand this conversation to a human agent. The bot stops answering it. Use when the user asks for a person, is upset, or you cannot help.",
+        }
+    }
+
+    fn schema(self) -> Value {
+        let s = |max: usize, what: &str| json!({"type": "string", "minLength": 1, "maxLength": max, "description": what});
+        let (props, required): (Value, &[&str]) = match self {
+            ToolName::KbSearch => (
+                json!({"query": s(300, "what to look for, in the user's words")}),
+                &["query"],
+            ),
+            ToolName::LookupCustomer => (
+                json!({"id": s(32, "the national ID or account number, as the user wrote it")}),
+                &["id"],
+            ),
+            ToolName::CreateLead => (
+                json!({
+                    "name": s(100, "the user's name"),
+                    "interest": s(300, "what they want"),
+                    "notes": s(1000, "anything else worth knowing"),
+                }),
+                &["name", "interest"],
+            ),
+            ToolName::BookAppointment => (
+                json!({
+                    "datetime": s(25, "local date and time, YYYY-MM-DDTHH:MM"),
+                    "topic": s(200, "what the appointment is about"),
+                }),
+                &["datetime", "topic"],
+            ),
+            ToolName::RequestCall => (
+                json!({
+                    "reason": s(300, "why the user wants a call"),
+                    "when": s(25, "optional local date and time, YYYY-MM-DDTHH:MM"),
+                }),
+                &["reason"],
+            ),
+            ToolName::HandoffToHuman => (
+                json!({"reason": s(300, "why a person should take over")}),
+                &["reason"],
+            ),
+        };
+        json!({
+            "type": "object",
+            "properties": props,
+            "required": required,
+            "additionalProperties": false,
+        })
+    }
+
+    pub fn spec(self) -> ToolSpec {
+        ToolSpec {
+            name: self.as_str().to_string(),
+            description: self.description().to_string(),
+            input_schema: self.schema(),
+        }
+    }
+}
+
+/// What a tool call came to, for the model and for the agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolOutcome {
+    /// The tool ran; its answer (JSON) goes back to the model.
+    Done(Value),
+    /// The arguments or the request were refused; the reason goes back to
+    /// the model, which may try again or tell the user.
+    Refused(String),
+}
+
+/// The ports the tools stand on. Missing optional ports switch their tools
+/// off (the model is not offered them).
+#[derive(Clone)]
+pub struct ToolDeps {
+    pub knowledge: Option<Arc<dyn KnowledgeBase>>,
+    pub customers: Option<Arc<dyn CustomerDirectory>>,
+    pub lead_sink: Option<Arc<dyn LeadSink>>,
+    pub records: Arc<dyn AgentRecords>,
+    pub call_queue: Arc<dyn Queue>,
+    pub escalation_queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The turn a tool runs in. Identity comes from here, never from the
+/// model's arguments.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub turn_id: String,
+    pub wa_id: WaId,
+    pub phone_number_id: String,
+    pub language: String,
+    /// Where a handoff or call request came from: `playbook` or `model`.
+    pub source: &'static str,
+}
+
+/// What the tools did in one turn (bounds and effects the agent reports).
+#[derive(Debug, Clone, Default)]
+pub struct TurnEffects {
+    pub looked_up: Vec<String>,
+    pub handed_off: bool,
+    pub call_requested: bool,
+    pub calls: u32,
+}
+
+/// The tools a profile turns on, with their ports.
+#[derive(Clone)]
+pub struct Registry {
+    profile: Arc<Profile>,
+    deps: ToolDeps,
+    enabled: Vec<ToolName>,
+}
+
+impl Registry {
+    pub fn new(profile: Arc<Profile>, deps: ToolDeps) -> Registry {
+        let enabled = profile
+            .tools
+            .iter()
+            .copied()
+            .filter(|t| match t {
+                ToolName::KbSearch => deps.knowledge.is_some(),
+                ToolName::LookupCustomer => deps.customers.is_some(),
+                _ => true,
+            })
+            .collect();
+        Registry {
+            profile,
+            deps,
+            enabled,
+        }
+    }
+
+    pub fn enabled(&self, tool: ToolName) -> bool {
+        self.enabled.contains(&tool)
+    }
+
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.enabled.iter().map(|t| t.spec()).collect()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.deps.clock
+    }
+
+    pub fn records(&self) -> &Arc<dyn AgentRecords> {
+        &self.deps.records
+    }
+
+    /// Runs the tool `name` with the model's `args`: unknown or disabled
+    /// tools and bad arguments are refused; a tool that takes longer than
+    /// the profile allows is refused as timed out. Errors are faults of
+    /// the ports (the turn fails and is retried, its writes idempotent).
+    pub async fn call(
+        &self,
+        ctx: &ToolContext,
+        effects: &mut TurnEffects,
+        name: &str,
+        args: &Value,
+    ) -> Result<ToolOutcome> {
+        let Some(tool) = ToolName::parse(name).filter(|t| self.enabled(*t)) else {
+            return Ok(ToolOutcome::Refused(format!(
+                "there is no tool named {name:?}; the tools are: {}",
+                self.enabled
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        effects.calls += 1;
+        let limit = Duration::from_millis(self.profile.model.tool_timeout_ms);
+        let run = async {
+            match tool {
+                ToolName::KbSearch => self.kb_search(args).await,
+                ToolName::LookupCustomer => self.lookup_customer(effects, args).await,
+                ToolName::CreateLead => self.create_lead(ctx, args).await,
+                ToolName::BookAppointment => self.book_appointment(ctx, args).await,
+                ToolName::RequestCall => self.request_call(ctx, effects, args).await,
+                ToolName::HandoffToHuman => self.handoff(ctx, effects, args).await,
+            }
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Ok(ToolOutcome::Refused(format!(
+                "{} did not answer within {} ms; tell the user it is not available right now",
+                tool.as_str(),
+                limit.as_millis()
+            ))),
+        }
+    }
+
+    async fn kb_search(&self, args: &Value) -> Result<ToolOutcome> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            query: String,
+        }
+        let a: Args = match parse_args(args) {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
+        if let Some(r) = check_len("query", &a.query, 300) {
+            return Ok(r);
+        }
+        let Some(kb) = &self.deps.knowledge else {
+            return Ok(ToolOutcome::Refused("no knowledge base".into()));
+        };
+        let passages = kb.search(&a.query, 3).await?;
+        Ok(ToolOutcome::Done(json!({
+            "passages": passages.iter().map(|p| json!({"text": p.text, "source": p.source})).collect::<Vec<_>>(),
+        })))
+    }
+
+    /// Normalises a customer id as users write it (`12.345.678`).
+    pub fn normalise_customer_id(&self, id: &str) -> Option<String> {
+        let id: String = id
+            .chars()
+            .filter(|c| !matches!(c, '.' | '-' | ' ' | '\u{a0}'))
+            .collect();
+        self.profile.customer_id.is_match(&id).then_some(id)
+    }
+
+    async fn lookup_customer(
+        &self,
+        effects: &mut TurnEffects,
+        args: &Value,
+    ) -> Result<ToolOutcome> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            id: String,
+        }
+        let a: Args = match parse_args(args) {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
+        let Some(id) = self.normalise_customer_id(&a.id) else {
+            return Ok(ToolOutcome::Refused(
+                "that is not a customer id: give exactly one id, as the user wrote it".into(),
+            ));
+        };
+        // A user (or text pasted into the chat) cannot walk the customer
+        // base: one turn looks up at most this many distinct ids.
+        if !effects.looked_up.contains(&id) {
+            if effects.looked_up.len() >= self.profile.customers.lookups_per_turn {
+                return Ok(ToolOutcome::Refused(
+                    "only the user's own record can be looked up, once per message".into(),
+                ));
+            }
+            effects.looked_up.push(id.clone());
+        }
+        let Some(customers) = &self.deps.customers else {
+            return Ok(ToolOutcome::Refused("no customer directory".into()));
+        };
+        Ok(ToolOutcome::Done(match customers.lookup(&id).await? {
+            Some(c) => json!({"found": true, "customer": self.visible_fields(&c)}),
+            None => json!({"found": false}),
+        }))
+    }
+
+    /// The fields the profile shows, in its order; all when it names none.
+    pub fn visible_fields(&self, customer: &Customer) -> serde_json::Map<String, Value> {
+        let wanted = &self.profile.customers.fields;
+        let mut out = serde_json::Map::new();
+        if wanted.is_empty() {
+            for (k, v) in &customer.fields {
+                out.insert(k.clone(), Value::String(v.clone()));
+            }
+        } else {
+            for k in wanted {
+                if let Some(v) = customer.fields.get(k) {
+                    out.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    async fn create_lead(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutcome> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            name: String,
+            interest: String,
+            #[serde(default)]
+            notes: Option<String>,
+        }
+        let a: Args = match parse_args(args) {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
+        for (field, value, max) in [("name", &a.name, 100), ("interest", &a.interest, 300)] {
+            if let Some(r) = check_len(field, value, max) {
+                return Ok(r);
+            }
+        }
+        if let Some(notes) = &a.notes {
+            if notes.chars().count() > 1000 {
+                return Ok(ToolOutcome::Refused(
+                    "notes: at most 1000 characters".into(),
+                ));
+            }
+        }
+        let lead = Lead {
+            id: format!("{}:lead", ctx.turn_id),
+            wa_id: ctx.wa_id.clone(),
+            name: a.name.trim().to_string(),
+            interest: a.interest.trim().to_string(),
+            notes: a
+                .notes
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty()),
+            created_at_ms: self.deps.clock.now_ms(),
+        };
+        let new = self.deps.records.save_lead(&lead).await?;
+        if let Some(sink) = &self.deps.lead_sink {
+            // Idempotent at the CRM (the lead id travels as the key), so a
+            // retried turn may send it again safely.
+            sink.export(&lead).await?;
+        }
+        Ok(ToolOutcome::Done(
+            json!({"saved": true, "new": new, "lead_id": lead.id}),
+        ))
+    }
+
+    async fn book_appointment(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutcome> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            datetime: String,
+            topic: String,
+        }
+        let a: Args = match parse_args(args) {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
+        if let Some(r) = check_len("topic", &a.topic, 200) {
+            return Ok(r);
+        }
+        let hours = &self.profile.hours;
+        let now = self.deps.clock.now_ms();
+        let start = match schedule::parse_local(&a.datetime, hours) {
+            Ok(t) => t,
+            Err(problem) => return Ok(ToolOutcome::Refused(problem)),
+        };
+        let booked = self
+            .deps
+            .records
+            .appointments_between(now, now + hours.booking_days_ahead * 86_400_000)
+            .await?;
+        let taken: Vec<i64> = booked.iter().map(|b| b.start_ms).collect();
+        let free_near = |from: i64| {
+            schedule::free_slots(hours, from.max(now), 3, &taken)
+                .into_iter()
+                .map(|s| schedule::format_local(s, hours, &ctx.language))
+                .collect::<Vec<_>>()
+        };
+        if let Err(problem) = schedule::check_slot(start, now, hours) {
+            return Ok(ToolOutcome::Refused(format!(
+                "{problem}; free slots: {}",
+                free_near(start).join("; ")
+            )));
+        }
+        let appointment = Appointment {
+            id: format!("{}:appointment", ctx.turn_id),
+            wa_id: ctx.wa_id.clone(),
+            start_ms: start,
+            end_ms: start + hours.slot_minutes * 60_000,
+            topic: a.topic.trim().to_string(),
+            created_at_ms: now,
+        };
+        match self.deps.records.book(&appointment).await? {
+            BookOutcome::Booked | BookOutcome::AlreadyBooked => {
+                let when = schedule::format_local(start, hours, &ctx.language);
+                let user_tz = crate::timezone::for_wa_id(&ctx.wa_id);
+                let theirs = match user_tz {
+                    Some((name, tz)) if name != hours.time_zone_name => {
+                        Some(schedule::format_in(start, &tz, &name, &ctx.language))
+                    }
+                    _ => None,
+                };
+                Ok(ToolOutcome::Done(json!({
+                    "booked": true,
+                    "when": when,
+                    "when_for_the_user": theirs.unwrap_or_else(|| when.clone()),
+                    "topic": appointment.topic,
+                })))
+            }
+            BookOutcome::Taken => Ok(ToolOutcome::Refused(format!(
+                "that slot was just taken; free slots: {}",
+                free_near(start).join("; ")
+            ))),
+        }
+    }
+
+    async fn request_call(
+        &self,
+        ctx: &ToolContext,
+        effects: &mut TurnEffects,
+        args: &Value,
+    ) -> Result<ToolOutcome> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            reason: String,
+            #[serde(default)]
+            when: Option<String>,
+        }
+        let a: Args = match parse_args(args) {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
+        if let Some(r) = check_len("reason", &a.reason, 300) {
+            return Ok(r);
+        }
+        let hours = &self.profile.hours;
+        let now = self.deps.clock.now_ms();
+        let when_ms = match a.when.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+            None => None,
+            Some(w) => match schedule::parse_local(w, hours) {
+                Ok(t) if t > now => Some(t),
+                Ok(_) => None,
+                Err(problem) => return Ok(ToolOutcome::Refused(problem)),
+            },
+        };
+        // Calls go out in business hours: the next opening when closed now.
+        let at = when_ms.unwrap_or(now);
+        let expected = if schedule::is_open(at, hours) {
+            at
+        } else {
+            schedule::next_opening(at, hours).unwrap_or(at)
+        };
+        let request = CallRequest {
+            id: format!("{}:call", ctx.turn_id),
+            wa_id: ctx.wa_id.clone(),
+            phone_number_id: ctx.phone_number_id.clone(),
+            reason: a.reason.trim().to_string(),
+            when_ms: when_ms.or((expected != now).then_some(expected)),
+            language: ctx.language.clone(),
+            state: CallRequestState::Requested,
+            created_at_ms: now,
+        };
+        self.deps.records.save_call_request(&request).await?;
+        self.deps
+            .call_queue
+            .send(&QueueMessage {
+                group_id: format!("{}:{}", ctx.phone_number_id, ctx.wa_id),
+                dedup_id: request.id.clone(),
+                body: serde_json::to_string(&request)?,
+            })
+            .await?;
+        effects.call_requested = true;
+        Ok(ToolOutcome::Done(json!({
+            "requested": true,
+            "soon": expected <= now,
+            "expected": schedule::format_local(expected, hours, &ctx.language),
+        })))
+    }
+
+    async fn handoff(
+        &self,
+        ctx: &ToolContext,
+        effects: &mut TurnEffects,
+        args: &Value,
+    ) -> Result<ToolOutcome> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            reason: String,
+        }
+        let a: Args = match parse_args(args) {
+            Ok(a) => a,
+            Err(refused) => return Ok(refused),
+        };
+        if let Some(r) = check_len("reason", &a.reason, 300) {
+            return Ok(r);
+        }
+        let now = self.deps.clock.now_ms();
+        // Queue first, then the state: if the state change failed after the
+        // enqueue, the retry enqueues the same id (dropped as a duplicate);
+        // the other way round, a crash could leave the bot silent with no
+        // human told.
+        let request = HandoffRequest {
+            id: format!("{}:handoff", ctx.turn_id),
+            wa_id: ctx.wa_id.clone(),
+            phone_number_id: ctx.phone_number_id.clone(),
+            reason: a.reason.trim().to_string(),
+            source: ctx.source.to_string(),
+            created_at_ms: now,
+        };
+        self.deps
+            .escalation_queue
+            .send(&QueueMessage {
+                group_id: format!("{}:{}", ctx.phone_number_id, ctx.wa_id),
+                dedup_id: request.id.clone(),
+                body: serde_json::to_string(&request)?,
+            })
+            .await?;
+        self.deps
+            .records
+            .set_state(
+                &ctx.wa_id,
+                ConversationState::Bot,
+                ConversationState::PendingHuman,
+            )
+            .await?;
+        effects.handed_off = true;
+        let hours = &self.profile.hours;
+        let open = schedule::is_open(now, hours);
+        Ok(ToolOutcome::Done(json!({
+            "handed_off": true,
+            "open_now": open,
+            "next_opening": (!open).then(|| schedule::next_opening(now, hours)
+                .map(|t| schedule::format_local(t, hours, &ctx.language))).flatten(),
+        })))
+    }
+}
+
+fn parse_args<T: serde::de::DeserializeOwned>(args: &Value) -> std::result::Result<T, ToolOutcome> {
+    serde_json::from_value(args.clone())
+        .map_err(|e| ToolOutcome::Refused(format!("invalid arguments: {e}")))
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Option<ToolOutcome> {
+    if value.trim().is_empty() {
+        Some(ToolOutcome::Refused(format!("{field} must not be empty")))
+    } else if value.chars().count() > max {
+        Some(ToolOutcome::Refused(format!(
+            "{field}: at most {max} characters"
+        )))
+    } else {
+        None
+    }
+}
