@@ -5,6 +5,8 @@
 //! client. The SDK's standard retry mode already retries throttling, timeouts
 //! and 5xx with exponential backoff and jitter; what still fails comes back as
 //! a retryable `Error::Dependency`, a refused request as a non-retryable one.
+//! Time limits are the caller's too (`TimeoutConfig` on the SDK config, and
+//! the Lambda's own timeout): a model answer can take tens of seconds.
 
 use std::collections::HashMap;
 
@@ -232,9 +234,10 @@ fn to_reply(output: ConverseOutput) -> Result<ModelReply> {
                 id: t.tool_use_id,
                 name: t.name,
             }),
-            // Reasoning, citations, images: nothing the agent uses.
+            // Reasoning, citations, images: nothing the agent uses. Only the
+            // kind is logged: the content may hold what the customer said.
             other => {
-                tracing::debug!(block = ?std::mem::discriminant(&other), "bedrock block ignored");
+                tracing::debug!(kind = block_kind(&other), "bedrock block ignored");
                 None
             }
         })
@@ -247,6 +250,17 @@ fn to_reply(output: ConverseOutput) -> Result<ModelReply> {
         stop,
         usage,
     })
+}
+
+fn block_kind(block: &ContentBlock) -> &'static str {
+    match block {
+        ContentBlock::ReasoningContent(_) => "reasoning",
+        ContentBlock::CitationsContent(_) => "citations",
+        ContentBlock::Image(_) => "image",
+        ContentBlock::Document(_) => "document",
+        ContentBlock::ToolResult(_) => "tool result",
+        _ => "other",
+    }
 }
 
 fn to_stop_reason(reason: &bedrock::StopReason) -> StopReason {
