@@ -2,12 +2,16 @@
 //! client and the resource name; the caller builds the client (once per cold
 //! start) and injects it, the adapter never loads configuration.
 
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
 pub mod dynamodb;
 mod dynamodb_items;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;
 
+#[cfg(feature = "bedrock")]
+pub use bedrock::BedrockModel;
 pub use dynamodb::DynamoStore;
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;

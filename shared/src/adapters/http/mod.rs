@@ -1,5 +1,7 @@
 //! Outside HTTP services that are not AWS.
 
 pub mod graph;
+pub mod openai;
 
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
+pub use openai::{OpenAiModel, OpenAiSettings};
