@@ -19,11 +19,13 @@
 
 use async_trait::async_trait;
 
-use super::store_contract::{fresh_wa_id, inbound};
+use super::store_contract::fresh_wa_id;
 use crate::adapters::memory::MemoryRecords;
 use crate::domain::*;
 use crate::error::Error;
-use crate::ports::{AgentRecords, Clock, ConversationStore, SystemClock};
+#[cfg(any(feature = "local", feature = "aws"))]
+use crate::ports::ConversationStore;
+use crate::ports::{AgentRecords, Clock, SystemClock};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const HOUR_MS: i64 = 3600 * 1000;
@@ -48,13 +50,15 @@ pub trait Subject: Send + Sync {
 
 /// A store that is both the conversation store and the records: the state
 /// must be the one `ConversationStore::conversation` returns.
+#[cfg(any(feature = "local", feature = "aws"))]
 async fn user_writes_via_store(store: &dyn ConversationStore, wa_id: &WaId) {
     store
-        .record_inbound(&inbound(wa_id, now_ms(), true))
+        .record_inbound(&super::store_contract::inbound(wa_id, now_ms(), true))
         .await
         .expect("record_inbound");
 }
 
+#[cfg(any(feature = "local", feature = "aws"))]
 async fn state_via_store(store: &dyn ConversationStore, wa_id: &WaId) -> Option<ConversationState> {
     store
         .conversation(wa_id)
