@@ -13,8 +13,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use shared::adapters::aws::{load_whatsapp_secrets, DynamoStore, S3Archive, SqsQueue};
 use shared::domain::*;
 use shared::ports::{
-    ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage, SystemClock,
+    AgentRecords, ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage,
+    SystemClock,
 };
+use shared::testing::records_contract;
 use shared::testing::store_contract::{self, fresh_wa_id, inbound, sent};
 use shared::Error;
 
@@ -55,6 +57,77 @@ fn now_ms() -> i64 {
 async fn dynamo_store_passes_the_store_contract() {
     let store = new_store(&moto_config().await, &unique("charla-contract")).await;
     store_contract::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_store_passes_the_records_contract() {
+    let store = new_store(&moto_config().await, &unique("charla-records")).await;
+    records_contract::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_bookings_from_separate_clients_book_a_slot_once() {
+    let table = unique("charla-records-race");
+    let a = new_store(&moto_config().await, &table).await;
+    let b = DynamoStore::new(aws_sdk_dynamodb::Client::new(&moto_config().await), &table);
+    let start = 4_000_000_000_000 + i64::from(uuid::Uuid::new_v4().as_fields().1) * 60_000;
+    for i in 0..10 {
+        let slot = start + i * 3_600_000;
+        let mine = records_contract::appointment(&fresh_wa_id(), "a:appointment", slot);
+        let theirs = records_contract::appointment(&fresh_wa_id(), "b:appointment", slot);
+        let (ra, rb) = tokio::join!(a.book(&mine), b.book(&theirs));
+        let outcomes = [ra.expect("book a"), rb.expect("book b")];
+        assert!(
+            outcomes.contains(&BookOutcome::Booked) && outcomes.contains(&BookOutcome::Taken),
+            "one books, the other finds it taken: {outcomes:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_set_state_leaves_a_missing_conversation_missing() {
+    // The update's condition, not a read, keeps it from creating one.
+    let store = new_store(&moto_config().await, &unique("charla-records-state")).await;
+    let wa = fresh_wa_id();
+    let r = store
+        .set_state(&wa, ConversationState::Bot, ConversationState::Human)
+        .await;
+    assert!(matches!(r, Err(Error::NotFound(_))), "got {r:?}");
+    let page = store.list_conversations(10, None).await.expect("list");
+    assert!(page.items.iter().all(|c| c.wa_id != wa));
+}
+
+/// `book` and `set_state` read the winning item from the failed condition
+/// (ALL_OLD) rather than with a second request: moto must return it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_failed_conditions_return_the_old_item() {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+    let config = moto_config().await;
+    let store = new_store(&config, &unique("charla-records-old")).await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let item = |id: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_string(), AttributeValue::S("SLOT#1".into())),
+            ("sk".to_string(), AttributeValue::S("SLOT".into())),
+            ("id".to_string(), AttributeValue::S(id.into())),
+        ])
+    };
+    let put = |id: &str| {
+        client
+            .put_item()
+            .table_name(store.table())
+            .set_item(Some(item(id)))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+    };
+    put("first").await.expect("first put");
+    let err = put("second").await.expect_err("condition fails");
+    let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
+        panic!("not a condition failure: {err:?}");
+    };
+    assert_eq!(failed.item(), Some(&item("first")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

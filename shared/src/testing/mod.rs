@@ -1,4 +1,5 @@
 //! Shared test suites that every adapter of a port must pass (enabled by the
 //! `testing` feature, used by the adapters' own tests).
 
+pub mod records_contract;
 pub mod store_contract;

@@ -27,6 +27,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::*;
+
+mod records;
 use super::sdk_error;
 use crate::domain::*;
 use crate::error::{Error, Result};

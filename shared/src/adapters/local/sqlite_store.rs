@@ -14,9 +14,17 @@ use crate::domain::*;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, ConversationStore, SystemClock};
 
-const SCHEMA_VERSION: i64 = 1;
+mod records;
 
-const SCHEMA: &str = "
+/// The schema is the steps below, each idempotent (`IF NOT EXISTS`): all of
+/// them run at every open, so a file at an older version gains the later
+/// steps in place, and the recorded version moves to this one.
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &[&str] = &[SCHEMA_V1, records::SCHEMA_V2];
+
+/// Conversations, messages, dedup, turns.
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS conversations (
     wa_id TEXT PRIMARY KEY,
     phone_number_id TEXT NOT NULL,
@@ -105,7 +113,7 @@ impl SqliteStore {
     }
 
     fn from_connection(mut conn: Connection) -> Result<Self> {
-        migrate(&mut conn, "store", SCHEMA_VERSION, SCHEMA)?;
+        migrate(&mut conn, "store", SCHEMA_VERSION, &SCHEMA.concat())?;
         prune_dedup(&conn, SystemClock.now_ms())?;
         Ok(SqliteStore {
             db: Db::new(conn)?,
