@@ -1,5 +1,7 @@
 //! Outside HTTP services that are not AWS.
 
+pub mod crm;
 pub mod graph;
 
+pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
