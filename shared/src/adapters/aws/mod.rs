@@ -4,11 +4,15 @@
 
 pub mod dynamodb;
 mod dynamodb_items;
+#[cfg(feature = "bedrock")]
+pub mod knowledge_base;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;
 
 pub use dynamodb::DynamoStore;
+#[cfg(feature = "bedrock")]
+pub use knowledge_base::BedrockKnowledgeBase;
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;
 pub use sqs::SqsQueue;
