@@ -856,6 +856,14 @@ mod tests {
         }
 
         #[test]
+        fn query_syntax_soup_is_searchable_without_error(
+            query in "[a-zA-Zéñ0-9 \"'():^*~+\\-\\[\\]{}!?<>=:/\\\\]{0,80}",
+        ) {
+            let found = block_on(shared_demo().search(&query, 5));
+            prop_assert!(found.is_ok(), "{:?}", found);
+        }
+
+        #[test]
         fn any_markdown_splits_into_bounded_passages(text in "(\\PC{0,80}\n?){0,60}") {
             for chunk in split_markdown("f.md", &text) {
                 prop_assert!(chunk.text.chars().count() <= MAX_PASSAGE_CHARS);
