@@ -6,6 +6,8 @@
 pub mod bedrock;
 pub mod dynamodb;
 mod dynamodb_items;
+#[cfg(feature = "bedrock")]
+pub mod knowledge_base;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;
@@ -13,6 +15,8 @@ pub mod sqs;
 #[cfg(feature = "bedrock")]
 pub use bedrock::BedrockModel;
 pub use dynamodb::DynamoStore;
+#[cfg(feature = "bedrock")]
+pub use knowledge_base::BedrockKnowledgeBase;
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;
 pub use sqs::SqsQueue;

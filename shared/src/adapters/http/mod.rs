@@ -1,7 +1,9 @@
 //! Outside HTTP services that are not AWS.
 
+pub mod crm;
 pub mod graph;
 pub mod openai;
 
+pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
 pub use openai::{OpenAiModel, OpenAiSettings};

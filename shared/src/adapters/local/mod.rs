@@ -3,14 +3,20 @@
 //! - [`SqliteStore`]: the conversation store, one SQLite file;
 //! - [`SqliteQueue`]: durable FIFO queues with SQS FIFO semantics;
 //! - [`FileArchive`]: raw payloads as files;
-//! - [`Outbox`]: the message sender when no Graph API token is configured.
+//! - [`Outbox`]: the message sender when no Graph API token is configured;
+//! - [`LocalKnowledgeBase`]: a folder of Markdown files, searchable;
+//! - [`CsvCustomers`]: the customer directory as one CSV file.
 
+mod customers;
 mod files;
+mod knowledge;
 mod outbox;
 mod sqlite_queue;
 mod sqlite_store;
 
+pub use customers::CsvCustomers;
 pub use files::FileArchive;
+pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
 pub use outbox::{Outbox, OutboxEntry, OutboxKind};
 pub use sqlite_queue::{
     DeadLetter, QueueSettings, QueueStats, Received, SqliteQueue, QUEUE_DEDUP_WINDOW_MS,
