@@ -232,7 +232,7 @@ impl Agent {
                     let query = self
                         .profile
                         .intent(&name)
-                        .and_then(|i| i.intent.query.clone())
+                        .and_then(|i| i.intent.query.get(lang).cloned())
                         .unwrap_or_else(|| text.to_string());
                     match self.knowledge_answer(ctx, effects, &query).await? {
                         Some(replies) => replies,
@@ -293,7 +293,12 @@ impl Agent {
             )
             .await?;
         let passage = match &outcome {
-            ToolOutcome::Done(v) => v["passages"][0]["text"].as_str().map(passage_for_chat),
+            ToolOutcome::Done(v) => v["passages"][0]["text"].as_str().map(|text| {
+                passage_for_chat(
+                    text,
+                    v["passages"][0]["source"].as_str().unwrap_or_default(),
+                )
+            }),
             ToolOutcome::Refused(_) => None,
         };
         let Some(passage) = passage.filter(|p| !p.is_empty()) else {
@@ -674,15 +679,60 @@ fn clip(text: &str, max: usize) -> String {
     s
 }
 
-/// A Markdown passage as WhatsApp text: headings dropped, `**` to `*`.
-fn passage_for_chat(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("**", "*")
-        .trim()
-        .to_string()
+/// A Markdown passage as WhatsApp text: the heading trail it starts with
+/// becomes its own heading in bold, Markdown headings are dropped, `**`
+/// becomes `*`, and lines wrapped in the file are joined again (list items
+/// keep their lines).
+fn passage_for_chat(text: &str, source: &str) -> String {
+    let heading = source.split_once('#').map(|(_, h)| h.trim()).unwrap_or("");
+    let mut lines = text.lines().peekable();
+    let mut out: Vec<String> = Vec::new();
+    if let Some(first) = lines.peek() {
+        let last = first.rsplit(" > ").next().unwrap_or_default().trim();
+        if !heading.is_empty() && last == heading {
+            out.push(format!("*{heading}*"));
+            lines.next();
+        }
+    }
+    let mut paragraph = String::new();
+    let flush = |p: &mut String, out: &mut Vec<String>| {
+        if !p.is_empty() {
+            out.push(std::mem::take(p));
+        }
+    };
+    for line in lines {
+        let t = line.trim();
+        if t.starts_with('#') {
+            continue;
+        }
+        if t.is_empty() {
+            flush(&mut paragraph, &mut out);
+            continue;
+        }
+        let item = t.starts_with("- ")
+            || t.starts_with("* ")
+            || t.chars().next().is_some_and(|c| c.is_ascii_digit()) && t.contains(". ");
+        if item {
+            flush(&mut paragraph, &mut out);
+            out.push(t.to_string());
+        } else if paragraph.is_empty() {
+            paragraph = t.to_string();
+        } else {
+            paragraph.push(' ');
+            paragraph.push_str(t);
+        }
+    }
+    flush(&mut paragraph, &mut out);
+    let is_item = |b: &str| b.starts_with("- ") || b.starts_with("* ");
+    let mut text = String::new();
+    for (i, block) in out.iter().enumerate() {
+        if i > 0 {
+            let in_list = is_item(block) && is_item(&out[i - 1]);
+            text.push_str(if in_list { "\n" } else { "\n\n" });
+        }
+        text.push_str(block);
+    }
+    text.replace("**", "*").trim().to_string()
 }
 
 fn language_name(lang: &str) -> &str {
@@ -814,5 +864,20 @@ fn media_reply(lang: &str, kind: &str) -> String {
         "es" => format!("Recibí tu {what}, gracias. Todavía no puedo ver imágenes, documentos ni escuchar audios: ¿me cuentas por escrito qué necesitas?"),
         "pt" => format!("Recebi seu {what}, obrigado. Ainda não consigo ver imagens ou documentos nem ouvir áudios: pode me contar por escrito o que precisa?"),
         _ => format!("I got your {what}, thanks. I can't look at images or documents or listen to audio yet: could you tell me in writing what you need?"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passages_read_as_whatsapp_text() {
+        let text = "Envíos > Costos de envío\n\nEl envío cuesta $5 y es\n**gratis** desde $50.\n\n- Capital: 24 h\n- Interior: 2 a 5 días";
+        assert_eq!(
+            passage_for_chat(text, "envios.md#Costos de envío"),
+            "*Costos de envío*\n\nEl envío cuesta $5 y es *gratis* desde $50.\n\n- Capital: 24 h\n- Interior: 2 a 5 días"
+        );
+        assert_eq!(passage_for_chat("Sin título", "notas.md"), "Sin título");
     }
 }

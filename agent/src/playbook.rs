@@ -43,15 +43,24 @@ pub fn recognise(profile: &Profile, text: &str) -> Option<Match> {
     if let Some(m) = profile.customer_id_in_message.find(text) {
         return Some(Match::CustomerId(m.as_str().to_string()));
     }
+    let words = folded.split_whitespace().count();
     profile
         .intents
         .iter()
         .find(|c| {
+            // A greeting opens the menu only when it is all the user said:
+            // "hola, ¿hacen envíos a Córdoba?" is a question.
+            if c.intent.action == IntentAction::Menu && words > GREETING_WORDS {
+                return false;
+            }
             c.words.iter().any(|w| has_word(&folded, w))
                 || c.patterns.iter().any(|p| p.is_match(text))
         })
         .map(intent)
 }
+
+/// The most words a message that only greets has ("hola buenas tardes").
+const GREETING_WORDS: usize = 4;
 
 fn intent(c: &CompiledIntent) -> Match {
     Match::Intent {
@@ -84,6 +93,8 @@ mod tests {
     fn the_demo_playbook_recognises_its_intents() {
         let cases = [
             ("Hola!", Some("greeting")),
+            ("hola buenas tardes", Some("greeting")),
+            ("Hola, ¿hacen envíos a Córdoba capital?", None),
             ("Planes y precios", Some("prices")),
             ("Opening hours", Some("hours")),
             ("Falar com pessoa", Some("human")),

@@ -270,9 +270,10 @@ pub struct Intent {
     /// For `answer`.
     #[serde(default)]
     pub answer: Localized,
-    /// For `knowledge`: the query to run instead of the user's words.
+    /// For `knowledge`: the query to run instead of the user's words, per
+    /// language (the knowledge base may hold a section per language).
     #[serde(default)]
-    pub query: Option<String>,
+    pub query: Localized,
 }
 
 /// Opening hours of one day, local time.
@@ -419,6 +420,9 @@ impl Profile {
             check_keyword_langs(&format!("{field}.keywords"), &intent.keywords, langs)?;
             if intent.action == IntentAction::Answer {
                 check_localized(&format!("{field}.answer"), &intent.answer, langs)?;
+            }
+            if !intent.query.is_empty() {
+                check_localized(&format!("{field}.query"), &intent.query, langs)?;
             }
             let needs_tool = match intent.action {
                 IntentAction::Handoff => Some(ToolName::HandoffToHuman),

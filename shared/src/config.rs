@@ -40,6 +40,10 @@ pub struct WhatsAppSecrets {
     pub verify_token: SecretString,
     /// Bearer token for the Graph API; `None` locally means "use the outbox".
     pub access_token: Option<SecretString>,
+    /// The agent's outside services, kept in the same secret: the CRM
+    /// endpoint's key and an OpenAI-compatible model server's key.
+    pub crm_api_key: Option<SecretString>,
+    pub model_api_key: Option<SecretString>,
 }
 
 impl std::fmt::Debug for WhatsAppSecrets {
@@ -51,6 +55,14 @@ impl std::fmt::Debug for WhatsAppSecrets {
                 "access_token",
                 &self.access_token.as_ref().map(|_| "[redacted]"),
             )
+            .field(
+                "crm_api_key",
+                &self.crm_api_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "model_api_key",
+                &self.model_api_key.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -61,6 +73,10 @@ struct SecretsJson {
     verify_token: String,
     #[serde(default)]
     access_token: Option<String>,
+    #[serde(default)]
+    crm_api_key: Option<String>,
+    #[serde(default)]
+    model_api_key: Option<String>,
 }
 
 impl WhatsAppSecrets {
@@ -69,16 +85,29 @@ impl WhatsAppSecrets {
     pub fn from_json(json: &str) -> Result<Self> {
         let s: SecretsJson = serde_json::from_str(json)
             .map_err(|e| Error::Config(format!("WhatsApp secret is not the expected JSON: {e}")))?;
-        Self::new(s.app_secret, s.verify_token, s.access_token)
+        Ok(Self::new(s.app_secret, s.verify_token, s.access_token)?
+            .with_agent_keys(s.crm_api_key, s.model_api_key))
     }
 
     /// `WHATSAPP_APP_SECRET`, `WHATSAPP_VERIFY_TOKEN`, `WHATSAPP_ACCESS_TOKEN`.
     pub fn from_env() -> Result<Self> {
-        Self::new(
+        Ok(Self::new(
             env_required("WHATSAPP_APP_SECRET")?,
             env_required("WHATSAPP_VERIFY_TOKEN")?,
             env_optional("WHATSAPP_ACCESS_TOKEN"),
-        )
+        )?
+        .with_agent_keys(
+            env_optional("CHARLA_CRM_API_KEY"),
+            env_optional("CHARLA_MODEL_API_KEY"),
+        ))
+    }
+
+    /// Adds the agent's keys; empty ones are none.
+    pub fn with_agent_keys(mut self, crm: Option<String>, model: Option<String>) -> Self {
+        let keep = |k: Option<String>| k.filter(|k| !k.is_empty()).map(SecretString::from);
+        self.crm_api_key = keep(crm);
+        self.model_api_key = keep(model);
+        self
     }
 
     pub fn new(
@@ -97,6 +126,8 @@ impl WhatsAppSecrets {
             access_token: access_token
                 .filter(|t| !t.is_empty())
                 .map(SecretString::from),
+            crm_api_key: None,
+            model_api_key: None,
         })
     }
 
@@ -118,6 +149,22 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("a-very-secret"));
         assert!(s.access_token.is_some());
+    }
+
+    #[test]
+    fn the_agent_keys_come_from_the_same_secret_and_empty_is_none() {
+        let s = WhatsAppSecrets::from_json(
+            r#"{"app_secret":"a","verify_token":"v","crm_api_key":"crm-key","model_api_key":""}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            s.crm_api_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string()),
+            Some("crm-key".to_string())
+        );
+        assert!(s.model_api_key.is_none());
+        assert!(!format!("{s:?}").contains("crm-key"));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! jobs of the same user back meanwhile, and they find their messages
 //! already answered.
 
+pub mod setup;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,23 @@ impl Default for Settings {
             history_limit: 20,
             reengage_template: None,
         }
+    }
+}
+
+/// The template sent outside the 24-hour window: `CHARLA_REENGAGE_TEMPLATE`
+/// (and `..._LANGUAGE`, default `en_US`) when set, else the profile's.
+pub fn reengage_template(profile: &agent::Profile) -> Option<(String, String)> {
+    match shared::config::env_optional("CHARLA_REENGAGE_TEMPLATE") {
+        Some(name) => Some((
+            name,
+            shared::config::env_optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
+                .unwrap_or_else(|| "en_US".to_string()),
+        )),
+        None => profile
+            .templates
+            .reengage
+            .as_ref()
+            .map(|t| (t.name.clone(), t.language.clone())),
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use shared::adapters::deterministic::DeterministicResponder;
 use shared::adapters::local::SqliteStore;
 use shared::domain::whatsapp::errors::GraphErrorClass;
 use shared::domain::whatsapp::outbound::OutboundMessage;
@@ -69,6 +68,14 @@ impl Responder for Scripted {
         self.seen.lock().expect("lock").push(turn.clone());
         Ok(self.parts.clone())
     }
+}
+
+/// Answers every turn with one text (the agent has its own suite).
+fn one_answer() -> Arc<dyn Responder> {
+    Arc::new(Scripted {
+        parts: vec![text("¡Hola! ¿En qué te ayudo?")],
+        seen: Mutex::new(Vec::new()),
+    })
 }
 
 fn text(s: &str) -> OutboundMessage {
@@ -136,7 +143,7 @@ fn now() -> i64 {
 
 #[tokio::test]
 async fn a_message_is_answered_and_a_redelivery_is_not_answered_again() {
-    let h = harness(Arc::new(DeterministicResponder), quick());
+    let h = harness(one_answer(), quick());
     let job = user_says(&h.store, "wamid.A", "hola", now()).await;
     let outcome = handle_job(&h.deps, &job).await.expect("answered");
     assert_eq!(outcome, Outcome::Answered { parts: 1 });
@@ -288,7 +295,7 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
 
 #[tokio::test]
 async fn a_final_graph_error_is_recorded_and_not_retried() {
-    let h = harness(Arc::new(DeterministicResponder), quick());
+    let h = harness(one_answer(), quick());
     let job = user_says(&h.store, "wamid.D", "hola", now()).await;
     h.sender.fail_next(Error::Graph {
         code: 131026,
@@ -313,7 +320,7 @@ async fn outside_the_window_the_reengagement_template_goes_out_instead() {
         reengage_template: Some(("hello_world".into(), "en_US".into())),
         ..Default::default()
     };
-    let h = harness(Arc::new(DeterministicResponder), settings);
+    let h = harness(one_answer(), settings);
     let job = user_says(&h.store, "wamid.E", "hola", now()).await;
     h.sender.fail_next(Error::Graph {
         code: 131047,
@@ -343,7 +350,7 @@ async fn a_turn_older_than_24_hours_gets_the_template_not_free_text() {
         reengage_template: Some(("hello_world".into(), "en_US".into())),
         ..Default::default()
     };
-    let h = harness(Arc::new(DeterministicResponder), settings);
+    let h = harness(one_answer(), settings);
     let job = user_says(&h.store, "wamid.F", "hola", now() - WINDOW_MS - 1000).await;
     assert_eq!(
         handle_job(&h.deps, &job).await.expect("ok"),
@@ -365,7 +372,7 @@ fn sqs_record(id: &str, group: &str, body: &str) -> SqsMessage {
 
 #[tokio::test]
 async fn the_sample_sqs_event_is_answered() {
-    let h = harness(Arc::new(DeterministicResponder), quick());
+    let h = harness(one_answer(), quick());
     let event: SqsEvent =
         serde_json::from_str(include_str!("../../../events/sqs/text_turn.json")).expect("event");
     let job: TurnJob =
@@ -378,7 +385,7 @@ async fn the_sample_sqs_event_is_answered() {
 
 #[tokio::test]
 async fn a_malformed_job_fails_alone_and_later_jobs_of_its_group_wait() {
-    let h = harness(Arc::new(DeterministicResponder), quick());
+    let h = harness(one_answer(), quick());
     let other = WaId::parse("5491166667777").expect("wa");
     let ok_job = user_says(&h.store, "wamid.G", "hola", now()).await;
     let msg = NewInbound {

@@ -10,6 +10,11 @@ use shared::Result;
 pub const DEV_APP_SECRET: &str = "dev-app-secret";
 pub const DEV_VERIFY_TOKEN: &str = "dev-verify-token";
 pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
+/// The demo profile in this repository, wherever `local` is run from.
+pub const DEMO_PROFILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../profiles/demo/agent.toml"
+);
 
 pub struct Settings {
     pub listen: SocketAddr,
@@ -22,6 +27,8 @@ pub struct Settings {
     pub debounce_ms: u64,
     pub workers: usize,
     pub reengage_template: Option<(String, String)>,
+    /// The agent: profile, model, knowledge, customers.
+    pub agent: text_ai::setup::AgentEnv,
     /// Which variables fell back to development values.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -53,7 +60,11 @@ impl Settings {
             app_secret,
             verify_token,
             env_optional("WHATSAPP_ACCESS_TOKEN"),
-        )?;
+        )?
+        .with_agent_keys(
+            env_optional("CHARLA_CRM_API_KEY"),
+            env_optional("CHARLA_MODEL_API_KEY"),
+        );
         let reengage_template = env_optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
             let lang = env_optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
                 .unwrap_or_else(|| "en_US".to_string());
@@ -71,6 +82,7 @@ impl Settings {
             debounce_ms: env_parse("CHARLA_DEBOUNCE_MS", 1500u64)?,
             workers: env_parse("CHARLA_WORKERS", 8usize)?.max(1),
             reengage_template,
+            agent: text_ai::setup::AgentEnv::from_env(DEMO_PROFILE)?,
             dev_defaults,
         })
     }

@@ -13,9 +13,10 @@ use bytes::Bytes;
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use shared::adapters::deterministic::DeterministicResponder;
 use shared::adapters::local::{FileArchive, Outbox, QueueSettings, SqliteQueue, SqliteStore};
-use shared::ports::{ConversationStore, MessageSender, PayloadArchive, Queue, SystemClock};
+use shared::ports::{
+    AgentRecords, ConversationStore, MessageSender, PayloadArchive, Queue, SystemClock,
+};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -25,7 +26,11 @@ use crate::consumer::{self, Source};
 /// The queue's view for health: how much work is waiting.
 #[derive(Clone)]
 enum Health {
-    Local(Arc<SqliteQueue>),
+    Local {
+        text: Arc<SqliteQueue>,
+        calls: Arc<SqliteQueue>,
+        escalations: Arc<SqliteQueue>,
+    },
     Remote,
 }
 
@@ -40,6 +45,9 @@ struct AppState {
 
 struct Parts {
     store: Arc<dyn ConversationStore>,
+    records: Arc<dyn AgentRecords>,
+    call_queue: Arc<dyn Queue>,
+    escalation_queue: Arc<dyn Queue>,
     queue: Arc<dyn Queue>,
     source: Source,
     archive: Arc<dyn PayloadArchive>,
@@ -48,15 +56,23 @@ struct Parts {
 
 async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
     let store = Arc::new(SqliteStore::open(&settings.data_dir.join("charla.db"))?);
-    let queue = Arc::new(SqliteQueue::open(
-        &settings.data_dir.join("queue.db"),
-        QueueSettings {
-            name: "text".into(),
-            delay_ms: 0,
-            visibility_timeout_ms: 60_000,
-            max_receives: 5,
-        },
-    )?);
+    let open_queue = |name: &str| {
+        SqliteQueue::open(
+            &settings.data_dir.join("queue.db"),
+            QueueSettings {
+                name: name.into(),
+                delay_ms: 0,
+                visibility_timeout_ms: 60_000,
+                max_receives: 5,
+            },
+        )
+        .map(Arc::new)
+    };
+    let queue = open_queue("text")?;
+    // Call requests and hand-offs wait here for their consumers (the voice
+    // and escalation issues); /healthz counts them.
+    let calls = open_queue("calls")?;
+    let escalations = open_queue("escalations")?;
     // This process owns the local queue: jobs in flight were held by a
     // previous process that died (SIGKILL, power cut); give them back now.
     let recovered = queue.recover_in_flight().await?;
@@ -68,11 +84,18 @@ async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
     Ok(Parts {
-        store,
+        store: store.clone(),
+        records: store,
         queue: queue.clone(),
+        call_queue: calls.clone(),
+        escalation_queue: escalations.clone(),
         source: Source::Local(queue.clone()),
         archive,
-        health: Health::Local(queue),
+        health: Health::Local {
+            text: queue,
+            calls,
+            escalations,
+        },
     })
 }
 
@@ -87,7 +110,7 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
             .force_path_style(true)
             .build(),
     );
-    let (table, queue_url, bucket) = if settings.create_resources {
+    let (table, queue_url, bucket, calls_url, escalations_url) = if settings.create_resources {
         let table =
             shared::config::env_optional("CHARLA_TABLE").unwrap_or_else(|| "charla-local".into());
         let store = DynamoStore::new(dynamo.clone(), table.clone());
@@ -95,20 +118,31 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
         let queue_name = shared::config::env_optional("CHARLA_TEXT_QUEUE_NAME")
             .unwrap_or_else(|| "charla-local-text".into());
         let (url, _dlq) = SqsQueue::create_fifo_with_dlq(&sqs, &queue_name, 5, 60).await?;
+        let (calls_url, _) =
+            SqsQueue::create_fifo_with_dlq(&sqs, &format!("{queue_name}-calls"), 5, 60).await?;
+        let (escalations_url, _) =
+            SqsQueue::create_fifo_with_dlq(&sqs, &format!("{queue_name}-escalations"), 5, 60)
+                .await?;
         let bucket = shared::config::env_optional("CHARLA_QUARANTINE_BUCKET")
             .unwrap_or_else(|| "charla-local-quarantine".into());
         S3Archive::create_bucket(&s3, &bucket).await?;
-        (table, url, bucket)
+        (table, url, bucket, calls_url, escalations_url)
     } else {
         (
             env_required("CHARLA_TABLE")?,
             env_required("CHARLA_TEXT_QUEUE_URL")?,
             env_required("CHARLA_QUARANTINE_BUCKET")?,
+            env_required("CHARLA_CALL_QUEUE_URL")?,
+            env_required("CHARLA_ESCALATION_QUEUE_URL")?,
         )
     };
+    let store = Arc::new(DynamoStore::new(dynamo, table));
     Ok(Parts {
-        store: Arc::new(DynamoStore::new(dynamo, table)),
+        store: store.clone(),
+        records: store,
         queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone())),
+        call_queue: Arc::new(SqsQueue::new(sqs.clone(), calls_url)),
+        escalation_queue: Arc::new(SqsQueue::new(sqs.clone(), escalations_url)),
         source: Source::Sqs {
             client: sqs,
             url: queue_url,
@@ -142,6 +176,23 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             }
         };
     let clock = Arc::new(SystemClock);
+    let agent = text_ai::setup::build_agent(
+        &settings.agent,
+        &settings.secrets,
+        text_ai::setup::AgentPorts {
+            records: parts.records.clone(),
+            call_queue: parts.call_queue.clone(),
+            escalation_queue: parts.escalation_queue.clone(),
+            clock: clock.clone(),
+        },
+        None,
+    )
+    .await?;
+    let reengage_template = settings
+        .reengage_template
+        .clone()
+        .or_else(|| text_ai::reengage_template(agent.profile()));
+    let history_limit = agent.history_needed();
     let ingestion = Arc::new(ingestion::Deps {
         secrets: settings.secrets.clone(),
         store: parts.store.clone(),
@@ -152,11 +203,12 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     let text_ai = Arc::new(text_ai::Deps {
         store: parts.store.clone(),
         sender,
-        responder: Arc::new(DeterministicResponder),
+        responder: Arc::new(agent),
         clock,
         settings: text_ai::Settings {
             debounce_ms: settings.debounce_ms,
-            reengage_template: settings.reengage_template.clone(),
+            history_limit,
+            reengage_template,
             ..Default::default()
         },
     });
@@ -206,6 +258,19 @@ fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool) {
             "local outbox (no WHATSAPP_ACCESS_TOKEN): see `local chat` and outbox.jsonl".to_string()
         } else {
             format!("Graph API at {}", settings.api_base)
+        }
+    );
+    eprintln!("  agent:    {}", settings.agent.profile.display());
+    eprintln!(
+        "  model:    {}",
+        match &settings.agent.model {
+            text_ai::setup::ModelChoice::Local =>
+                "local (playbook and knowledge base; set CHARLA_MODEL for an LLM)".to_string(),
+            text_ai::setup::ModelChoice::Bedrock(id) => format!("Bedrock {id}"),
+            text_ai::setup::ModelChoice::OpenAi(m) => format!(
+                "{m} at {}",
+                settings.agent.model_url.as_deref().unwrap_or("?")
+            ),
         }
     );
     if !settings.dev_defaults.is_empty() {
@@ -315,14 +380,35 @@ async fn admin_route(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let queue = match &state.health {
-        Health::Local(q) => serde_json::json!({
+    let count = |q: Arc<SqliteQueue>| async move {
+        serde_json::json!({
             "waiting": q.len().await.unwrap_or_default(),
             "dead_letters": q.dead_letters().await.map(|d| d.len()).unwrap_or_default(),
-        }),
-        Health::Remote => serde_json::json!("sqs"),
+        })
     };
-    Json(serde_json::json!({ "status": "ok", "queue": queue })).into_response()
+    let (queue, calls, escalations) = match &state.health {
+        Health::Local {
+            text,
+            calls,
+            escalations,
+        } => (
+            count(text.clone()).await,
+            count(calls.clone()).await,
+            count(escalations.clone()).await,
+        ),
+        Health::Remote => (
+            serde_json::json!("sqs"),
+            serde_json::json!("sqs"),
+            serde_json::json!("sqs"),
+        ),
+    };
+    Json(serde_json::json!({
+        "status": "ok",
+        "queue": queue,
+        "calls": calls,
+        "escalations": escalations,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]

@@ -460,3 +460,129 @@ async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {
     );
     assert!(messages.iter().any(|m| m["direction"] == "outbound"));
 }
+
+// ---------------------------------------------------------------- the agent
+
+/// The text of a reply as the fake Graph API received it.
+fn reply_text(body: &Value) -> String {
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["interactive"]["body"]["text"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn healthz(server: &Server) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn the_demo_agent_looks_customers_up_takes_call_requests_and_hands_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    let user = "5491100000020";
+
+    say(&server, user, "wamid.AG1", "Hola, mi DNI es 30.123.456").await;
+    let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key(user)).await;
+    let told = reply_text(&r[user][0]);
+    assert!(told.contains("Lucía Fernández"), "{told}");
+
+    say(&server, user, "wamid.AG2", "llamame por favor").await;
+    let r = wait_for(&graph, Duration::from_secs(10), |r| {
+        r.get(user).is_some_and(|m| m.len() >= 2)
+    })
+    .await;
+    assert!(
+        reply_text(&r[user][1]).contains("llamar"),
+        "{:?}",
+        r[user][1]
+    );
+    assert_eq!(healthz(&server).await["calls"]["waiting"], 1);
+
+    say(&server, user, "wamid.AG3", "quiero hablar con una persona").await;
+    let r = wait_for(&graph, Duration::from_secs(10), |r| {
+        r.get(user).is_some_and(|m| m.len() >= 3)
+    })
+    .await;
+    assert!(
+        reply_text(&r[user][2]).contains("persona"),
+        "{:?}",
+        r[user][2]
+    );
+    assert_eq!(healthz(&server).await["escalations"]["waiting"], 1);
+    let conversation = admin_get(&server, "conversations").await;
+    assert!(
+        conversation.to_string().contains("pending_human"),
+        "{conversation}"
+    );
+
+    // A person has the conversation now: the bot stays quiet.
+    say(&server, user, "wamid.AG4", "¿hola?").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(replies(&graph).await[user].len(), 3);
+}
+
+#[tokio::test]
+async fn an_openai_compatible_model_answers_over_http_with_a_tool_round() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let model = MockServer::start().await;
+    // First call: the model asks for kb_search; second: it answers.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v1/chat/completions"))
+        .and(wiremock::matchers::body_string_contains(
+            "\"role\":\"tool\"",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "Tenés 30 días para devolverlo."}}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 9}
+        })))
+        .mount(&model)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{"index": 0, "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": null, "tool_calls": [{
+                    "id": "call_1", "type": "function",
+                    "function": {"name": "kb_search", "arguments": "{\"query\":\"devoluciones\"}"}}]}}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 12}
+        })))
+        .mount(&model)
+        .await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_local"));
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .env("CHARLA_MODEL", "openai:fake-model")
+        .env("CHARLA_MODEL_URL", format!("{}/v1", model.uri()));
+    let server = launch(cmd, &graph.uri(), 0, 2).await;
+    let user = "5491100000021";
+    say(&server, user, "wamid.OA1", "¿Puedo devolver un producto?").await;
+    let r = wait_for(&graph, Duration::from_secs(15), |r| r.contains_key(user)).await;
+    assert_eq!(reply_text(&r[user][0]), "Tenés 30 días para devolverlo.");
+    let asked = model.received_requests().await.unwrap_or_default();
+    assert_eq!(asked.len(), 2);
+    let second: Value = serde_json::from_slice(&asked[1].body).expect("json");
+    let tool_message = second["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "tool"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(tool_message["tool_call_id"], "call_1");
+    assert!(
+        tool_message["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("devoluciones.md"),
+        "{tool_message}"
+    );
+}

@@ -2,7 +2,6 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
-pub mod deterministic;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "local")]

@@ -2,4 +2,5 @@
 //! `testing` feature, used by the adapters' own tests).
 
 pub mod records_contract;
+pub mod scripted_model;
 pub mod store_contract;

@@ -158,7 +158,7 @@ mod tests {
 
     fn demo() -> CsvCustomers {
         CsvCustomers::open(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/customers.csv"),
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo/customers.csv"),
         )
         .expect("demo customers file")
     }

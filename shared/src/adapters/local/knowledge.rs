@@ -614,7 +614,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn demo_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local/knowledge")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/demo/knowledge")
     }
 
     fn demo() -> LocalKnowledgeBase {
