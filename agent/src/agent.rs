@@ -103,7 +103,7 @@ impl Agent {
                     )
                     .await?
                 }
-                None => self.without_model(turn, &text, &lang).await?,
+                None => self.without_model(turn, &text, &ctx, &mut effects).await?,
             },
         };
         report.tool_calls = effects.calls;
@@ -342,8 +342,10 @@ impl Agent {
         &self,
         turn: &TurnInput,
         text: &str,
-        lang: &str,
+        ctx: &ToolContext,
+        effects: &mut TurnEffects,
     ) -> Result<Vec<OutboundMessage>> {
+        let lang = ctx.language.as_str();
         if let Some(media) = turn
             .new_messages
             .iter()
@@ -357,16 +359,8 @@ impl Agent {
                 return Ok(self.menu(media_reply(lang, &media.kind), lang));
             }
         }
-        let ctx = ToolContext {
-            turn_id: turn.turn_id.clone(),
-            wa_id: turn.conversation.wa_id.clone(),
-            phone_number_id: turn.conversation.phone_number_id.clone(),
-            language: lang.to_string(),
-            source: "playbook",
-        };
-        let mut effects = TurnEffects::default();
         if !text.trim().is_empty() {
-            if let Some(replies) = self.knowledge_answer(&ctx, &mut effects, text).await? {
+            if let Some(replies) = self.knowledge_answer(ctx, effects, text).await? {
                 return Ok(replies);
             }
         }

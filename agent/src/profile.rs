@@ -100,6 +100,10 @@ pub struct CustomersSection {
     /// Distinct ids one conversation may look up in one turn.
     #[serde(default = "one")]
     pub lookups_per_turn: usize,
+    /// The CRM endpoint (`GET {url}/customers/{id}`, `POST {url}/leads`);
+    /// its key comes from the secrets. `CHARLA_CRM_URL` overrides it.
+    #[serde(default)]
+    pub crm_url: Option<String>,
 }
 
 impl Default for CustomersSection {
@@ -110,6 +114,7 @@ impl Default for CustomersSection {
             fields: Vec::new(),
             labels: BTreeMap::new(),
             lookups_per_turn: 1,
+            crm_url: None,
         }
     }
 }
@@ -480,6 +485,14 @@ impl Profile {
             .map_err(|e| invalid("customers.id_pattern", e))?;
         let customer_id_in_message = Regex::new(&raw.customers.id_in_message)
             .map_err(|e| invalid("customers.id_in_message", e))?;
+        if let Some(url) = &raw.customers.crm_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {
+                return Err(invalid(
+                    "customers.crm_url",
+                    format!("{url:?} is not an http(s) URL without a trailing slash"),
+                ));
+            }
+        }
         if raw.customers.lookups_per_turn == 0 {
             return Err(invalid("customers.lookups_per_turn", "must be at least 1"));
         }

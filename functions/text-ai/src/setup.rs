@@ -9,7 +9,8 @@
 //!   `CHARLA_MODEL_API_KEY`).
 //! - `CHARLA_KNOWLEDGE_BASE_ID`: a Bedrock knowledge base for `kb_search`;
 //!   otherwise the profile's Markdown folder, indexed at start.
-//! - `CHARLA_CRM_URL`: the CRM for `lookup_customer` and leads (key: the
+//! - `CHARLA_CRM_URL` (else the profile's `customers.crm_url`): the CRM for
+//!   `lookup_customer` and leads (key: the
 //!   `crm_api_key` secret / `CHARLA_CRM_API_KEY`); otherwise
 //!   `CHARLA_CUSTOMERS_FILE`, default the profile folder's `customers.csv`.
 
@@ -124,7 +125,8 @@ pub async fn build_agent(
             (None, None) => None,
         };
 
-    let (customers, lead_sink): Customers = match &env.crm_url {
+    let crm_url = env.crm_url.as_ref().or(profile.customers.crm_url.as_ref());
+    let (customers, lead_sink): Customers = match crm_url {
         Some(url) => {
             let crm = Arc::new(shared::adapters::http::HttpCrm::new(
                 url.clone(),

@@ -440,7 +440,10 @@ async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {
     })
     .await;
     let texts: Vec<String> = r[user].iter().map(|b| b.to_string()).collect();
-    assert!(texts.iter().any(|t| t.contains("todo el país")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains("todo el país")),
+        "{texts:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         replies(&graph).await[user].len(),
