@@ -313,21 +313,31 @@ impl Agent {
         match outcome {
             ToolOutcome::Done(v) if v["found"] == true => {
                 let labels = self.profile.customers.labels.get(lang);
-                let lines: Vec<String> = v["customer"]
-                    .as_object()
-                    .map(|fields| {
-                        fields
-                            .iter()
-                            .map(|(k, v)| {
-                                let label = labels
-                                    .and_then(|l| l.get(k))
-                                    .map(String::as_str)
-                                    .unwrap_or(k);
-                                format!("*{label}:* {}", v.as_str().unwrap_or_default())
-                            })
-                            .collect()
+                let fields = v["customer"].as_object();
+                // The profile's order; JSON objects do not keep one.
+                let mut names: Vec<&str> = self
+                    .profile
+                    .customers
+                    .fields
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                if names.is_empty() {
+                    names = fields
+                        .map(|f| f.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                }
+                let lines: Vec<String> = names
+                    .into_iter()
+                    .filter_map(|k| {
+                        let value = fields?.get(k)?.as_str()?;
+                        let label = labels
+                            .and_then(|l| l.get(k))
+                            .map(String::as_str)
+                            .unwrap_or(k);
+                        Some(format!("*{label}:* {value}"))
                     })
-                    .unwrap_or_default();
+                    .collect();
                 format!("{}\n\n{}", found_customer(lang), lines.join("\n"))
             }
             ToolOutcome::Done(_) => no_customer(lang).to_string(),

@@ -70,10 +70,11 @@ pub struct AgentEnv {
 
 impl AgentEnv {
     pub fn from_env(default_profile: &str) -> Result<AgentEnv> {
+        let profile =
+            PathBuf::from(env_optional("CHARLA_AGENT").unwrap_or_else(|| default_profile.into()));
         Ok(AgentEnv {
-            profile: PathBuf::from(
-                env_optional("CHARLA_AGENT").unwrap_or_else(|| default_profile.to_string()),
-            ),
+            // Absolute where it exists, so that logs say which file it was.
+            profile: std::fs::canonicalize(&profile).unwrap_or(profile),
             model: ModelChoice::parse(&env_optional("CHARLA_MODEL").unwrap_or_default())?,
             model_url: env_optional("CHARLA_MODEL_URL"),
             knowledge_base_id: env_optional("CHARLA_KNOWLEDGE_BASE_ID"),
