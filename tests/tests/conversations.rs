@@ -258,7 +258,10 @@ async fn a_national_id_looks_the_customer_up_and_shows_their_data() {
     // In the profile's order, private columns left out.
     let name_at = told.find("Nombre").unwrap_or(usize::MAX);
     assert!(name_at < told.find("Saldo").unwrap_or(0), "{told}");
-    assert!(!told.contains("cliente frecuente"), "an internal note was shown: {told}");
+    assert!(
+        !told.contains("cliente frecuente"),
+        "an internal note was shown: {told}"
+    );
     let told = bot.say(ANA, "y el 99.999.999?").await;
     assert!(told.contains("No encontré"), "{told}");
 }

@@ -11,6 +11,7 @@
 //! can succeed on a second try (429, 5xx, connect errors, timeouts). The
 //! idempotency key makes a retried POST safe.
 
+use super::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -103,12 +104,7 @@ impl HttpCrm {
         {
             return Err(Error::Config("CRM API key is empty".into()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(concat!("charla/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::dependency(SERVICE, "building the HTTP client", false, e))?;
+        let http = common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?;
         Ok(HttpCrm {
             http,
             base_url,
@@ -128,12 +124,8 @@ impl HttpCrm {
     }
 
     fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.settings.min_delay)
-            .with_max_delay(self.settings.max_delay)
-            .with_max_times(self.settings.max_attempts.saturating_sub(1))
-            .with_total_delay(Some(self.settings.max_elapsed))
-            .with_jitter()
+        let s = &self.settings;
+        common::backoff(s.min_delay, s.max_delay, s.max_attempts, s.max_elapsed)
     }
 
     /// Sends the request `build` makes, again while it fails retryably,
@@ -147,9 +139,15 @@ impl HttpCrm {
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key.expose_secret());
             }
-            let response = request.send().await.map_err(transport_error)?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| common::transport_error(SERVICE, e))?;
             let status = response.status();
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| common::transport_error(SERVICE, e))?;
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 return Err(status_error(status));
             }
@@ -238,7 +236,7 @@ fn customer_from(looked_up: &str, body: &[u8]) -> Result<Customer> {
             SERVICE,
             "lookup: answer is not a JSON object",
             false,
-            UnexpectedAnswer,
+            common::UnexpectedAnswer,
         ));
     };
     let mut id = looked_up.to_string();
@@ -261,38 +259,8 @@ fn customer_from(looked_up: &str, body: &[u8]) -> Result<Customer> {
     Ok(Customer { id, fields })
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("unexpected HTTP status {0}")]
-struct UnexpectedStatus(u16);
-
-#[derive(Debug, thiserror::Error)]
-#[error("unexpected answer")]
-struct UnexpectedAnswer;
-
-/// 5xx and 429 may pass; any other refusal (401, 403, 400, ...) will not.
 fn status_error(status: StatusCode) -> Error {
-    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-    Error::dependency(
-        SERVICE,
-        format!("HTTP {}", status.as_u16()),
-        retryable,
-        UnexpectedStatus(status.as_u16()),
-    )
-}
-
-/// Connect errors and timeouts are retried; anything else from the transport
-/// is not.
-fn transport_error(e: reqwest::Error) -> Error {
-    // The URL holds a customer's id: personal data stays out of errors.
-    let e = e.without_url();
-    let (context, retryable) = if e.is_timeout() {
-        ("request timed out", true)
-    } else if e.is_connect() {
-        ("could not connect", true)
-    } else {
-        ("request failed", false)
-    };
-    Error::dependency(SERVICE, context, retryable, e)
+    common::status_error(SERVICE, status)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! with many concurrent Lambda instances it bounds each one, not their sum;
 //! 130429 and the retries cover the rest.
 
+use super::common;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -118,12 +119,7 @@ impl GraphClient {
         if access_token.expose_secret().trim().is_empty() {
             return Err(Error::Config("Graph API access token is empty".into()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(concat!("charla/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::dependency(SERVICE, "building the HTTP client", false, e))?;
+        let http = common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?;
         Ok(GraphClient {
             http,
             base_url,
@@ -145,12 +141,8 @@ impl GraphClient {
     }
 
     fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.settings.min_delay)
-            .with_max_delay(self.settings.max_delay)
-            .with_max_times(self.settings.max_attempts.saturating_sub(1))
-            .with_total_delay(Some(self.settings.max_elapsed))
-            .with_jitter()
+        let s = &self.settings;
+        common::backoff(s.min_delay, s.max_delay, s.max_attempts, s.max_elapsed)
     }
 
     /// POSTs `body`, retrying what is retryable, within `max_elapsed`.
@@ -201,9 +193,12 @@ impl GraphClient {
             .json(body)
             .send()
             .await
-            .map_err(transport_error)?;
+            .map_err(|e| common::transport_error(SERVICE, e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| common::transport_error(SERVICE, e))?;
         if !status.is_success() {
             return Err(error_from_answer(status, &bytes));
         }
@@ -235,7 +230,7 @@ impl MessageSender for GraphClient {
                     SERVICE,
                     "send: answer has no message id",
                     false,
-                    UnexpectedAnswer,
+                    common::UnexpectedAnswer,
                 )
             })?;
         tracing::debug!(phone_number_id, to = %phone(to.as_str()), wamid = %wamid, "message accepted");
@@ -294,14 +289,6 @@ struct MetaErrorData {
     details: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("unexpected HTTP status {0}")]
-struct UnexpectedStatus(u16);
-
-#[derive(Debug, thiserror::Error)]
-#[error("unexpected answer")]
-struct UnexpectedAnswer;
-
 /// A refused request: Meta's error code decides; without one, 5xx and 429
 /// are worth retrying and other statuses are not.
 fn error_from_answer(status: StatusCode, bytes: &[u8]) -> Error {
@@ -332,27 +319,7 @@ fn error_from_answer(status: StatusCode, bytes: &[u8]) -> Error {
             };
         }
     }
-    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-    Error::dependency(
-        SERVICE,
-        format!("HTTP {}", status.as_u16()),
-        retryable,
-        UnexpectedStatus(status.as_u16()),
-    )
-}
-
-/// Connect errors and timeouts are retried; anything else from the transport
-/// is not (the request may have been sent, and a retry could send it twice).
-fn transport_error(e: reqwest::Error) -> Error {
-    let e = e.without_url();
-    let (context, retryable) = if e.is_timeout() {
-        ("request timed out", true)
-    } else if e.is_connect() {
-        ("could not connect", true)
-    } else {
-        ("request failed", false)
-    };
-    Error::dependency(SERVICE, context, retryable, e)
+    common::status_error(SERVICE, status)
 }
 
 /// Spaces calls per key (business number) to at most `per_second`; a burst

@@ -1,5 +1,6 @@
 //! Outside HTTP services that are not AWS.
 
+mod common;
 pub mod crm;
 pub mod graph;
 pub mod openai;

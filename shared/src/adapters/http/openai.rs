@@ -7,6 +7,7 @@
 //! backoff and jitter; a refused request (other 4xx) is final and carries
 //! the server's message.
 
+use super::common;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -100,12 +101,7 @@ impl OpenAiModel {
         // An empty key is no key: servers without auth ignore the header,
         // but a blank `Bearer` is refused by some proxies.
         let api_key = api_key.filter(|k| !k.expose_secret().trim().is_empty());
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(concat!("charla/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::dependency(SERVICE, "building the HTTP client", false, e))?;
+        let http = common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?;
         Ok(OpenAiModel {
             http,
             url: format!("{base_url}/chat/completions"),
@@ -117,12 +113,8 @@ impl OpenAiModel {
     }
 
     fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.settings.min_delay)
-            .with_max_delay(self.settings.max_delay)
-            .with_max_times(self.settings.max_attempts.saturating_sub(1))
-            .with_total_delay(Some(self.settings.max_elapsed))
-            .with_jitter()
+        let s = &self.settings;
+        common::backoff(s.min_delay, s.max_delay, s.max_attempts, s.max_elapsed)
     }
 
     async fn post_once(&self, body: &Value) -> Result<Completion> {
@@ -130,9 +122,15 @@ impl OpenAiModel {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose_secret());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| common::transport_error(SERVICE, e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| common::transport_error(SERVICE, e))?;
         if !status.is_success() {
             return Err(self.error_from_answer(status, &bytes));
         }
@@ -355,7 +353,7 @@ fn to_reply(completion: Completion) -> Result<ModelReply> {
             SERVICE,
             "the answer has no choices",
             false,
-            UnexpectedAnswer,
+            common::UnexpectedAnswer,
         ));
     };
     let mut blocks = Vec::new();
@@ -445,24 +443,6 @@ fn truncate(s: &str, max: usize) -> &str {
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP status {0}")]
 struct HttpStatus(u16);
-
-#[derive(Debug, thiserror::Error)]
-#[error("unexpected answer")]
-struct UnexpectedAnswer;
-
-/// Connect errors and timeouts are retried; anything else from the transport
-/// is not.
-fn transport_error(e: reqwest::Error) -> Error {
-    let e = e.without_url();
-    let (context, retryable) = if e.is_timeout() {
-        ("request timed out", true)
-    } else if e.is_connect() {
-        ("could not connect", true)
-    } else {
-        ("request failed", false)
-    };
-    Error::dependency(SERVICE, context, retryable, e)
-}
 
 #[cfg(test)]
 mod tests {

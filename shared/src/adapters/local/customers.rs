@@ -199,7 +199,14 @@ mod tests {
         assert!(!found.fields.contains_key("id"));
         assert_eq!(
             found.fields.keys().collect::<Vec<_>>(),
-            ["balance", "due_date", "internal_note", "name", "plan", "status"]
+            [
+                "balance",
+                "due_date",
+                "internal_note",
+                "name",
+                "plan",
+                "status"
+            ]
         );
     }
 
