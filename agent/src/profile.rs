@@ -100,6 +100,10 @@ pub struct CustomersSection {
     /// Distinct ids one conversation may look up in one turn.
     #[serde(default = "one")]
     pub lookups_per_turn: usize,
+    /// When set, a customer's record is shown only to the WhatsApp number
+    /// in this field: an id alone is not proof of who is asking.
+    #[serde(default)]
+    pub phone_field: Option<String>,
     /// The CRM endpoint (`GET {url}/customers/{id}`, `POST {url}/leads`);
     /// its key comes from the secrets. `CHARLA_CRM_URL` overrides it.
     #[serde(default)]
@@ -114,6 +118,7 @@ impl Default for CustomersSection {
             fields: Vec::new(),
             labels: BTreeMap::new(),
             lookups_per_turn: 1,
+            phone_field: None,
             crm_url: None,
         }
     }

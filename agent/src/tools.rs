@@ -235,7 +235,7 @@ impl Registry {
         let run = async {
             match tool {
                 ToolName::KbSearch => self.kb_search(args).await,
-                ToolName::LookupCustomer => self.lookup_customer(effects, args).await,
+                ToolName::LookupCustomer => self.lookup_customer(ctx, effects, args).await,
                 ToolName::CreateLead => self.create_lead(ctx, args).await,
                 ToolName::BookAppointment => self.book_appointment(ctx, args).await,
                 ToolName::RequestCall => self.request_call(ctx, effects, args).await,
@@ -285,6 +285,7 @@ impl Registry {
 
     async fn lookup_customer(
         &self,
+        ctx: &ToolContext,
         effects: &mut TurnEffects,
         args: &Value,
     ) -> Result<ToolOutcome> {
@@ -316,9 +317,27 @@ impl Registry {
             return Ok(ToolOutcome::Refused("no customer directory".into()));
         };
         Ok(ToolOutcome::Done(match customers.lookup(&id).await? {
-            Some(c) => json!({"found": true, "customer": self.visible_fields(&c)}),
-            None => json!({"found": false}),
+            Some(c) if self.belongs_to(&c, &ctx.wa_id) => {
+                json!({"found": true, "customer": self.visible_fields(&c)})
+            }
+            // Someone else's record reads as no record: whether an id
+            // exists is not given away either.
+            Some(_) | None => json!({"found": false}),
         }))
+    }
+
+    /// With `customers.phone_field`, a record is shown only to the WhatsApp
+    /// number on file (compared on the last 8 digits, which survive the
+    /// ways numbers are written: `+54 9 11 ...`, `011 15 ...`).
+    fn belongs_to(&self, customer: &Customer, wa_id: &WaId) -> bool {
+        let Some(field) = &self.profile.customers.phone_field else {
+            return true;
+        };
+        let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+        let on_file = digits(customer.fields.get(field).map(String::as_str).unwrap_or(""));
+        let theirs = digits(wa_id.as_str());
+        let tail = |s: &str| s.get(s.len().saturating_sub(8)..).unwrap_or("").to_string();
+        on_file.len() >= 8 && tail(&on_file) == tail(&theirs)
     }
 
     /// The fields the profile shows, in its order; all when it names none.

@@ -127,6 +127,27 @@ impl Bot {
         Bot::new(None, at)
     }
 
+    /// The demo with another profile text and customers file.
+    fn with_profile(profile: &str, customers: &std::path::Path, at: &str) -> Bot {
+        let mut bot = Bot::local(at);
+        let profile = Arc::new(Profile::parse(profile, &demo("")).expect("profile"));
+        let agent = Agent::new(
+            profile,
+            ToolDeps {
+                knowledge: None,
+                customers: Some(Arc::new(CsvCustomers::open(customers).expect("customers"))),
+                lead_sink: None,
+                records: bot.store.clone(),
+                call_queue: bot.calls.clone(),
+                escalation_queue: bot.escalations.clone(),
+                clock: bot.clock.clone(),
+            },
+            None,
+        );
+        bot.deps.responder = Arc::new(agent);
+        bot
+    }
+
     async fn send(&self, user: &str, kind: &str, text: &str) -> Result<Outcome> {
         self.clock.advance(60_000);
         let n = self.seq.fetch_add(1, Ordering::SeqCst);
@@ -264,6 +285,28 @@ async fn a_national_id_looks_the_customer_up_and_shows_their_data() {
     );
     let told = bot.say(ANA, "y el 99.999.999?").await;
     assert!(told.contains("No encontré"), "{told}");
+}
+
+#[tokio::test]
+async fn with_a_phone_field_a_record_is_shown_only_to_its_own_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("customers.csv");
+    std::fs::write(
+        &file,
+        "id,name,plan,balance,status,due_date,phone\n\
+         30123456,Ana Pérez,Plus,0.00,al día,2026-12-10,+54 9 11 5555-1234\n\
+         35987654,Camila Rodríguez,Empresa,120.00,en mora,2026-10-15,+54 9 11 4444-0000\n",
+    )
+    .expect("write");
+    let profile = std::fs::read_to_string(demo("agent.toml"))
+        .expect("profile")
+        .replace("# phone_field = \"phone\"", "phone_field = \"phone\"");
+    let bot = Bot::with_profile(&profile, &file, TUESDAY_10AM);
+    let told = bot.say(ANA, "mi dni es 30.123.456").await;
+    assert!(told.contains("Ana Pérez"), "{told}");
+    let told = bot.say(ANA, "y el de 35.987.654?").await;
+    assert!(told.contains("No encontré"), "{told}");
+    assert!(!told.contains("Camila"), "{told}");
 }
 
 #[tokio::test]
