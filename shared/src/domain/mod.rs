@@ -2,7 +2,9 @@
 
 pub mod agent;
 pub mod chat;
+pub mod chatwoot;
 pub mod conversation;
+pub mod escalation;
 pub mod signature;
 pub mod whatsapp;
 
