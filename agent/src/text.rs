@@ -3,42 +3,7 @@
 
 use shared::domain::whatsapp::outbound::{OutboundMessage, ReplyButton, BUTTON_TITLE_MAX};
 
-/// Lowercase, accents folded, every run of non-alphanumerics one space,
-/// padded with a space each side, so that `" word "` finds whole words and
-/// phrases.
-pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(' ');
-    for c in text.chars().flat_map(char::to_lowercase) {
-        let c = match c {
-            'á' | 'à' | 'â' | 'ã' | 'ä' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ç' => 'c',
-            'ñ' => 'n',
-            c if c.is_alphanumeric() => c,
-            _ => ' ',
-        };
-        if c == ' ' && out.ends_with(' ') {
-            continue;
-        }
-        out.push(c);
-    }
-    if !out.ends_with(' ') {
-        out.push(' ');
-    }
-    if out.trim().is_empty() {
-        return String::new();
-    }
-    out
-}
-
-/// Whether folded `text` holds the folded word or phrase `word`.
-pub fn has_word(folded_text: &str, folded_word: &str) -> bool {
-    !folded_word.is_empty() && folded_text.contains(folded_word)
-}
+pub use shared::domain::text::{fold, has_phrase as has_word};
 
 /// Common short words per language: what tells a two-word message apart,
 /// where statistical detection needs more text.

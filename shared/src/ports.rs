@@ -233,3 +233,46 @@ pub trait AgentRecords: Send + Sync {
     /// Idempotent on `(wa_id, turn_id)`.
     async fn record_usage(&self, usage: &TurnUsage) -> Result<()>;
 }
+
+// ----------------------------------------------------------------- escalation
+
+/// The sentiment of a user's text (Comprehend, or the local lexicon).
+#[async_trait]
+pub trait SentimentAnalyzer: Send + Sync {
+    /// `language` is the conversation's (`es`, `pt-BR`, ...). Empty text,
+    /// and text in a language the analyzer cannot read, is neutral.
+    async fn sentiment(&self, text: &str, language: &str) -> Result<escalation::Sentiment>;
+}
+
+/// Tells people that a conversation was escalated (an SNS topic, email).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(&self, notice: &escalation::EscalationNotice) -> Result<()>;
+}
+
+/// A conversation in a human help desk (Chatwoot-like).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct DeskRef {
+    /// The desk's conversation id (Chatwoot: the display id in its URLs).
+    pub conversation_id: u64,
+    pub contact_id: u64,
+}
+
+/// A help desk where human agents pick up escalated conversations. Their
+/// replies come back by the desk's webhook.
+#[async_trait]
+pub trait HumanDesk: Send + Sync {
+    /// Finds or creates the contact and an open conversation for it, posts
+    /// the transcript so far and the reasons as a private note, and opens
+    /// the conversation to agents. A retry reuses the contact and the open
+    /// conversation.
+    async fn open_handoff(
+        &self,
+        conversation: &Conversation,
+        transcript: &[escalation::TranscriptLine],
+        reasons: &[escalation::Reason],
+    ) -> Result<DeskRef>;
+
+    /// A later user message, posted as the contact's (incoming).
+    async fn post_incoming(&self, desk: &DeskRef, text: &str) -> Result<()>;
+}

@@ -2,8 +2,11 @@
 
 pub mod agent;
 pub mod chat;
+pub mod chatwoot;
 pub mod conversation;
+pub mod escalation;
 pub mod signature;
+pub mod text;
 pub mod whatsapp;
 
 pub use agent::*;

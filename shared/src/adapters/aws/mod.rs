@@ -4,21 +4,27 @@
 
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
+pub mod comprehend;
 pub mod dynamodb;
 mod dynamodb_items;
 #[cfg(feature = "bedrock")]
 pub mod knowledge_base;
 pub mod s3;
 pub mod secrets;
+pub mod ses;
+pub mod sns;
 pub mod sqs;
 
 #[cfg(feature = "bedrock")]
 pub use bedrock::BedrockModel;
+pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;
 #[cfg(feature = "bedrock")]
 pub use knowledge_base::BedrockKnowledgeBase;
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;
+pub use ses::SesNotifier;
+pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;

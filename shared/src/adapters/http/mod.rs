@@ -1,10 +1,12 @@
 //! Outside HTTP services that are not AWS.
 
+pub mod chatwoot;
 mod common;
 pub mod crm;
 pub mod graph;
 pub mod openai;
 
+pub use chatwoot::{ChatwootDesk, ChatwootSettings};
 pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
 pub use openai::{OpenAiModel, OpenAiSettings};

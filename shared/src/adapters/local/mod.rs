@@ -5,12 +5,14 @@
 //! - [`FileArchive`]: raw payloads as files;
 //! - [`Outbox`]: the message sender when no Graph API token is configured;
 //! - [`LocalKnowledgeBase`]: a folder of Markdown files, searchable;
-//! - [`CsvCustomers`]: the customer directory as one CSV file.
+//! - [`CsvCustomers`]: the customer directory as one CSV file;
+//! - [`LexiconSentiment`]: sentiment for es, en and pt from a word list.
 
 mod customers;
 mod files;
 mod knowledge;
 mod outbox;
+mod sentiment;
 mod sqlite_queue;
 mod sqlite_store;
 
@@ -18,6 +20,7 @@ pub use customers::CsvCustomers;
 pub use files::FileArchive;
 pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
 pub use outbox::{Outbox, OutboxEntry, OutboxKind};
+pub use sentiment::LexiconSentiment;
 pub use sqlite_queue::{
     DeadLetter, QueueSettings, QueueStats, Received, SqliteQueue, QUEUE_DEDUP_WINDOW_MS,
 };
