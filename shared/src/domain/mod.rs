@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod chat;
 pub mod conversation;
+pub mod media;
 pub mod signature;
 pub mod whatsapp;
 
