@@ -2,8 +2,10 @@
 
 pub mod crm;
 pub mod graph;
+pub mod graph_media;
 pub mod openai;
 
 pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
+pub use graph_media::GraphMedia;
 pub use openai::{OpenAiModel, OpenAiSettings};
