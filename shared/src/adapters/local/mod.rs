@@ -5,11 +5,15 @@
 //! - [`FileArchive`]: raw payloads as files;
 //! - [`Outbox`]: the message sender when no Graph API token is configured;
 //! - [`LocalKnowledgeBase`]: a folder of Markdown files, searchable;
-//! - [`CsvCustomers`]: the customer directory as one CSV file.
+//! - [`CsvCustomers`]: the customer directory as one CSV file;
+//! - [`FileMediaStore`]: users' media as files, with [`LocalImages`] and
+//!   [`LocalDocuments`] reading them (no speech: [`NoSpeech`]).
 
 mod customers;
 mod files;
 mod knowledge;
+mod media_analysis;
+mod media_store;
 mod outbox;
 mod sqlite_queue;
 mod sqlite_store;
@@ -17,6 +21,8 @@ mod sqlite_store;
 pub use customers::CsvCustomers;
 pub use files::FileArchive;
 pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
+pub use media_analysis::{LocalDocuments, LocalImages, NoSpeech};
+pub use media_store::FileMediaStore;
 pub use outbox::{Outbox, OutboxEntry, OutboxKind};
 pub use sqlite_queue::{
     DeadLetter, QueueSettings, QueueStats, Received, SqliteQueue, QUEUE_DEDUP_WINDOW_MS,
