@@ -19,6 +19,7 @@ use aws_sdk_rekognition::types::{Image, S3Object as RekognitionObject, TextTypes
 use aws_sdk_textract::types::{
     Block, BlockType, Document, DocumentLocation, JobStatus, S3Object as TextractObject,
 };
+use aws_sdk_transcribe::error::ProvideErrorMetadata;
 use aws_sdk_transcribe::types::{LanguageCode, Media, TranscriptionJobStatus};
 use serde::Deserialize;
 
@@ -451,9 +452,15 @@ impl Transcriber for TranscribeSpeech {
             .send()
             .await
             .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_not_found_exception())
-                {
+                // Transcribe answers an unknown job name with a
+                // BadRequestException ("The requested job couldn't be
+                // found"), not the NotFoundException its model lists.
+                let unknown = e.as_service_error().is_some_and(|e| {
+                    e.is_not_found_exception()
+                        || (e.is_bad_request_exception()
+                            && e.message().is_some_and(|m| m.contains("couldn't be found")))
+                });
+                if unknown {
                     Error::NotFound(format!("transcription job {job_name}"))
                 } else {
                     sdk_error("transcribe", "reading a transcription", e)
