@@ -9,7 +9,6 @@
 #![cfg(all(feature = "http", target_os = "linux"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -20,6 +19,7 @@ use shared::domain::whatsapp::inbound::Media;
 use shared::ports::MediaSource;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Mutex;
 
 const MEDIA_ID: &str = "1037543291543636";
 /// What the server sends of the file (at most: it stops when the reader goes).
@@ -94,7 +94,7 @@ async fn serve(listener: TcpListener) {
 }
 
 /// The two tests share the server's counters: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 async fn start_server(total: usize) -> String {
     TOTAL_TO_SEND.store(total, Ordering::SeqCst);
@@ -123,7 +123,7 @@ fn media(kind: MediaKind, mime: &str, sha256: Option<String>) -> MediaRef {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_past_its_limit_is_cut_off_mid_stream() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let total = 50 * 1024 * 1024;
     let base = start_server(total).await;
     let source = GraphMedia::new(
@@ -159,7 +159,7 @@ async fn an_image_past_its_limit_is_cut_off_mid_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_download_keeps_resident_memory_flat() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let base = start_server(TOTAL).await;
 
     // The expected hash, computed chunk by chunk like the server writes.

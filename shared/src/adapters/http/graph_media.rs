@@ -120,6 +120,7 @@ impl GraphMedia {
             .with_min_delay(self.settings.min_delay)
             .with_max_delay(self.settings.max_delay)
             .with_max_times(self.settings.max_attempts.saturating_sub(1))
+            .with_total_delay(Some(self.settings.max_elapsed))
             .with_jitter()
     }
 
@@ -712,6 +713,41 @@ mod tests {
         file_answers(&server, "a", JPEG).await;
         let dir = tempfile::tempdir().expect("dir");
         let got = source(&server)
+            .fetch(
+                &media(MediaKind::Image, "image/jpeg", JPEG),
+                &dir.path().join("i"),
+            )
+            .await
+            .expect("no fault")
+            .expect("accepted");
+        assert_eq!(got.bytes, JPEG.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_times_out_and_is_retried() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v23.0/{MEDIA_ID}")))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        metadata_answers(&server, "a", "image/jpeg", None).await;
+        file_answers(&server, "a", JPEG).await;
+        let settings = GraphSettings {
+            request_timeout: Duration::from_millis(200),
+            ..fast()
+        };
+        let source = GraphMedia::new(
+            format!("{}/v23.0", server.uri()),
+            SecretString::from(TOKEN),
+            settings,
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let dir = tempfile::tempdir().expect("dir");
+        let got = source
             .fetch(
                 &media(MediaKind::Image, "image/jpeg", JPEG),
                 &dir.path().join("i"),

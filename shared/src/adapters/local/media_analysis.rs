@@ -5,7 +5,7 @@
 //! [`ImageAnalysis::unavailable`]) rather than pretend to find nothing.
 
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::Path;
 
 use async_trait::async_trait;
 
@@ -55,7 +55,7 @@ impl LocalImages {
 /// What [`LocalImages`] cannot tell.
 pub const NOT_AVAILABLE_LOCALLY: [&str; 3] = ["labels", "moderation", "text"];
 
-fn open(path: &PathBuf, key: &str) -> Result<BufReader<std::fs::File>> {
+fn open(path: &Path, key: &str) -> Result<BufReader<std::fs::File>> {
     std::fs::File::open(path).map(BufReader::new).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::NotFound(format!("media {key}"))
