@@ -282,7 +282,8 @@ pub fn check_mime(
     if !kind.admits(&sniffed) {
         return Err(mismatch());
     }
-    if declared.is_empty() || declared == sniffed {
+    // `application/octet-stream` says "unknown": nothing to contradict.
+    if declared.is_empty() || declared == sniffed || declared == "application/octet-stream" {
         return Ok(());
     }
     let top = |m: &str| m.split('/').next().unwrap_or_default().to_string();
@@ -573,6 +574,12 @@ mod tests {
         .is_ok());
         assert!(check_mime(MediaKind::Audio, Some("audio/mp4"), Some("video/mp4")).is_ok());
         assert!(check_mime(MediaKind::Document, Some("text/csv"), None).is_ok());
+        assert!(check_mime(
+            MediaKind::Document,
+            Some("application/octet-stream"),
+            Some("application/pdf")
+        )
+        .is_ok());
         assert!(check_mime(
             MediaKind::Document,
             Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
