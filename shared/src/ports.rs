@@ -276,3 +276,80 @@ pub trait HumanDesk: Send + Sync {
     /// A later user message, posted as the contact's (incoming).
     async fn post_incoming(&self, desk: &DeskRef, text: &str) -> Result<()>;
 }
+
+// ------------------------------------------------------------------ media
+
+/// A readable stored media file.
+pub type MediaReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// Where users' media comes from (the Graph API's two-step download).
+#[async_trait]
+pub trait MediaSource: Send + Sync {
+    /// Downloads `media` to `dest`, streamed (never whole in memory), and
+    /// checks it: size against the kind's limit, hash against the webhook's,
+    /// type of the bytes against the declared one. `dest` exists only when
+    /// the file passed; a refusal or an error leaves nothing behind.
+    ///
+    /// `Ok(Err(problem))` is a verdict on the media (final; tell the user);
+    /// `Err` is a fault (retry when `is_retryable`).
+    async fn fetch(
+        &self,
+        media: &media::MediaRef,
+        dest: &std::path::Path,
+    ) -> Result<media::MediaVerdict<media::FetchedMedia>>;
+}
+
+/// Where media files are kept, by the keys of [`media::media_key`].
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores the file at `path` (read from disk, not loaded whole) under
+    /// `key`. Idempotent: the same key and file give the same object.
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        fetched: &media::FetchedMedia,
+    ) -> Result<media::StoredMedia>;
+
+    /// A stream of the stored bytes; `Error::NotFound` when there is none.
+    async fn open(&self, key: &str) -> Result<MediaReader>;
+}
+
+/// What an image shows: labels, unsafe content, text.
+#[async_trait]
+pub trait ImageAnalyzer: Send + Sync {
+    /// Analyses the stored image at `key`.
+    async fn analyze_image(&self, key: &str) -> Result<media::ImageAnalysis>;
+}
+
+/// Text in documents. Short ones in one call; long ones as a job that the
+/// caller polls, so a state machine can wait between polls.
+#[async_trait]
+pub trait DocumentReader: Send + Sync {
+    /// An image or a one-page document, read at once.
+    async fn read_document(&self, key: &str) -> Result<media::DocumentText>;
+
+    /// Starts reading a multi-page document; returns the job id.
+    /// `request_token` makes a retried start return the same job.
+    async fn start_document_job(&self, key: &str, request_token: &str) -> Result<String>;
+
+    /// The job's state; the text (all pages) once done.
+    async fn document_job(&self, job_id: &str) -> Result<media::JobState<media::DocumentText>>;
+}
+
+/// Speech to text for voice notes and audio files.
+#[async_trait]
+pub trait Transcriber: Send + Sync {
+    /// Starts transcribing the stored audio at `key` under `job_name` (a
+    /// retried start with the same name is not a second job). The language
+    /// is identified among `languages` (the profile's: `es`, `en`, `pt`).
+    async fn start_transcription(
+        &self,
+        job_name: &str,
+        key: &str,
+        languages: &[String],
+    ) -> Result<()>;
+
+    /// The job's state; the transcript once done.
+    async fn transcription(&self, job_name: &str) -> Result<media::JobState<media::Transcript>>;
+}

@@ -9,6 +9,9 @@ pub mod dynamodb;
 mod dynamodb_items;
 #[cfg(feature = "bedrock")]
 pub mod knowledge_base;
+#[cfg(feature = "media-aws")]
+pub mod media_analysis;
+pub mod media_store;
 pub mod s3;
 pub mod secrets;
 pub mod ses;
@@ -21,6 +24,9 @@ pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;
 #[cfg(feature = "bedrock")]
 pub use knowledge_base::BedrockKnowledgeBase;
+#[cfg(feature = "media-aws")]
+pub use media_analysis::{RekognitionImages, TextractDocuments, TranscribeSpeech};
+pub use media_store::{MediaEncryption, S3MediaStore};
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;
 pub use ses::SesNotifier;

@@ -291,7 +291,7 @@ struct MetaErrorData {
 
 /// A refused request: Meta's error code decides; without one, 5xx and 429
 /// are worth retrying and other statuses are not.
-fn error_from_answer(status: StatusCode, bytes: &[u8]) -> Error {
+pub(super) fn error_from_answer(status: StatusCode, bytes: &[u8]) -> Error {
     if let Ok(MetaErrorBody { error }) = serde_json::from_slice::<MetaErrorBody>(bytes) {
         if let Some(code) = error.code {
             let class = GraphErrorClass::from_code(code);

@@ -4,9 +4,11 @@ pub mod chatwoot;
 mod common;
 pub mod crm;
 pub mod graph;
+pub mod graph_media;
 pub mod openai;
 
 pub use chatwoot::{ChatwootDesk, ChatwootSettings};
 pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
+pub use graph_media::GraphMedia;
 pub use openai::{OpenAiModel, OpenAiSettings};

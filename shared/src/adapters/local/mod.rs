@@ -7,10 +7,14 @@
 //! - [`LocalKnowledgeBase`]: a folder of Markdown files, searchable;
 //! - [`CsvCustomers`]: the customer directory as one CSV file;
 //! - [`LexiconSentiment`]: sentiment for es, en and pt from a word list.
+//! - [`FileMediaStore`]: users' media as files, with [`LocalImages`] and
+//!   [`LocalDocuments`] reading them (no speech: [`NoSpeech`]).
 
 mod customers;
 mod files;
 mod knowledge;
+mod media_analysis;
+mod media_store;
 mod outbox;
 mod sentiment;
 mod sqlite_queue;
@@ -19,6 +23,8 @@ mod sqlite_store;
 pub use customers::CsvCustomers;
 pub use files::FileArchive;
 pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
+pub use media_analysis::{LocalDocuments, LocalImages, NoSpeech};
+pub use media_store::FileMediaStore;
 pub use outbox::{Outbox, OutboxEntry, OutboxKind};
 pub use sentiment::LexiconSentiment;
 pub use sqlite_queue::{
