@@ -233,9 +233,12 @@ const WAL_RESTART_FRAMES: i64 = 4096;
 ///
 /// A PASSIVE checkpoint never blocks anyone, but under steady writes it never
 /// catches up either, and the WAL only starts over once it has. So when the
-/// WAL has grown, a second checkpoint is queued on the writers' own
-/// connection, between two calls: only the few pages written since the first
-/// are left to copy. Stops when dropped.
+/// WAL has grown, a TRUNCATE checkpoint is queued on the writers' own
+/// connection, between two calls: no write is under way there, only the few
+/// pages written since the passive one are left to copy, and the WAL starts
+/// over from empty. (A second PASSIVE one there could still lose the race
+/// with this thread's and leave the WAL growing on a busy machine.) Stops
+/// when dropped.
 struct Checkpointer {
     _stop: mpsc::Sender<()>,
 }
@@ -265,7 +268,10 @@ impl Checkpointer {
                         continue;
                     }
                     let job: Job = Box::new(|conn| {
-                        if let Err(e) = checkpoint(conn) {
+                        if let Err(e) = conn
+                            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                            .ctx("checkpoint")
+                        {
                             tracing::warn!(error = %e, "sqlite checkpoint failed; retrying later");
                         }
                     });
