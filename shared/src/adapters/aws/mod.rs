@@ -4,6 +4,7 @@
 
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
+#[cfg(feature = "escalation-aws")]
 pub mod comprehend;
 pub mod dynamodb;
 mod dynamodb_items;
@@ -14,12 +15,15 @@ pub mod media_analysis;
 pub mod media_store;
 pub mod s3;
 pub mod secrets;
+#[cfg(feature = "escalation-aws")]
 pub mod ses;
+#[cfg(feature = "escalation-aws")]
 pub mod sns;
 pub mod sqs;
 
 #[cfg(feature = "bedrock")]
 pub use bedrock::BedrockModel;
+#[cfg(feature = "escalation-aws")]
 pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;
 #[cfg(feature = "bedrock")]
@@ -29,7 +33,9 @@ pub use media_analysis::{RekognitionImages, TextractDocuments, TranscribeSpeech}
 pub use media_store::{MediaEncryption, S3MediaStore};
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;
+#[cfg(feature = "escalation-aws")]
 pub use ses::SesNotifier;
+#[cfg(feature = "escalation-aws")]
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
 
