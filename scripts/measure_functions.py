@@ -76,6 +76,10 @@ common = dict(
     CHARLA_TABLE="charla-measure",
     CHARLA_TEXT_QUEUE_URL=f"{MOTO}/123456789012/charla-measure.fifo",
     CHARLA_QUARANTINE_BUCKET="charla-measure",
+    CHARLA_CALL_QUEUE_URL=f"{MOTO}/123456789012/charla-measure-calls.fifo",
+    CHARLA_ESCALATION_QUEUE_URL=f"{MOTO}/123456789012/charla-measure-escalations.fifo",
+    # The profile layer's /opt/agent.toml, from the repository.
+    CHARLA_AGENT=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "profiles", "demo", "agent.toml"),
     WHATSAPP_SECRET_ARN=arn,
     CHARLA_ADMIN_KEY_HASHES="a" * 64 + ":admin:read",
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
