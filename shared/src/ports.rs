@@ -353,3 +353,38 @@ pub trait Transcriber: Send + Sync {
     /// The job's state; the transcript once done.
     async fn transcription(&self, job_name: &str) -> Result<media::JobState<media::Transcript>>;
 }
+
+// ------------------------------------------------------------------ voice
+
+/// A voice-call provider (Vapi, Retell) that places outbound calls.
+#[async_trait]
+pub trait VoiceProvider: Send + Sync {
+    fn kind(&self) -> voice::ProviderKind;
+
+    /// Asks the provider to call `order.context.to_e164()` now. A refusal
+    /// (bad number, bad key) is a non-retryable `Error::Dependency`.
+    async fn start_call(&self, order: &voice::CallOrder) -> Result<voice::StartedCall>;
+}
+
+/// Call records, keyed by the call request id. Every change is one
+/// conditional write on the record's version, never read-then-write.
+#[async_trait]
+pub trait CallRecords: Send + Sync {
+    /// Creates the record unless one with its request id exists. Returns
+    /// whether it did.
+    async fn create(&self, record: &voice::CallRecord) -> Result<bool>;
+
+    async fn get(&self, request_id: &str) -> Result<Option<voice::CallRecord>>;
+
+    /// Replaces `prev` by `next` (`next.version == prev.version + 1`) only
+    /// if the stored version is still `prev.version`. Returns whether it did;
+    /// `false` means another writer got there first: read again.
+    async fn update(&self, prev: &voice::CallRecord, next: &voice::CallRecord) -> Result<bool>;
+
+    /// Scheduled records due at `now_ms`, soonest first, at most `limit`.
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<voice::CallRecord>>;
+
+    /// Notes that the provider event `key` was applied. Returns `false`
+    /// when it had been already (a redelivery).
+    async fn mark_event(&self, key: &str, at_ms: i64) -> Result<bool>;
+}

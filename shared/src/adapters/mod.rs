@@ -7,3 +7,4 @@ pub mod http;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod memory;
+pub mod memory_calls;

@@ -8,6 +8,7 @@ pub mod escalation;
 pub mod media;
 pub mod signature;
 pub mod text;
+pub mod voice;
 pub mod whatsapp;
 
 pub use agent::*;

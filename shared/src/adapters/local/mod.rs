@@ -10,6 +10,7 @@
 //! - [`FileMediaStore`]: users' media as files, with [`LocalImages`] and
 //!   [`LocalDocuments`] reading them (no speech: [`NoSpeech`]).
 
+mod call_records;
 mod customers;
 mod files;
 mod knowledge;
@@ -20,6 +21,7 @@ mod sentiment;
 mod sqlite_queue;
 mod sqlite_store;
 
+pub use call_records::SqliteCallRecords;
 pub use customers::CsvCustomers;
 pub use files::FileArchive;
 pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
