@@ -6,9 +6,15 @@ pub mod crm;
 pub mod graph;
 pub mod graph_media;
 pub mod openai;
+pub mod retell;
+pub mod vapi;
+pub mod voice;
 
 pub use chatwoot::{ChatwootDesk, ChatwootSettings};
 pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
 pub use graph_media::GraphMedia;
 pub use openai::{OpenAiModel, OpenAiSettings};
+pub use retell::RetellClient;
+pub use vapi::VapiClient;
+pub use voice::{VoiceConfig, VoiceHttpSettings};
