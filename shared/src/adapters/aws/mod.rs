@@ -4,6 +4,7 @@
 
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
+pub mod calls;
 #[cfg(feature = "escalation-aws")]
 pub mod comprehend;
 pub mod dynamodb;
@@ -23,6 +24,7 @@ pub mod sqs;
 
 #[cfg(feature = "bedrock")]
 pub use bedrock::BedrockModel;
+pub use calls::DynamoCallRecords;
 #[cfg(feature = "escalation-aws")]
 pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;
