@@ -52,6 +52,11 @@ impl Agent {
         }
     }
 
+    /// The tools, for the voice agent's tool calls.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn profile(&self) -> &Profile {
         &self.profile
     }

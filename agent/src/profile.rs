@@ -42,6 +42,33 @@ struct RawProfile {
     model: ModelSection,
     #[serde(default)]
     intents: Vec<Intent>,
+    #[serde(default)]
+    voice: RawVoiceSection,
+}
+
+/// `[voice]`: phone calls (the voice issue). Every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVoiceSection {
+    /// `vapi` or `retell`; `CHARLA_VOICE_PROVIDER` overrides it.
+    #[serde(default)]
+    provider: Option<String>,
+    /// `HH:MM-HH:MM` in the customer's time zone, or `always`;
+    /// `CHARLA_CALLING_HOURS` overrides it.
+    #[serde(default)]
+    calling_hours: Option<String>,
+    /// Where a call goes when the caller wants a person: an E.164 number or
+    /// a SIP URI of the company's PBX; `CHARLA_TRANSFER_TO` overrides it.
+    #[serde(default)]
+    transfer_to: Option<String>,
+}
+
+/// The profile's voice settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceSettings {
+    pub provider: Option<shared::domain::voice::ProviderKind>,
+    pub calling_hours: shared::domain::voice::CallingHours,
+    pub transfer_to: Option<shared::domain::voice::TransferTarget>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +364,7 @@ pub struct Profile {
     pub hours: Hours,
     pub model: ModelSection,
     pub intents: Vec<CompiledIntent>,
+    pub voice: VoiceSettings,
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> Error {
@@ -538,6 +566,7 @@ impl Profile {
             ));
         }
 
+        let voice = parse_voice(&raw.voice)?;
         let knowledge_dir = raw.knowledge.dir.as_ref().map(|d| base.join(d));
         if tools.contains(&ToolName::KbSearch) && knowledge_dir.is_none() {
             // Fine in AWS with a Bedrock knowledge base; the wiring checks.
@@ -558,6 +587,7 @@ impl Profile {
             hours,
             model: raw.model,
             intents,
+            voice,
         })
     }
 
@@ -613,6 +643,32 @@ fn check_keyword_langs(field: &str, words: &Keywords, langs: &[String]) -> Resul
         )),
         None => Ok(()),
     }
+}
+
+fn parse_voice(raw: &RawVoiceSection) -> Result<VoiceSettings> {
+    use shared::domain::voice::{
+        CallingHours, ProviderKind, TransferTarget, DEFAULT_CALLING_HOURS,
+    };
+    Ok(VoiceSettings {
+        provider: raw
+            .provider
+            .as_deref()
+            .map(ProviderKind::parse)
+            .transpose()
+            .map_err(|e| invalid("voice.provider", e))?,
+        calling_hours: CallingHours::parse(
+            raw.calling_hours
+                .as_deref()
+                .unwrap_or(DEFAULT_CALLING_HOURS),
+        )
+        .map_err(|e| invalid("voice.calling_hours", e))?,
+        transfer_to: raw
+            .transfer_to
+            .as_deref()
+            .map(TransferTarget::parse)
+            .transpose()
+            .map_err(|e| invalid("voice.transfer_to", e))?,
+    })
 }
 
 fn parse_hours(raw: &HoursSection) -> Result<Hours> {
@@ -695,6 +751,16 @@ mod tests {
         assert!(p.tools.len() >= 6);
         assert_eq!(p.knowledge_dir, Some(PathBuf::from("/p/knowledge")));
         assert!(p.hours.on(Weekday::Monday).is_some());
+        assert_eq!(
+            p.voice.transfer_to,
+            Some(shared::domain::voice::TransferTarget::Number(
+                "+541143215678".into()
+            ))
+        );
+        assert!(matches!(
+            p.voice.calling_hours,
+            shared::domain::voice::CallingHours::Window { .. }
+        ));
         assert!(p.hours.on(Weekday::Sunday).is_none());
     }
 
@@ -724,6 +790,21 @@ mod tests {
             ),
             ("max_steps = 5", "max_steps = 0", "model.max_steps"),
             ("max_steps = 5", "max_stepz = 5", "max_stepz"),
+            (
+                "calling_hours = \"09:00-20:00\"",
+                "calling_hours = \"20:00-09:00\"",
+                "voice.calling_hours",
+            ),
+            (
+                "transfer_to = \"+541143215678\"",
+                "transfer_to = \"43215678\"",
+                "voice.transfer_to",
+            ),
+            (
+                "transfer_to = \"+541143215678\"",
+                "provider = \"twilio\"",
+                "voice.provider",
+            ),
         ];
         for (from, to, expected) in cases {
             assert!(DEMO.contains(from), "the demo profile has no {from:?}");

@@ -1,0 +1,457 @@
+//! voice: the voice providers' webhooks.
+//!
+//! - `POST /webhooks/voice/vapi`: Vapi server messages, authenticated by the
+//!   `x-vapi-secret` header;
+//! - `POST /webhooks/voice/retell`: Retell webhooks and custom function
+//!   calls, authenticated by `X-Retell-Signature` over the raw body.
+//!
+//! Authentication comes before anything else: a request that fails it gets
+//! 401 and changes nothing. Lifecycle events move the call record forward
+//! (never back: reordered events are ignored), put the transcript into the
+//! same conversation as the WhatsApp messages, schedule a retry after a
+//! no-answer or busy line, and send the follow-up once. Tool calls are served
+//! by the agent's tool registry within the providers' time limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use shared::domain::voice::*;
+use shared::domain::{Lead, SentRecord};
+use shared::{Error, Result};
+use tracing::{info, warn};
+
+/// Transcripts make these bodies larger than WhatsApp's; past this, 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// All tool calls of one request are answered within this: under Retell's
+/// 10 s and Vapi's 20 s, with room for the network.
+pub const TOOL_BUDGET: Duration = Duration::from_secs(8);
+
+pub struct Deps {
+    /// The call records, the stores, the sender and the rules.
+    pub calls: Arc<call_trigger::Deps>,
+    /// The same tools as the text agent.
+    pub registry: agent::Registry,
+    pub vapi_secret: Option<SecretString>,
+    /// Retell signs with the API key.
+    pub retell_key: Option<SecretString>,
+    pub transfer_to: Option<TransferTarget>,
+}
+
+/// `CHARLA_TRANSFER_TO` wins over the profile's `voice.transfer_to`.
+pub fn transfer_target(profile: &agent::Profile) -> Result<Option<TransferTarget>> {
+    match shared::config::env_optional("CHARLA_TRANSFER_TO") {
+        Some(t) => TransferTarget::parse(&t)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("CHARLA_TRANSFER_TO: {e}"))),
+        None => Ok(profile.voice.transfer_to.clone()),
+    }
+}
+
+fn respond(status: StatusCode, body: Value) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(e: &Error) -> Response<Bytes> {
+    if e.is_client_error() {
+        info!(error = %e, "voice webhook refused");
+    } else {
+        warn!(error = %e, "voice webhook failed");
+    }
+    let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    respond(status, json!({"error": e.public_message()}))
+}
+
+fn header<'a>(req: &'a Request<Bytes>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The one entry: routes by the path's last segment.
+pub async fn handle(deps: &Deps, req: Request<Bytes>) -> Response<Bytes> {
+    if req.method() != http::Method::POST {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": "POST only"}),
+        );
+    }
+    if req.body().len() > MAX_BODY_BYTES {
+        return error(&Error::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    let path = req.uri().path().trim_end_matches('/');
+    let result = if path.ends_with("/vapi") {
+        vapi(deps, &req).await
+    } else if path.ends_with("/retell") {
+        retell(deps, &req).await
+    } else {
+        Err(Error::NotFound("no such voice webhook".into()))
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => error(&e),
+    }
+}
+
+async fn vapi(deps: &Deps, req: &Request<Bytes>) -> Result<Response<Bytes>> {
+    let secret = deps
+        .vapi_secret
+        .as_ref()
+        .map(|s| s.expose_secret().as_bytes())
+        .unwrap_or(b"");
+    verify_vapi_secret(secret, header(req, "x-vapi-secret"))
+        .map_err(|_| Error::Unauthorized("x-vapi-secret"))?;
+    let msg = parse_vapi(req.body()).map_err(Error::Invalid)?;
+    Ok(match msg {
+        VapiMessage::Event(e) => {
+            apply_event(deps, &e).await?;
+            respond(StatusCode::OK, json!({"ok": true}))
+        }
+        VapiMessage::ToolCalls {
+            call_ref, calls, ..
+        } => {
+            let mut results = Vec::new();
+            let answers = run_tools(deps, call_ref.as_ref(), &calls).await?;
+            for (call, answer) in calls.iter().zip(answers) {
+                results.push(match answer {
+                    Ok(result) => {
+                        json!({"name": call.name, "toolCallId": call.id, "result": result})
+                    }
+                    Err(problem) => {
+                        json!({"name": call.name, "toolCallId": call.id, "error": problem})
+                    }
+                });
+            }
+            respond(StatusCode::OK, json!({"results": results}))
+        }
+        VapiMessage::TransferDestinationRequest { call_ref, .. } => respond(
+            StatusCode::OK,
+            transfer_answer(deps, call_ref.as_ref()).await?,
+        ),
+        VapiMessage::Other(kind) => respond(StatusCode::OK, json!({"ok": true, "ignored": kind})),
+    })
+}
+
+async fn retell(deps: &Deps, req: &Request<Bytes>) -> Result<Response<Bytes>> {
+    let key = deps
+        .retell_key
+        .as_ref()
+        .map(|s| s.expose_secret().as_bytes())
+        .unwrap_or(b"");
+    let now = deps.calls.clock.now_ms();
+    verify_retell_signature(key, req.body(), header(req, "x-retell-signature"), now)
+        .map_err(|_| Error::Unauthorized("x-retell-signature"))?;
+    let msg = parse_retell(req.body()).map_err(Error::Invalid)?;
+    Ok(match msg {
+        RetellMessage::Event(e) => {
+            apply_event(deps, &e).await?;
+            respond(StatusCode::OK, json!({"ok": true}))
+        }
+        RetellMessage::Function { call_ref, call, .. } => {
+            // The answer's body is the result, for the voice agent to read.
+            let calls = [call];
+            let mut answers = run_tools(deps, call_ref.as_ref(), &calls).await?;
+            match answers.pop().unwrap_or_else(|| Err("no answer".into())) {
+                Ok(result) => respond(
+                    StatusCode::OK,
+                    serde_json::from_str(&result).unwrap_or(Value::String(result)),
+                ),
+                Err(problem) => respond(StatusCode::OK, json!({"error": problem})),
+            }
+        }
+    })
+}
+
+/// Runs the tool calls for the call's conversation, each as the text agent
+/// would, all within [`TOOL_BUDGET`]. A call that is not ours gets no tools.
+pub async fn run_tools(
+    deps: &Deps,
+    call_ref: Option<&CallRef>,
+    calls: &[ToolCall],
+) -> Result<Vec<std::result::Result<String, String>>> {
+    let Some(call_ref) = call_ref else {
+        return Ok(calls
+            .iter()
+            .map(|_| Err("this call is not one Charla placed".to_string()))
+            .collect());
+    };
+    let record = deps.calls.calls.get(&call_ref.request_id).await?;
+    let Some(record) = record.filter(|r| r.context.wa_id == call_ref.wa_id) else {
+        return Ok(calls
+            .iter()
+            .map(|_| Err("unknown call".to_string()))
+            .collect());
+    };
+    let run = async {
+        let mut out = Vec::new();
+        let mut effects = agent::TurnEffects::default();
+        for c in calls {
+            let ctx = agent::ToolContext {
+                // A tool call id makes the tool's records idempotent
+                // (`{turn_id}:lead`...) across provider retries.
+                turn_id: format!("voice:{}", c.id),
+                wa_id: record.context.wa_id.clone(),
+                phone_number_id: record.context.phone_number_id.clone(),
+                language: record.context.language.clone(),
+                source: "voice",
+            };
+            out.push(
+                match deps
+                    .registry
+                    .call(&ctx, &mut effects, &c.name, &c.args)
+                    .await?
+                {
+                    agent::ToolOutcome::Done(v) => Ok(v.to_string()),
+                    agent::ToolOutcome::Refused(reason) => Err(reason),
+                },
+            );
+        }
+        Ok::<_, Error>(out)
+    };
+    match tokio::time::timeout(TOOL_BUDGET, run).await {
+        Ok(r) => r,
+        Err(_) => Ok(calls
+            .iter()
+            .map(|_| {
+                Err("the tools did not answer in time; say it is not available now".to_string())
+            })
+            .collect()),
+    }
+}
+
+/// Vapi's answer to `transfer-destination-request`.
+async fn transfer_answer(deps: &Deps, call_ref: Option<&CallRef>) -> Result<Value> {
+    let Some(target) = &deps.transfer_to else {
+        return Ok(json!({"error": "no transfer destination is configured"}));
+    };
+    let summary = match call_ref {
+        Some(r) => deps
+            .calls
+            .calls
+            .get(&r.request_id)
+            .await?
+            .map(|rec| rec.context.summary)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let mut destination = match target {
+        TransferTarget::Number(n) => json!({"type": "number", "number": n}),
+        TransferTarget::Sip(uri) => json!({"type": "sip", "sipUri": uri}),
+    };
+    // The person who picks up hears what the call was about.
+    destination["transferPlan"] = json!({
+        "mode": "warm-transfer-say-summary",
+        "summaryPlan": {"enabled": true},
+    });
+    if !summary.is_empty() {
+        destination["description"] = json!(summary.chars().take(500).collect::<String>());
+    }
+    Ok(json!({"destination": destination}))
+}
+
+/// Applies a lifecycle event once. Duplicates are noticed by the event mark
+/// (after a success) and, before that, by the record's own state.
+pub async fn apply_event(deps: &Deps, event: &VoiceEvent) -> Result<()> {
+    let key = event.dedup_key();
+    let Some(call_ref) = &event.call_ref else {
+        info!(call_id = %event.call_id, "event for a call Charla did not place; ignored");
+        return Ok(());
+    };
+    if matches!(event.kind, EventKind::Ignored(_)) {
+        return Ok(());
+    }
+    let c = &deps.calls;
+    for _ in 0..5 {
+        let Some(record) = c.calls.get(&call_ref.request_id).await? else {
+            info!(request = %call_ref.request_id, "event for an unknown call request; ignored");
+            return Ok(());
+        };
+        if record.context.wa_id != call_ref.wa_id {
+            return Err(Error::Invalid(
+                "call metadata does not match its record".into(),
+            ));
+        }
+        // An event of an earlier attempt (its call id is not the current one).
+        if record
+            .call_id
+            .as_deref()
+            .is_some_and(|id| id != event.call_id)
+        {
+            return Ok(());
+        }
+        match step(deps, &record, event).await? {
+            Step::Done => {
+                c.calls.mark_event(&key, c.clock.now_ms()).await?;
+                return Ok(());
+            }
+            Step::Lost => continue,
+        }
+    }
+    Err(Error::Conflict("call record kept changing".into()))
+}
+
+enum Step {
+    Done,
+    /// Another writer changed the record: read again.
+    Lost,
+}
+
+async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<Step> {
+    let c = &deps.calls;
+    let now = c.clock.now_ms();
+    let mut next = record.next(now);
+    if next.call_id.is_none() && !record.phase.is_final() && record.phase != CallPhase::Scheduled {
+        next.call_id = Some(event.call_id.clone());
+    }
+    match &event.kind {
+        EventKind::Ignored(_) => Ok(Step::Done),
+        EventKind::Status(phase) => {
+            if !next.advance(*phase) {
+                return Ok(Step::Done);
+            }
+            Ok(if c.calls.update(record, &next).await? {
+                Step::Done
+            } else {
+                Step::Lost
+            })
+        }
+        EventKind::Ended {
+            reason,
+            transcript,
+            summary,
+        } => {
+            if record.outcome.is_some() && record.call_id.as_deref() == Some(event.call_id.as_str())
+                || record.phase.is_final()
+            {
+                // This attempt's end is known: a redelivery.
+                return Ok(Step::Done);
+            }
+            if let Some(t) = transcript {
+                store_transcript(deps, record, &event.call_id, t).await?;
+            }
+            let outcome = CallOutcome::from_reason(reason);
+            next.outcome = Some(outcome);
+            next.ended_reason = Some(reason.chars().take(200).collect());
+            next.summary = summary.clone().or(next.summary);
+            match after_call(outcome, record.attempts.max(1), now) {
+                AfterCall::RetryAt(at) => {
+                    let due = c.next_window(&record.context.wa_id, at);
+                    next.phase = CallPhase::Scheduled;
+                    next.due_at_ms = Some(due);
+                    next.call_id = None;
+                    if !c.calls.update(record, &next).await? {
+                        return Ok(Step::Lost);
+                    }
+                    info!(
+                        outcome = outcome.as_str(),
+                        due, "no answer: calling again later"
+                    );
+                    Ok(Step::Done)
+                }
+                AfterCall::GiveUp => {
+                    next.phase = CallPhase::Failed;
+                    if !c.calls.update(record, &next).await? {
+                        return Ok(Step::Lost);
+                    }
+                    save_outcome(deps, &next).await?;
+                    call_trigger::follow_up_failed(c, next).await?;
+                    Ok(Step::Done)
+                }
+                AfterCall::FollowUp => {
+                    next.phase = CallPhase::Ended;
+                    // Retell's summary comes with `call_analyzed`, after the end.
+                    let wait_for_analysis =
+                        next.summary.is_none() && event.provider == ProviderKind::Retell;
+                    if !wait_for_analysis {
+                        next.phase = CallPhase::Done;
+                    }
+                    if !c.calls.update(record, &next).await? {
+                        return Ok(Step::Lost);
+                    }
+                    if !wait_for_analysis {
+                        finish(deps, next).await?;
+                    }
+                    Ok(Step::Done)
+                }
+            }
+        }
+        EventKind::Analysed { summary } => {
+            if record.followed_up || record.phase == CallPhase::Scheduled {
+                return Ok(Step::Done);
+            }
+            next.summary = summary.clone().or(next.summary);
+            if record.phase == CallPhase::Ended {
+                next.phase = CallPhase::Done;
+            }
+            if !c.calls.update(record, &next).await? {
+                return Ok(Step::Lost);
+            }
+            if next.phase == CallPhase::Done {
+                finish(deps, next).await?;
+            }
+            Ok(Step::Done)
+        }
+    }
+}
+
+/// After a call that happened: the lead gets the outcome, the user the
+/// summary and the next step.
+async fn finish(deps: &Deps, record: CallRecord) -> Result<()> {
+    save_outcome(deps, &record).await?;
+    let text =
+        call_trigger::messages::after_call(&record.context.language, record.summary.as_deref());
+    call_trigger::follow_up(&deps.calls, record, &text, "call_follow_up").await
+}
+
+/// The lead, with the call's outcome (idempotent on the request id).
+async fn save_outcome(deps: &Deps, record: &CallRecord) -> Result<()> {
+    let ctx = &record.context;
+    let outcome = record.outcome.map(CallOutcome::as_str).unwrap_or("unknown");
+    let notes = match &record.summary {
+        Some(s) => format!("call {outcome}: {s}"),
+        None => format!("call {outcome}"),
+    };
+    deps.calls
+        .records
+        .save_lead(&Lead {
+            id: format!("{}:outcome", ctx.request_id),
+            wa_id: ctx.wa_id.clone(),
+            name: ctx.customer_name.clone().unwrap_or_else(|| "-".into()),
+            interest: ctx.interest.clone().unwrap_or_else(|| ctx.reason.clone()),
+            notes: Some(notes.chars().take(1000).collect()),
+            created_at_ms: deps.calls.clock.now_ms(),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The call's transcript, in the same conversation as the WhatsApp
+/// messages (idempotent on the call id).
+async fn store_transcript(
+    deps: &Deps,
+    record: &CallRecord,
+    call_id: &str,
+    transcript: &str,
+) -> Result<()> {
+    deps.calls
+        .store
+        .record_outbound(
+            &record.context.wa_id,
+            &SentRecord {
+                wamid: format!("call:{call_id}:transcript"),
+                kind: "call_transcript".into(),
+                text: transcript.to_string(),
+                at_ms: deps.calls.clock.now_ms(),
+            },
+        )
+        .await
+}
