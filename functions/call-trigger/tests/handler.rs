@@ -1,0 +1,277 @@
+//! call-trigger's handler with the local adapters (SQLite store, outbox)
+//! and a provider that records what it is asked.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use call_trigger::{Deps, Outcome};
+use shared::adapters::local::{Outbox, SqliteStore};
+use shared::adapters::memory::FixedClock;
+use shared::adapters::memory_calls::MemoryCallRecords;
+use shared::domain::voice::*;
+use shared::domain::*;
+use shared::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
+use shared::{Error, Result};
+
+const ANA: &str = "5491155550123";
+/// Tuesday 2026-11-24 13:00 UTC = 10:00 in Buenos Aires.
+const TUESDAY_10AM: i64 = 1_795_525_200_000;
+
+#[derive(Default)]
+struct FakeProvider {
+    orders: Mutex<Vec<CallOrder>>,
+    fail_with: Mutex<Option<fn() -> Error>>,
+}
+
+#[async_trait]
+impl VoiceProvider for FakeProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Vapi
+    }
+    async fn start_call(&self, order: &CallOrder) -> Result<StartedCall> {
+        if let Some(f) = *self.fail_with.lock().expect("lock") {
+            return Err(f());
+        }
+        let mut o = self.orders.lock().expect("lock");
+        o.push(order.clone());
+        Ok(StartedCall {
+            call_id: format!("call-{}", o.len()),
+        })
+    }
+}
+
+struct Harness {
+    deps: Deps,
+    store: Arc<SqliteStore>,
+    calls: Arc<MemoryCallRecords>,
+    provider: Arc<FakeProvider>,
+    outbox: Arc<Outbox>,
+    clock: Arc<FixedClock>,
+    _dir: tempfile::TempDir,
+}
+
+fn profile() -> ::agent::Profile {
+    ::agent::Profile::parse(
+        include_str!("../../../profiles/demo/agent.toml"),
+        std::path::Path::new("."),
+    )
+    .expect("demo")
+}
+
+async fn harness(now: i64) -> Harness {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let calls = Arc::new(MemoryCallRecords::default());
+    let provider = Arc::new(FakeProvider::default());
+    let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox"));
+    let clock = Arc::new(FixedClock::at(now));
+    let deps = Deps {
+        records: store.clone(),
+        store: store.clone(),
+        calls: calls.clone(),
+        provider: provider.clone(),
+        sender: outbox.clone(),
+        clock: clock.clone(),
+        settings: call_trigger::settings(&profile()).expect("settings"),
+    };
+    Harness {
+        deps,
+        store,
+        calls,
+        provider,
+        outbox,
+        clock,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    /// The user wrote "llamame" and the agent recorded a request.
+    async fn asked(&self, turn: &str, when_ms: Option<i64>) -> CallRequest {
+        let now = self.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+        let wa = WaId::parse(ANA).expect("wa");
+        self.store
+            .record_inbound(&NewInbound {
+                wamid: turn.into(),
+                wa_id: wa.clone(),
+                phone_number_id: "PN1".into(),
+                contact_name: Some("Ana".into()),
+                kind: "text".into(),
+                text: "llamame por favor".into(),
+                payload: serde_json::json!({}),
+                sent_at_ms: now,
+                received_at_ms: now,
+                starts_turn: true,
+            })
+            .await
+            .expect("inbound");
+        let req = CallRequest {
+            id: format!("{turn}:call"),
+            wa_id: wa,
+            phone_number_id: "PN1".into(),
+            reason: "the user asked to be called".into(),
+            when_ms,
+            language: "es".into(),
+            state: CallRequestState::Requested,
+            created_at_ms: now,
+        };
+        assert!(self.store.save_call_request(&req).await.expect("save"));
+        req
+    }
+
+    fn told(&self) -> Vec<String> {
+        self.outbox
+            .since(ANA, 0)
+            .into_iter()
+            .filter_map(|e| match e.message? {
+                shared::domain::whatsapp::outbound::OutboundMessage::Text { body } => Some(body),
+                other => Some(format!("{other:?}")),
+            })
+            .collect()
+    }
+}
+
+fn sqs(bodies: &[String]) -> SqsEvent {
+    let mut e = SqsEvent::default();
+    for (i, b) in bodies.iter().enumerate() {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m{i}"));
+        m.body = Some(b.clone());
+        e.records.push(m);
+    }
+    e
+}
+
+#[tokio::test]
+async fn a_request_in_calling_hours_places_one_call_with_the_context() {
+    let h = harness(TUESDAY_10AM).await;
+    let req = h.asked("wamid.A", None).await;
+    let body = serde_json::to_string(&req).expect("json");
+    let resp = call_trigger::handle_batch(&h.deps, sqs(&[body.clone()])).await;
+    assert!(resp.batch_item_failures.is_empty());
+    // Redelivered: nothing more.
+    let resp = call_trigger::handle_batch(&h.deps, sqs(&[body])).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let orders = h.provider.orders.lock().expect("lock").clone();
+    assert_eq!(orders.len(), 1);
+    let ctx = &orders[0].context;
+    assert_eq!(ctx.request_id, "wamid.A:call");
+    assert_eq!(ctx.customer_name.as_deref(), Some("Ana"));
+    assert!(ctx.summary.contains("llamame por favor"), "{}", ctx.summary);
+    let rec = h
+        .calls
+        .get("wamid.A:call")
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!(rec.phase, CallPhase::Dialing);
+    assert_eq!(rec.call_id.as_deref(), Some("call-1"));
+    assert_eq!(rec.attempts, 1);
+}
+
+#[tokio::test]
+async fn outside_calling_hours_it_is_scheduled_and_the_user_told_when() {
+    // 23:30 in Buenos Aires.
+    let h = harness(TUESDAY_10AM + 13 * 3_600_000 + 30 * 60_000).await;
+    let req = h.asked("wamid.B", None).await;
+    let outcome = call_trigger::handle_request(&h.deps, &req)
+        .await
+        .expect("handle");
+    let next_9am = TUESDAY_10AM + 23 * 3_600_000;
+    assert_eq!(outcome, Outcome::Scheduled(next_9am));
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
+    let told = h.told();
+    assert!(
+        told.iter()
+            .any(|t| t.contains("miércoles 25 de noviembre, 09:00")),
+        "{told:?}"
+    );
+    // The sweep before the opening does nothing; after it, calls.
+    assert!(call_trigger::sweep(&h.deps)
+        .await
+        .expect("sweep")
+        .is_empty());
+    h.clock
+        .advance(next_9am - h.clock.0.load(std::sync::atomic::Ordering::SeqCst));
+    let placed = call_trigger::sweep(&h.deps).await.expect("sweep");
+    assert_eq!(placed, vec![Outcome::Calling("call-1".into())]);
+    assert_eq!(call_trigger::sweep(&h.deps).await.expect("sweep"), vec![]);
+}
+
+#[tokio::test]
+async fn a_request_nobody_made_is_not_called() {
+    let h = harness(TUESDAY_10AM).await;
+    let mut req = h.asked("wamid.C", None).await;
+    req.id = "forged:call".into();
+    let outcome = call_trigger::handle_request(&h.deps, &req)
+        .await
+        .expect("handle");
+    assert_eq!(outcome, Outcome::Refused(ConsentRefusal::NotAsked));
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
+    assert!(h.calls.get("forged:call").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_failed_to_the_dead_letter_queue() {
+    let h = harness(TUESDAY_10AM).await;
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(call_trigger::MAX_BODY_BYTES));
+    let resp =
+        call_trigger::handle_batch(&h.deps, sqs(&["not json".into(), "{}".into(), big])).await;
+    assert_eq!(resp.batch_item_failures.len(), 3);
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_refusal_tells_the_user_once() {
+    let h = harness(TUESDAY_10AM).await;
+    *h.provider.fail_with.lock().expect("lock") = Some(|| Error::Invalid("bad number".into()));
+    let req = h.asked("wamid.D", None).await;
+    let outcome = call_trigger::handle_request(&h.deps, &req)
+        .await
+        .expect("handle");
+    assert_eq!(outcome, Outcome::Failed);
+    let rec = h
+        .calls
+        .get("wamid.D:call")
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!(rec.phase, CallPhase::Failed);
+    assert!(rec.followed_up);
+    let told = h.told();
+    assert_eq!(
+        told.iter()
+            .filter(|t| t.contains("no pudimos comunicarnos"))
+            .count(),
+        1,
+        "{told:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_tried_again_without_using_an_attempt() {
+    let h = harness(TUESDAY_10AM).await;
+    *h.provider.fail_with.lock().expect("lock") =
+        Some(|| Error::dependency("vapi", "could not connect", true, "refused"));
+    let req = h.asked("wamid.E", None).await;
+    assert_eq!(
+        call_trigger::handle_request(&h.deps, &req)
+            .await
+            .expect("handle"),
+        Outcome::RetryLater
+    );
+    let rec = h
+        .calls
+        .get("wamid.E:call")
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!((rec.phase, rec.attempts), (CallPhase::Scheduled, 0));
+    *h.provider.fail_with.lock().expect("lock") = None;
+    h.clock.advance(call_trigger::START_RETRY_MS);
+    assert_eq!(
+        call_trigger::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::Calling("call-1".into())]
+    );
+}
