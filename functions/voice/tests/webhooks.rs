@@ -1,0 +1,394 @@
+//! The voice webhooks with the local adapters and the sample events in
+//! `events/voice/`, over the same handler Lambda and infra/local run.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use serde_json::Value;
+use shared::adapters::local::{LocalKnowledgeBase, Outbox, SqliteStore};
+use shared::adapters::memory::{FixedClock, MemoryQueue};
+use shared::adapters::memory_calls::MemoryCallRecords;
+use shared::domain::voice::*;
+use shared::domain::{NewInbound, WaId};
+use shared::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
+
+const ANA: &str = "5491155550123";
+const REQUEST: &str = "wamid.VOICE1:call";
+/// Tuesday 2026-11-24 13:00 UTC = 10:00 in Buenos Aires.
+const NOW: i64 = 1_795_525_200_000;
+const VAPI_SECRET: &str = "vapi-webhook-secret";
+const RETELL_KEY: &str = "key_test";
+
+struct NoProvider;
+
+#[async_trait::async_trait]
+impl VoiceProvider for NoProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Vapi
+    }
+    async fn start_call(&self, _: &CallOrder) -> shared::Result<StartedCall> {
+        Ok(StartedCall {
+            call_id: "unused".into(),
+        })
+    }
+}
+
+struct H {
+    deps: voice::Deps,
+    store: Arc<SqliteStore>,
+    calls: Arc<MemoryCallRecords>,
+    outbox: Arc<Outbox>,
+    clock: Arc<FixedClock>,
+    _dir: tempfile::TempDir,
+}
+
+fn profile() -> ::agent::Profile {
+    ::agent::Profile::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../profiles/demo/agent.toml"
+    )))
+    .expect("demo")
+}
+
+async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let calls = Arc::new(MemoryCallRecords::default());
+    let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox"));
+    let clock = Arc::new(FixedClock::at(NOW));
+    let profile = Arc::new(profile());
+    let wa = WaId::parse(ANA).expect("wa");
+    store
+        .record_inbound(&NewInbound {
+            wamid: "wamid.VOICE1".into(),
+            wa_id: wa.clone(),
+            phone_number_id: "PN1".into(),
+            contact_name: Some("Ana".into()),
+            kind: "text".into(),
+            text: "llamame".into(),
+            payload: serde_json::json!({}),
+            sent_at_ms: NOW - 60_000,
+            received_at_ms: NOW - 60_000,
+            starts_turn: true,
+        })
+        .await
+        .expect("inbound");
+    let mut record = shared::testing::calls_contract::record(REQUEST);
+    record.provider = provider;
+    record.call_id = call_id.map(str::to_string);
+    record.context.customer_name = Some("Ana".into());
+    assert!(calls.create(&record).await.expect("create"));
+    let registry = ::agent::Registry::new(
+        profile.clone(),
+        ::agent::ToolDeps {
+            knowledge: Some(Arc::new(
+                LocalKnowledgeBase::open(profile.knowledge_dir.as_ref().expect("dir")).expect("kb"),
+            )),
+            customers: None,
+            lead_sink: None,
+            records: store.clone(),
+            call_queue: Arc::new(MemoryQueue::default()),
+            escalation_queue: Arc::new(MemoryQueue::default()),
+            clock: clock.clone(),
+        },
+    );
+    let deps = voice::Deps {
+        calls: Arc::new(call_trigger::Deps {
+            records: store.clone(),
+            store: store.clone(),
+            calls: calls.clone(),
+            provider: Arc::new(NoProvider),
+            sender: outbox.clone(),
+            clock: clock.clone(),
+            settings: call_trigger::settings(&profile).expect("settings"),
+        }),
+        registry,
+        vapi_secret: Some(VAPI_SECRET.to_string().into()),
+        retell_key: Some(RETELL_KEY.to_string().into()),
+        transfer_to: profile.voice.transfer_to.clone(),
+    };
+    H {
+        deps,
+        store,
+        calls,
+        outbox,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn event(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../events/voice/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("event")
+}
+
+fn vapi_req(body: &[u8], secret: Option<&str>) -> Request<Bytes> {
+    let mut b = Request::post("/webhooks/voice/vapi");
+    if let Some(s) = secret {
+        b = b.header("x-vapi-secret", s);
+    }
+    b.body(Bytes::copy_from_slice(body)).expect("req")
+}
+
+fn retell_req(body: &[u8], ts: i64) -> Request<Bytes> {
+    Request::post("/webhooks/voice/retell")
+        .header(
+            "x-retell-signature",
+            retell_signature_header(RETELL_KEY.as_bytes(), body, ts),
+        )
+        .body(Bytes::copy_from_slice(body))
+        .expect("req")
+}
+
+impl H {
+    async fn vapi(&self, name: &str) -> (StatusCode, Value) {
+        let r = voice::handle(&self.deps, vapi_req(&event(name), Some(VAPI_SECRET))).await;
+        (
+            r.status(),
+            serde_json::from_slice(r.body()).unwrap_or(Value::Null),
+        )
+    }
+    async fn retell(&self, name: &str) -> (StatusCode, Value) {
+        let r = voice::handle(&self.deps, retell_req(&event(name), NOW)).await;
+        (
+            r.status(),
+            serde_json::from_slice(r.body()).unwrap_or(Value::Null),
+        )
+    }
+    async fn record(&self) -> CallRecord {
+        self.calls.get(REQUEST).await.expect("get").expect("record")
+    }
+    fn told(&self) -> Vec<String> {
+        self.outbox
+            .since(ANA, 0)
+            .into_iter()
+            .filter_map(|e| e.message.map(|m| format!("{m:?}")))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn when_the_secret_or_signature_is_wrong_returns_401_and_changes_nothing() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let before = h.record().await;
+    for secret in [None, Some("wrong"), Some("")] {
+        let r = voice::handle(
+            &h.deps,
+            vapi_req(&event("vapi_end_of_call_report.json"), secret),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{secret:?}");
+    }
+    let body = event("retell_call_ended.json");
+    let unsigned = Request::post("/webhooks/voice/retell")
+        .body(Bytes::from(body.clone()))
+        .expect("req");
+    assert_eq!(
+        voice::handle(&h.deps, unsigned).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let stale = retell_req(&body, NOW - RETELL_SIGNATURE_WINDOW_MS - 1);
+    assert_eq!(
+        voice::handle(&h.deps, stale).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let mut tampered = retell_req(&body, NOW);
+    *tampered.body_mut() = Bytes::from(
+        String::from_utf8(body)
+            .expect("utf8")
+            .replace("user_hangup", "dial_busy"),
+    );
+    assert_eq!(
+        voice::handle(&h.deps, tampered).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(h.record().await, before);
+    assert!(h.told().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_refused() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let r = voice::handle(&h.deps, vapi_req(b"{not json", Some(VAPI_SECRET))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let big = vec![b' '; voice::MAX_BODY_BYTES + 1];
+    let r = voice::handle(&h.deps, vapi_req(&big, Some(VAPI_SECRET))).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = voice::handle(&h.deps, retell_req(b"[]", NOW)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn status_updates_move_forward_and_late_ones_are_ignored() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    assert_eq!(
+        h.vapi("vapi_status_in_progress.json").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(h.record().await.phase, CallPhase::InProgress);
+    let version = h.record().await.version;
+    assert_eq!(h.vapi("vapi_status_ringing.json").await.0, StatusCode::OK);
+    assert_eq!(
+        h.vapi("vapi_status_in_progress.json").await.0,
+        StatusCode::OK
+    );
+    let r = h.record().await;
+    assert_eq!((r.phase, r.version), (CallPhase::InProgress, version));
+}
+
+#[tokio::test]
+async fn vapi_tool_calls_are_served_by_the_tool_registry() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let (status, body) = h.vapi("vapi_tool_calls.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results[0]["toolCallId"], "toolu_01");
+    assert!(
+        results[0]["result"]
+            .as_str()
+            .expect("string")
+            .contains("\"saved\":true"),
+        "{body}"
+    );
+    assert_eq!(results[1]["toolCallId"], "toolu_02");
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .expect("error")
+            .contains("no tool"),
+        "{body}"
+    );
+    // Delivered again: the same lead, not a second one.
+    h.vapi("vapi_tool_calls.json").await;
+    let leads = h
+        .store
+        .leads(&WaId::parse(ANA).expect("wa"))
+        .await
+        .expect("leads");
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0].name, "Ana Núñez");
+}
+
+#[tokio::test]
+async fn a_transfer_request_gets_the_profiles_destination() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let (status, body) = h.vapi("vapi_transfer_destination_request.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["destination"]["type"], "number");
+    assert_eq!(body["destination"]["number"], "+541143215678");
+}
+
+#[tokio::test]
+async fn the_end_of_call_report_stores_the_transcript_and_follows_up_once() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    for _ in 0..2 {
+        assert_eq!(
+            h.vapi("vapi_end_of_call_report.json").await.0,
+            StatusCode::OK
+        );
+    }
+    let r = h.record().await;
+    assert_eq!(
+        (r.phase, r.outcome, r.followed_up),
+        (CallPhase::Done, Some(CallOutcome::Completed), true)
+    );
+    let told = h.told();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("plan anual con envío a Córdoba"),
+        "{told:?}"
+    );
+    let wa = WaId::parse(ANA).expect("wa");
+    let transcript = h
+        .store
+        .transcript(&wa, 50, None)
+        .await
+        .expect("transcript")
+        .items;
+    let call = transcript
+        .iter()
+        .find(|m| m.kind == "call_transcript")
+        .expect("call transcript");
+    assert!(call.text.contains("¿cuánto sale con envío a Córdoba?"));
+    assert!(
+        transcript.iter().any(|m| m.text.contains("Resumen")),
+        "the follow-up is in the same conversation"
+    );
+    let leads = h.store.leads(&wa).await.expect("leads");
+    assert!(leads.iter().any(|l| l
+        .notes
+        .as_deref()
+        .is_some_and(|n| n.starts_with("call completed"))));
+}
+
+#[tokio::test]
+async fn a_busy_line_is_called_again_later_and_gives_up_after_the_attempts() {
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    assert_eq!(
+        h.vapi("vapi_end_of_call_report_busy.json").await.0,
+        StatusCode::OK
+    );
+    let r = h.record().await;
+    assert_eq!(
+        (r.phase, r.due_at_ms, r.call_id.clone()),
+        (CallPhase::Scheduled, Some(NOW + retry_delay_ms(1)), None)
+    );
+    assert!(h.told().is_empty());
+    // The last attempt busy too: the user is told, once.
+    let mut last = r.next(NOW);
+    last.phase = CallPhase::Dialing;
+    last.attempts = MAX_ATTEMPTS;
+    last.call_id = Some("vapi-call-1".into());
+    last.due_at_ms = None;
+    last.outcome = None;
+    assert!(h.calls.update(&r, &last).await.expect("update"));
+    h.clock.advance(1);
+    for _ in 0..2 {
+        assert_eq!(
+            h.vapi("vapi_end_of_call_report_busy.json").await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(h.record().await.phase, CallPhase::Failed);
+    let told = h.told();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("no pudimos comunicarnos"), "{told:?}");
+}
+
+#[tokio::test]
+async fn retell_events_follow_up_with_the_analysis_summary() {
+    let h = harness(None, ProviderKind::Retell).await;
+    assert_eq!(h.retell("retell_call_started.json").await.0, StatusCode::OK);
+    let r = h.record().await;
+    assert_eq!(
+        (r.phase, r.call_id.as_deref()),
+        (CallPhase::InProgress, Some("retell-call-1"))
+    );
+    assert_eq!(h.retell("retell_call_ended.json").await.0, StatusCode::OK);
+    assert_eq!(h.record().await.phase, CallPhase::Ended);
+    assert!(h.told().is_empty(), "waits for the analysis");
+    for _ in 0..2 {
+        assert_eq!(
+            h.retell("retell_call_analyzed.json").await.0,
+            StatusCode::OK
+        );
+    }
+    let told = h.told();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("se le enviará el detalle"), "{told:?}");
+}
+
+#[tokio::test]
+async fn retell_custom_functions_answer_with_the_result_as_the_body() {
+    let h = harness(Some("retell-call-1"), ProviderKind::Retell).await;
+    let (status, body) = h.retell("retell_function_kb_search.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["passages"].as_array().is_some_and(|p| !p.is_empty()),
+        "{body}"
+    );
+}
