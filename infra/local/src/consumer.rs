@@ -22,15 +22,15 @@ pub enum Source {
     },
 }
 
-struct Job {
-    receipt: String,
-    body: String,
-    group: String,
-    receive_count: u32,
+pub(crate) struct Job {
+    pub(crate) receipt: String,
+    pub(crate) body: String,
+    pub(crate) group: String,
+    pub(crate) receive_count: u32,
 }
 
 impl Source {
-    async fn receive(&self, max: usize) -> Result<Vec<Job>> {
+    pub(crate) async fn receive(&self, max: usize) -> Result<Vec<Job>> {
         match self {
             Source::Local(q) => Ok(q
                 .receive(max)
@@ -80,7 +80,7 @@ impl Source {
         }
     }
 
-    async fn delete(&self, receipt: &str) -> Result<()> {
+    pub(crate) async fn delete(&self, receipt: &str) -> Result<()> {
         match self {
             Source::Local(q) => q.delete(receipt).await.map(|_| ()),
             Source::Sqs { client, url } => client
@@ -95,7 +95,7 @@ impl Source {
     }
 
     /// A failed job comes back after a backoff that grows with its tries.
-    async fn release(&self, receipt: &str, receive_count: u32) -> Result<()> {
+    pub(crate) async fn release(&self, receipt: &str, receive_count: u32) -> Result<()> {
         let delay_ms = 250u64.saturating_mul(1 << receive_count.min(6));
         match self {
             Source::Local(q) => q.release(receipt, delay_ms).await.map(|_| ()),
@@ -111,7 +111,7 @@ impl Source {
         }
     }
 
-    async fn idle(&self) {
+    pub(crate) async fn idle(&self) {
         match self {
             Source::Local(q) => {
                 if q.wait(Duration::from_millis(500)).await.is_err() {

@@ -9,6 +9,7 @@ mod load;
 pub mod meta;
 mod replay;
 mod server;
+mod voice;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -41,6 +41,8 @@ struct AppState {
     keys: Arc<authorizer::AdminKeys>,
     outbox: Option<Arc<Outbox>>,
     health: Health,
+    /// The voice webhooks; `None` when no provider is configured.
+    voice: Option<Arc<voice::Deps>>,
 }
 
 struct Parts {
@@ -52,6 +54,9 @@ struct Parts {
     source: Source,
     archive: Arc<dyn PayloadArchive>,
     health: Health,
+    /// Voice: the call records and where call requests come from.
+    calls: Arc<dyn shared::ports::CallRecords>,
+    call_source: Source,
 }
 
 async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
@@ -83,7 +88,12 @@ async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
         );
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
+    let call_records = Arc::new(shared::adapters::local::SqliteCallRecords::open(
+        &settings.data_dir.join("charla.db"),
+    )?);
     Ok(Parts {
+        calls: call_records,
+        call_source: Source::Local(calls.clone()),
         store: store.clone(),
         records: store,
         queue: queue.clone(),
@@ -136,8 +146,13 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
             env_required("CHARLA_ESCALATION_QUEUE_URL")?,
         )
     };
-    let store = Arc::new(DynamoStore::new(dynamo, table));
+    let store = Arc::new(DynamoStore::new(dynamo.clone(), table.clone()));
     Ok(Parts {
+        calls: Arc::new(shared::adapters::aws::DynamoCallRecords::new(dynamo, table)),
+        call_source: Source::Sqs {
+            client: sqs.clone(),
+            url: calls_url.clone(),
+        },
         store: store.clone(),
         records: store,
         queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url.clone())),
@@ -193,6 +208,17 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         .clone()
         .or_else(|| text_ai::reengage_template(agent.profile()));
     let history_limit = agent.history_needed();
+    let voice_wiring = crate::voice::build(
+        crate::voice::VoicePorts {
+            store: parts.store.clone(),
+            records: parts.records.clone(),
+            calls: parts.calls.clone(),
+            sender: sender.clone(),
+            clock: clock.clone(),
+        },
+        agent.profile(),
+        agent.registry().clone(),
+    )?;
     let ingestion = Arc::new(ingestion::Deps {
         secrets: settings.secrets.clone(),
         store: parts.store.clone(),
@@ -220,9 +246,19 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         keys: Arc::new(settings.admin_keys.clone()),
         outbox: outbox.clone(),
         health: parts.health.clone(),
+        voice: voice_wiring.as_ref().map(|v| v.webhooks.clone()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = consumer::spawn(settings.workers, parts.source, text_ai, stop_rx);
+    let mut workers = match &voice_wiring {
+        Some(v) => crate::voice::spawn(parts.call_source, v.trigger.clone(), stop_rx.clone())?,
+        None => Vec::new(),
+    };
+    workers.extend(consumer::spawn(
+        settings.workers,
+        parts.source,
+        text_ai,
+        stop_rx,
+    ));
 
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     banner(&settings, listener.local_addr()?, outbox.is_some());
@@ -327,6 +363,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/whatsapp", any(webhook))
         .route("/admin/{*rest}", any(admin_route))
+        .route("/webhooks/voice/{provider}", any(voice_webhook))
         .route("/healthz", get(healthz))
         .route("/local/outbox", get(outbox_feed))
         .with_state(state)
@@ -348,6 +385,17 @@ fn to_axum(resp: http::Response<Bytes>) -> Response {
 async fn webhook(State(state): State<AppState>, req: Request) -> Response {
     match body_bytes(req, ingestion::MAX_BODY_BYTES).await {
         Ok(req) => to_axum(ingestion::handle(&state.ingestion, req).await),
+        Err(resp) => resp,
+    }
+}
+
+/// The voice providers' webhooks: the voice function's own handler.
+async fn voice_webhook(State(state): State<AppState>, req: Request) -> Response {
+    let Some(deps) = &state.voice else {
+        return (StatusCode::NOT_FOUND, "voice calls are not configured").into_response();
+    };
+    match body_bytes(req, voice::MAX_BODY_BYTES).await {
+        Ok(req) => to_axum(voice::handle(deps, req).await),
         Err(resp) => resp,
     }
 }
