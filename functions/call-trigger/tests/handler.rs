@@ -148,7 +148,7 @@ async fn a_request_in_calling_hours_places_one_call_with_the_context() {
     let h = harness(TUESDAY_10AM).await;
     let req = h.asked("wamid.A", None).await;
     let body = serde_json::to_string(&req).expect("json");
-    let resp = call_trigger::handle_batch(&h.deps, sqs(&[body.clone()])).await;
+    let resp = call_trigger::handle_batch(&h.deps, sqs(std::slice::from_ref(&body))).await;
     assert!(resp.batch_item_failures.is_empty());
     // Redelivered: nothing more.
     let resp = call_trigger::handle_batch(&h.deps, sqs(&[body])).await;
