@@ -374,6 +374,15 @@ async fn call_me_puts_one_call_request_on_the_call_queue() {
 }
 
 #[tokio::test]
+async fn me_liga_in_portuguese_is_a_call_request_too() {
+    let bot = Bot::local(TUESDAY_10AM);
+    bot.say(ANA, "me liga por favor").await;
+    let calls = bodies(&bot.calls);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["reason"], "the user asked to be called");
+}
+
+#[tokio::test]
 async fn call_me_when_closed_is_scheduled_for_the_next_opening() {
     let bot = Bot::local(SATURDAY_3PM);
     let told = bot.say(LEO, "call me please").await;

@@ -247,11 +247,15 @@ async fn transfer_answer(deps: &Deps, call_ref: Option<&CallRef>) -> Result<Valu
         TransferTarget::Number(n) => json!({"type": "number", "number": n}),
         TransferTarget::Sip(uri) => json!({"type": "sip", "sipUri": uri}),
     };
-    // The person who picks up hears what the call was about.
-    destination["transferPlan"] = json!({
-        "mode": "warm-transfer-say-summary",
-        "summaryPlan": {"enabled": true},
-    });
+    // The person who picks up gets what the call was about: said before the
+    // customer is connected on a number (a warm transfer), in the
+    // X-Transfer-Summary SIP header on a PBX (Vapi's warm modes need a
+    // phone leg).
+    let mode = match target {
+        TransferTarget::Number(_) => "warm-transfer-say-summary",
+        TransferTarget::Sip(_) => "blind-transfer-add-summary-to-sip-header",
+    };
+    destination["transferPlan"] = json!({"mode": mode, "summaryPlan": {"enabled": true}});
     if !summary.is_empty() {
         destination["description"] = json!(summary.chars().take(500).collect::<String>());
     }

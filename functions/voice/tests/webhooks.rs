@@ -280,6 +280,10 @@ async fn a_transfer_request_gets_the_profiles_destination() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["destination"]["type"], "number");
     assert_eq!(body["destination"]["number"], "+541143215678");
+    assert_eq!(
+        body["destination"]["transferPlan"]["mode"],
+        "warm-transfer-say-summary"
+    );
 }
 
 #[tokio::test]

@@ -257,6 +257,10 @@ async fn call_me_on_whatsapp_becomes_one_vapi_call_and_the_call_comes_back_to_th
     assert_eq!(status, 200);
     assert_eq!(body["destination"]["type"], "sip");
     assert_eq!(body["destination"]["sipUri"], "sip:ventas@pbx.example.com");
+    assert_eq!(
+        body["destination"]["transferPlan"]["mode"],
+        "blind-transfer-add-summary-to-sip-header"
+    );
 
     let before = texts_to(&graph, user).await.len();
     let report = json!({"type": "end-of-call-report", "call": call_obj, "endedReason": "customer-ended-call",
