@@ -39,6 +39,9 @@ pub struct Deps {
     /// Retell signs with the API key.
     pub retell_key: Option<SecretString>,
     pub transfer_to: Option<TransferTarget>,
+    /// Authenticated bodies that cannot be read are kept here (quarantine)
+    /// and answered 200, so that a fix can replay them.
+    pub archive: Arc<dyn shared::ports::PayloadArchive>,
 }
 
 /// `CHARLA_TRANSFER_TO` wins over the profile's `voice.transfer_to`.
@@ -110,7 +113,10 @@ async fn vapi(deps: &Deps, req: &Request<Bytes>) -> Result<Response<Bytes>> {
         .unwrap_or(b"");
     verify_vapi_secret(secret, header(req, "x-vapi-secret"))
         .map_err(|_| Error::Unauthorized("x-vapi-secret"))?;
-    let msg = parse_vapi(req.body()).map_err(Error::Invalid)?;
+    let msg = match parse_vapi(req.body()) {
+        Ok(m) => m,
+        Err(why) => return quarantine(deps, req.body(), "vapi", &why).await,
+    };
     Ok(match msg {
         VapiMessage::Event(e) => {
             apply_event(deps, &e).await?;
@@ -150,7 +156,10 @@ async fn retell(deps: &Deps, req: &Request<Bytes>) -> Result<Response<Bytes>> {
     let now = deps.calls.clock.now_ms();
     verify_retell_signature(key, req.body(), header(req, "x-retell-signature"), now)
         .map_err(|_| Error::Unauthorized("x-retell-signature"))?;
-    let msg = parse_retell(req.body()).map_err(Error::Invalid)?;
+    let msg = match parse_retell(req.body()) {
+        Ok(m) => m,
+        Err(why) => return quarantine(deps, req.body(), "retell", &why).await,
+    };
     Ok(match msg {
         RetellMessage::Event(e) => {
             apply_event(deps, &e).await?;
@@ -169,6 +178,29 @@ async fn retell(deps: &Deps, req: &Request<Bytes>) -> Result<Response<Bytes>> {
             }
         }
     })
+}
+
+/// Keeps an authenticated body Charla cannot read, and says so with a 200:
+/// the provider's retries would fail the same way.
+async fn quarantine(
+    deps: &Deps,
+    body: &[u8],
+    provider: &str,
+    why: &str,
+) -> Result<Response<Bytes>> {
+    let key = deps
+        .archive
+        .put(
+            shared::ports::ArchiveKind::Quarantine,
+            body,
+            &format!("voice {provider}: {why}"),
+        )
+        .await?;
+    warn!(provider, %key, reason = why, "voice webhook body not understood; quarantined");
+    Ok(respond(
+        StatusCode::OK,
+        json!({"ok": false, "quarantined": true}),
+    ))
 }
 
 /// Runs the tool calls for the call's conversation, each as the text agent

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Body, Request};
-use shared::adapters::aws::{load_whatsapp_secrets, DynamoCallRecords, DynamoStore, SqsQueue};
+use shared::adapters::aws::{
+    load_whatsapp_secrets, DynamoCallRecords, DynamoStore, S3Archive, SqsQueue,
+};
 use shared::adapters::http::{GraphClient, GraphSettings, VoiceConfig};
 use shared::config::{env_optional, env_required};
 use shared::ports::SystemClock;
@@ -14,6 +16,7 @@ use text_ai::setup::{build_agent, AgentEnv, AgentPorts};
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let table = env_required("CHARLA_TABLE")?;
+    let bucket = env_required("CHARLA_QUARANTINE_BUCKET")?;
     let secret_id = env_required("WHATSAPP_SECRET_ARN")?;
     let call_queue_url = env_required("CHARLA_CALL_QUEUE_URL")?;
     let escalation_queue_url = env_required("CHARLA_ESCALATION_QUEUE_URL")?;
@@ -66,6 +69,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         vapi_secret: voice_config.vapi.webhook_secret.clone(),
         retell_key: voice_config.retell.api_key.clone(),
         transfer_to: voice::transfer_target(&profile)?,
+        archive: Arc::new(S3Archive::new(aws_sdk_s3::Client::new(&config), bucket)),
     });
 
     lambda_http::run(service_fn(move |req: Request| {

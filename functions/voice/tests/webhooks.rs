@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use serde_json::Value;
 use shared::adapters::local::{LocalKnowledgeBase, Outbox, SqliteStore};
-use shared::adapters::memory::{FixedClock, MemoryQueue};
+use shared::adapters::memory::{FixedClock, MemoryArchive, MemoryQueue};
 use shared::adapters::memory_calls::MemoryCallRecords;
 use shared::domain::voice::*;
 use shared::domain::{NewInbound, WaId};
@@ -36,6 +36,7 @@ impl VoiceProvider for NoProvider {
 
 struct H {
     deps: voice::Deps,
+    archive: Arc<MemoryArchive>,
     store: Arc<SqliteStore>,
     calls: Arc<MemoryCallRecords>,
     outbox: Arc<Outbox>,
@@ -55,6 +56,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
     let calls = Arc::new(MemoryCallRecords::default());
+    let archive = Arc::new(MemoryArchive::default());
     let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox"));
     let clock = Arc::new(FixedClock::at(NOW));
     let profile = Arc::new(profile());
@@ -107,9 +109,11 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
         vapi_secret: Some(VAPI_SECRET.to_string().into()),
         retell_key: Some(RETELL_KEY.to_string().into()),
         transfer_to: profile.voice.transfer_to.clone(),
+        archive: archive.clone(),
     };
     H {
         deps,
+        archive,
         store,
         calls,
         outbox,
@@ -211,15 +215,20 @@ async fn when_the_secret_or_signature_is_wrong_returns_401_and_changes_nothing()
 }
 
 #[tokio::test]
-async fn malformed_and_oversized_bodies_are_refused() {
+async fn malformed_bodies_are_quarantined_and_oversized_ones_refused() {
     let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
     let r = voice::handle(&h.deps, vapi_req(b"{not json", Some(VAPI_SECRET))).await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = voice::handle(&h.deps, retell_req(b"[]", NOW)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(h.archive.kinds().len(), 2);
+    // Unauthenticated garbage is not kept.
+    let r = voice::handle(&h.deps, vapi_req(b"{not json", None)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let big = vec![b' '; voice::MAX_BODY_BYTES + 1];
     let r = voice::handle(&h.deps, vapi_req(&big, Some(VAPI_SECRET))).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let r = voice::handle(&h.deps, retell_req(b"[]", NOW)).await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(h.archive.kinds().len(), 2);
 }
 
 #[tokio::test]

@@ -215,6 +215,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             calls: parts.calls.clone(),
             sender: sender.clone(),
             clock: clock.clone(),
+            archive: parts.archive.clone(),
         },
         agent.profile(),
         agent.registry().clone(),

@@ -30,6 +30,7 @@ pub struct VoicePorts {
     pub calls: Arc<dyn CallRecords>,
     pub sender: Arc<dyn MessageSender>,
     pub clock: Arc<dyn Clock>,
+    pub archive: Arc<dyn shared::ports::PayloadArchive>,
 }
 
 /// `Ok(None)` when no provider is configured (voice off).
@@ -66,6 +67,7 @@ pub fn build(
         vapi_secret: config.vapi.webhook_secret.clone(),
         retell_key: config.retell.api_key.clone(),
         transfer_to: voice::transfer_target(profile)?,
+        archive: ports.archive,
     });
     Ok(Some(VoiceWiring { webhooks, trigger }))
 }
