@@ -381,7 +381,8 @@ pub trait CallRecords: Send + Sync {
     /// `false` means another writer got there first: read again.
     async fn update(&self, prev: &voice::CallRecord, next: &voice::CallRecord) -> Result<bool>;
 
-    /// Scheduled records due at `now_ms`, soonest first, at most `limit`.
+    /// Records whose `due_marker()` is at or before `now_ms`, soonest
+    /// first, at most `limit`.
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<voice::CallRecord>>;
 
     /// Notes that the provider event `key` was applied. Returns `false`

@@ -205,6 +205,10 @@ pub async fn sweep(deps: &Deps) -> Result<Vec<Outcome>> {
     let now = deps.clock.now_ms();
     let mut outcomes = Vec::new();
     for record in deps.calls.due(now, SWEEP_BATCH).await? {
+        if record.phase == CallPhase::Dialing {
+            outcomes.push(recover_dial(deps, record).await?);
+            continue;
+        }
         // A retry that came due outside the calling hours waits again.
         let due = deps.next_window(&record.context.wa_id, now);
         if due > now {
@@ -222,6 +226,30 @@ pub async fn sweep(deps: &Deps) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
+/// A dial claimed long ago that never got a call id: the worker died
+/// before asking the provider, or the provider's answer was lost and no
+/// event came since. The attempt counts (it may have rung); the next one is
+/// scheduled, or the user told when none is left.
+async fn recover_dial(deps: &Deps, record: CallRecord) -> Result<Outcome> {
+    let now = deps.clock.now_ms();
+    warn!(request = %record.request_id(), attempts = record.attempts, "a dial never got a call id; recovering");
+    let mut next = record.next(now);
+    if record.attempts < MAX_ATTEMPTS {
+        next.phase = CallPhase::Scheduled;
+        next.due_at_ms = Some(deps.next_window(&record.context.wa_id, now));
+        deps.calls.update(&record, &next).await?;
+        Ok(Outcome::RetryLater)
+    } else {
+        next.phase = CallPhase::Failed;
+        next.outcome = Some(CallOutcome::Failed);
+        next.due_at_ms = None;
+        if deps.calls.update(&record, &next).await? {
+            follow_up_failed(deps, next).await?;
+        }
+        Ok(Outcome::Failed)
+    }
+}
+
 /// Claims the record (Scheduled → Dialing, one more attempt) and asks the
 /// provider to call. Only the claim's winner calls.
 pub async fn place(deps: &Deps, record: CallRecord) -> Result<Outcome> {
@@ -232,7 +260,7 @@ pub async fn place(deps: &Deps, record: CallRecord) -> Result<Outcome> {
     let mut dialing = record.next(now);
     dialing.phase = CallPhase::Dialing;
     dialing.attempts += 1;
-    dialing.due_at_ms = None;
+    dialing.due_at_ms = Some(now + DIAL_WATCHDOG_MS);
     dialing.call_id = None;
     if !deps.calls.update(&record, &dialing).await? {
         return Ok(Outcome::Raced);
@@ -285,6 +313,7 @@ async fn set_call_id(deps: &Deps, mut current: CallRecord, call_id: &str) -> Res
         }
         let mut next = current.next(deps.clock.now_ms());
         next.call_id = Some(call_id.to_string());
+        next.due_at_ms = None;
         if deps.calls.update(&current, &next).await? {
             return Ok(());
         }

@@ -275,3 +275,43 @@ async fn an_unreachable_provider_is_tried_again_without_using_an_attempt() {
         vec![Outcome::Calling("call-1".into())]
     );
 }
+
+#[tokio::test]
+async fn a_dial_that_never_reached_the_provider_is_recovered_by_the_sweep() {
+    let h = harness(TUESDAY_10AM).await;
+    let req = h.asked("wamid.F", None).await;
+    call_trigger::handle_request(&h.deps, &req)
+        .await
+        .expect("handle");
+    // As if the worker had died after the claim: no call id.
+    let placed = h
+        .calls
+        .get("wamid.F:call")
+        .await
+        .expect("get")
+        .expect("record");
+    let mut stuck = placed.next(TUESDAY_10AM);
+    stuck.call_id = None;
+    stuck.due_at_ms = Some(TUESDAY_10AM + DIAL_WATCHDOG_MS);
+    assert!(h.calls.update(&placed, &stuck).await.expect("update"));
+    assert!(call_trigger::sweep(&h.deps)
+        .await
+        .expect("sweep")
+        .is_empty());
+    h.clock.advance(DIAL_WATCHDOG_MS);
+    assert_eq!(
+        call_trigger::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::RetryLater]
+    );
+    assert_eq!(
+        call_trigger::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::Calling("call-2".into())]
+    );
+    let rec = h
+        .calls
+        .get("wamid.F:call")
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!((rec.attempts, rec.due_marker()), (2, None));
+}

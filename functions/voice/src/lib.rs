@@ -346,7 +346,9 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
     let now = c.clock.now_ms();
     let mut next = record.next(now);
     if next.call_id.is_none() && !record.phase.is_final() && record.phase != CallPhase::Scheduled {
+        // The provider's events may know the call before call-trigger does.
         next.call_id = Some(event.call_id.clone());
+        next.due_at_ms = None;
     }
     match &event.kind {
         EventKind::Ignored(_) => Ok(Step::Done),
@@ -367,6 +369,8 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
         } => {
             if record.outcome.is_some() && record.call_id.as_deref() == Some(event.call_id.as_str())
                 || record.phase.is_final()
+                // Waiting for a retry: the call this reports on is over.
+                || record.phase == CallPhase::Scheduled
             {
                 // This attempt's end is known: a redelivery.
                 return Ok(Step::Done);

@@ -351,6 +351,12 @@ async fn a_busy_line_is_called_again_later_and_gives_up_after_the_attempts() {
         (CallPhase::Scheduled, Some(NOW + retry_delay_ms(1)), None)
     );
     assert!(h.told().is_empty());
+    // The same report again (a redelivery) moves nothing.
+    assert_eq!(
+        h.vapi("vapi_end_of_call_report_busy.json").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(h.record().await, r);
     // The last attempt busy too: the user is told, once.
     let mut last = r.next(NOW);
     last.phase = CallPhase::Dialing;

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::domain::voice::{CallPhase, CallRecord};
+use crate::domain::voice::CallRecord;
 use crate::error::{Error, Result};
 use crate::ports::CallRecords;
 
@@ -54,10 +54,10 @@ impl CallRecords for MemoryCallRecords {
         let m = self.records.lock().map_err(poisoned)?;
         let mut due: Vec<CallRecord> = m
             .values()
-            .filter(|r| r.phase == CallPhase::Scheduled && r.due_at_ms.is_some_and(|d| d <= now_ms))
+            .filter(|r| r.due_marker().is_some_and(|d| d <= now_ms))
             .cloned()
             .collect();
-        due.sort_by_key(|r| r.due_at_ms);
+        due.sort_by_key(|r| r.due_marker());
         due.truncate(limit);
         Ok(due)
     }

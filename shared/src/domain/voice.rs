@@ -21,6 +21,9 @@ use super::signature::{secrets_equal, SignatureError};
 /// Retell refuses (and so do we) a signature whose timestamp is further
 /// than this from now: a captured request cannot be replayed later.
 pub const RETELL_SIGNATURE_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// A dial that has no call id this long after it was claimed is looked at
+/// again (see [`CallRecord::due_marker`]).
+pub const DIAL_WATCHDOG_MS: i64 = 10 * 60 * 1000;
 /// Calls placed for one request, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// A call request older than this is not consent any more.
@@ -254,6 +257,18 @@ pub struct CallRecord {
 impl CallRecord {
     pub fn request_id(&self) -> &str {
         &self.context.request_id
+    }
+
+    /// When the sweep should look at this record: a scheduled call when it
+    /// is due, and a dial that has no call id yet when its watchdog fires
+    /// (the worker died between claiming and calling, or the provider's
+    /// answer was lost). Every adapter indexes this and only this.
+    pub fn due_marker(&self) -> Option<i64> {
+        match self.phase {
+            CallPhase::Scheduled => self.due_at_ms,
+            CallPhase::Dialing if self.call_id.is_none() => self.due_at_ms,
+            _ => None,
+        }
     }
 
     /// The record as the next write will store it.

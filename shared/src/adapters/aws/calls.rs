@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use super::sdk_error;
-use crate::domain::voice::{CallPhase, CallRecord};
+use crate::domain::voice::CallRecord;
 use crate::error::{Error, Result};
 use crate::ports::CallRecords;
 
@@ -49,7 +49,7 @@ fn record_key(id: &str) -> Item {
 }
 
 fn due_key(r: &CallRecord) -> Option<Item> {
-    let due = r.due_at_ms.filter(|_| r.phase == CallPhase::Scheduled)?;
+    let due = r.due_marker()?;
     Some(Item::from([
         ("pk".to_string(), s(DUE_PK)),
         (

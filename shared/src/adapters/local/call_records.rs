@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
 use super::{corrupt, migrate, open_connection, Db, SqliteContext};
-use crate::domain::voice::{CallPhase, CallRecord};
+use crate::domain::voice::CallRecord;
 use crate::error::Result;
 use crate::ports::CallRecords;
 
@@ -54,11 +54,9 @@ impl SqliteCallRecords {
     }
 }
 
-/// Only scheduled records have a due time in the index.
+/// The index holds [`CallRecord::due_marker`].
 fn due_of(r: &CallRecord) -> Option<i64> {
-    (r.phase == CallPhase::Scheduled)
-        .then_some(r.due_at_ms)
-        .flatten()
+    r.due_marker()
 }
 
 fn version(r: &CallRecord) -> i64 {
