@@ -11,6 +11,7 @@
 //!   [`LocalDocuments`] reading them (no speech: [`NoSpeech`]).
 
 mod customers;
+mod escalations;
 mod files;
 mod knowledge;
 mod media_analysis;
@@ -21,6 +22,7 @@ mod sqlite_queue;
 mod sqlite_store;
 
 pub use customers::CsvCustomers;
+pub use escalations::{QueueTimers, SqliteEscalations};
 pub use files::FileArchive;
 pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
 pub use media_analysis::{LocalDocuments, LocalImages, NoSpeech};
