@@ -41,6 +41,10 @@ pub struct TurnReport {
     pub model_time: Duration,
     pub language: String,
     pub via_playbook: bool,
+    /// The answer was the fallback (for the escalation policy).
+    pub fallback: bool,
+    /// The playbook intent the turn matched.
+    pub intent: Option<String>,
 }
 
 impl Agent {
@@ -107,6 +111,8 @@ impl Agent {
             },
         };
         report.tool_calls = effects.calls;
+        report.fallback = effects.fallback;
+        report.intent = effects.intent.clone();
 
         memory.language = Some(lang);
         self.fold_memory(turn, &mut memory, &mut report).await?;
@@ -200,6 +206,9 @@ impl Agent {
         let Some(found) = playbook::recognise(&self.profile, text) else {
             return Ok(None);
         };
+        if let Match::Intent { name, .. } = &found {
+            effects.intent = Some(name.clone());
+        }
         let replies = match found {
             Match::Escalate { keyword } if self.registry.enabled(ToolName::HandoffToHuman) => {
                 let args = json!({"reason": format!("the user wrote {keyword:?}")});
@@ -377,6 +386,7 @@ impl Agent {
         if turn.history.is_empty() {
             return Ok(self.greeting(turn, lang));
         }
+        effects.fallback = true;
         Ok(self.menu(self.say(&self.profile.fallback, lang, ""), lang))
     }
 
@@ -471,6 +481,7 @@ impl Agent {
             report.model_calls += 1;
             report.usage += reply.usage;
             if reply.stop == StopReason::Filtered {
+                effects.fallback = true;
                 return Ok(self.menu(self.say(&p.fallback, &ctx.language, ""), &ctx.language));
             }
             let uses: Vec<(String, String, Value)> = reply
@@ -520,6 +531,7 @@ impl Agent {
                 &ctx.language,
             )));
         }
+        effects.fallback = true;
         Ok(self.menu(self.say(&p.fallback, &ctx.language, ""), &ctx.language))
     }
 
@@ -607,6 +619,21 @@ impl Agent {
 impl Responder for Agent {
     async fn respond(&self, turn: &TurnInput) -> Result<Vec<OutboundMessage>> {
         self.answer(turn).await.map(|(replies, _)| replies)
+    }
+
+    async fn respond_noted(
+        &self,
+        turn: &TurnInput,
+    ) -> Result<(Vec<OutboundMessage>, shared::ports::TurnNote)> {
+        let (replies, report) = self.answer(turn).await?;
+        Ok((
+            replies,
+            shared::ports::TurnNote {
+                language: report.language,
+                fallback: report.fallback,
+                intent: report.intent,
+            },
+        ))
     }
 }
 

@@ -145,10 +145,7 @@ pub trait Responder: Send + Sync {
 
     /// The answer and what the turn showed, for the escalation policy. The
     /// default knows nothing beyond the answer.
-    async fn respond_noted(
-        &self,
-        turn: &TurnInput,
-    ) -> Result<(Vec<OutboundMessage>, TurnNote)> {
+    async fn respond_noted(&self, turn: &TurnInput) -> Result<(Vec<OutboundMessage>, TurnNote)> {
         Ok((self.respond(turn).await?, TurnNote::default()))
     }
 }

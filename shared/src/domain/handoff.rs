@@ -261,7 +261,10 @@ mod tests {
                 "{body:?}"
             );
         }
-        let big = format!(r#"{{"kind":"turn","text":"{}"}}"#, "a".repeat(MAX_EVENT_BYTES));
+        let big = format!(
+            r#"{{"kind":"turn","text":"{}"}}"#,
+            "a".repeat(MAX_EVENT_BYTES)
+        );
         assert!(matches!(
             EscalationMessage::parse(&big),
             Err(Error::Invalid(_))

@@ -8,6 +8,7 @@ pub mod bedrock;
 pub mod comprehend;
 pub mod dynamodb;
 mod dynamodb_items;
+pub mod escalations;
 #[cfg(feature = "bedrock")]
 pub mod knowledge_base;
 #[cfg(feature = "media-aws")]
@@ -26,6 +27,7 @@ pub use bedrock::BedrockModel;
 #[cfg(feature = "escalation-aws")]
 pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;
+pub use escalations::{DynamoEscalations, SqsTimers};
 #[cfg(feature = "bedrock")]
 pub use knowledge_base::BedrockKnowledgeBase;
 #[cfg(feature = "media-aws")]
