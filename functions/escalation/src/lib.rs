@@ -237,11 +237,20 @@ async fn language(deps: &Deps, wa_id: &WaId, given: &str) -> String {
 
 async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
     let conv = conversation(deps, &turn.wa_id).await?;
-    if !conv.state.bot_answers() {
-        // People have it already (a hand-off in the same turn).
-        return Ok(Outcome::Nothing);
-    }
     let lang = language(deps, &turn.wa_id, &turn.language).await;
+    let id = format!("{}:policy", turn.turn_id);
+    if !conv.state.bot_answers() {
+        // This turn's own escalation, redelivered after a failed step:
+        // carry it on. Otherwise people have it already (a hand-off in the
+        // same turn, or an earlier escalation).
+        let (record, _) = deps.escalations.escalation(&turn.wa_id).await?;
+        return match record.open {
+            Some(open) if open.id == id => {
+                escalate(deps, conv, &id, open.reasons, &lang, false).await
+            }
+            _ => Ok(Outcome::Nothing),
+        };
+    }
     // A failed analyzer leaves the streaks alone rather than failing the turn.
     let sentiment = match deps.sentiment.sentiment(&turn.text, &lang).await {
         Ok(s) => Some(s),
@@ -292,7 +301,6 @@ async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
     if !decision.escalate {
         return Ok(Outcome::Kept);
     }
-    let id = format!("{}:policy", turn.turn_id);
     escalate(deps, conv, &id, decision.reasons, &lang, false).await
 }
 
