@@ -41,6 +41,7 @@ struct AppState {
     keys: Arc<authorizer::AdminKeys>,
     outbox: Option<Arc<Outbox>>,
     health: Health,
+    chatwoot: Arc<escalation::webhook::WebhookDeps>,
 }
 
 struct Parts {
@@ -188,6 +189,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         None,
     )
     .await?;
+    let profile = agent.profile().clone();
+    let escalation_sender = sender.clone();
     let reengage_template = settings
         .reengage_template
         .clone()
@@ -209,9 +212,29 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             debounce_ms: settings.debounce_ms,
             history_limit,
             reengage_template,
+            escalation_queue: Some(text_ai::EscalationQueue(parts.escalation_queue.clone())),
             ..Default::default()
         },
     });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let escalation = crate::escalation::wire(
+        crate::escalation::Inputs {
+            data_dir: &settings.data_dir,
+            profile: &profile,
+            store: parts.store.clone(),
+            records: parts.records.clone(),
+            sender: escalation_sender,
+            clock: Arc::new(SystemClock),
+            queue: match &parts.health {
+                Health::Local { escalations, .. } => Some(escalations.clone()),
+                Health::Remote => None,
+            },
+            call_queue: parts.call_queue.clone(),
+            admin_base: format!("http://{}", settings.listen),
+        },
+        stop_rx.clone(),
+    )
+    .await?;
     let state = AppState {
         ingestion,
         admin: Arc::new(admin::Deps {
@@ -220,9 +243,13 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         keys: Arc::new(settings.admin_keys.clone()),
         outbox: outbox.clone(),
         health: parts.health.clone(),
+        chatwoot: escalation.webhook.clone(),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = consumer::spawn(settings.workers, parts.source, text_ai, stop_rx);
+    let mut workers = consumer::spawn(settings.workers, parts.source, text_ai, stop_rx);
+    workers.extend(escalation.workers);
+    if let Some(desk) = &escalation.desk {
+        eprintln!("  humans:   Chatwoot at {desk}");
+    }
 
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     banner(&settings, listener.local_addr()?, outbox.is_some());
@@ -326,6 +353,7 @@ async fn shutdown_signal() {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/whatsapp", any(webhook))
+        .route("/webhooks/chatwoot", any(chatwoot_webhook))
         .route("/admin/{*rest}", any(admin_route))
         .route("/healthz", get(healthz))
         .route("/local/outbox", get(outbox_feed))
@@ -348,6 +376,14 @@ fn to_axum(resp: http::Response<Bytes>) -> Response {
 async fn webhook(State(state): State<AppState>, req: Request) -> Response {
     match body_bytes(req, ingestion::MAX_BODY_BYTES).await {
         Ok(req) => to_axum(ingestion::handle(&state.ingestion, req).await),
+        Err(resp) => resp,
+    }
+}
+
+/// Chatwoot's webhook: the escalation crate's handler (token in the URL).
+async fn chatwoot_webhook(State(state): State<AppState>, req: Request) -> Response {
+    match body_bytes(req, escalation::webhook::MAX_BODY_BYTES).await {
+        Ok(req) => to_axum(escalation::webhook::handle(&state.chatwoot, req).await),
         Err(resp) => resp,
     }
 }
