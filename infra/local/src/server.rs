@@ -191,6 +191,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     .await?;
     let profile = agent.profile().clone();
     let escalation_sender = sender.clone();
+    let admin_sender = sender.clone();
     let reengage_template = settings
         .reengage_template
         .clone()
@@ -239,6 +240,12 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         ingestion,
         admin: Arc::new(admin::Deps {
             store: parts.store.clone(),
+            control: Some(admin::control::Control {
+                records: parts.records.clone(),
+                escalations: escalation.escalations.clone(),
+                sender: admin_sender,
+                clock: Arc::new(SystemClock),
+            }),
         }),
         keys: Arc::new(settings.admin_keys.clone()),
         outbox: outbox.clone(),
