@@ -589,20 +589,17 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
         }
     }
     let (record, _) = deps.escalations.escalation(&m.wa_id).await?;
-    match (&deps.desk, record.desk) {
-        (Some(desk), Some(d)) => {
-            let text = if m.message_type == "text" {
-                m.text.clone()
-            } else {
-                format!("[{}] {}", m.message_type, m.text)
-            };
-            once(deps, &format!("{}:to-desk", m.wamid), || {
-                desk.post_incoming(&d, &text)
-            })
-            .await?;
-        }
-        // No desk: people read it in the admin API's transcript.
-        _ => {}
+    // Without a desk, people read it in the admin API's transcript.
+    if let (Some(desk), Some(d)) = (&deps.desk, record.desk) {
+        let text = if m.message_type == "text" {
+            m.text.clone()
+        } else {
+            format!("[{}] {}", m.message_type, m.text)
+        };
+        once(deps, &format!("{}:to-desk", m.wamid), || {
+            desk.post_incoming(&d, &text)
+        })
+        .await?;
     }
     Ok(Outcome::PassedOn)
 }
