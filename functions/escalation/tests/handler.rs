@@ -574,3 +574,34 @@ async fn a_failed_send_gives_the_webhook_claim_back() {
     assert_eq!(webhook::handle(&w, post(&reply)).await.status(), 200);
     assert_eq!(h.sender.texts().len(), before + 1);
 }
+
+#[tokio::test]
+async fn outside_business_hours_the_user_is_told_the_next_opening() {
+    let h = harness().await;
+    // Sunday 2026-11-29 12:00 in Buenos Aires: closed all day.
+    h.clock.advance(5 * 24 * 3600 * 1000);
+    run(&h, "escalation/turn_angry.json")
+        .await
+        .expect("escalated");
+    let texts = h.sender.texts();
+    assert_eq!(texts.len(), 1);
+    assert!(texts[0].contains("fuera de horario"), "{}", texts[0]);
+    assert!(texts[0].contains("lunes 30 de noviembre"), "{}", texts[0]);
+}
+
+#[tokio::test]
+async fn a_turn_in_a_conversation_people_have_is_not_weighed() {
+    let h = harness().await;
+    h.store
+        .set_state(&wa(), ConversationState::Bot, ConversationState::Human)
+        .await
+        .expect("state");
+    assert_eq!(
+        run(&h, "escalation/turn_angry.json")
+            .await
+            .expect("handled"),
+        Outcome::Nothing
+    );
+    assert!(h.sender.texts().is_empty());
+    assert!(h.notices.0.lock().expect("lock").is_empty());
+}
