@@ -347,6 +347,9 @@ async fn escalate(
     user_told: bool,
 ) -> Result<Outcome> {
     let wa_id = conv.wa_id.clone();
+    // Whether the bot had the conversation when this escalation was asked
+    // for: then any other open escalation is stale.
+    let fresh = conv.state == ConversationState::Bot || user_told;
     // The agent moved it already for its own requests; the policy moves it here.
     if conv.state == ConversationState::Bot {
         deps.records
@@ -374,11 +377,14 @@ async fn escalate(
                 open = Some((o.clone(), record.desk));
                 break;
             }
-            Some(o) => {
+            // Both callers come from a turn the bot answered, so the
+            // conversation was the bot's: an escalation still open is one
+            // that was handed back without being closed. This one replaces it.
+            Some(o) if !fresh => {
                 info!(open = %o.id, "people have this conversation already");
                 return Ok(Outcome::AlreadyWithPeople);
             }
-            None => {
+            _ => {
                 let o = OpenEscalation {
                     id: id.to_string(),
                     reasons: reasons.clone(),

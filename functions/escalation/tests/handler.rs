@@ -306,7 +306,13 @@ async fn an_agents_handoff_notifies_without_telling_the_user_again() {
     let notices = h.notices.0.lock().expect("lock").clone();
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].reasons[0].code(), "requested");
-    // A policy escalation while this one is open adds nothing.
+    // Redelivered: nothing again.
+    run(&h, "escalation/handoff_request.json")
+        .await
+        .expect("again");
+    assert_eq!(h.notices.0.lock().expect("lock").len(), 1);
+    // Handed back without closing it (the state moved by hand): the next
+    // escalation replaces the stale one and people are told again.
     h.store
         .set_state(
             &wa(),
@@ -318,8 +324,15 @@ async fn an_agents_handoff_notifies_without_telling_the_user_again() {
     let again = run(&h, "escalation/turn_angry.json")
         .await
         .expect("handled");
-    assert_eq!(again, Outcome::AlreadyWithPeople);
-    assert_eq!(h.notices.0.lock().expect("lock").len(), 1);
+    assert_eq!(
+        again,
+        Outcome::Escalated {
+            id: "wamid.ANGRY1:policy".into()
+        }
+    );
+    assert_eq!(h.notices.0.lock().expect("lock").len(), 2);
+    let (record, _) = h.escalations.escalation(&wa()).await.expect("record");
+    assert_eq!(record.open.expect("open").id, "wamid.ANGRY1:policy");
 }
 
 #[tokio::test]
