@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use escalation::config::ChatwootTokens;
 use escalation::webhook::{handle, WebhookDeps};
-use lambda_http::{service_fn, Body, Error, Request};
+use lambda_http::{service_fn, Body, Error, Request, RequestExt};
 use shared::adapters::aws::{DynamoEscalations, DynamoStore};
 use shared::adapters::http::{GraphClient, GraphSettings};
 use shared::config::{env_optional, env_required};
@@ -50,7 +50,23 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
-        let (parts, body) = req.into_parts();
+        // The token is read from the URI's query; make sure it is there even
+        // if the event's raw query string did not make it into the URI.
+        let token = req
+            .query_string_parameters()
+            .first("token")
+            .map(str::to_string);
+        let (mut parts, body) = req.into_parts();
+        if parts.uri.query().is_none() {
+            if let Some(token) = token {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("token", &token)
+                    .finish();
+                if let Ok(uri) = format!("{}?{query}", parts.uri.path()).parse() {
+                    parts.uri = uri;
+                }
+            }
+        }
         let req = http::Request::from_parts(parts, Bytes::from(body.to_vec()));
         let resp = handle(deps, req).await;
         Ok::<_, Error>(resp.map(|b| Body::Text(String::from_utf8_lossy(&b).into_owned())))
