@@ -41,6 +41,10 @@ pub struct TurnReport {
     pub model_time: Duration,
     pub language: String,
     pub via_playbook: bool,
+    /// The answer was the fallback (for the escalation policy).
+    pub fallback: bool,
+    /// The playbook intent the turn matched.
+    pub intent: Option<String>,
 }
 
 impl Agent {
@@ -112,6 +116,8 @@ impl Agent {
             },
         };
         report.tool_calls = effects.calls;
+        report.fallback = effects.fallback;
+        report.intent = effects.intent.clone();
 
         memory.language = Some(lang);
         self.fold_memory(turn, &mut memory, &mut report).await?;
@@ -205,6 +211,9 @@ impl Agent {
         let Some(found) = playbook::recognise(&self.profile, text) else {
             return Ok(None);
         };
+        if let Match::Intent { name, .. } = &found {
+            effects.intent = Some(name.clone());
+        }
         let replies = match found {
             Match::Escalate { keyword } if self.registry.enabled(ToolName::HandoffToHuman) => {
                 let args = json!({"reason": format!("the user wrote {keyword:?}")});
@@ -382,6 +391,7 @@ impl Agent {
         if turn.history.is_empty() {
             return Ok(self.greeting(turn, lang));
         }
+        effects.fallback = true;
         Ok(self.menu(self.say(&self.profile.fallback, lang, ""), lang))
     }
 
@@ -476,6 +486,7 @@ impl Agent {
             report.model_calls += 1;
             report.usage += reply.usage;
             if reply.stop == StopReason::Filtered {
+                effects.fallback = true;
                 return Ok(self.menu(self.say(&p.fallback, &ctx.language, ""), &ctx.language));
             }
             let uses: Vec<(String, String, Value)> = reply
@@ -525,6 +536,7 @@ impl Agent {
                 &ctx.language,
             )));
         }
+        effects.fallback = true;
         Ok(self.menu(self.say(&p.fallback, &ctx.language, ""), &ctx.language))
     }
 
@@ -612,6 +624,21 @@ impl Agent {
 impl Responder for Agent {
     async fn respond(&self, turn: &TurnInput) -> Result<Vec<OutboundMessage>> {
         self.answer(turn).await.map(|(replies, _)| replies)
+    }
+
+    async fn respond_noted(
+        &self,
+        turn: &TurnInput,
+    ) -> Result<(Vec<OutboundMessage>, shared::ports::TurnNote)> {
+        let (replies, report) = self.answer(turn).await?;
+        Ok((
+            replies,
+            shared::ports::TurnNote {
+                language: report.language,
+                fallback: report.fallback,
+                intent: report.intent,
+            },
+        ))
     }
 }
 

@@ -161,12 +161,55 @@ fn one() -> usize {
     1
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSection {
     /// Words that send a conversation to people at once.
     #[serde(default)]
     pub keywords: Keywords,
+    /// Minutes without a person answering before the user is told and
+    /// offered a call-back (the escalation stays open).
+    #[serde(default = "default_no_human_minutes")]
+    pub no_human_minutes: u64,
+    /// The usual wait for a person during business hours, in minutes: what
+    /// the user is told.
+    #[serde(default = "default_expected_wait_minutes")]
+    pub expected_wait_minutes: u64,
+    /// The policy's numbers; unset ones keep the defaults of
+    /// `shared::domain::escalation::EscalationPolicy`.
+    #[serde(default)]
+    pub negative_threshold: Option<f32>,
+    #[serde(default)]
+    pub negative_streak: Option<u32>,
+    #[serde(default)]
+    pub very_negative_threshold: Option<f32>,
+    #[serde(default)]
+    pub fallback_streak: Option<u32>,
+    /// Playbook intents that people should handle.
+    #[serde(default)]
+    pub high_value_intents: Vec<String>,
+}
+
+fn default_no_human_minutes() -> u64 {
+    5
+}
+fn default_expected_wait_minutes() -> u64 {
+    15
+}
+
+impl Default for EscalationSection {
+    fn default() -> Self {
+        EscalationSection {
+            keywords: Keywords::new(),
+            no_human_minutes: default_no_human_minutes(),
+            expected_wait_minutes: default_expected_wait_minutes(),
+            negative_threshold: None,
+            negative_streak: None,
+            very_negative_threshold: None,
+            fallback_streak: None,
+            high_value_intents: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -360,6 +403,8 @@ pub struct Profile {
     pub customer_id: Regex,
     pub customer_id_in_message: Regex,
     pub escalation_words: Vec<String>,
+    /// The `[escalation]` section as written (the escalation function's).
+    pub escalation: EscalationSection,
     pub templates: TemplatesSection,
     pub hours: Hours,
     pub model: ModelSection,
@@ -583,6 +628,7 @@ impl Profile {
             customer_id,
             customer_id_in_message,
             escalation_words,
+            escalation: raw.escalation,
             templates: raw.templates,
             hours,
             model: raw.model,

@@ -164,6 +164,10 @@ pub struct TurnEffects {
     pub handed_off: bool,
     pub call_requested: bool,
     pub calls: u32,
+    /// The answer was the fallback: the agent did not understand.
+    pub fallback: bool,
+    /// The playbook intent the turn matched.
+    pub intent: Option<String>,
 }
 
 /// The tools a profile turns on, with their ports.

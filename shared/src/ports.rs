@@ -142,6 +142,23 @@ pub struct TurnInput {
 #[async_trait]
 pub trait Responder: Send + Sync {
     async fn respond(&self, turn: &TurnInput) -> Result<Vec<OutboundMessage>>;
+
+    /// The answer and what the turn showed, for the escalation policy. The
+    /// default knows nothing beyond the answer.
+    async fn respond_noted(&self, turn: &TurnInput) -> Result<(Vec<OutboundMessage>, TurnNote)> {
+        Ok((self.respond(turn).await?, TurnNote::default()))
+    }
+}
+
+/// What a responder noticed about a turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnNote {
+    /// The language it answered in; empty when it did not say.
+    pub language: String,
+    /// It did not understand and answered with its fallback.
+    pub fallback: bool,
+    /// The playbook intent the turn matched.
+    pub intent: Option<String>,
 }
 
 pub trait Clock: Send + Sync {
@@ -275,6 +292,56 @@ pub trait HumanDesk: Send + Sync {
 
     /// A later user message, posted as the contact's (incoming).
     async fn post_incoming(&self, desk: &DeskRef, text: &str) -> Result<()>;
+}
+
+/// What the escalation function keeps: per-conversation records, decisions,
+/// once-only markers, and which desk conversation is whose.
+#[async_trait]
+pub trait EscalationRecords: Send + Sync {
+    /// The conversation's record and its version (0: none yet).
+    async fn escalation(&self, wa_id: &WaId) -> Result<(handoff::EscalationRecord, u64)>;
+
+    /// Writes `record` only if the stored version is still `version` (one
+    /// conditional write); the new version is `version + 1`. Returns whether
+    /// it was written.
+    async fn save_escalation(
+        &self,
+        wa_id: &WaId,
+        record: &handoff::EscalationRecord,
+        version: u64,
+    ) -> Result<bool>;
+
+    /// Keeps a decision with its reasons. Idempotent on `(wa_id, turn_id)`.
+    async fn record_decision(&self, decision: &handoff::DecisionRecord) -> Result<()>;
+
+    /// A conversation's decisions, oldest first.
+    async fn decisions(&self, wa_id: &WaId) -> Result<Vec<handoff::DecisionRecord>>;
+
+    /// Takes `key` if nobody has (one atomic insert-if-absent). Returns
+    /// `false` when it was taken before: the step is done (or being done).
+    async fn claim(&self, key: &str, at_ms: i64) -> Result<bool>;
+
+    /// Gives `key` back after the step it guarded failed, so a retry can
+    /// take it again.
+    async fn release(&self, key: &str) -> Result<()>;
+
+    /// Whether `key` is taken.
+    async fn claimed(&self, key: &str) -> Result<bool>;
+
+    /// Remembers whose conversation a desk conversation is.
+    async fn link_desk(&self, desk: &DeskRef, wa_id: &WaId) -> Result<()>;
+
+    /// The user of a desk conversation, if it is one of ours.
+    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<WaId>>;
+}
+
+/// Delayed work: a message delivered to the escalation function after a
+/// delay (an SQS standard queue with `DelaySeconds`; locally a queue whose
+/// messages become visible later). The receiver checks whether the time has
+/// really come, so a timer that fires early or twice does no harm.
+#[async_trait]
+pub trait Timers: Send + Sync {
+    async fn schedule(&self, body: &str, delay_ms: u64) -> Result<()>;
 }
 
 // ------------------------------------------------------------------ media

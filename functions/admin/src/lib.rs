@@ -12,6 +12,8 @@
 //! previous page. Errors are `{"error": "..."}` with the status from
 //! [`Error::status_code`]; server errors say nothing more.
 
+pub mod control;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,6 +34,9 @@ const LIST_PATH: &str = "/admin/conversations";
 
 pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
+    /// Takeover, release and messages ([`control`]); `None`: those routes
+    /// answer 404.
+    pub control: Option<control::Control>,
 }
 
 /// Answers one admin API request. Never fails: errors become responses.
@@ -41,6 +46,23 @@ pub async fn handle(deps: &Deps, req: Request<Bytes>) -> Response<Bytes> {
 
 /// [`handle`] at a given time (`window_open` depends on it).
 pub async fn handle_at(deps: &Deps, req: Request<Bytes>, now_ms: i64) -> Response<Bytes> {
+    // Only POST reaches the control routes; other methods there are the
+    // read-only API's (404).
+    let control_route = control::route(req.uri().path()).filter(|_| req.method() == Method::POST);
+    if let Some((wa_id, action)) = control_route {
+        return match &deps.control {
+            None => error_response(
+                &Error::NotFound("conversation control is not configured".into()),
+                action.name(),
+            ),
+            Some(c) => {
+                match control::serve(c, deps.store.as_ref(), wa_id, action, req.body()).await {
+                    Ok(body) => json_response(StatusCode::OK, &body),
+                    Err(e) => error_response(&e, action.name()),
+                }
+            }
+        };
+    }
     let head = req.method() == Method::HEAD;
     let mut response = match route(req.uri().path()) {
         None => error_response(&Error::NotFound("no such route".into()), "unknown"),
@@ -330,7 +352,10 @@ mod tests {
     }
 
     fn deps(store: Arc<dyn ConversationStore>) -> Deps {
-        Deps { store }
+        Deps {
+            store,
+            control: None,
+        }
     }
 
     fn get(uri: &str) -> Request<Bytes> {

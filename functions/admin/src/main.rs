@@ -6,7 +6,9 @@ use admin::{handle, Deps};
 use aws_config::BehaviorVersion;
 use bytes::Bytes;
 use lambda_http::{service_fn, Body, Error, Request, Response};
-use shared::adapters::aws::DynamoStore;
+use shared::adapters::aws::{DynamoEscalations, DynamoStore};
+use shared::adapters::http::{GraphClient, GraphSettings};
+use shared::ports::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,10 +17,35 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "admin cannot start");
     })?;
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-    let deps = Deps {
-        store: Arc::new(store),
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let store = Arc::new(DynamoStore::new(dynamo.clone(), table.clone()));
+    // Takeover, release and messages need the WhatsApp token: without the
+    // secret (or its access_token) those routes answer 404.
+    let control = match shared::config::env_optional("WHATSAPP_SECRET_ARN") {
+        Some(secret_id) => {
+            let secrets = shared::adapters::aws::load_whatsapp_secrets(
+                &aws_sdk_secretsmanager::Client::new(&config),
+                &secret_id,
+            )
+            .await?;
+            match secrets.access_token {
+                Some(token) => Some(admin::control::Control {
+                    records: store.clone(),
+                    escalations: Arc::new(DynamoEscalations::new(dynamo, table)),
+                    sender: Arc::new(GraphClient::new(
+                        shared::config::env_optional("WHATSAPP_API_BASE")
+                            .unwrap_or_else(|| "https://graph.facebook.com/v23.0".to_string()),
+                        token,
+                        GraphSettings::from_env()?,
+                    )?),
+                    clock: Arc::new(SystemClock),
+                }),
+                None => None,
+            }
+        }
+        None => None,
     };
+    let deps = Deps { store, control };
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {
         let (parts, body) = req.into_parts();

@@ -12,6 +12,7 @@
 //! jobs of the same user back meanwhile, and they find their messages
 //! already answered.
 
+pub mod escalation_hook;
 pub mod setup;
 
 use std::collections::HashMap;
@@ -37,6 +38,19 @@ pub struct Settings {
     pub history_limit: usize,
     /// Template sent when free text is not allowed (outside the window).
     pub reengage_template: Option<(String, String)>,
+    /// Where answered turns go for the escalation policy, and user messages
+    /// for the humans while people have the conversation. `None`: nowhere.
+    pub escalation_queue: Option<EscalationQueue>,
+}
+
+/// The escalation queue (a wrapper so that [`Settings`] stays `Debug`).
+#[derive(Clone)]
+pub struct EscalationQueue(pub Arc<dyn shared::ports::Queue>);
+
+impl std::fmt::Debug for EscalationQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EscalationQueue")
+    }
 }
 
 impl Default for Settings {
@@ -46,6 +60,7 @@ impl Default for Settings {
             max_wait_ms: 20_000,
             history_limit: 20,
             reengage_template: None,
+            escalation_queue: None,
         }
     }
 }
@@ -177,6 +192,18 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         .await?
         .ok_or_else(|| Error::NotFound("conversation of a pending message".into()))?;
     if !conversation.state.bot_answers() {
+        // People have it: the messages go to them, and are theirs to answer
+        // (marked answered, so the bot does not answer them after a hand-back).
+        if let Some(queue) = &deps.settings.escalation_queue {
+            escalation_hook::pass_to_humans(queue, &conversation, &pending).await?;
+            let inbound: Vec<String> = pending.iter().map(|m| m.wamid.clone()).collect();
+            if let Some(first) = inbound.first() {
+                store
+                    .complete_turn(&job.wa_id, &format!("{first}:to-humans"), &inbound)
+                    .await
+                    .or_else(escalation_hook::no_turn_is_fine)?;
+            }
+        }
         return Ok(Outcome::NotForTheBot);
     }
 
@@ -209,7 +236,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         new_messages: pending.clone(),
         history,
     };
-    let mut replies = deps.responder.respond(&input).await?;
+    let (mut replies, note) = deps.responder.respond_noted(&input).await?;
     if !conversation.window_open(deps.clock.now_ms()) {
         replies = window_closed_replies(deps);
     }
@@ -236,7 +263,18 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         }
         ClaimOutcome::Existing(t) => t,
     };
-    send_turn(deps, turn).await
+    let outcome = send_turn(deps, turn.clone()).await?;
+    if let (Some(queue), Outcome::Answered { .. }) = (&deps.settings.escalation_queue, &outcome) {
+        // After the answer: a failure here must not fail the job (its retry
+        // would find the turn sent and stop), so it is logged and counted.
+        if let Err(e) =
+            escalation_hook::turn_answered(queue, &turn, &pending, &note, deps.clock.now_ms()).await
+        {
+            warn!(error = %e, "the turn did not reach the escalation queue");
+            observability::count("TurnEventLost", 1);
+        }
+    }
+    Ok(outcome)
 }
 
 fn window_closed_replies(deps: &Deps) -> Vec<OutboundMessage> {

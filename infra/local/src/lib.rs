@@ -5,6 +5,7 @@
 mod chat;
 mod config;
 mod consumer;
+mod escalation;
 mod load;
 pub mod meta;
 mod replay;

@@ -43,6 +43,7 @@ struct AppState {
     health: Health,
     /// The voice webhooks; `None` when no provider is configured.
     voice: Option<Arc<voice::Deps>>,
+    chatwoot: Arc<escalation::webhook::WebhookDeps>,
 }
 
 struct Parts {
@@ -203,6 +204,9 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         None,
     )
     .await?;
+    let profile = agent.profile().clone();
+    let escalation_sender = sender.clone();
+    let admin_sender = sender.clone();
     let reengage_template = settings
         .reengage_template
         .clone()
@@ -236,20 +240,46 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             debounce_ms: settings.debounce_ms,
             history_limit,
             reengage_template,
+            escalation_queue: Some(text_ai::EscalationQueue(parts.escalation_queue.clone())),
             ..Default::default()
         },
     });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let escalation = crate::escalation::wire(
+        crate::escalation::Inputs {
+            data_dir: &settings.data_dir,
+            profile: &profile,
+            store: parts.store.clone(),
+            records: parts.records.clone(),
+            sender: escalation_sender,
+            clock: Arc::new(SystemClock),
+            queue: match &parts.health {
+                Health::Local { escalations, .. } => Some(escalations.clone()),
+                Health::Remote => None,
+            },
+            call_queue: parts.call_queue.clone(),
+            admin_base: format!("http://{}", settings.listen),
+        },
+        stop_rx.clone(),
+    )
+    .await?;
     let state = AppState {
         ingestion,
         admin: Arc::new(admin::Deps {
             store: parts.store.clone(),
+            control: Some(admin::control::Control {
+                records: parts.records.clone(),
+                escalations: escalation.escalations.clone(),
+                sender: admin_sender,
+                clock: Arc::new(SystemClock),
+            }),
         }),
         keys: Arc::new(settings.admin_keys.clone()),
         outbox: outbox.clone(),
         health: parts.health.clone(),
         voice: voice_wiring.as_ref().map(|v| v.webhooks.clone()),
+        chatwoot: escalation.webhook.clone(),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = match &voice_wiring {
         Some(v) => crate::voice::spawn(parts.call_source, v.trigger.clone(), stop_rx.clone())?,
         None => Vec::new(),
@@ -260,6 +290,10 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         text_ai,
         stop_rx,
     ));
+    workers.extend(escalation.workers);
+    if let Some(desk) = &escalation.desk {
+        eprintln!("  humans:   Chatwoot at {desk}");
+    }
 
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     banner(&settings, listener.local_addr()?, outbox.is_some());
@@ -363,6 +397,7 @@ async fn shutdown_signal() {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/whatsapp", any(webhook))
+        .route("/webhooks/chatwoot", any(chatwoot_webhook))
         .route("/admin/{*rest}", any(admin_route))
         .route("/webhooks/voice/{provider}", any(voice_webhook))
         .route("/healthz", get(healthz))
@@ -397,6 +432,14 @@ async fn voice_webhook(State(state): State<AppState>, req: Request) -> Response 
     };
     match body_bytes(req, voice::MAX_BODY_BYTES).await {
         Ok(req) => to_axum(voice::handle(deps, req).await),
+        Err(resp) => resp,
+    }
+}
+
+/// Chatwoot's webhook: the escalation crate's handler (token in the URL).
+async fn chatwoot_webhook(State(state): State<AppState>, req: Request) -> Response {
+    match body_bytes(req, escalation::webhook::MAX_BODY_BYTES).await {
+        Ok(req) => to_axum(escalation::webhook::handle(&state.chatwoot, req).await),
         Err(resp) => resp,
     }
 }

@@ -520,7 +520,15 @@ async fn the_demo_agent_looks_customers_up_takes_call_requests_and_hands_off() {
         "{:?}",
         r[user][2]
     );
-    assert_eq!(healthz(&server).await["escalations"]["waiting"], 1);
+    // The escalation consumer takes the hand-off (issue 5): nothing left
+    // waiting, nothing dead-lettered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while healthz(&server).await["escalations"]["waiting"] != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = healthz(&server).await;
+    assert_eq!(health["escalations"]["waiting"], 0, "{health}");
+    assert_eq!(health["escalations"]["dead_letters"], 0, "{health}");
     let conversation = admin_get(&server, "conversations").await;
     assert!(
         conversation.to_string().contains("pending_human"),

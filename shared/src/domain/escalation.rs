@@ -415,6 +415,11 @@ pub enum Reason {
     RepeatedFallbacks {
         streak: u32,
     },
+    /// The playbook or the agent's `handoff_to_human` tool asked for people.
+    Requested {
+        source: String,
+        reason: String,
+    },
 }
 
 impl Reason {
@@ -427,6 +432,7 @@ impl Reason {
             Reason::NegativeSentiment { .. } => "negative_sentiment",
             Reason::VeryNegative { .. } => "very_negative",
             Reason::RepeatedFallbacks { .. } => "repeated_fallbacks",
+            Reason::Requested { .. } => "requested",
         }
     }
 }
@@ -449,6 +455,9 @@ impl std::fmt::Display for Reason {
             }
             Reason::RepeatedFallbacks { streak } => {
                 write!(f, "not understood {streak} turns in a row")
+            }
+            Reason::Requested { source, reason } => {
+                write!(f, "hand-off requested by the {source}: {reason}")
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod chatwoot;
 pub mod conversation;
 pub mod escalation;
+pub mod handoff;
 pub mod media;
 pub mod signature;
 pub mod text;

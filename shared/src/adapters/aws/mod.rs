@@ -9,6 +9,7 @@ pub mod calls;
 pub mod comprehend;
 pub mod dynamodb;
 mod dynamodb_items;
+pub mod escalations;
 #[cfg(feature = "bedrock")]
 pub mod knowledge_base;
 #[cfg(feature = "media-aws")]
@@ -28,6 +29,7 @@ pub use calls::DynamoCallRecords;
 #[cfg(feature = "escalation-aws")]
 pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;
+pub use escalations::{DynamoEscalations, SqsTimers};
 #[cfg(feature = "bedrock")]
 pub use knowledge_base::BedrockKnowledgeBase;
 #[cfg(feature = "media-aws")]

@@ -12,6 +12,7 @@
 
 mod call_records;
 mod customers;
+mod escalations;
 mod files;
 mod knowledge;
 mod media_analysis;
@@ -23,6 +24,7 @@ mod sqlite_store;
 
 pub use call_records::SqliteCallRecords;
 pub use customers::CsvCustomers;
+pub use escalations::{QueueTimers, SqliteEscalations};
 pub use files::FileArchive;
 pub use knowledge::{LocalKnowledgeBase, MAX_PASSAGE_CHARS};
 pub use media_analysis::{LocalDocuments, LocalImages, NoSpeech};

@@ -1,0 +1,216 @@
+//! Working a conversation without Chatwoot (write scope, through the
+//! authorizer):
+//! - `POST /admin/conversations/{wa_id}/takeover`: people have it (`human`),
+//!   the bot stops answering;
+//! - `POST /admin/conversations/{wa_id}/release`: back to the bot, the open
+//!   escalation closed;
+//! - `POST /admin/conversations/{wa_id}/messages` with `{"text": "..."}`:
+//!   sent to the user as a person (taking the conversation over first).
+//!
+//! States change only by conditional writes; answers say the state after.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+use shared::domain::handoff::EscalationRecord;
+use shared::domain::whatsapp::outbound::OutboundMessage;
+use shared::domain::{ConversationState, SentRecord, WaId};
+use shared::error::{Error, Result};
+use shared::ports::{AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender};
+
+/// WhatsApp's limit for one text message.
+pub const MAX_TEXT_CHARS: usize = 4096;
+const WRITE_TRIES: usize = 3;
+
+pub struct Control {
+    pub records: Arc<dyn AgentRecords>,
+    pub escalations: Arc<dyn EscalationRecords>,
+    pub sender: Arc<dyn MessageSender>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Takeover,
+    Release,
+    Message,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Takeover => "takeover",
+            Action::Release => "release",
+            Action::Message => "send_message",
+        }
+    }
+}
+
+/// `/admin/conversations/{wa_id}/{action}`, if the path is one.
+pub fn route(path: &str) -> Option<(&str, Action)> {
+    let rest = path
+        .strip_suffix('/')
+        .unwrap_or(path)
+        .strip_prefix("/admin/conversations/")?;
+    let (wa_id, action) = rest.split_once('/')?;
+    let action = match action {
+        "takeover" => Action::Takeover,
+        "release" => Action::Release,
+        "messages" => Action::Message,
+        _ => return None,
+    };
+    (!wa_id.is_empty()).then_some((wa_id, action))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    text: String,
+}
+
+async fn update(
+    escalations: &dyn EscalationRecords,
+    wa_id: &WaId,
+    change: impl Fn(&mut EscalationRecord) -> bool,
+) -> Result<()> {
+    for _ in 0..WRITE_TRIES {
+        let (mut record, version) = escalations.escalation(wa_id).await?;
+        if !change(&mut record) {
+            return Ok(());
+        }
+        if escalations.save_escalation(wa_id, &record, version).await? {
+            return Ok(());
+        }
+    }
+    Err(Error::dependency(
+        "escalation",
+        "the escalation record kept changing",
+        true,
+        "conditional write lost",
+    ))
+}
+
+/// Moves the state to `to` from any of `from` (one conditional write each).
+async fn move_state(
+    records: &dyn AgentRecords,
+    wa_id: &WaId,
+    from: &[ConversationState],
+    to: ConversationState,
+) -> Result<()> {
+    for &f in from {
+        if records.set_state(wa_id, f, to).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+pub async fn serve(
+    control: &Control,
+    store: &dyn ConversationStore,
+    raw_wa_id: &str,
+    action: Action,
+    body: &[u8],
+) -> Result<serde_json::Value> {
+    let wa_id = WaId::parse(raw_wa_id).map_err(Error::Invalid)?;
+    let message = match action {
+        Action::Message => {
+            let m: MessageBody = serde_json::from_slice(body)
+                .map_err(|e| Error::Invalid(format!("expected {{\"text\": \"...\"}}: {e}")))?;
+            let text = m.text.trim().to_string();
+            if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+                return Err(Error::Invalid(format!(
+                    "text must have 1 to {MAX_TEXT_CHARS} characters"
+                )));
+            }
+            Some(text)
+        }
+        _ => None,
+    };
+    let conversation = store
+        .conversation(&wa_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("conversation".into()))?;
+    if conversation.state == ConversationState::Closed {
+        return Err(Error::Invalid("the conversation is closed".into()));
+    }
+    use ConversationState::*;
+    let mut wamid = None;
+    match action {
+        Action::Release => {
+            move_state(
+                control.records.as_ref(),
+                &wa_id,
+                &[Human, PendingHuman],
+                Bot,
+            )
+            .await?;
+            update(control.escalations.as_ref(), &wa_id, |r| {
+                r.open.take().is_some()
+            })
+            .await?;
+        }
+        Action::Takeover | Action::Message => {
+            move_state(
+                control.records.as_ref(),
+                &wa_id,
+                &[Bot, PendingHuman],
+                Human,
+            )
+            .await?;
+            update(control.escalations.as_ref(), &wa_id, |r| {
+                match &mut r.open {
+                    Some(o) if !o.human_joined => {
+                        o.human_joined = true;
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .await?;
+        }
+    }
+    if let Some(text) = message {
+        if !conversation.window_open(control.clock.now_ms()) {
+            return Err(Error::Invalid(
+                "the 24-hour window is closed: only templates can be sent".into(),
+            ));
+        }
+        let mut ids = Vec::new();
+        for msg in OutboundMessage::texts(&text) {
+            let id = control
+                .sender
+                .send(&conversation.phone_number_id, &wa_id, &msg, None)
+                .await?;
+            store
+                .record_outbound(
+                    &wa_id,
+                    &SentRecord {
+                        wamid: id.clone(),
+                        kind: "text".into(),
+                        text: msg.summary(),
+                        at_ms: control.clock.now_ms(),
+                    },
+                )
+                .await?;
+            ids.push(id);
+        }
+        wamid = Some(ids);
+    }
+    let state = store
+        .conversation(&wa_id)
+        .await?
+        .map(|c| c.state)
+        .unwrap_or(conversation.state);
+    tracing::info!(
+        action = action.name(),
+        state = state.as_str(),
+        "conversation worked"
+    );
+    let mut out = json!({"wa_id": wa_id.as_str(), "state": state.as_str()});
+    if let Some(ids) = wamid {
+        out["wamids"] = json!(ids);
+    }
+    Ok(out)
+}

@@ -1,0 +1,251 @@
+//! Takeover, release and messages through the admin handler, with the
+//! SQLite store and escalation records and a recording WhatsApp sender.
+
+use std::sync::{Arc, Mutex};
+
+use admin::control::Control;
+use admin::{handle_at, Deps};
+use async_trait::async_trait;
+use bytes::Bytes;
+use shared::adapters::local::{SqliteEscalations, SqliteStore};
+use shared::adapters::memory::FixedClock;
+use shared::domain::handoff::{EscalationRecord, OpenEscalation};
+use shared::domain::whatsapp::outbound::OutboundMessage;
+use shared::domain::{ConversationState, NewInbound, WaId};
+use shared::ports::{AgentRecords, ConversationStore, EscalationRecords, MessageSender};
+use shared::Result;
+
+const USER: &str = "5491155551234";
+const NOW: i64 = 1_795_532_400_000;
+
+#[derive(Default)]
+struct Sender(Mutex<Vec<OutboundMessage>>);
+
+#[async_trait]
+impl MessageSender for Sender {
+    async fn send(
+        &self,
+        _: &str,
+        _: &WaId,
+        msg: &OutboundMessage,
+        _: Option<&str>,
+    ) -> Result<String> {
+        let mut v = self.0.lock().expect("lock");
+        v.push(msg.clone());
+        Ok(format!("wamid.AGENT{}", v.len()))
+    }
+    async fn mark_read(&self, _: &str, _: &str, _: bool) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct H {
+    deps: Deps,
+    store: Arc<SqliteStore>,
+    escalations: Arc<SqliteEscalations>,
+    sender: Arc<Sender>,
+}
+
+fn wa() -> WaId {
+    WaId::parse(USER).expect("wa id")
+}
+
+async fn harness(with_control: bool) -> H {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let escalations = Arc::new(SqliteEscalations::open_in_memory().expect("records"));
+    let sender = Arc::new(Sender::default());
+    store
+        .record_inbound(&NewInbound {
+            wamid: "wamid.IN1".into(),
+            wa_id: wa(),
+            phone_number_id: "111".into(),
+            contact_name: None,
+            kind: "text".into(),
+            text: "hola".into(),
+            payload: serde_json::json!({}),
+            sent_at_ms: NOW - 1000,
+            received_at_ms: NOW - 1000,
+            starts_turn: true,
+        })
+        .await
+        .expect("inbound");
+    let control = with_control.then(|| Control {
+        records: store.clone(),
+        escalations: escalations.clone(),
+        sender: sender.clone(),
+        clock: Arc::new(FixedClock::at(NOW)),
+    });
+    H {
+        deps: Deps {
+            store: store.clone(),
+            control,
+        },
+        store,
+        escalations,
+        sender,
+    }
+}
+
+async fn call(h: &H, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Bytes::from(body.to_string()))
+        .expect("request");
+    let resp = handle_at(&h.deps, req, NOW).await;
+    let json = serde_json::from_slice(resp.body()).unwrap_or(serde_json::Value::Null);
+    (resp.status().as_u16(), json)
+}
+
+async fn state(h: &H) -> ConversationState {
+    h.store
+        .conversation(&wa())
+        .await
+        .expect("reads")
+        .expect("exists")
+        .state
+}
+
+#[tokio::test]
+async fn takeover_stops_the_bot_and_release_gives_it_back() {
+    let h = harness(true).await;
+    // An open escalation, as the escalation function leaves it.
+    h.store
+        .set_state(
+            &wa(),
+            ConversationState::Bot,
+            ConversationState::PendingHuman,
+        )
+        .await
+        .expect("state");
+    let record = EscalationRecord {
+        open: Some(OpenEscalation {
+            id: "t:policy".into(),
+            reasons: vec![],
+            opened_at_ms: NOW,
+            human_joined: false,
+            no_human_told: false,
+        }),
+        ..Default::default()
+    };
+    assert!(h
+        .escalations
+        .save_escalation(&wa(), &record, 0)
+        .await
+        .expect("saves"));
+
+    let (status, body) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{USER}/takeover"),
+        "",
+    )
+    .await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("human")));
+    let (r, _) = h.escalations.escalation(&wa()).await.expect("record");
+    assert!(r.open.expect("open").human_joined);
+    // Again: nothing changes, still fine.
+    let (status, _) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{USER}/takeover"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, body) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{USER}/release/"),
+        "",
+    )
+    .await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("bot")));
+    assert_eq!(state(&h).await, ConversationState::Bot);
+    let (r, _) = h.escalations.escalation(&wa()).await.expect("record");
+    assert!(r.open.is_none());
+}
+
+#[tokio::test]
+async fn a_message_goes_out_as_a_person_and_takes_the_conversation_over() {
+    let h = harness(true).await;
+    let (status, body) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{USER}/messages"),
+        r#"{"text":"Hola, soy Marta del equipo."}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "human");
+    assert_eq!(body["wamids"][0], "wamid.AGENT1");
+    assert_eq!(h.sender.0.lock().expect("lock").len(), 1);
+    let transcript = h.store.recent_messages(&wa(), 10).await.expect("messages");
+    assert!(transcript.iter().any(|m| m.text.contains("soy Marta")));
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let h = harness(true).await;
+    let path = format!("/admin/conversations/{USER}/messages");
+    for body in [
+        "",
+        "{",
+        r#"{"text":""}"#,
+        r#"{"text":"  "}"#,
+        r#"{"txt":"x"}"#,
+    ] {
+        let (status, _) = call(&h, "POST", &path, body).await;
+        assert_eq!(status, 400, "{body:?}");
+    }
+    let long = format!(
+        r#"{{"text":"{}"}}"#,
+        "a".repeat(admin::control::MAX_TEXT_CHARS + 1)
+    );
+    assert_eq!(call(&h, "POST", &path, &long).await.0, 400);
+    assert_eq!(call(&h, "GET", &path, "").await.0, 404);
+    assert_eq!(
+        call(&h, "POST", "/admin/conversations/12/takeover", "")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/admin/conversations/5491100000000/takeover",
+            ""
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            &format!("/admin/conversations/{USER}/explode"),
+            ""
+        )
+        .await
+        .0,
+        404
+    );
+    assert!(h.sender.0.lock().expect("lock").is_empty());
+    assert_eq!(state(&h).await, ConversationState::Bot);
+    // Without control configured, the routes are not there.
+    let bare = harness(false).await;
+    assert_eq!(
+        call(
+            &bare,
+            "POST",
+            &format!("/admin/conversations/{USER}/takeover"),
+            ""
+        )
+        .await
+        .0,
+        404
+    );
+}

@@ -1,0 +1,173 @@
+//! What text-ai puts on the escalation queue: each answered turn with what
+//! the responder noticed, and, while people have the conversation, the
+//! user's messages (answered by nobody but them).
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use shared::adapters::local::SqliteStore;
+use shared::adapters::memory::MemoryQueue;
+use shared::domain::handoff::EscalationMessage;
+use shared::domain::whatsapp::outbound::OutboundMessage;
+use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
+use shared::ports::{
+    AgentRecords, ConversationStore, MessageSender, Responder, SystemClock, TurnInput, TurnNote,
+};
+use shared::Result;
+use text_ai::{handle_job, Deps, EscalationQueue, Outcome, Settings};
+
+const USER: &str = "5491155551234";
+const PHONE: &str = "106540352242922";
+
+#[derive(Default)]
+struct Sender(Mutex<usize>);
+
+#[async_trait]
+impl MessageSender for Sender {
+    async fn send(
+        &self,
+        _: &str,
+        _: &WaId,
+        _: &OutboundMessage,
+        _: Option<&str>,
+    ) -> Result<String> {
+        let mut n = self.0.lock().expect("lock");
+        *n += 1;
+        Ok(format!("wamid.OUT{n}"))
+    }
+    async fn mark_read(&self, _: &str, _: &str, _: bool) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Answers with its fallback, in Spanish.
+struct Confused;
+
+#[async_trait]
+impl Responder for Confused {
+    async fn respond(&self, _: &TurnInput) -> Result<Vec<OutboundMessage>> {
+        Ok(OutboundMessage::texts("No entendí."))
+    }
+    async fn respond_noted(&self, t: &TurnInput) -> Result<(Vec<OutboundMessage>, TurnNote)> {
+        Ok((
+            self.respond(t).await?,
+            TurnNote {
+                language: "es".into(),
+                fallback: true,
+                intent: None,
+            },
+        ))
+    }
+}
+
+fn wa() -> WaId {
+    WaId::parse(USER).expect("wa id")
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+async fn user_says(store: &SqliteStore, wamid: &str, body: &str) -> TurnJob {
+    let at = now();
+    store
+        .record_inbound(&NewInbound {
+            wamid: wamid.into(),
+            wa_id: wa(),
+            phone_number_id: PHONE.into(),
+            contact_name: None,
+            kind: "text".into(),
+            text: body.into(),
+            payload: serde_json::json!({}),
+            sent_at_ms: at,
+            received_at_ms: at,
+            starts_turn: true,
+        })
+        .await
+        .expect("record");
+    TurnJob {
+        phone_number_id: PHONE.into(),
+        wa_id: wa(),
+        wamid: wamid.into(),
+        received_at_ms: at,
+    }
+}
+
+fn deps(store: Arc<SqliteStore>, queue: Arc<MemoryQueue>, sender: Arc<Sender>) -> Deps {
+    Deps {
+        store,
+        sender,
+        responder: Arc::new(Confused),
+        clock: Arc::new(SystemClock),
+        settings: Settings {
+            debounce_ms: 0,
+            escalation_queue: Some(EscalationQueue(queue)),
+            ..Default::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn an_answered_turn_goes_to_the_escalation_queue_with_its_note() {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let queue = Arc::new(MemoryQueue::default());
+    let d = deps(store.clone(), queue.clone(), Arc::new(Sender::default()));
+    let job = user_says(&store, "wamid.T1", "asdf qwer").await;
+    assert_eq!(
+        handle_job(&d, &job).await.expect("answered"),
+        Outcome::Answered { parts: 1 }
+    );
+    let sent = queue.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].group_id, format!("{PHONE}:{USER}"));
+    assert_eq!(sent[0].dedup_id, "wamid.T1:turn");
+    match EscalationMessage::parse(&sent[0].body).expect("parses") {
+        EscalationMessage::Turn(t) => {
+            assert_eq!(t.turn_id, "wamid.T1");
+            assert_eq!(t.text, "asdf qwer");
+            assert_eq!(t.language, "es");
+            assert!(t.fallback);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn while_people_have_it_messages_go_to_them_and_the_bot_stays_quiet() {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let queue = Arc::new(MemoryQueue::default());
+    let sender = Arc::new(Sender::default());
+    let d = deps(store.clone(), queue.clone(), sender.clone());
+    let first = user_says(&store, "wamid.P0", "hola").await;
+    handle_job(&d, &first).await.expect("answered");
+    store
+        .set_state(&wa(), ConversationState::Bot, ConversationState::Human)
+        .await
+        .expect("state");
+    let job = user_says(&store, "wamid.P1", "¿siguen ahí?").await;
+    assert_eq!(
+        handle_job(&d, &job).await.expect("handled"),
+        Outcome::NotForTheBot
+    );
+    assert_eq!(*sender.0.lock().expect("lock"), 1, "no answer from the bot");
+    let last = queue.messages().pop().expect("queued");
+    assert_eq!(last.dedup_id, "wamid.P1:to-humans");
+    match EscalationMessage::parse(&last.body).expect("parses") {
+        EscalationMessage::UserMessage(m) => assert_eq!(m.text, "¿siguen ahí?"),
+        other => panic!("{other:?}"),
+    }
+    // Theirs to answer: after a hand-back the bot does not answer it late.
+    assert!(store
+        .pending_inbound(&wa())
+        .await
+        .expect("pending")
+        .is_empty());
+    store
+        .set_state(&wa(), ConversationState::Human, ConversationState::Bot)
+        .await
+        .expect("state");
+    assert_eq!(
+        handle_job(&d, &job).await.expect("handled"),
+        Outcome::AlreadyAnswered
+    );
+}
