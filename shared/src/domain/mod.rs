@@ -6,6 +6,7 @@ pub mod chatwoot;
 pub mod conversation;
 pub mod escalation;
 pub mod media;
+pub mod media_pipeline;
 pub mod signature;
 pub mod text;
 pub mod whatsapp;
