@@ -12,6 +12,7 @@
 //! jobs of the same user back meanwhile, and they find their messages
 //! already answered.
 
+pub mod media_hold;
 pub mod setup;
 
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub history_limit: usize,
     /// Template sent when free text is not allowed (outside the window).
     pub reengage_template: Option<(String, String)>,
+    /// Media messages hold the turn until the media pipeline noted them.
+    pub media: media_hold::MediaHold,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             max_wait_ms: 20_000,
             history_limit: 20,
             reengage_template: None,
+            media: media_hold::MediaHold::default(),
         }
     }
 }
@@ -87,6 +91,9 @@ pub enum Outcome {
     NotForTheBot,
     /// The Graph API refused for good; recorded, not retried.
     GaveUp { code: i64 },
+    /// A media message of the turn is still being understood; the media
+    /// pipeline queues the turn again when it is done.
+    HeldForMedia,
 }
 
 /// The SQS entry point: partial batch failures, order kept per FIFO group.
@@ -197,16 +204,28 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
             warn!(error = %e, "mark as read failed");
         }
     }
-    let history: Vec<_> = store
+    let mut history: Vec<_> = store
         .recent_messages(&job.wa_id, deps.settings.history_limit + pending.len())
         .await?
         .into_iter()
         .filter(|m| !inbound.contains(&m.wamid))
         .collect();
+    let mut new_messages = pending.clone();
+    if media_hold::apply(
+        &deps.settings.media,
+        deps.clock.now_ms(),
+        &mut new_messages,
+        &mut history,
+    )
+    .await?
+    {
+        info!("turn held for media being understood");
+        return Ok(Outcome::HeldForMedia);
+    }
     let input = TurnInput {
         turn_id: turn_id.clone(),
         conversation: conversation.clone(),
-        new_messages: pending.clone(),
+        new_messages,
         history,
     };
     let mut replies = deps.responder.respond(&input).await?;

@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod consumer;
 mod load;
+mod media_pipeline;
 pub mod meta;
 mod replay;
 mod server;

@@ -193,12 +193,23 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         .clone()
         .or_else(|| text_ai::reengage_template(agent.profile()));
     let history_limit = agent.history_needed();
+    // Media (issue 4): the pipeline's steps in-process, on a durable queue.
+    let local_media = crate::media_pipeline::build(
+        &settings,
+        parts.store.clone(),
+        sender.clone(),
+        parts.queue.clone(),
+        clock.clone(),
+    )?;
     let ingestion = Arc::new(ingestion::Deps {
         secrets: settings.secrets.clone(),
         store: parts.store.clone(),
         queue: parts.queue.clone(),
         archive: parts.archive.clone(),
         clock: clock.clone(),
+        media: Some(Arc::new(media::QueuedPipeline {
+            queue: local_media.queue.clone(),
+        })),
     });
     let text_ai = Arc::new(text_ai::Deps {
         store: parts.store.clone(),
@@ -209,6 +220,10 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             debounce_ms: settings.debounce_ms,
             history_limit,
             reengage_template,
+            media: text_ai::media_hold::MediaHold {
+                notes: Some(local_media.notes.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         },
     });
@@ -222,7 +237,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         health: parts.health.clone(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = consumer::spawn(settings.workers, parts.source, text_ai, stop_rx);
+    let mut workers = consumer::spawn(settings.workers, parts.source, text_ai, stop_rx.clone());
+    workers.extend(crate::media_pipeline::spawn(2, &local_media, stop_rx));
 
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     banner(&settings, listener.local_addr()?, outbox.is_some());
