@@ -88,7 +88,10 @@ async fn one_execution_per_wamid_and_a_second_start_is_a_duplicate() {
     let mut changed = first.clone();
     changed.media.caption = Some("otra".into());
     assert_eq!(
-        pipeline.start(&changed).await.expect("refused as a duplicate"),
+        pipeline
+            .start(&changed)
+            .await
+            .expect("refused as a duplicate"),
         PipelineStart::Duplicate
     );
     let other = job(&format!("{wamid}x"));

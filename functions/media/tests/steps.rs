@@ -348,7 +348,7 @@ async fn a_caught_error_becomes_a_notice_too() {
         .expect("failed");
     assert!(job.error.is_some());
     let sent = h.outbox.all_since(0);
-    let text = serde_json::to_value(&sent.last().and_then(|e| e.message.clone()))
+    let text = serde_json::to_value(sent.last().and_then(|e| e.message.clone()))
         .expect("json")
         .to_string();
     assert!(text.contains("no se pudo leer"), "{text}");
