@@ -456,3 +456,34 @@ pub trait CallRecords: Send + Sync {
     /// when it had been already (a redelivery).
     async fn mark_event(&self, key: &str, at_ms: i64) -> Result<bool>;
 }
+
+// ------------------------------------------------------------- media pipeline
+
+/// How a start of the pipeline went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineStart {
+    Started,
+    /// This message's pipeline was started before (a redelivered webhook).
+    Duplicate,
+}
+
+/// Starts the media pipeline for one media message (Step Functions, or the
+/// local in-process runner). Idempotent on the message's wamid.
+#[async_trait]
+pub trait MediaPipeline: Send + Sync {
+    async fn start(&self, job: &media_pipeline::MediaJob) -> Result<PipelineStart>;
+}
+
+/// How each media message ended, by wamid: what text-ai reads in place of
+/// "[image]", and what holds a turn while a media message is in the works.
+#[async_trait]
+pub trait MediaNotes: Send + Sync {
+    /// Records the note; a second write of the same wamid replaces it.
+    async fn record_note(&self, wamid: &str, note: &media_pipeline::MediaNote) -> Result<()>;
+
+    /// The notes of those of `wamids` that have one.
+    async fn notes(
+        &self,
+        wamids: &[String],
+    ) -> Result<std::collections::HashMap<String, media_pipeline::MediaNote>>;
+}

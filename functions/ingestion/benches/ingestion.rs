@@ -103,6 +103,7 @@ fn deps(store: Arc<dyn ConversationStore>) -> Deps {
         queue: Arc::new(CountingQueue::default()),
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
+        media: None,
     }
 }
 

@@ -11,13 +11,16 @@ use futures::{stream, StreamExt, TryStreamExt};
 use http::{header, Method, Request, Response, StatusCode};
 use secrecy::ExposeSecret;
 use shared::config::WhatsAppSecrets;
+use shared::domain::media_pipeline::MediaJob;
 use shared::domain::signature::{secrets_equal, verify_meta_signature};
 use shared::domain::whatsapp::inbound::{
     parse_webhook, DeliveryState, InboundMessage, Metadata, WebhookEvent,
 };
 use shared::domain::{Delivery, NewInbound, RecordOutcome, StatusUpdate, TurnJob, WaId};
 use shared::observability::{self, phone};
-use shared::ports::{ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage};
+use shared::ports::{
+    ArchiveKind, Clock, ConversationStore, MediaPipeline, PayloadArchive, Queue, QueueMessage,
+};
 use shared::{Error, Result};
 use tracing::{info, instrument, warn};
 
@@ -38,6 +41,9 @@ pub struct Deps {
     pub queue: Arc<dyn Queue>,
     pub archive: Arc<dyn PayloadArchive>,
     pub clock: Arc<dyn Clock>,
+    /// Starts the media pipeline for media messages; `None`: media messages
+    /// are answered from their caption alone, as plain turns.
+    pub media: Option<Arc<dyn MediaPipeline>>,
 }
 
 /// What one POST led to, for logs, tests and benchmarks.
@@ -49,6 +55,8 @@ pub struct Summary {
     pub statuses: usize,
     pub other: usize,
     pub quarantined: bool,
+    /// Media messages handed to the media pipeline (their turn waits for it).
+    pub media_started: usize,
 }
 
 /// Entry point for both Lambda and the local server.
@@ -142,7 +150,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
     let mut archived_other = false;
     // Messages per user, in the order Meta sent them: a user's messages are
     // recorded and enqueued in order, different users at the same time.
-    let mut users: Vec<Vec<NewInbound>> = Vec::new();
+    let mut users: Vec<Vec<(NewInbound, Option<MediaJob>)>> = Vec::new();
     for event in parsed.events {
         match event {
             WebhookEvent::Message {
@@ -150,10 +158,13 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                 contact_name,
                 message,
             } => match new_inbound(&business, contact_name, &message, now) {
-                Ok(msg) => match users.iter_mut().find(|u| same_user(&u[0], &msg)) {
-                    Some(user) => user.push(msg),
-                    None => users.push(vec![msg]),
-                },
+                Ok(msg) => {
+                    let media = media_job(deps, &message, &business.phone_number_id);
+                    match users.iter_mut().find(|u| same_user(&u[0].0, &msg)) {
+                        Some(user) => user.push((msg, media)),
+                        None => users.push(vec![(msg, media)]),
+                    }
+                }
                 Err(reason) => problems.push(reason),
             },
             WebhookEvent::Status { status, .. } => {
@@ -201,8 +212,8 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
     let per_user: Vec<Summary> = stream::iter(users)
         .map(|messages| async move {
             let mut summary = Summary::default();
-            for msg in &messages {
-                record_and_enqueue(deps, msg, &mut summary).await?;
+            for (msg, media) in &messages {
+                record_and_enqueue(deps, msg, media.as_ref(), &mut summary).await?;
             }
             Ok::<_, Error>(summary)
         })
@@ -213,6 +224,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
         summary.recorded += user.recorded;
         summary.duplicates += user.duplicates;
         summary.enqueued += user.enqueued;
+        summary.media_started += user.media_started;
     }
     if !problems.is_empty() {
         quarantine(deps, body, &problems.join("; ")).await?;
@@ -260,7 +272,25 @@ fn new_inbound(
     })
 }
 
-async fn record_and_enqueue(deps: &Deps, msg: &NewInbound, summary: &mut Summary) -> Result<()> {
+/// The media pipeline's job for a media message, when there is a pipeline.
+/// A media message that cannot make one (no media id) stays a plain turn.
+fn media_job(deps: &Deps, message: &InboundMessage, phone_number_id: &str) -> Option<MediaJob> {
+    deps.media.as_ref()?;
+    match MediaJob::from_inbound(message, phone_number_id)? {
+        Ok(job) => Some(job),
+        Err(e) => {
+            warn!(error = %e, "media message without usable media: answered as text");
+            None
+        }
+    }
+}
+
+async fn record_and_enqueue(
+    deps: &Deps,
+    msg: &NewInbound,
+    media: Option<&MediaJob>,
+    summary: &mut Summary,
+) -> Result<()> {
     let outcome = deps.store.record_inbound(msg).await?;
     let must_enqueue = match outcome {
         RecordOutcome::Recorded => {
@@ -275,6 +305,16 @@ async fn record_and_enqueue(deps: &Deps, msg: &NewInbound, summary: &mut Summary
             msg.starts_turn && !enqueued
         }
     };
+    if let (true, Some(job), Some(pipeline)) = (must_enqueue, media, deps.media.as_ref()) {
+        // The pipeline queues the turn once the media is understood (or
+        // failed); text-ai holds later texts until then. The start is
+        // idempotent on the wamid, so a redelivery may start it again.
+        let started = pipeline.start(job).await?;
+        deps.store.mark_enqueued(&msg.wamid).await?;
+        summary.media_started += 1;
+        info!(?started, kind = %msg.kind, "media pipeline started");
+        return Ok(());
+    }
     if must_enqueue {
         let job = TurnJob {
             phone_number_id: msg.phone_number_id.clone(),

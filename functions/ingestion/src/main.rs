@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use lambda_http::{service_fn, Body, Request};
-use shared::adapters::aws::{load_whatsapp_secrets, DynamoStore, S3Archive, SqsQueue};
+use shared::adapters::aws::{
+    load_whatsapp_secrets, DynamoStore, S3Archive, SfnMediaPipeline, SqsQueue,
+};
 use shared::config::env_required;
 use shared::ports::SystemClock;
 
@@ -28,6 +30,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url)),
         archive: Arc::new(S3Archive::new(aws_sdk_s3::Client::new(&config), bucket)),
         clock: Arc::new(SystemClock),
+        // Media messages go to the media state machine when it is wired.
+        media: shared::config::env_optional("CHARLA_MEDIA_STATE_MACHINE_ARN").map(|arn| {
+            Arc::new(SfnMediaPipeline::new(
+                aws_sdk_sfn::Client::new(&config),
+                arn,
+            )) as Arc<dyn shared::ports::MediaPipeline>
+        }),
     });
 
     lambda_http::run(service_fn(move |req: Request| {

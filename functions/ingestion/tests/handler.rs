@@ -34,6 +34,7 @@ fn harness_with_queue(queue: Arc<dyn Queue>) -> (Deps, Arc<SqliteStore>, Arc<Mem
         queue,
         archive: archive.clone(),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
+        media: None,
     };
     (deps, store, archive)
 }

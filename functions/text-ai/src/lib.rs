@@ -13,6 +13,7 @@
 //! already answered.
 
 pub mod escalation_hook;
+pub mod media_hold;
 pub mod setup;
 
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ pub struct Settings {
     /// Where answered turns go for the escalation policy, and user messages
     /// for the humans while people have the conversation. `None`: nowhere.
     pub escalation_queue: Option<EscalationQueue>,
+    /// Media messages hold the turn until the media pipeline noted them.
+    pub media: media_hold::MediaHold,
 }
 
 /// The escalation queue (a wrapper so that [`Settings`] stays `Debug`).
@@ -61,6 +64,7 @@ impl Default for Settings {
             history_limit: 20,
             reengage_template: None,
             escalation_queue: None,
+            media: media_hold::MediaHold::default(),
         }
     }
 }
@@ -102,6 +106,9 @@ pub enum Outcome {
     NotForTheBot,
     /// The Graph API refused for good; recorded, not retried.
     GaveUp { code: i64 },
+    /// A media message of the turn is still being understood; the media
+    /// pipeline queues the turn again when it is done.
+    HeldForMedia,
 }
 
 /// The SQS entry point: partial batch failures, order kept per FIFO group.
@@ -224,16 +231,28 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
             warn!(error = %e, "mark as read failed");
         }
     }
-    let history: Vec<_> = store
+    let mut history: Vec<_> = store
         .recent_messages(&job.wa_id, deps.settings.history_limit + pending.len())
         .await?
         .into_iter()
         .filter(|m| !inbound.contains(&m.wamid))
         .collect();
+    let mut new_messages = pending.clone();
+    if media_hold::apply(
+        &deps.settings.media,
+        deps.clock.now_ms(),
+        &mut new_messages,
+        &mut history,
+    )
+    .await?
+    {
+        info!("turn held for media being understood");
+        return Ok(Outcome::HeldForMedia);
+    }
     let input = TurnInput {
         turn_id: turn_id.clone(),
         conversation: conversation.clone(),
-        new_messages: pending.clone(),
+        new_messages,
         history,
     };
     let (mut replies, note) = deps.responder.respond_noted(&input).await?;

@@ -28,6 +28,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let token = secrets.access_token.clone().ok_or_else(|| {
         Error::Config("the WhatsApp secret has no access_token: text-ai cannot send".into())
     })?;
+    // Media messages hold their turn for the media pipeline when it is
+    // deployed (template.yaml sets this beside the state machine).
+    let media_notes =
+        (env_optional("CHARLA_MEDIA_PIPELINE").as_deref() == Some("true")).then(|| {
+            Arc::new(shared::adapters::aws::DynamoMediaNotes::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                table.clone(),
+            )) as Arc<dyn shared::ports::MediaNotes>
+        });
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
         table,
@@ -50,6 +59,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         debounce_ms: env_parse("CHARLA_DEBOUNCE_MS", 1500)?,
         history_limit: agent.history_needed(),
         reengage_template: text_ai::reengage_template(agent.profile()),
+        media: text_ai::media_hold::MediaHold {
+            notes: media_notes,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let deps = Arc::new(text_ai::Deps {

@@ -7,6 +7,7 @@ mod config;
 mod consumer;
 mod escalation;
 mod load;
+mod media_pipeline;
 pub mod meta;
 mod replay;
 mod server;

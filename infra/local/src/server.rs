@@ -224,12 +224,23 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         agent.profile(),
         agent.registry().clone(),
     )?;
+    // Media (issue 4): the pipeline's steps in-process, on a durable queue.
+    let local_media = crate::media_pipeline::build(
+        &settings,
+        parts.store.clone(),
+        sender.clone(),
+        parts.queue.clone(),
+        clock.clone(),
+    )?;
     let ingestion = Arc::new(ingestion::Deps {
         secrets: settings.secrets.clone(),
         store: parts.store.clone(),
         queue: parts.queue.clone(),
         archive: parts.archive.clone(),
         clock: clock.clone(),
+        media: Some(Arc::new(media::QueuedPipeline {
+            queue: local_media.queue.clone(),
+        })),
     });
     let text_ai = Arc::new(text_ai::Deps {
         store: parts.store.clone(),
@@ -241,6 +252,10 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             history_limit,
             reengage_template,
             escalation_queue: Some(text_ai::EscalationQueue(parts.escalation_queue.clone())),
+            media: text_ai::media_hold::MediaHold {
+                notes: Some(local_media.notes.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         },
     });
@@ -288,8 +303,9 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         settings.workers,
         parts.source,
         text_ai,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    workers.extend(crate::media_pipeline::spawn(2, &local_media, stop_rx));
     workers.extend(escalation.workers);
     if let Some(desk) = &escalation.desk {
         eprintln!("  humans:   Chatwoot at {desk}");

@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod escalation;
 pub mod handoff;
 pub mod media;
+pub mod media_pipeline;
 pub mod signature;
 pub mod text;
 pub mod voice;

@@ -14,11 +14,14 @@ pub mod escalations;
 pub mod knowledge_base;
 #[cfg(feature = "media-aws")]
 pub mod media_analysis;
+pub mod media_notes;
 pub mod media_store;
 pub mod s3;
 pub mod secrets;
 #[cfg(feature = "escalation-aws")]
 pub mod ses;
+#[cfg(feature = "media-sfn")]
+pub mod sfn;
 #[cfg(feature = "escalation-aws")]
 pub mod sns;
 pub mod sqs;
@@ -34,11 +37,14 @@ pub use escalations::{DynamoEscalations, SqsTimers};
 pub use knowledge_base::BedrockKnowledgeBase;
 #[cfg(feature = "media-aws")]
 pub use media_analysis::{RekognitionImages, TextractDocuments, TranscribeSpeech};
+pub use media_notes::DynamoMediaNotes;
 pub use media_store::{MediaEncryption, S3MediaStore};
 pub use s3::S3Archive;
 pub use secrets::load_whatsapp_secrets;
 #[cfg(feature = "escalation-aws")]
 pub use ses::SesNotifier;
+#[cfg(feature = "media-sfn")]
+pub use sfn::SfnMediaPipeline;
 #[cfg(feature = "escalation-aws")]
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;

@@ -1,0 +1,503 @@
+//! End to end, media (issue 4): the `local` binary with a fake Graph API
+//! (wiremock) that serves media files and receives replies, and a fake
+//! OpenAI-compatible model that shows what the responder was given.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use local::meta;
+use media::samples;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "e2e-app-secret";
+const MODEL_ANSWER: &str = "Entendido, ya lo revisé.";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(data_dir: &std::path::Path, graph: &str, model: &str, debounce_ms: u64) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("WHATSAPP_APP_SECRET", SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", "e2e-verify")
+        .env("WHATSAPP_ACCESS_TOKEN", "e2e-token")
+        .env("WHATSAPP_API_BASE", graph)
+        .env("CHARLA_ADMIN_KEY", "e2e-admin-key")
+        .env("CHARLA_DEBOUNCE_MS", debounce_ms.to_string())
+        .env("CHARLA_WORKERS", "2")
+        .env("CHARLA_MODEL", "openai:fake-model")
+        .env("CHARLA_MODEL_URL", format!("{model}/v1"))
+        .env("CHARLA_MEDIA_KEY_SALT", "e2e-media-salt-0123456789")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the local binary");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the local server did not become healthy");
+}
+
+async fn fake_graph() -> MockServer {
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/[0-9]+/messages$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "x", "wa_id": "x"}],
+            "messages": [{"id": "wamid.FAKE"}],
+        })))
+        .mount(&graph)
+        .await;
+    graph
+}
+
+async fn fake_model() -> MockServer {
+    let model = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": MODEL_ANSWER}}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 9}
+        })))
+        .mount(&model)
+        .await;
+    model
+}
+
+/// Serves `bytes` as media `id`: metadata, then the file at its URL.
+async fn serve_media(graph: &MockServer, id: &str, mime: &str, bytes: &[u8]) {
+    Mock::given(method("GET"))
+        .and(path(format!("/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "url": format!("{}/files/{id}", graph.uri()),
+            "mime_type": mime,
+            "sha256": samples::sha256_hex(bytes),
+            "file_size": bytes.len(),
+            "id": id,
+            "messaging_product": "whatsapp",
+        })))
+        .mount(graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/files/{id}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", mime)
+                .set_body_bytes(bytes.to_vec()),
+        )
+        .mount(graph)
+        .await;
+}
+
+fn media_message(
+    wa_id: &str,
+    wamid: &str,
+    kind: &str,
+    media_id: &str,
+    mime: &str,
+    sha256: &str,
+    extra: Value,
+) -> Value {
+    let mut media = json!({ "id": media_id, "mime_type": mime, "sha256": sha256 });
+    if let (Some(m), Some(e)) = (media.as_object_mut(), extra.as_object()) {
+        m.extend(e.clone());
+    }
+    json!({
+        "from": wa_id,
+        "id": wamid,
+        "timestamp": meta::now_secs().to_string(),
+        "type": kind,
+        kind: media,
+    })
+}
+
+async fn post(server: &Server, message: Value) -> u16 {
+    let from = message["from"].as_str().unwrap_or_default().to_string();
+    let body = serde_json::to_vec(&meta::message_webhook(&from, "E2E", message)).expect("json");
+    meta::post_signed(&reqwest::Client::new(), &server.base, SECRET, &body)
+        .await
+        .expect("post")
+}
+
+/// Text bodies the fake Graph API was asked to send to `to`.
+async fn texts_to(graph: &MockServer, to: &str) -> Vec<String> {
+    graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["to"] == to)
+        .map(|b| {
+            b["text"]["body"]
+                .as_str()
+                .or(b["interactive"]["body"]["text"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+async fn wait_texts(graph: &MockServer, to: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = texts_to(graph, to).await;
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The model requests whose body mentions `needle`.
+async fn model_asked_with(model: &MockServer, needle: &str) -> Vec<String> {
+    model
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .filter(|b| b.contains(needle))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_kind_of_media_gets_the_right_answer_and_nothing_crashes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph().await;
+    let model = fake_model().await;
+    let server = start(dir.path(), &graph.uri(), &model.uri(), 0).await;
+
+    // Image: format and size from the local analyser.
+    let png = samples::png(640, 480);
+    serve_media(&graph, "1001", "image/png", &png).await;
+    let u_image = "5491100000101";
+    let hash = samples::sha256_hex(&png);
+    assert_eq!(
+        post(
+            &server,
+            media_message(
+                u_image,
+                "wamid.M1",
+                "image",
+                "1001",
+                "image/png",
+                &hash,
+                json!({})
+            )
+        )
+        .await,
+        200
+    );
+
+    // PDF: its text, read locally.
+    let pdf = samples::pdf("Factura de luz Total 52300");
+    serve_media(&graph, "1002", "application/pdf", &pdf).await;
+    let u_pdf = "5491100000102";
+    let hash = samples::sha256_hex(&pdf);
+    post(
+        &server,
+        media_message(
+            u_pdf,
+            "wamid.M2",
+            "document",
+            "1002",
+            "application/pdf",
+            &hash,
+            json!({"filename": "factura.pdf"}),
+        ),
+    )
+    .await;
+
+    // Voice note: no speech service locally, said plainly.
+    let ogg = samples::ogg();
+    serve_media(&graph, "1003", "audio/ogg; codecs=opus", &ogg).await;
+    let u_voice = "5491100000103";
+    let hash = samples::sha256_hex(&ogg);
+    post(
+        &server,
+        media_message(
+            u_voice,
+            "wamid.M3",
+            "audio",
+            "1003",
+            "audio/ogg; codecs=opus",
+            &hash,
+            json!({"voice": true}),
+        ),
+    )
+    .await;
+
+    // Oversized: the metadata says 6 MB for an image (limit 5 MB).
+    let u_big = "5491100000104";
+    Mock::given(method("GET"))
+        .and(path("/1004"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "url": format!("{}/files/1004", graph.uri()), "mime_type": "image/jpeg",
+            "file_size": 6 * 1024 * 1024, "id": "1004",
+        })))
+        .mount(&graph)
+        .await;
+    post(
+        &server,
+        media_message(
+            u_big,
+            "wamid.M4",
+            "image",
+            "1004",
+            "image/jpeg",
+            &samples::sha256_hex(b"x"),
+            json!({}),
+        ),
+    )
+    .await;
+
+    // Wrong sha256: the webhook announces other bytes.
+    let png2 = samples::png(10, 10);
+    serve_media(&graph, "1005", "image/png", &png2).await;
+    let u_hash = "5491100000105";
+    post(
+        &server,
+        media_message(
+            u_hash,
+            "wamid.M5",
+            "image",
+            "1005",
+            "image/png",
+            &samples::sha256_hex(b"other bytes"),
+            json!({}),
+        ),
+    )
+    .await;
+
+    // Expired URL: the first URL answers 403, a fresh one is asked for.
+    let png3 = samples::png(30, 20);
+    let u_expired = "5491100000106";
+    Mock::given(method("GET"))
+        .and(path("/1006"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "url": format!("{}/files/stale-1006", graph.uri()), "mime_type": "image/png", "id": "1006",
+        })))
+        .up_to_n_times(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/files/stale-1006"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&graph)
+        .await;
+    serve_media(&graph, "1006", "image/png", &png3).await;
+    post(
+        &server,
+        media_message(
+            u_expired,
+            "wamid.M6",
+            "image",
+            "1006",
+            "image/png",
+            &samples::sha256_hex(&png3),
+            json!({}),
+        ),
+    )
+    .await;
+
+    // Unsupported type: a zip sent as a document, recorded and told honestly.
+    let zip = samples::zip();
+    serve_media(&graph, "1007", "application/zip", &zip).await;
+    let u_zip = "5491100000107";
+    post(
+        &server,
+        media_message(
+            u_zip,
+            "wamid.M7",
+            "document",
+            "1007",
+            "application/zip",
+            &samples::sha256_hex(&zip),
+            json!({"filename": "fotos.zip"}),
+        ),
+    )
+    .await;
+
+    // A media id past its 7 days: refused without a download.
+    let u_old = "5491100000108";
+    let mut old = media_message(
+        u_old,
+        "wamid.M8",
+        "image",
+        "1008",
+        "image/png",
+        &samples::sha256_hex(&png),
+        json!({}),
+    );
+    old["timestamp"] = json!((meta::now_secs() - 8 * 24 * 3600).to_string());
+    post(&server, old).await;
+
+    // Understood media: the model was given the description, the user its answer.
+    for (user, needle) in [
+        (u_image, "The user sent a photo (png, 640x480)"),
+        (u_pdf, "Text in it: Factura de luz Total 52300"),
+        (u_voice, "not available locally"),
+        (u_expired, "The user sent a photo (png, 30x20)"),
+        (u_zip, "a file of type application/zip"),
+    ] {
+        let sent = wait_texts(&graph, user, 1).await;
+        assert_eq!(sent, vec![MODEL_ANSWER.to_string()], "{user}");
+        assert_eq!(model_asked_with(&model, needle).await.len(), 1, "{needle}");
+    }
+    // Refused media: one notice each, saying what, and no model call.
+    for (user, says) in [
+        (u_big, "la imagen que enviaste es demasiado grande"),
+        (u_hash, "la imagen que enviaste no se pudo leer"),
+        (u_old, "la imagen que enviaste ya no está disponible"),
+    ] {
+        let sent = wait_texts(&graph, user, 1).await;
+        assert_eq!(sent.len(), 1, "{user}: {sent:?}");
+        assert!(sent[0].contains(says), "{user}: {sent:?}");
+        assert!(model_asked_with(&model, user).await.is_empty(), "{user}");
+    }
+    let media_downloads = graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/1008" || r.url.path() == "/files/1004")
+        .count();
+    assert_eq!(
+        media_downloads, 0,
+        "expired ids and oversized files are not fetched"
+    );
+
+    // A redelivered webhook starts nothing twice and is answered once.
+    post(
+        &server,
+        media_message(
+            u_image,
+            "wamid.M1",
+            "image",
+            "1001",
+            "image/png",
+            &samples::sha256_hex(&png),
+            json!({}),
+        ),
+    )
+    .await;
+    post(
+        &server,
+        media_message(
+            u_big,
+            "wamid.M4",
+            "image",
+            "1004",
+            "image/jpeg",
+            &samples::sha256_hex(b"x"),
+            json!({}),
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(texts_to(&graph, u_image).await.len(), 1);
+    assert_eq!(texts_to(&graph, u_big).await.len(), 1);
+    let health: Value = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[tokio::test]
+async fn a_photo_then_a_question_are_answered_together_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph().await;
+    let model = fake_model().await;
+    // A slow file: the question arrives while the photo is still downloading.
+    let png = samples::png(800, 600);
+    Mock::given(method("GET"))
+        .and(path("/2001"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "url": format!("{}/files/2001", graph.uri()), "mime_type": "image/png", "id": "2001",
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/files/2001"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_millis(1500))
+                .set_body_bytes(png.clone()),
+        )
+        .mount(&graph)
+        .await;
+    let server = start(dir.path(), &graph.uri(), &model.uri(), 0).await;
+    let user = "5491100000201";
+    post(
+        &server,
+        media_message(
+            user,
+            "wamid.P1",
+            "image",
+            "2001",
+            "image/png",
+            &samples::sha256_hex(&png),
+            json!({}),
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    post(
+        &server,
+        meta::text_message(user, "wamid.P2", "¿Qué dice esto?"),
+    )
+    .await;
+
+    let sent = wait_texts(&graph, user, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        texts_to(&graph, user).await.len(),
+        1,
+        "one answer for both: {sent:?}"
+    );
+    // The one model call had the photo's description before the question.
+    let asked = model_asked_with(&model, "Qué dice esto").await;
+    assert_eq!(asked.len(), 1);
+    let body = &asked[0];
+    let photo = body
+        .find("The user sent a photo (png, 800x600)")
+        .expect("the description");
+    let question = body.find("Qué dice esto").expect("the question");
+    assert!(photo < question, "{body}");
+}

@@ -1,0 +1,139 @@
+//! The Step Functions starter of the media pipeline against moto's server
+//! over real HTTP: the state machine is created from
+//! `infra/statemachine/media.asl.json`, one execution per wamid.
+//!
+//! `MOTO_ENDPOINT` must be set (bash scripts/moto.sh start).
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+use shared::adapters::aws::SfnMediaPipeline;
+use shared::domain::media::{MediaKind, MediaRef};
+use shared::domain::media_pipeline::MediaJob;
+use shared::domain::WaId;
+use shared::ports::{MediaPipeline, PipelineStart};
+
+async fn moto() -> SdkConfig {
+    let endpoint = match std::env::var("MOTO_ENDPOINT") {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+        _ => panic!("MOTO_ENDPOINT not set: run bash scripts/moto.sh start"),
+    };
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region("us-east-1")
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .load()
+        .await
+}
+
+fn job(wamid: &str) -> MediaJob {
+    MediaJob::new(
+        MediaRef {
+            media_id: "1234567890".into(),
+            kind: MediaKind::Image,
+            mime_type: Some("image/jpeg".into()),
+            sha256: None,
+            caption: Some("mi factura".into()),
+            filename: None,
+            voice: false,
+            animated: false,
+            wamid: wamid.into(),
+            wa_id: WaId::parse("5491100000401").expect("wa id"),
+            timestamp: jiff::Timestamp::now().as_second(),
+        },
+        "106540352242922",
+    )
+}
+
+async fn state_machine(client: &aws_sdk_sfn::Client) -> String {
+    let definition = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/statemachine/media.asl.json"
+    ))
+    .expect("definition")
+    .replace(
+        "${MediaFunctionArn}",
+        "arn:aws:lambda:us-east-1:123456789012:function:media",
+    );
+    client
+        .create_state_machine()
+        .name(format!("media-{}", uuid::Uuid::new_v4().simple()))
+        .definition(definition)
+        .role_arn("arn:aws:iam::123456789012:role/media-state-machine")
+        .send()
+        .await
+        .expect("state machine created")
+        .state_machine_arn
+}
+
+#[tokio::test]
+async fn one_execution_per_wamid_and_a_second_start_is_a_duplicate() {
+    let client = aws_sdk_sfn::Client::new(&moto().await);
+    let arn = state_machine(&client).await;
+    let pipeline = SfnMediaPipeline::new(client.clone(), arn.clone());
+    // A real wamid is base64 of ~60 bytes: longer than a name may be.
+    let wamid = format!(
+        "wamid.HBgNNTQ5MTEwMDAwMDQwMRUCABIYIDNFQjBDNzY{}AA==",
+        uuid::Uuid::new_v4().simple()
+    );
+    let first = job(&wamid);
+    assert_eq!(
+        pipeline.start(&first).await.expect("started"),
+        PipelineStart::Started
+    );
+    // The same start again (a redelivered webhook): Step Functions, and
+    // moto, answer it with the running execution; no second one.
+    pipeline.start(&first).await.expect("again");
+    // The same name with other input (the execution ended, or the webhook
+    // said something else): ExecutionAlreadyExists, a duplicate.
+    let mut changed = first.clone();
+    changed.media.caption = Some("otra".into());
+    assert_eq!(
+        pipeline
+            .start(&changed)
+            .await
+            .expect("refused as a duplicate"),
+        PipelineStart::Duplicate
+    );
+    let other = job(&format!("{wamid}x"));
+    assert_eq!(
+        pipeline.start(&other).await.expect("other"),
+        PipelineStart::Started
+    );
+
+    let listed = client
+        .list_executions()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .expect("listed")
+        .executions;
+    assert_eq!(listed.len(), 2);
+    let ours = listed
+        .iter()
+        .find(|e| e.name == first.execution_name())
+        .expect("named from the wamid");
+    assert!(ours.name.len() <= 80);
+    let described = client
+        .describe_execution()
+        .execution_arn(&ours.execution_arn)
+        .send()
+        .await
+        .expect("described");
+    let input: MediaJob =
+        serde_json::from_str(described.input.as_deref().unwrap_or_default()).expect("the job");
+    assert_eq!(input, first);
+}
+
+#[tokio::test]
+async fn a_missing_state_machine_is_an_error_not_a_duplicate() {
+    let client = aws_sdk_sfn::Client::new(&moto().await);
+    let pipeline = SfnMediaPipeline::new(
+        client,
+        "arn:aws:states:us-east-1:123456789012:stateMachine:missing",
+    );
+    let err = pipeline
+        .start(&job("wamid.MISSING"))
+        .await
+        .expect_err("refused");
+    assert!(!err.is_retryable(), "{err}");
+}
