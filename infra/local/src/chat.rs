@@ -41,43 +41,45 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut buttons: Vec<(String, String)> = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
-        let line = line.trim().to_string();
-        if line.is_empty() {
-            continue;
-        }
-        if line == "/quit" {
-            break;
-        }
-        let wamid = meta::new_wamid();
-        let message = match line
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| buttons.get(n.wrapping_sub(1)))
-        {
-            Some((id, title)) => meta::button_reply_message(&args.wa_id, &wamid, id, title),
-            None => meta::text_message(&args.wa_id, &wamid, &line),
-        };
-        let body = serde_json::to_vec(&meta::message_webhook(&args.wa_id, &args.name, message))?;
-        let status = meta::post_signed(&client, &server, &args.app_secret, &body).await?;
-        if status != 200 {
-            println!("(server answered {status})");
-            continue;
-        }
-        // The first answer may wait for the debounce; later parts follow fast.
-        let mut wait = 15_000;
-        loop {
-            let entries = fetch(&client, &server, &args.wa_id, seq, wait).await?;
-            if entries.is_empty() {
-                break;
-            }
-            for e in entries {
-                seq = seq.max(e["seq"].as_u64().unwrap_or(seq));
-                if let Some(b) = show(&e["message"]) {
-                    buttons = b;
+    // The outbox is long-polled all the time, not only after a line: what
+    // people, the call follow-up or the media pipeline send later shows up
+    // too. `next_line` is cancel-safe, and a dropped poll loses nothing
+    // (the next one starts after the same `seq`).
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                let line = line.trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                if line == "/quit" {
+                    break;
+                }
+                let wamid = meta::new_wamid();
+                let message = match line
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| buttons.get(n.wrapping_sub(1)))
+                {
+                    Some((id, title)) => meta::button_reply_message(&args.wa_id, &wamid, id, title),
+                    None => meta::text_message(&args.wa_id, &wamid, &line),
+                };
+                let body =
+                    serde_json::to_vec(&meta::message_webhook(&args.wa_id, &args.name, message))?;
+                let status = meta::post_signed(&client, &server, &args.app_secret, &body).await?;
+                if status != 200 {
+                    println!("(server answered {status})");
                 }
             }
-            wait = 700;
+            entries = fetch(&client, &server, &args.wa_id, seq, 20_000) => {
+                for e in entries? {
+                    seq = seq.max(e["seq"].as_u64().unwrap_or(seq));
+                    if let Some(b) = show(&e["message"]) {
+                        buttons = b;
+                    }
+                }
+            }
         }
     }
     Ok(())
