@@ -8,6 +8,8 @@ pub mod domain;
 pub mod error;
 pub mod observability;
 pub mod ports;
+#[cfg(feature = "sqs-batch")]
+pub mod sqs_batch;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

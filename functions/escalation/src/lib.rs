@@ -27,12 +27,11 @@ pub mod config;
 pub mod texts;
 pub mod webhook;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use agent::profile::Hours;
 use agent::Profile;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::domain::agent::{CallRequest, CallRequestState};
 use shared::domain::escalation::{
     decide, EscalationNotice, EscalationPolicy, Reason, TranscriptLine,
@@ -148,53 +147,13 @@ pub enum Outcome {
 /// The SQS entry point: partial batch failures; a FIFO group stops at its
 /// first failure so that its order holds on redelivery.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let mut groups: Vec<Vec<SqsMessage>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for record in event.records {
-        // Timer messages (a standard queue) have no group: each its own.
-        let group = record
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .unwrap_or_else(|| record.message_id.clone().unwrap_or_default());
-        match index.get(&group) {
-            Some(&i) => groups[i].push(record),
-            None => {
-                index.insert(group, groups.len());
-                groups.push(vec![record]);
-            }
-        }
-    }
-    let runs = groups.into_iter().map(|records| async move {
-        let mut failed = Vec::new();
-        let mut stop = false;
-        for record in records {
-            let id = record.message_id.clone().unwrap_or_default();
-            if stop {
-                failed.push(id);
-                continue;
-            }
-            if let Err(e) = handle_record(deps, &record).await {
-                if e.is_retryable() {
-                    warn!(error = %e, "escalation message failed, will be retried");
-                } else {
-                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "escalation message failed");
-                }
-                observability::count("EscalationFailed", 1);
-                failed.push(id);
-                stop = true;
-            }
-        }
-        failed
-    });
-    let failed = futures::future::join_all(runs).await;
-    let mut response = SqsBatchResponse::default();
-    for id in failed.into_iter().flatten() {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    response
+    shared::sqs_batch::run(
+        event,
+        "escalation message",
+        "EscalationFailed",
+        |record| async move { handle_record(deps, &record).await },
+    )
+    .await
 }
 
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> Result<Outcome> {

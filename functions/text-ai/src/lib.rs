@@ -16,11 +16,10 @@ pub mod escalation_hook;
 pub mod media_hold;
 pub mod setup;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::domain::whatsapp::errors::GraphErrorClass;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
@@ -113,55 +112,10 @@ pub enum Outcome {
 
 /// The SQS entry point: partial batch failures, order kept per FIFO group.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    // Group records by FIFO group, keeping their order; groups run
-    // concurrently, a group stops at its first failure and the rest of it is
-    // reported failed too, so that order holds on redelivery.
-    let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for record in event.records {
-        let group = record
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .unwrap_or_default();
-        match index.get(&group) {
-            Some(&i) => groups[i].1.push(record),
-            None => {
-                index.insert(group.clone(), groups.len());
-                groups.push((group, vec![record]));
-            }
-        }
-    }
-    let runs = groups.into_iter().map(|(_, records)| async move {
-        let mut failed = Vec::new();
-        let mut stop = false;
-        for record in records {
-            let id = record.message_id.clone().unwrap_or_default();
-            if stop {
-                failed.push(id);
-                continue;
-            }
-            if let Err(e) = handle_record(deps, &record).await {
-                if e.is_retryable() {
-                    warn!(error = %e, "turn failed, will be retried");
-                } else {
-                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "turn failed");
-                }
-                observability::count("TurnFailed", 1);
-                failed.push(id);
-                stop = true;
-            }
-        }
-        failed
-    });
-    let failed = futures::future::join_all(runs).await;
-    let mut response = SqsBatchResponse::default();
-    for id in failed.into_iter().flatten() {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    response
+    shared::sqs_batch::run(event, "turn", "TurnFailed", |record| async move {
+        handle_record(deps, &record).await
+    })
+    .await
 }
 
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> Result<Outcome> {
