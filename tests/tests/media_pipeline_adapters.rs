@@ -1,16 +1,17 @@
 //! The Step Functions starter of the media pipeline against moto's server
 //! over real HTTP: the state machine is created from
-//! `infra/statemachine/media.asl.json`, one execution per wamid.
+//! `infra/statemachine/media.asl.json`, one execution per wamid. And the
+//! pipeline's notes (what text-ai reads in place of "[image]") in DynamoDB.
 //!
 //! `MOTO_ENDPOINT` must be set (bash scripts/moto.sh start).
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::Credentials;
-use shared::adapters::aws::SfnMediaPipeline;
+use shared::adapters::aws::{DynamoMediaNotes, DynamoStore, SfnMediaPipeline};
 use shared::domain::media::{MediaKind, MediaRef};
-use shared::domain::media_pipeline::MediaJob;
+use shared::domain::media_pipeline::{MediaJob, MediaNote};
 use shared::domain::WaId;
-use shared::ports::{MediaPipeline, PipelineStart};
+use shared::ports::{MediaNotes, MediaPipeline, PipelineStart};
 
 async fn moto() -> SdkConfig {
     let endpoint = match std::env::var("MOTO_ENDPOINT") {
@@ -135,5 +136,112 @@ async fn a_missing_state_machine_is_an_error_not_a_duplicate() {
         .start(&job("wamid.MISSING"))
         .await
         .expect_err("refused");
+    assert!(!err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn media_notes_are_recorded_replaced_and_read_by_wamid_in_dynamodb() {
+    let config = moto().await;
+    let table = format!("charla-notes-{}", uuid::Uuid::new_v4().simple());
+    // The conversation table, as deployed: the notes live beside the rest.
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table.clone())
+        .create_table()
+        .await
+        .expect("table");
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let notes = DynamoMediaNotes::new(dynamo.clone(), table.clone());
+    let understood = MediaNote::Understood {
+        description: "a photo of an electricity bill; text in it: Total $ 12.340 — año 2025".into(),
+    };
+    notes
+        .record_note("wamid.A", &understood)
+        .await
+        .expect("record");
+    notes
+        .record_note("wamid.A", &understood)
+        .await
+        .expect("again");
+    let got = notes
+        .notes(&["wamid.A".into(), "wamid.NONE".into()])
+        .await
+        .expect("read");
+    assert_eq!(got.len(), 1, "only the noted one: {got:?}");
+    assert_eq!(got["wamid.A"], understood);
+
+    let failed = MediaNote::Failed {
+        summary: "too large".into(),
+    };
+    notes
+        .record_note("wamid.A", &failed)
+        .await
+        .expect("replace");
+    notes
+        .record_note("wamid.B", &understood)
+        .await
+        .expect("record b");
+    let got = notes
+        .notes(&["wamid.A".into(), "wamid.B".into()])
+        .await
+        .expect("read");
+    assert_eq!(got["wamid.A"], failed);
+    assert_eq!(got["wamid.B"], understood);
+    assert!(notes.notes(&[]).await.expect("none asked").is_empty());
+
+    // Kept under a key of its own, with an expiry for DynamoDB's TTL.
+    let item = dynamo
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("MEDIA#wamid.A".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("NOTE".into()),
+        )
+        .send()
+        .await
+        .expect("item")
+        .item
+        .expect("stored");
+    let expires: i64 = item["expires_at"]
+        .as_n()
+        .expect("number")
+        .parse()
+        .expect("int");
+    assert!(expires > jiff::Timestamp::now().as_second() + 300 * 24 * 3600);
+}
+
+#[tokio::test]
+async fn a_garbled_media_note_is_an_error_not_a_missing_note() {
+    let config = moto().await;
+    let table = format!("charla-notes-{}", uuid::Uuid::new_v4().simple());
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table.clone())
+        .create_table()
+        .await
+        .expect("table");
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    dynamo
+        .put_item()
+        .table_name(&table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("MEDIA#wamid.X".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("NOTE".into()),
+        )
+        .item(
+            "note",
+            aws_sdk_dynamodb::types::AttributeValue::S("{not json".into()),
+        )
+        .send()
+        .await
+        .expect("put");
+    let err = DynamoMediaNotes::new(dynamo, table)
+        .notes(&["wamid.X".into()])
+        .await
+        .expect_err("garbled");
     assert!(!err.is_retryable(), "{err}");
 }

@@ -11,7 +11,9 @@
 //!   (straight to the Catch, then `fail`).
 //! - `deliver` and `fail` end every run: the outcome is noted by wamid (what
 //!   text-ai reads in place of "[image]"), and the user's held turn is
-//!   queued again. `fail` also tells the user, once, what could not be read.
+//!   queued again. `fail` also tells the user, once, what could not be read
+//!   (in the conversation's language), and hands a conversation that sent
+//!   unsafe content to people for review.
 //!
 //! Locally ([`run_local`]) the same steps run in-process in the same order.
 
@@ -22,17 +24,52 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use shared::domain::handoff::EscalationMessage;
 use shared::domain::media::{media_key, JobState, MediaKeySalt};
 use shared::domain::media_pipeline::*;
 use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
+use shared::domain::{
+    ClaimOutcome, ConversationState, HandoffRequest, SentRecord, TurnJob, TurnRecord, TurnState,
+    WaId,
+};
 use shared::observability::{self, phone};
 use shared::ports::{
-    Clock, ConversationStore, DocumentReader, ImageAnalyzer, MediaNotes, MediaPipeline,
-    MediaSource, MediaStore, MessageSender, PipelineStart, Queue, QueueMessage, Transcriber,
+    AgentRecords, Clock, ConversationStore, DocumentReader, ImageAnalyzer, MediaNotes,
+    MediaPipeline, MediaSource, MediaStore, MessageSender, PipelineStart, Queue, QueueMessage,
+    Transcriber,
 };
 use shared::{Error, Result};
 use tracing::{info, instrument, warn};
+
+/// The profile's languages (`[agent] languages` of the agent profile, the
+/// layer's `/opt/agent.toml`): the transcriber chooses among them, and the
+/// first is the notice's default. Only that key is read: the rest of the
+/// profile is the agent's business, validated where it is used.
+pub fn profile_languages(profile_toml: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Profile {
+        agent: AgentPart,
+    }
+    #[derive(Deserialize)]
+    struct AgentPart {
+        languages: Vec<String>,
+    }
+    let profile: Profile =
+        toml::from_str(profile_toml).map_err(|e| Error::Config(format!("agent profile: {e}")))?;
+    let languages: Vec<String> = profile
+        .agent
+        .languages
+        .into_iter()
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if languages.is_empty() {
+        return Err(Error::Config(
+            "agent profile: agent.languages is empty".into(),
+        ));
+    }
+    Ok(languages)
+}
 
 /// The error names the state machine's Retry and Catch match.
 pub const RETRYABLE: &str = "Charla.Retryable";
@@ -42,7 +79,8 @@ pub const FINAL: &str = "Charla.Final";
 pub struct Settings {
     /// The profile's languages: the transcriber chooses among them.
     pub languages: Vec<String>,
-    /// The language of the notice a user gets when media cannot be read.
+    /// The notice's language when the conversation has none yet (a photo
+    /// as the first message): the profile's first language.
     pub notice_language: String,
     /// Where downloads land before they are stored (`/tmp` in Lambda).
     pub work_dir: PathBuf,
@@ -56,9 +94,13 @@ pub struct Deps {
     pub speech: Arc<dyn Transcriber>,
     pub notes: Arc<dyn MediaNotes>,
     pub conversations: Arc<dyn ConversationStore>,
+    /// The agent's memory of the conversation: its language.
+    pub records: Arc<dyn AgentRecords>,
     pub sender: Arc<dyn MessageSender>,
     /// text-ai's queue: the held turn goes back on it.
     pub text_queue: Arc<dyn Queue>,
+    /// Unsafe content hands the conversation to people for review.
+    pub escalation_queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub salt: MediaKeySalt,
     pub settings: Settings,
@@ -316,10 +358,7 @@ async fn fail(deps: &Deps, job: &MediaJob) -> Result<()> {
         },
     };
     if let MediaFailure::Unsafe { categories } = &failure {
-        // Flagged for people to review: a metric with an alarm, and a
-        // warning naming the conversation (masked) and the categories.
-        warn!(?categories, wamid = %job.media.wamid, "unsafe media: conversation flagged for review");
-        observability::count("MediaUnsafe", 1);
+        flag_for_review(deps, job, categories).await?;
     }
     info!(reason = %failure.summary(), "media not understood");
     observability::count("MediaFailed", 1);
@@ -331,9 +370,66 @@ async fn fail(deps: &Deps, job: &MediaJob) -> Result<()> {
             },
         )
         .await?;
-    let notice = failure.notice(job.media.kind, &deps.settings.notice_language);
+    let language = conversation_language(deps, &job.media.wa_id).await;
+    let notice = failure.notice(job.media.kind, &language);
     tell_once(deps, job, &notice).await?;
     release_turn(deps, job).await
+}
+
+/// Unsafe content: the conversation goes to people (the escalation
+/// function moves it to `pending_human`, notifies the team with the reason,
+/// and the bot stays quiet until they hand it back). The notice the user
+/// gets says a person will review it, so the hand-off counts as told.
+/// Keyed on the wamid: a retried `fail` queues the same request, which the
+/// queue and the escalation function each take once.
+async fn flag_for_review(deps: &Deps, job: &MediaJob, categories: &[String]) -> Result<()> {
+    warn!(?categories, wamid = %job.media.wamid, "unsafe media: conversation handed to people for review");
+    observability::count("MediaUnsafe", 1);
+    let request = EscalationMessage::Handoff(HandoffRequest {
+        id: format!("{}:unsafe", job.media.wamid),
+        wa_id: job.media.wa_id.clone(),
+        phone_number_id: job.phone_number_id.clone(),
+        reason: format!(
+            "unsafe content in the {} the user sent ({})",
+            job.media.kind,
+            categories.join(", ")
+        ),
+        source: "media pipeline".into(),
+        created_at_ms: deps.clock.now_ms(),
+    });
+    deps.escalation_queue
+        .send(&QueueMessage {
+            group_id: request.group_id(),
+            dedup_id: request.dedup_id(),
+            body: request.to_body()?,
+        })
+        .await?;
+    // As the agent's hand-off tool does: quiet at once, so the held turn
+    // released below goes to people rather than to the bot. Already with
+    // people (or closed): nothing to change.
+    deps.records
+        .set_state(
+            &job.media.wa_id,
+            ConversationState::Bot,
+            ConversationState::PendingHuman,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The conversation's language as the agent last detected it, else the
+/// profile's first. A store fault does not stop the notice.
+async fn conversation_language(deps: &Deps, wa_id: &WaId) -> String {
+    match deps.records.memory(wa_id).await {
+        Ok(memory) => memory
+            .language
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| deps.settings.notice_language.clone()),
+        Err(e) => {
+            warn!(error = %e, "conversation language not read; the default is used");
+            deps.settings.notice_language.clone()
+        }
+    }
 }
 
 /// Sends `notice` as the answer to the media message, once: the same
@@ -518,5 +614,46 @@ impl MediaPipeline for QueuedPipeline {
             })
             .await?;
         Ok(PipelineStart::Started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_come_from_the_profile_in_its_order() {
+        let langs = profile_languages(
+            "[agent]\nname = \"x\"\nlanguages = [\"PT\", \"es\"]\n[other]\nkey = 1\n",
+        )
+        .expect("languages");
+        assert_eq!(langs, vec!["pt".to_string(), "es".to_string()]);
+    }
+
+    #[test]
+    fn a_profile_without_languages_is_a_config_error() {
+        for text in [
+            "[agent]\nlanguages = []\n",
+            "[agent]\nname = \"x\"\n",
+            "not toml =",
+        ] {
+            assert!(
+                matches!(profile_languages(text), Err(Error::Config(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_demo_profile_reads() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../profiles/demo/agent.toml"
+        ))
+        .expect("demo profile");
+        assert_eq!(
+            profile_languages(&text).expect("languages"),
+            vec!["es".to_string(), "en".to_string(), "pt".to_string()]
+        );
     }
 }

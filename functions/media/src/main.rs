@@ -20,18 +20,27 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let table = env_required("CHARLA_TABLE")?;
     let queue_url = env_required("CHARLA_TEXT_QUEUE_URL")?;
+    let escalation_queue_url = env_required("CHARLA_ESCALATION_QUEUE_URL")?;
     let bucket = env_required("CHARLA_MEDIA_BUCKET")?;
     let kms_key = env_optional("CHARLA_MEDIA_KMS_KEY_ARN");
     let secret_id = env_required("WHATSAPP_SECRET_ARN")?;
     let salt_id = env_required("CHARLA_MEDIA_SALT_SECRET_ARN")?;
     let api_base = env_optional("WHATSAPP_API_BASE")
         .unwrap_or_else(|| shared::adapters::http::DEFAULT_GRAPH_BASE_URL.to_string());
-    let languages: Vec<String> = env_optional("CHARLA_LANGUAGES")
-        .unwrap_or_else(|| "es,en,pt".into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    // The profile layer's languages; CHARLA_LANGUAGES ("es,en") overrides.
+    let languages: Vec<String> = match env_optional("CHARLA_LANGUAGES") {
+        Some(list) => list
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => {
+            let path = env_optional("CHARLA_AGENT").unwrap_or_else(|| "/opt/agent.toml".into());
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Config(format!("agent profile {path}: {e}")))?;
+            media::profile_languages(&text)?
+        }
+    };
 
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let secrets_client = aws_sdk_secretsmanager::Client::new(&config);
@@ -56,6 +65,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         None => MediaEncryption::S3Managed,
     };
     let graph_settings = GraphSettings::from_env()?;
+    let sqs = aws_sdk_sqs::Client::new(&config);
     let conversations = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
         table.clone(),
@@ -86,9 +96,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             aws_sdk_dynamodb::Client::new(&config),
             table,
         )),
-        conversations,
+        conversations: conversations.clone(),
+        records: conversations,
         sender: Arc::new(GraphClient::new(api_base, token, graph_settings)?),
-        text_queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&config), queue_url)),
+        text_queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
+        escalation_queue: Arc::new(SqsQueue::new(sqs, escalation_queue_url)),
         clock: Arc::new(SystemClock),
         salt,
         settings: media::Settings {

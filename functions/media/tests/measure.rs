@@ -18,6 +18,7 @@ use shared::adapters::local::{
     FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
     SqliteQueue, SqliteStore,
 };
+use shared::adapters::memory::MemoryQueue;
 use shared::domain::media::MediaKeySalt;
 use shared::ports::SystemClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,6 +114,7 @@ async fn download_hash_store_of_100_mb() {
 
     let dir = tempfile::tempdir().expect("dir");
     let files = FileMediaStore::open(&dir.path().join("media")).expect("files");
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
     let deps = Deps {
         source: Arc::new(
             GraphMedia::new(
@@ -128,8 +130,10 @@ async fn download_hash_store_of_100_mb() {
         documents: Arc::new(LocalDocuments::new(files)),
         speech: Arc::new(NoSpeech),
         notes: Arc::new(SqliteMediaNotes::open_in_memory().expect("notes")),
-        conversations: Arc::new(SqliteStore::open_in_memory().expect("store")),
+        conversations: store.clone(),
+        records: store,
         sender: Arc::new(Outbox::open(dir.path()).expect("outbox")),
+        escalation_queue: Arc::new(MemoryQueue::default()),
         text_queue: Arc::new(
             SqliteQueue::open_in_memory(QueueSettings {
                 name: "text".into(),

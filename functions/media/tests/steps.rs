@@ -15,11 +15,14 @@ use shared::adapters::local::{
     FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
     SqliteQueue, SqliteStore,
 };
-use shared::adapters::memory::FixedClock;
+use shared::adapters::memory::{FixedClock, MemoryQueue};
+use shared::domain::agent::Memory;
+use shared::domain::handoff::EscalationMessage;
 use shared::domain::media::MediaKeySalt;
+use shared::domain::media::{ImageAnalysis, Label};
 use shared::domain::media_pipeline::{MediaJob, MediaNote, Route};
-use shared::domain::{NewInbound, TurnJob, WaId};
-use shared::ports::{ConversationStore, MediaNotes};
+use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
+use shared::ports::{AgentRecords, ConversationStore, ImageAnalyzer, MediaNotes};
 use shared::{Error, Result};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -51,6 +54,7 @@ struct Harness {
     notes: Arc<SqliteMediaNotes>,
     outbox: Arc<Outbox>,
     queue: Arc<SqliteQueue>,
+    escalations: Arc<MemoryQueue>,
     dir: tempfile::TempDir,
 }
 
@@ -69,6 +73,7 @@ fn harness(graph: &str, notes_override: Option<Arc<dyn MediaNotes>>) -> Harness 
         })
         .expect("queue"),
     );
+    let escalations = Arc::new(MemoryQueue::default());
     let deps = Deps {
         source: Arc::new(
             GraphMedia::new(
@@ -85,8 +90,10 @@ fn harness(graph: &str, notes_override: Option<Arc<dyn MediaNotes>>) -> Harness 
         speech: Arc::new(NoSpeech),
         notes: notes_override.unwrap_or_else(|| notes.clone()),
         conversations: conversations.clone(),
+        records: conversations.clone(),
         sender: outbox.clone(),
         text_queue: queue.clone(),
+        escalation_queue: escalations.clone(),
         clock: Arc::new(FixedClock::at(NOW_MS)),
         salt: MediaKeySalt::parse(SecretString::from("test-media-salt-0123456789")).expect("salt"),
         settings: Settings {
@@ -101,6 +108,7 @@ fn harness(graph: &str, notes_override: Option<Arc<dyn MediaNotes>>) -> Harness 
         notes,
         outbox,
         queue,
+        escalations,
         dir,
     }
 }
@@ -379,4 +387,121 @@ async fn the_local_runner_follows_the_machine_to_a_description() {
         other => panic!("{other:?}"),
     }
     assert_eq!(h.queue.receive(10).await.expect("receive").len(), 1);
+}
+
+/// An analyser that finds unsafe content in every image (Rekognition's
+/// moderation labels, as the AWS adapter returns them).
+struct FindsUnsafe;
+
+#[async_trait]
+impl ImageAnalyzer for FindsUnsafe {
+    async fn analyze_image(&self, _key: &str) -> Result<ImageAnalysis> {
+        Ok(ImageAnalysis {
+            labels: vec![Label {
+                name: "Person".into(),
+                confidence: 99.0,
+            }],
+            moderation: vec![Label {
+                name: "Graphic Violence".into(),
+                confidence: 91.0,
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn unsafe_content_stops_the_pipeline_and_hands_the_conversation_to_people() {
+    let graph = MockServer::start().await;
+    serve(&graph, "3001", "image/png", &samples::png(64, 48), None).await;
+    let mut h = harness(&graph.uri(), None);
+    h.deps.images = Arc::new(FindsUnsafe);
+    let wa = WaId::parse(USER).expect("wa id");
+    user_sent(&h.conversations, WAMID, "image", NOW_MS - 5_000).await;
+    // The agent had answered this user in Portuguese before.
+    h.conversations
+        .save_memory(
+            &wa,
+            &Memory {
+                language: Some("pt".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("memory");
+    let job: MediaJob = serde_json::from_value(fresh_download()["job"].clone()).expect("job");
+    let done = media::run_local(&h.deps, job.clone(), Duration::from_millis(10))
+        .await
+        .expect("ran");
+    assert!(done.description.is_none(), "not described: {done:?}");
+
+    let handoffs = h.escalations.messages();
+    assert_eq!(handoffs.len(), 1, "{handoffs:?}");
+    match EscalationMessage::parse(&handoffs[0].body).expect("escalation message") {
+        EscalationMessage::Handoff(req) => {
+            assert_eq!(req.wa_id, wa);
+            assert_eq!(req.id, format!("{WAMID}:unsafe"));
+            assert!(req.reason.contains("Graphic Violence"), "{}", req.reason);
+            assert_eq!(req.source, "media pipeline");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(handoffs[0].group_id, format!("106540352242922:{USER}"));
+    let conv = h
+        .conversations
+        .conversation(&wa)
+        .await
+        .expect("read")
+        .expect("conversation");
+    assert_eq!(conv.state, ConversationState::PendingHuman);
+    let notes = h.notes.notes(&[WAMID.to_string()]).await.expect("notes");
+    assert_eq!(
+        notes[WAMID],
+        MediaNote::Failed {
+            summary: "unsafe content".into()
+        }
+    );
+    // Told once, in the conversation's language, that a person will look.
+    let told = |h: &Harness| -> Vec<String> {
+        h.outbox
+            .all_since(0)
+            .into_iter()
+            .filter_map(|e| e.message)
+            .map(|m| serde_json::to_value(m).expect("json").to_string())
+            .collect()
+    };
+    let sent = told(&h);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("pessoa"), "{}", sent[0]);
+
+    // `fail` retried (a lost answer): the same request, state unchanged,
+    // nothing said twice.
+    handle(
+        &h.deps,
+        json!({"step": "fail", "job": serde_json::to_value(&done).expect("json")}),
+    )
+    .await
+    .expect("failed again");
+    let handoffs = h.escalations.messages();
+    assert!(handoffs.iter().all(|m| m.dedup_id == handoffs[0].dedup_id));
+    assert_eq!(told(&h).len(), 1);
+}
+
+#[tokio::test]
+async fn a_notice_uses_the_profile_language_until_the_conversation_has_one() {
+    let h = harness("http://127.0.0.1:9", None);
+    user_sent(&h.conversations, WAMID, "image", NOW_MS - 5_000).await;
+    handle(&h.deps, event("fail_too_large"))
+        .await
+        .expect("failed");
+    let sent = h.outbox.all_since(0);
+    let text = serde_json::to_value(sent.last().and_then(|e| e.message.clone()))
+        .expect("json")
+        .to_string();
+    // The harness's profile default is `es`; no memory yet.
+    assert!(text.contains("demasiado grande"), "{text}");
+    assert!(
+        h.escalations.messages().is_empty(),
+        "too large is not unsafe"
+    );
 }

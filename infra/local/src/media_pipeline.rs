@@ -16,7 +16,7 @@ use shared::adapters::local::{
 use shared::config::env_optional;
 use shared::domain::media::MediaKeySalt;
 use shared::domain::media_pipeline::parse_job;
-use shared::ports::{Clock, ConversationStore, MediaNotes, MessageSender, Queue};
+use shared::ports::{AgentRecords, Clock, ConversationStore, MediaNotes, MessageSender, Queue};
 use shared::Result;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -36,13 +36,19 @@ pub struct LocalMedia {
     pub notes: Arc<dyn MediaNotes>,
 }
 
-pub fn build(
-    settings: &Settings,
-    conversations: Arc<dyn ConversationStore>,
-    sender: Arc<dyn MessageSender>,
-    text_queue: Arc<dyn Queue>,
-    clock: Arc<dyn Clock>,
-) -> Result<LocalMedia> {
+/// What the pipeline shares with the rest of the process.
+pub struct MediaPorts {
+    pub conversations: Arc<dyn ConversationStore>,
+    pub records: Arc<dyn AgentRecords>,
+    pub sender: Arc<dyn MessageSender>,
+    pub text_queue: Arc<dyn Queue>,
+    pub escalation_queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    /// The profile's languages, the first being the notices' default.
+    pub languages: Vec<String>,
+}
+
+pub fn build(settings: &Settings, ports: MediaPorts) -> Result<LocalMedia> {
     let queue = Arc::new(SqliteQueue::open(
         &settings.data_dir.join("queue.db"),
         QueueSettings {
@@ -79,15 +85,20 @@ pub fn build(
         documents: Arc::new(LocalDocuments::new(files)),
         speech: Arc::new(NoSpeech),
         notes: notes.clone(),
-        conversations,
-        sender,
-        text_queue,
-        clock,
+        conversations: ports.conversations,
+        records: ports.records,
+        sender: ports.sender,
+        text_queue: ports.text_queue,
+        escalation_queue: ports.escalation_queue,
+        clock: ports.clock,
         salt,
         settings: media::Settings {
-            languages: vec!["es".into(), "en".into(), "pt".into()],
-            notice_language: env_optional("CHARLA_MEDIA_NOTICE_LANGUAGE")
-                .unwrap_or_else(|| "es".into()),
+            notice_language: ports
+                .languages
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "en".into()),
+            languages: ports.languages,
             work_dir: settings.data_dir.join("media-tmp"),
         },
     });

@@ -227,10 +227,15 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     // Media (issue 4): the pipeline's steps in-process, on a durable queue.
     let local_media = crate::media_pipeline::build(
         &settings,
-        parts.store.clone(),
-        sender.clone(),
-        parts.queue.clone(),
-        clock.clone(),
+        crate::media_pipeline::MediaPorts {
+            conversations: parts.store.clone(),
+            records: parts.records.clone(),
+            sender: sender.clone(),
+            text_queue: parts.queue.clone(),
+            escalation_queue: parts.escalation_queue.clone(),
+            clock: clock.clone(),
+            languages: profile.agent.languages.clone(),
+        },
     )?;
     let ingestion = Arc::new(ingestion::Deps {
         secrets: settings.secrets.clone(),

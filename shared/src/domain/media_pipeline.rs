@@ -210,6 +210,14 @@ impl MediaFailure {
             (_, "pt") => "não pôde ser lido",
             (_, _) => "could not be read",
         };
+        if matches!(self, MediaFailure::Unsafe { .. }) {
+            // Not an invitation to send it again: people have it now.
+            return match lang.as_str() {
+                "es" => format!("Lo siento, {what} que enviaste {why}."),
+                "pt" => format!("Desculpe, {what} que você enviou {why}."),
+                _ => format!("Sorry, the {what} you sent {why}."),
+            };
+        }
         match lang.as_str() {
             "es" => format!("Lo siento, {what} que enviaste {why}. ¿Puedes enviarlo de nuevo o escribirme lo que necesitas?"),
             "pt" => format!("Desculpe, {what} que você enviou {why}. Pode enviar de novo ou me escrever o que precisa?"),
@@ -464,6 +472,17 @@ mod tests {
             t,
             "[The user sent a voice note. It says (in es-US): \"hola\" Caption: ¿cuánto debo?]"
         );
+    }
+
+    #[test]
+    fn an_unsafe_notice_says_a_person_will_look_and_asks_for_nothing() {
+        let f = MediaFailure::Unsafe {
+            categories: vec!["Violence".into()],
+        };
+        let es = f.notice(MediaKind::Image, "es");
+        assert!(es.contains("una persona lo revisará"), "{es}");
+        assert!(!es.contains("enviarlo de nuevo"), "{es}");
+        assert!(!f.notice(MediaKind::Image, "en").contains("send it again"));
     }
 
     #[test]
