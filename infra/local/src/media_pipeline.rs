@@ -1,8 +1,12 @@
 //! The media pipeline on one machine: the media function's own steps, run
 //! in-process in the state machine's order ([`media::run_local`]) by
-//! workers reading a durable local queue, with the local analysers (image
-//! format and size, PDF text) and "not available locally" for labels and
-//! speech.
+//! workers reading a durable local queue.
+//! - By default with the local analysers (image format and size, PDF text)
+//!   and "not available locally" for labels and speech; files on disk, notes
+//!   in SQLite.
+//! - With `--aws` and a media bucket: S3, Rekognition, Textract, Transcribe
+//!   and notes in the DynamoDB table, as the media function uses them (the
+//!   runner stays in-process: no Step Functions here).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +20,10 @@ use shared::adapters::local::{
 use shared::config::env_optional;
 use shared::domain::media::MediaKeySalt;
 use shared::domain::media_pipeline::parse_job;
-use shared::ports::{AgentRecords, Clock, ConversationStore, MediaNotes, MessageSender, Queue};
+use shared::ports::{
+    AgentRecords, Clock, ConversationStore, DocumentReader, ImageAnalyzer, MediaNotes, MediaStore,
+    MessageSender, Queue, Transcriber,
+};
 use shared::Result;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -46,6 +53,17 @@ pub struct MediaPorts {
     pub clock: Arc<dyn Clock>,
     /// The profile's languages, the first being the notices' default.
     pub languages: Vec<String>,
+    /// `--aws` with a media bucket: the AWS adapters.
+    pub aws: Option<AwsMedia>,
+}
+
+/// Where media goes in `--aws` mode.
+pub struct AwsMedia {
+    pub config: aws_config::SdkConfig,
+    /// Path-style, as for the quarantine bucket (moto, S3-compatible stores).
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub table: String,
 }
 
 pub fn build(settings: &Settings, ports: MediaPorts) -> Result<LocalMedia> {
@@ -59,10 +77,10 @@ pub fn build(settings: &Settings, ports: MediaPorts) -> Result<LocalMedia> {
             max_receives: 5,
         },
     )?);
-    let notes: Arc<dyn MediaNotes> = Arc::new(SqliteMediaNotes::open(
-        &settings.data_dir.join("charla.db"),
-    )?);
-    let files = FileMediaStore::open(&settings.data_dir.join("media"))?;
+    let analysers = match &ports.aws {
+        Some(aws) => aws_analysers(aws),
+        None => local_analysers(settings)?,
+    };
     // Without a Graph token (the outbox set-up) media is fetched with a
     // placeholder one, so that a local fake Graph API can serve it.
     let token = settings
@@ -80,11 +98,11 @@ pub fn build(settings: &Settings, ports: MediaPorts) -> Result<LocalMedia> {
             GraphSettings::from_env()?,
             Duration::from_secs(120),
         )?),
-        store: Arc::new(files.clone()),
-        images: Arc::new(LocalImages::new(files.clone())),
-        documents: Arc::new(LocalDocuments::new(files)),
-        speech: Arc::new(NoSpeech),
-        notes: notes.clone(),
+        store: analysers.store,
+        images: analysers.images,
+        documents: analysers.documents,
+        speech: analysers.speech,
+        notes: analysers.notes.clone(),
         conversations: ports.conversations,
         records: ports.records,
         sender: ports.sender,
@@ -102,7 +120,65 @@ pub fn build(settings: &Settings, ports: MediaPorts) -> Result<LocalMedia> {
             work_dir: settings.data_dir.join("media-tmp"),
         },
     });
-    Ok(LocalMedia { deps, queue, notes })
+    Ok(LocalMedia {
+        deps,
+        queue,
+        notes: analysers.notes,
+    })
+}
+
+struct Analysers {
+    store: Arc<dyn MediaStore>,
+    images: Arc<dyn ImageAnalyzer>,
+    documents: Arc<dyn DocumentReader>,
+    speech: Arc<dyn Transcriber>,
+    notes: Arc<dyn MediaNotes>,
+}
+
+fn local_analysers(settings: &Settings) -> Result<Analysers> {
+    let files = FileMediaStore::open(&settings.data_dir.join("media"))?;
+    Ok(Analysers {
+        store: Arc::new(files.clone()),
+        images: Arc::new(LocalImages::new(files.clone())),
+        documents: Arc::new(LocalDocuments::new(files)),
+        speech: Arc::new(NoSpeech),
+        notes: Arc::new(SqliteMediaNotes::open(
+            &settings.data_dir.join("charla.db"),
+        )?),
+    })
+}
+
+fn aws_analysers(aws: &AwsMedia) -> Analysers {
+    use shared::adapters::aws::{
+        DynamoMediaNotes, MediaEncryption, RekognitionImages, S3MediaStore, TextractDocuments,
+        TranscribeSpeech,
+    };
+    let bucket = aws.bucket.clone();
+    Analysers {
+        store: Arc::new(S3MediaStore::new(
+            aws.s3.clone(),
+            bucket.clone(),
+            MediaEncryption::S3Managed,
+        )),
+        images: Arc::new(RekognitionImages::new(
+            aws_sdk_rekognition::Client::new(&aws.config),
+            bucket.clone(),
+        )),
+        documents: Arc::new(TextractDocuments::new(
+            aws_sdk_textract::Client::new(&aws.config),
+            bucket.clone(),
+        )),
+        speech: Arc::new(TranscribeSpeech::new(
+            aws_sdk_transcribe::Client::new(&aws.config),
+            aws.s3.clone(),
+            bucket.clone(),
+            bucket,
+        )),
+        notes: Arc::new(DynamoMediaNotes::new(
+            aws_sdk_dynamodb::Client::new(&aws.config),
+            aws.table.clone(),
+        )),
+    }
 }
 
 /// Runs `workers` pipeline workers until `shutdown` turns true.

@@ -58,6 +58,8 @@ struct Parts {
     /// Voice: the call records and where call requests come from.
     calls: Arc<dyn shared::ports::CallRecords>,
     call_source: Source,
+    /// `--aws` with a media bucket: media on S3 and the AWS analysers.
+    media_aws: Option<crate::media_pipeline::AwsMedia>,
 }
 
 async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
@@ -107,6 +109,7 @@ async fn local_parts(settings: &Settings) -> shared::Result<Parts> {
             calls,
             escalations,
         },
+        media_aws: None,
     })
 }
 
@@ -147,6 +150,22 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
             env_required("CHARLA_ESCALATION_QUEUE_URL")?,
         )
     };
+    // Media on S3 with the AWS analysers when a bucket is named (or created);
+    // otherwise the local ones, on disk.
+    let media_bucket = match shared::config::env_optional("CHARLA_MEDIA_BUCKET") {
+        Some(b) => Some(b),
+        None if settings.create_resources => Some(format!("{bucket}-media")),
+        None => None,
+    };
+    if let (Some(b), true) = (&media_bucket, settings.create_resources) {
+        S3Archive::create_bucket(&s3, b).await?;
+    }
+    let media_aws = media_bucket.map(|bucket| crate::media_pipeline::AwsMedia {
+        config: config.clone(),
+        s3: s3.clone(),
+        bucket,
+        table: table.clone(),
+    });
     let store = Arc::new(DynamoStore::new(dynamo.clone(), table.clone()));
     Ok(Parts {
         calls: Arc::new(shared::adapters::aws::DynamoCallRecords::new(dynamo, table)),
@@ -165,6 +184,7 @@ async fn aws_parts(settings: &Settings) -> shared::Result<Parts> {
         },
         archive: Arc::new(S3Archive::new(s3, bucket)),
         health: Health::Remote,
+        media_aws,
     })
 }
 
@@ -225,6 +245,10 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         agent.registry().clone(),
     )?;
     // Media (issue 4): the pipeline's steps in-process, on a durable queue.
+    let media_mode = match &parts.media_aws {
+        Some(m) => format!("S3 bucket {} with Rekognition, Textract, Transcribe", m.bucket),
+        None => "files, image headers and PDF text (no labels or speech: set --aws and CHARLA_MEDIA_BUCKET for them)".to_string(),
+    };
     let local_media = crate::media_pipeline::build(
         &settings,
         crate::media_pipeline::MediaPorts {
@@ -235,6 +259,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             escalation_queue: parts.escalation_queue.clone(),
             clock: clock.clone(),
             languages: profile.agent.languages.clone(),
+            aws: parts.media_aws,
         },
     )?;
     let ingestion = Arc::new(ingestion::Deps {
@@ -317,7 +342,12 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     }
 
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    banner(&settings, listener.local_addr()?, outbox.is_some());
+    banner(
+        &settings,
+        listener.local_addr()?,
+        outbox.is_some(),
+        &media_mode,
+    );
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async {
             shutdown_signal().await;
@@ -331,7 +361,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
-fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool) {
+fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool, media: &str) {
     eprintln!("Charla is listening on http://{addr}");
     eprintln!("  webhook:  http://{addr}/webhooks/whatsapp");
     eprintln!("  admin:    http://{addr}/admin/conversations");
@@ -352,6 +382,7 @@ fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool) {
             format!("Graph API at {}", settings.api_base)
         }
     );
+    eprintln!("  media:    {media}");
     eprintln!("  agent:    {}", settings.agent.profile.display());
     eprintln!(
         "  model:    {}",

@@ -28,11 +28,23 @@ impl Drop for Server {
 }
 
 async fn start(data_dir: &std::path::Path, graph: &str, model: &str, debounce_ms: u64) -> Server {
+    start_with(data_dir, graph, model, debounce_ms, |_| {}).await
+}
+
+async fn start_with(
+    data_dir: &std::path::Path,
+    graph: &str,
+    model: &str,
+    debounce_ms: u64,
+    more: impl FnOnce(&mut Command),
+) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_local"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_local"));
+    more(&mut cmd);
+    let child = cmd
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -500,4 +512,150 @@ async fn a_photo_then_a_question_are_answered_together_in_order() {
         .expect("the description");
     let question = body.find("Qué dice esto").expect("the question");
     assert!(photo < question, "{body}");
+}
+
+/// A Textract stand-in over HTTP (AWS's JSON protocol, one route per
+/// `X-Amz-Target`): moto's Textract answers `DocumentMetadata.Pages` as an
+/// object, which the SDK rightly refuses.
+async fn fake_textract(line: &str) -> MockServer {
+    let textract = MockServer::start().await;
+    for (target, body) in [
+        (
+            "Textract.StartDocumentTextDetection",
+            json!({"JobId": "job-e2e-1"}),
+        ),
+        (
+            "Textract.GetDocumentTextDetection",
+            json!({"JobStatus": "SUCCEEDED", "DocumentMetadata": {"Pages": 1},
+                "Blocks": [{"BlockType": "PAGE", "Page": 1},
+                    {"BlockType": "LINE", "Text": line, "Page": 1}]}),
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(wiremock::matchers::header("x-amz-target", target))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/x-amz-json-1.1")
+                    .set_body_json(body),
+            )
+            .mount(&textract)
+            .await;
+    }
+    textract
+}
+
+/// `--aws` against moto: the same pipeline, with the media on S3, Textract
+/// reading it (a stand-in, through `AWS_ENDPOINT_URL_TEXTRACT`) and the note
+/// in DynamoDB, as the media function does.
+#[tokio::test]
+async fn with_aws_the_media_goes_to_s3_and_the_aws_analysers() {
+    let moto = std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT not set: run scripts/test, which starts moto");
+    let textract = fake_textract("TOTAL A PAGAR $ 12.340").await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (table, bucket) = (format!("charla-e2e-{id}"), format!("charla-e2e-{id}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph().await;
+    let model = fake_model().await;
+    let server = start_with(dir.path(), &graph.uri(), &model.uri(), 0, |cmd| {
+        cmd.args(["--aws", "--create-resources"])
+            .env("AWS_ENDPOINT_URL", &moto)
+            .env("AWS_ENDPOINT_URL_TEXTRACT", textract.uri())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CHARLA_TABLE", &table)
+            .env("CHARLA_TEXT_QUEUE_NAME", format!("charla-e2e-{id}"))
+            .env("CHARLA_QUARANTINE_BUCKET", &bucket);
+    })
+    .await;
+    let pdf = samples::pdf("Factura de luz");
+    serve_media(&graph, "5001", "application/pdf", &pdf).await;
+    let user = "5491100000601";
+    let wamid = "wamid.AWSDOC1";
+    assert_eq!(
+        post(
+            &server,
+            media_message(
+                user,
+                wamid,
+                "document",
+                "5001",
+                "application/pdf",
+                &samples::sha256_hex(&pdf),
+                json!({"filename": "factura.pdf"}),
+            ),
+        )
+        .await,
+        200
+    );
+    let sent = wait_texts(&graph, user, 1).await;
+    assert_eq!(sent, vec![MODEL_ANSWER.to_string()]);
+    assert_eq!(
+        model_asked_with(&model, "TOTAL A PAGAR $ 12.340")
+            .await
+            .len(),
+        1
+    );
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto)
+        .region("us-east-1")
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "e2e",
+        ))
+        .load()
+        .await;
+    // The file is in the media bucket, under a key without the number.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket(format!("{bucket}-media"))
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("media/") && !keys[0].contains(user),
+        "{keys:?}"
+    );
+    // The pipeline's note is in the DynamoDB table, not in SQLite.
+    let item = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("MEDIA#{wamid}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("NOTE".into()),
+        )
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the note");
+    let note = item["note"].as_s().expect("json");
+    assert!(
+        note.contains("understood") && note.contains("TOTAL A PAGAR"),
+        "{note}"
+    );
+    // Textract was asked for the stored object in the media bucket.
+    let asked = textract.received_requests().await.expect("recorded");
+    let start: Value = serde_json::from_slice(&asked[0].body).expect("json");
+    assert_eq!(
+        start["DocumentLocation"]["S3Object"]["Bucket"],
+        format!("{bucket}-media")
+    );
+    assert_eq!(start["DocumentLocation"]["S3Object"]["Name"], keys[0]);
 }
