@@ -155,8 +155,22 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     if !conversation.state.bot_answers() {
         // People have it: the messages go to them, and are theirs to answer
         // (marked answered, so the bot does not answer them after a hand-back).
+        // Media goes with the pipeline's description, not as "[image]": held
+        // like a bot turn until it is noted.
+        let mut for_people = pending.clone();
+        if media_hold::apply(
+            &deps.settings.media,
+            deps.clock.now_ms(),
+            &mut for_people,
+            &mut [],
+        )
+        .await?
+        {
+            info!("message for people held for media being understood");
+            return Ok(Outcome::HeldForMedia);
+        }
         if let Some(queue) = &deps.settings.escalation_queue {
-            escalation_hook::pass_to_humans(queue, &conversation, &pending).await?;
+            escalation_hook::pass_to_humans(queue, &conversation, &for_people).await?;
             let inbound: Vec<String> = pending.iter().map(|m| m.wamid.clone()).collect();
             if let Some(first) = inbound.first() {
                 store

@@ -8,12 +8,15 @@ use async_trait::async_trait;
 use shared::adapters::local::SqliteStore;
 use shared::adapters::memory::MemoryQueue;
 use shared::domain::handoff::EscalationMessage;
+use shared::domain::media_pipeline::MediaNote;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
 use shared::ports::{
-    AgentRecords, ConversationStore, MessageSender, Responder, SystemClock, TurnInput, TurnNote,
+    AgentRecords, ConversationStore, MediaNotes, MessageSender, Responder, SystemClock, TurnInput,
+    TurnNote,
 };
 use shared::Result;
+use text_ai::media_hold::MediaHold;
 use text_ai::{handle_job, Deps, EscalationQueue, Outcome, Settings};
 
 const USER: &str = "5491155551234";
@@ -170,4 +173,106 @@ async fn while_people_have_it_messages_go_to_them_and_the_bot_stays_quiet() {
         handle_job(&d, &job).await.expect("handled"),
         Outcome::AlreadyAnswered
     );
+}
+
+/// The pipeline's notes, as the media function leaves them.
+#[derive(Default)]
+struct Notes(Mutex<std::collections::HashMap<String, MediaNote>>);
+
+#[async_trait]
+impl MediaNotes for Notes {
+    async fn record_note(&self, wamid: &str, note: &MediaNote) -> Result<()> {
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(wamid.into(), note.clone());
+        Ok(())
+    }
+    async fn notes(
+        &self,
+        wamids: &[String],
+    ) -> Result<std::collections::HashMap<String, MediaNote>> {
+        let all = self.0.lock().expect("lock");
+        Ok(wamids
+            .iter()
+            .filter_map(|w| all.get(w).map(|n| (w.clone(), n.clone())))
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn people_get_the_pipelines_description_of_a_photo_not_image() {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let queue = Arc::new(MemoryQueue::default());
+    let sender = Arc::new(Sender::default());
+    let notes = Arc::new(Notes::default());
+    let mut d = deps(store.clone(), queue.clone(), sender.clone());
+    d.settings.media = MediaHold {
+        notes: Some(notes.clone()),
+        ..Default::default()
+    };
+    let first = user_says(&store, "wamid.M0", "hola").await;
+    handle_job(&d, &first).await.expect("answered");
+    store
+        .set_state(&wa(), ConversationState::Bot, ConversationState::Human)
+        .await
+        .expect("state");
+    let at = now();
+    store
+        .record_inbound(&NewInbound {
+            wamid: "wamid.M1".into(),
+            wa_id: wa(),
+            phone_number_id: PHONE.into(),
+            contact_name: None,
+            kind: "image".into(),
+            text: "[image]".into(),
+            payload: serde_json::json!({}),
+            sent_at_ms: at,
+            received_at_ms: at,
+            starts_turn: true,
+        })
+        .await
+        .expect("record");
+    let job = TurnJob {
+        phone_number_id: PHONE.into(),
+        wa_id: wa(),
+        wamid: "wamid.M1".into(),
+        received_at_ms: at,
+    };
+    let passed = |q: &MemoryQueue| {
+        q.messages()
+            .into_iter()
+            .filter(|m| m.dedup_id.ends_with(":to-humans"))
+            .count()
+    };
+    // Still in the works: held, nothing passed yet.
+    assert_eq!(
+        handle_job(&d, &job).await.expect("handled"),
+        Outcome::HeldForMedia
+    );
+    assert_eq!(passed(&queue), 0);
+    // Noted: passed with the description (the pipeline queued the turn again).
+    let description = "[The user sent a photo (jpeg, 1200x900). Text in it: FACTURA 0001-42]";
+    notes
+        .record_note(
+            "wamid.M1",
+            &MediaNote::Understood {
+                description: description.into(),
+            },
+        )
+        .await
+        .expect("note");
+    assert_eq!(
+        handle_job(&d, &job).await.expect("handled"),
+        Outcome::NotForTheBot
+    );
+    let last = queue.messages().pop().expect("queued");
+    match EscalationMessage::parse(&last.body).expect("parses") {
+        EscalationMessage::UserMessage(m) => {
+            assert_eq!(m.text, description);
+            assert_eq!(m.message_type, "image");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*sender.0.lock().expect("lock"), 1, "no answer from the bot");
 }
