@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Cold start, resident memory and size of each function's release binary.
 
+Size is the binary as built; zipped is the deployment package Lambda takes
+(the binary alone, named `bootstrap`, deflate level 9).
+
 Runs each binary as Lambda would, against a fake Lambda runtime API on
 loopback: the time from exec to its first `GET .../invocation/next` is its
 cold start (config, secrets, clients, adapters), and its VmRSS then is its
@@ -10,12 +13,16 @@ memory after start. Secrets come from moto (MOTO_ENDPOINT must be set, e.g.
     .tools/venv/bin/python scripts/measure_functions.py [target/release]
 """
 import http.server
+import io
 import json
 import os
+import secrets
+import string
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import boto3
 
@@ -67,9 +74,22 @@ aws = dict(
 )
 sm = boto3.client("secretsmanager", endpoint_url=MOTO, region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
+stamp = int(time.time())
 arn = sm.create_secret(
-    Name=f"charla-measure-{int(time.time())}",
-    SecretString=json.dumps({"app_secret": "a", "verify_token": "v", "access_token": "t"}),
+    Name=f"charla-measure-{stamp}",
+    # chatwoot_api_token: escalation's desk, as on AWS (other functions ignore it).
+    SecretString=json.dumps({"app_secret": "a", "verify_token": "v", "access_token": "t",
+                             "chatwoot_api_token": "c"}),
+)["ARN"]
+# media's key salt: 48 letters and digits, as the template generates it.
+salt_arn = sm.create_secret(
+    Name=f"charla-measure-salt-{stamp}",
+    SecretString="".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(48)),
+)["ARN"]
+# call-trigger's and voice's provider keys: without a key no provider client is built.
+voice_arn = sm.create_secret(
+    Name=f"charla-measure-voice-{stamp}",
+    SecretString=json.dumps({"vapi_api_key": "k", "vapi_webhook_secret": "w", "retell_api_key": "r"}),
 )["ARN"]
 
 common = dict(
@@ -78,6 +98,22 @@ common = dict(
     CHARLA_QUARANTINE_BUCKET="charla-measure",
     CHARLA_CALL_QUEUE_URL=f"{MOTO}/123456789012/charla-measure-calls.fifo",
     CHARLA_ESCALATION_QUEUE_URL=f"{MOTO}/123456789012/charla-measure-escalations.fifo",
+    CHARLA_MEDIA_BUCKET="charla-measure-media",
+    CHARLA_MEDIA_SALT_SECRET_ARN=salt_arn,
+    # escalation with every notifier and the desk configured, as deployed:
+    # each is only a client at start, no call to SNS, SES or Chatwoot.
+    CHARLA_TIMER_QUEUE_URL=f"{MOTO}/123456789012/charla-measure-timers",
+    CHARLA_ESCALATION_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:charla-measure",
+    CHARLA_SES_FROM="charla@example.com",
+    CHARLA_SES_TO="desk@example.com",
+    CHATWOOT_URL="https://chatwoot.example.com",
+    CHATWOOT_ACCOUNT_ID="1",
+    CHATWOOT_INBOX_ID="1",
+    # Vapi (the default provider) needs its key (from the secret) and these two.
+    CHARLA_VOICE_SECRET_ARN=voice_arn,
+    CHARLA_VOICE_PROVIDER="vapi",
+    VAPI_PHONE_NUMBER_ID="measure-phone",
+    VAPI_ASSISTANT_ID="measure-assistant",
     # The profile layer's /opt/agent.toml, from the repository.
     CHARLA_AGENT=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "profiles", "demo", "agent.toml"),
     WHATSAPP_SECRET_ARN=arn,
@@ -90,9 +126,25 @@ common = dict(
     **aws,
 )
 
-print(f"{'function':<12} {'size':>9} {'cold start':>11} {'RSS after start':>16}")
-for fn in ["ingestion", "text-ai", "authorizer", "admin"]:
+
+
+def zipped_size(binary):
+    # In memory: the largest binary is tens of MB.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(binary, "bootstrap")
+    return buf.getbuffer().nbytes
+
+
+FUNCTIONS = ["ingestion", "text-ai", "authorizer", "admin",
+             "media", "escalation", "call-trigger", "voice"]
+
+print(f"{'function':<12} {'size':>9} {'zipped':>9} {'cold start':>11} {'RSS after start':>16}")
+for fn in FUNCTIONS:
     binary = os.path.join(TARGET, fn)
+    if not os.path.exists(binary):
+        print(f"{fn}: no binary at {binary}: build it with cargo build --release -p {fn}")
+        continue
     srv = serve(fn)
     env = dict(os.environ, **common, AWS_LAMBDA_FUNCTION_NAME=fn,
                AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{srv.server_address[1]}")
@@ -114,6 +166,7 @@ for fn in ["ingestion", "text-ai", "authorizer", "admin"]:
         p.wait()
     srv.shutdown()
     size = os.path.getsize(binary)
+    zipped = zipped_size(binary)
     starts.sort()
     median = starts[len(starts) // 2] if starts else float("nan")
-    print(f"{fn:<12} {size / 1e6:>7.1f}MB {median:>9.1f}ms {rss / 1024:>14.1f}MB")
+    print(f"{fn:<12} {size / 1e6:>7.1f}MB {zipped / 1e6:>7.1f}MB {median:>9.1f}ms {rss / 1024:>14.1f}MB")
