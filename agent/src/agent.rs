@@ -77,7 +77,7 @@ impl Agent {
         let wa_id = &turn.conversation.wa_id;
         let mut memory = records.memory(wa_id).await?;
         let text = user_text(&turn.new_messages);
-        let lang = self.language(turn, &text, &memory);
+        let lang = self.language(turn, &typed_text(&turn.new_messages), &memory);
         let ctx = ToolContext {
             turn_id: turn.turn_id.clone(),
             wa_id: wa_id.clone(),
@@ -150,7 +150,8 @@ impl Agent {
     }
 
     /// The language of this turn's words; else what the conversation was in;
-    /// else the profile's default.
+    /// else the profile's default. Media messages do not count: their text
+    /// is the media pipeline's description, in English.
     fn language(&self, turn: &TurnInput, text: &str, memory: &Memory) -> String {
         let langs = &self.profile.agent.languages;
         detect_language(text, langs)
@@ -159,7 +160,9 @@ impl Agent {
                 turn.history
                     .iter()
                     .rev()
-                    .filter(|m| m.direction == Direction::Inbound)
+                    .filter(|m| {
+                        m.direction == Direction::Inbound && !MEDIA.contains(&m.kind.as_str())
+                    })
                     .find_map(|m| detect_language(&m.text, langs))
             })
             .unwrap_or_else(|| self.profile.default_language().to_string())
@@ -651,6 +654,17 @@ fn user_text(messages: &[StoredMessage]) -> String {
         .join("\n")
 }
 
+/// What the user typed in this turn (media messages left out), for its
+/// language.
+fn typed_text(messages: &[StoredMessage]) -> String {
+    messages
+        .iter()
+        .filter(|m| !MEDIA.contains(&m.kind.as_str()))
+        .map(|m| m.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The conversation as the model sees it: the summary's window on, the last
 /// `limit` earlier messages, then this turn's messages as one user message.
 /// Roles alternate and it starts with the user, as the APIs require.
@@ -885,11 +899,11 @@ fn media_reply(lang: &str, kind: &str) -> String {
         ("es", "video") => "video",
         ("es", "sticker") => "sticker",
         ("es", _) => "documento",
-        ("pt", "image") => "imagem",
-        ("pt", "audio") => "áudio",
-        ("pt", "video") => "vídeo",
-        ("pt", "sticker") => "figurinha",
-        ("pt", _) => "documento",
+        ("pt", "image") => "sua imagem",
+        ("pt", "audio") => "seu áudio",
+        ("pt", "video") => "seu vídeo",
+        ("pt", "sticker") => "sua figurinha",
+        ("pt", _) => "seu documento",
         (_, "image") => "image",
         (_, "audio") => "audio message",
         (_, "video") => "video",
@@ -898,7 +912,7 @@ fn media_reply(lang: &str, kind: &str) -> String {
     };
     match lang {
         "es" => format!("Recibí tu {what}, gracias. Todavía no puedo ver imágenes, documentos ni escuchar audios: ¿me cuentas por escrito qué necesitas?"),
-        "pt" => format!("Recebi seu {what}, obrigado. Ainda não consigo ver imagens ou documentos nem ouvir áudios: pode me contar por escrito o que precisa?"),
+        "pt" => format!("Recebi {what}, obrigado. Ainda não consigo ver imagens ou documentos nem ouvir áudios: pode me contar por escrito o que precisa?"),
         _ => format!("I got your {what}, thanks. I can't look at images or documents or listen to audio yet: could you tell me in writing what you need?"),
     }
 }

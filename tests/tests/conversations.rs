@@ -412,6 +412,24 @@ async fn a_photo_gets_an_honest_answer() {
     assert!(told.contains("Recibí tu imagen"), "{told}");
 }
 
+/// The media pipeline's description (in English) stands in a media
+/// message's text: it does not set the language of the answer.
+#[tokio::test]
+async fn a_described_photo_is_answered_in_the_users_language_not_the_descriptions() {
+    let described = "[The user sent a photo (png, 320x200). Labels: Document, Paper, Text. \
+                     Text in it: INVOICE 0001-42 TOTAL DUE]";
+    let bot = Bot::local(TUESDAY_10AM);
+    // First message: no words of the user yet, so the profile's default.
+    let told = bot.turn(LEO, "image", described).await;
+    assert!(told.contains("Recibí tu imagen"), "{told}");
+    // After Portuguese, a photo is answered in Portuguese.
+    bot.say(ANA, "olá, bom dia! vocês fazem entregas para o interior?")
+        .await;
+    let told = bot.turn(ANA, "image", described).await;
+    assert!(told.contains("Recebi sua imagem"), "{told}");
+    assert!(!told.contains("I got your"), "{told}");
+}
+
 // ------------------------------------------------------------ scripted model
 
 #[tokio::test]
