@@ -292,6 +292,11 @@ pub trait HumanDesk: Send + Sync {
 
     /// A later user message, posted as the contact's (incoming).
     async fn post_incoming(&self, desk: &DeskRef, text: &str) -> Result<()>;
+
+    /// The conversation was handed back outside the desk (the admin API):
+    /// `note` posted privately for the agents, and the desk conversation
+    /// resolved. Resolving a resolved one is fine.
+    async fn resolve(&self, desk: &DeskRef, note: &str) -> Result<()>;
 }
 
 /// What the escalation function keeps: per-conversation records, decisions,

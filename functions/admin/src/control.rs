@@ -3,7 +3,7 @@
 //! - `POST /admin/conversations/{wa_id}/takeover`: people have it (`human`),
 //!   the bot stops answering;
 //! - `POST /admin/conversations/{wa_id}/release`: back to the bot, the open
-//!   escalation closed;
+//!   escalation closed, and its help-desk conversation (Chatwoot) resolved;
 //! - `POST /admin/conversations/{wa_id}/messages` with `{"text": "..."}`:
 //!   sent to the user as a person (taking the conversation over first).
 //!
@@ -17,7 +17,9 @@ use shared::domain::handoff::EscalationRecord;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{ConversationState, SentRecord, WaId};
 use shared::error::{Error, Result};
-use shared::ports::{AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender};
+use shared::ports::{
+    AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
+};
 
 /// WhatsApp's limit for one text message.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -28,7 +30,15 @@ pub struct Control {
     pub escalations: Arc<dyn EscalationRecords>,
     pub sender: Arc<dyn MessageSender>,
     pub clock: Arc<dyn Clock>,
+    /// The help desk (Chatwoot) when configured: a release resolves the
+    /// desk's conversation, so agents do not keep working a conversation
+    /// the bot has again.
+    pub desk: Option<Arc<dyn HumanDesk>>,
 }
+
+/// The private note agents find in the desk when a release came from here.
+pub const RELEASE_NOTE: &str =
+    "Handed back to the bot from the admin API: this conversation is resolved here.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -137,8 +147,18 @@ pub async fn serve(
     }
     use ConversationState::*;
     let mut wamid = None;
+    let mut desk_resolved = false;
     match action {
         Action::Release => {
+            // The desk first: if it fails, nothing has changed here and the
+            // release can be asked again. (Chatwoot's "resolved" webhook then
+            // finds the bot with it already: nothing more happens.)
+            let (record, _) = control.escalations.escalation(&wa_id).await?;
+            let with_people = record.open.is_some() || conversation.state != Bot;
+            if let (Some(desk), Some(desk_ref), true) = (&control.desk, &record.desk, with_people) {
+                desk.resolve(desk_ref, RELEASE_NOTE).await?;
+                desk_resolved = true;
+            }
             move_state(
                 control.records.as_ref(),
                 &wa_id,
@@ -211,6 +231,9 @@ pub async fn serve(
     let mut out = json!({"wa_id": wa_id.as_str(), "state": state.as_str()});
     if let Some(ids) = wamid {
         out["wamids"] = json!(ids);
+    }
+    if desk_resolved {
+        out["desk"] = json!("resolved");
     }
     Ok(out)
 }

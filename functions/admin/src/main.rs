@@ -7,7 +7,7 @@ use aws_config::BehaviorVersion;
 use bytes::Bytes;
 use lambda_http::{service_fn, Body, Error, Request, Response};
 use shared::adapters::aws::{DynamoEscalations, DynamoStore};
-use shared::adapters::http::{GraphClient, GraphSettings};
+use shared::adapters::http::{ChatwootConfig, ChatwootTokens, GraphClient, GraphSettings};
 use shared::ports::SystemClock;
 
 #[tokio::main]
@@ -23,11 +23,10 @@ async fn main() -> Result<(), Error> {
     // secret (or its access_token) those routes answer 404.
     let control = match shared::config::env_optional("WHATSAPP_SECRET_ARN") {
         Some(secret_id) => {
-            let secrets = shared::adapters::aws::load_whatsapp_secrets(
-                &aws_sdk_secretsmanager::Client::new(&config),
-                &secret_id,
-            )
-            .await?;
+            let secrets_client = aws_sdk_secretsmanager::Client::new(&config);
+            let secrets =
+                shared::adapters::aws::load_whatsapp_secrets(&secrets_client, &secret_id).await?;
+            let desk = chatwoot_desk(&secrets_client, &secret_id).await?;
             match secrets.access_token {
                 Some(token) => Some(admin::control::Control {
                     records: store.clone(),
@@ -39,6 +38,7 @@ async fn main() -> Result<(), Error> {
                         GraphSettings::from_env()?,
                     )?),
                     clock: Arc::new(SystemClock),
+                    desk,
                 }),
                 None => None,
             }
@@ -53,6 +53,28 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(to_lambda(handle(deps, req).await))
     }))
     .await
+}
+
+/// Chatwoot, as escalation sees it (`CHATWOOT_URL` and the ids; the API
+/// token in the WhatsApp secret): `None` when not configured.
+async fn chatwoot_desk(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Option<Arc<dyn shared::ports::HumanDesk>>, Error> {
+    if shared::config::env_optional("CHATWOOT_URL").is_none() {
+        return Ok(None);
+    }
+    let raw = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| shared::Error::Config(format!("secret cannot be read: {e}")))?;
+    let tokens = ChatwootTokens::from_secret_json(raw.secret_string().unwrap_or("{}"))?;
+    Ok(match ChatwootConfig::from_env(&tokens)? {
+        Some(c) => Some(Arc::new(c.desk()?)),
+        None => None,
+    })
 }
 
 /// JSON goes back as text; anything else as binary (base64 on the wire).

@@ -7,13 +7,17 @@ use admin::control::Control;
 use admin::{handle_at, Deps};
 use async_trait::async_trait;
 use bytes::Bytes;
+use secrecy::SecretString;
+use shared::adapters::http::{ChatwootDesk, ChatwootSettings};
 use shared::adapters::local::{SqliteEscalations, SqliteStore};
 use shared::adapters::memory::FixedClock;
 use shared::domain::handoff::{EscalationRecord, OpenEscalation};
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{ConversationState, NewInbound, WaId};
-use shared::ports::{AgentRecords, ConversationStore, EscalationRecords, MessageSender};
+use shared::ports::{AgentRecords, ConversationStore, DeskRef, EscalationRecords, MessageSender};
 use shared::Result;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const USER: &str = "5491155551234";
 const NOW: i64 = 1_795_532_400_000;
@@ -74,6 +78,7 @@ async fn harness(with_control: bool) -> H {
         escalations: escalations.clone(),
         sender: sender.clone(),
         clock: Arc::new(FixedClock::at(NOW)),
+        desk: None,
     });
     H {
         deps: Deps {
@@ -248,4 +253,114 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         .0,
         404
     );
+}
+
+// ------------------------------------------------------------- with Chatwoot
+
+/// A conversation people have, opened in the desk as conversation 57.
+async fn escalated_in_the_desk(h: &H) {
+    h.store
+        .set_state(&wa(), ConversationState::Bot, ConversationState::Human)
+        .await
+        .expect("state");
+    let record = EscalationRecord {
+        open: Some(OpenEscalation {
+            id: "t:policy".into(),
+            reasons: vec![],
+            opened_at_ms: NOW,
+            human_joined: true,
+            no_human_told: false,
+        }),
+        desk: Some(DeskRef {
+            conversation_id: 57,
+            contact_id: 31,
+        }),
+        ..Default::default()
+    };
+    assert!(h
+        .escalations
+        .save_escalation(&wa(), &record, 0)
+        .await
+        .expect("saves"));
+}
+
+fn chatwoot(server: &MockServer) -> Arc<ChatwootDesk> {
+    Arc::new(
+        ChatwootDesk::new(
+            &server.uri(),
+            3,
+            7,
+            SecretString::from("cw-token"),
+            ChatwootSettings {
+                max_attempts: 1,
+                ..Default::default()
+            },
+        )
+        .expect("desk"),
+    )
+}
+
+#[tokio::test]
+async fn a_release_resolves_the_chatwoot_conversation_with_a_note() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/accounts/3/conversations/57/messages"))
+        .and(header("api_access_token", "cw-token"))
+        .and(body_json(serde_json::json!({
+            "content": admin::control::RELEASE_NOTE, "message_type": "outgoing", "private": true
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": 1})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/accounts/3/conversations/57/toggle_status"))
+        .and(body_json(serde_json::json!({"status": "resolved"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "meta": {}, "payload": {"success": true, "current_status": "resolved", "conversation_id": 57}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut h = harness(true).await;
+    if let Some(c) = h.deps.control.as_mut() {
+        c.desk = Some(chatwoot(&server));
+    }
+    escalated_in_the_desk(&h).await;
+    let release = format!("/admin/conversations/{USER}/release");
+    let (status, body) = call(&h, "POST", &release, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "bot");
+    assert_eq!(body["desk"], "resolved");
+    // Released already: the desk is not asked again (the mocks expect one).
+    let (status, body) = call(&h, "POST", &release, "").await;
+    assert_eq!((status, body.get("desk")), (200, None));
+}
+
+#[tokio::test]
+async fn a_desk_that_refuses_leaves_the_conversation_with_people() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "bad token"})),
+        )
+        .mount(&server)
+        .await;
+    let mut h = harness(true).await;
+    if let Some(c) = h.deps.control.as_mut() {
+        c.desk = Some(chatwoot(&server));
+    }
+    escalated_in_the_desk(&h).await;
+    let (status, _) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{USER}/release"),
+        "",
+    )
+    .await;
+    assert!(status >= 500, "{status}");
+    // Nothing changed here: the release can be asked again.
+    assert_eq!(state(&h).await, ConversationState::Human);
+    let (r, _) = h.escalations.escalation(&wa()).await.expect("record");
+    assert!(r.open.is_some());
 }

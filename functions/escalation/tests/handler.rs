@@ -104,6 +104,9 @@ impl HumanDesk for Desk {
         self.incoming.lock().expect("lock").push(text.to_string());
         Ok(())
     }
+    async fn resolve(&self, _: &DeskRef, _: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Default)]

@@ -26,6 +26,8 @@ pub struct Wiring {
     pub escalations: Arc<dyn EscalationRecords>,
     /// What the banner says about where people are told.
     pub desk: Option<String>,
+    /// Chatwoot when configured: the admin API's release resolves there too.
+    pub human_desk: Option<Arc<dyn HumanDesk>>,
 }
 
 pub struct Inputs<'a> {
@@ -72,6 +74,7 @@ pub async fn wire(input: Inputs<'_>, shutdown: watch::Receiver<bool>) -> shared:
             workers: Vec::new(),
             escalations,
             desk: desk_label,
+            human_desk: desk,
         });
     };
     let timer_queue = Arc::new(SqliteQueue::open(
@@ -97,7 +100,7 @@ pub async fn wire(input: Inputs<'_>, shutdown: watch::Receiver<bool>) -> shared:
         escalations: escalations.clone(),
         sentiment: Arc::new(LexiconSentiment),
         notifiers,
-        desk,
+        desk: desk.clone(),
         sender: input.sender,
         timers: Some(timers),
         call_queue: Some(input.call_queue),
@@ -113,6 +116,7 @@ pub async fn wire(input: Inputs<'_>, shutdown: watch::Receiver<bool>) -> shared:
         workers,
         escalations,
         desk: desk_label,
+        human_desk: desk,
     })
 }
 

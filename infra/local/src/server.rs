@@ -317,6 +317,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
                 escalations: escalation.escalations.clone(),
                 sender: admin_sender,
                 clock: Arc::new(SystemClock),
+                desk: escalation.human_desk.clone(),
             }),
         }),
         keys: Arc::new(settings.admin_keys.clone()),

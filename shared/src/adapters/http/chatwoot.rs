@@ -423,6 +423,32 @@ impl HumanDesk for ChatwootDesk {
         self.post_message(desk.conversation_id, &body, "post user message")
             .await
     }
+
+    async fn resolve(&self, desk: &DeskRef, note: &str) -> Result<()> {
+        let body = json!({
+            "content": note,
+            "message_type": "outgoing",
+            "private": true,
+        });
+        self.post_message(desk.conversation_id, &body, "post hand-back note")
+            .await?;
+        self.call_ok(
+            "resolve conversation",
+            Method::POST,
+            self.url(&[
+                "conversations",
+                &desk.conversation_id.to_string(),
+                "toggle_status",
+            ]),
+            Some(&json!({ "status": "resolved" })),
+        )
+        .await?;
+        tracing::info!(
+            conversation_id = desk.conversation_id,
+            "chatwoot conversation resolved"
+        );
+        Ok(())
+    }
 }
 
 /// The private note: why, then the conversation so far (its last lines if
@@ -800,6 +826,39 @@ mod tests {
             .await
             .expect("posted");
         d.post_incoming(&r, "   ").await.expect("nothing to post");
+    }
+
+    #[tokio::test]
+    async fn a_hand_back_elsewhere_leaves_a_private_note_and_resolves() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(p("/conversations/57/messages")))
+            .and(header("api_access_token", TOKEN))
+            .and(body_json(json!({ "content": "Handed back to the bot from the admin API.", "message_type": "outgoing", "private": true })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 902 })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(p("/conversations/57/toggle_status")))
+            .and(header("api_access_token", TOKEN))
+            .and(body_json(json!({ "status": "resolved" })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "meta": {}, "payload": {"success": true, "current_status": "resolved", "conversation_id": 57}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        desk(&server)
+            .resolve(
+                &DeskRef {
+                    conversation_id: 57,
+                    contact_id: 31,
+                },
+                "Handed back to the bot from the admin API.",
+            )
+            .await
+            .expect("resolved");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Outside HTTP services that are not AWS.
 
 pub mod chatwoot;
+pub mod chatwoot_config;
 mod common;
 pub mod crm;
 pub mod graph;
@@ -11,6 +12,7 @@ pub mod vapi;
 pub mod voice;
 
 pub use chatwoot::{ChatwootDesk, ChatwootSettings};
+pub use chatwoot_config::{ChatwootConfig, ChatwootTokens};
 pub use crm::{CrmSettings, HttpCrm};
 pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
 pub use graph_media::GraphMedia;
