@@ -139,16 +139,21 @@ async fn a_missing_state_machine_is_an_error_not_a_duplicate() {
     assert!(!err.is_retryable(), "{err}");
 }
 
-#[tokio::test]
-async fn media_notes_are_recorded_replaced_and_read_by_wamid_in_dynamodb() {
+/// A fresh conversation table, as deployed: the notes live beside the rest.
+async fn notes_table() -> (aws_sdk_dynamodb::Client, String) {
     let config = moto().await;
     let table = format!("charla-notes-{}", uuid::Uuid::new_v4().simple());
-    // The conversation table, as deployed: the notes live beside the rest.
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table.clone())
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    DynamoStore::new(dynamo.clone(), table.clone())
         .create_table()
         .await
         .expect("table");
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    (dynamo, table)
+}
+
+#[tokio::test]
+async fn media_notes_are_recorded_replaced_and_read_by_wamid_in_dynamodb() {
+    let (dynamo, table) = notes_table().await;
     let notes = DynamoMediaNotes::new(dynamo.clone(), table.clone());
     let understood = MediaNote::Understood {
         description: "a photo of an electricity bill; text in it: Total $ 12.340 — año 2025".into(),
@@ -214,13 +219,7 @@ async fn media_notes_are_recorded_replaced_and_read_by_wamid_in_dynamodb() {
 
 #[tokio::test]
 async fn a_garbled_media_note_is_an_error_not_a_missing_note() {
-    let config = moto().await;
-    let table = format!("charla-notes-{}", uuid::Uuid::new_v4().simple());
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table.clone())
-        .create_table()
-        .await
-        .expect("table");
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let (dynamo, table) = notes_table().await;
     dynamo
         .put_item()
         .table_name(&table)
