@@ -1,12 +1,13 @@
-//! Queue consumers as tasks: receive a batch, hand it to text-ai's Lambda
-//! handler as an SQS event, delete what succeeded, and release what failed
+//! Queue consumers as tasks: receive a batch, hand it to a function's Lambda
+//! batch handler (text-ai, call-trigger, escalation) as an SQS event, delete what succeeded, and release what failed
 //! for a retry (after `max_receives` the queue moves it to dead letters).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::local::SqliteQueue;
 use shared::{Error, Result};
 use tokio::sync::watch;
@@ -124,22 +125,31 @@ impl Source {
     }
 }
 
-/// Runs `workers` consumers until `shutdown` turns true.
-pub fn spawn(
+/// Runs `workers` consumers of `source` until `shutdown` turns true: each
+/// receives a batch, hands it to `handler` (a Lambda batch handler) as an
+/// SQS event, deletes what succeeded and releases what failed with a
+/// backoff. `name` says which queue in the logs.
+pub fn spawn<F, Fut>(
+    name: &'static str,
     workers: usize,
     source: Source,
-    deps: Arc<text_ai::Deps>,
+    handler: F,
     shutdown: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Fn(SqsEvent) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = SqsBatchResponse> + Send,
+{
     (0..workers)
         .map(|_| {
-            let (source, deps, mut shutdown) = (source.clone(), deps.clone(), shutdown.clone());
+            let (source, handler, mut shutdown) =
+                (source.clone(), handler.clone(), shutdown.clone());
             tokio::spawn(async move {
                 while !*shutdown.borrow() {
                     let jobs = match source.receive(10).await {
                         Ok(jobs) => jobs,
                         Err(e) => {
-                            warn!(error = %e, "receive failed");
+                            warn!(error = %e, queue = name, "receive failed");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             continue;
                         }
@@ -151,16 +161,19 @@ pub fn spawn(
                         }
                         continue;
                     }
-                    run_batch(&source, &deps, jobs).await;
+                    run_batch(name, &source, &handler, jobs).await;
                 }
             })
         })
         .collect()
 }
 
-async fn run_batch(source: &Source, deps: &text_ai::Deps, jobs: Vec<Job>) {
+async fn run_batch<F, Fut>(name: &str, source: &Source, handler: &F, jobs: Vec<Job>)
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
     let mut event = SqsEvent::default();
-    let mut counts = HashMap::new();
     for job in &jobs {
         let mut m = SqsMessage::default();
         m.message_id = Some(job.receipt.clone());
@@ -172,11 +185,10 @@ async fn run_batch(source: &Source, deps: &text_ai::Deps, jobs: Vec<Job>) {
             "ApproximateReceiveCount".to_string(),
             job.receive_count.to_string(),
         );
-        counts.insert(job.receipt.clone(), job.receive_count);
         event.records.push(m);
     }
-    let response = text_ai::handle_batch(deps, event).await;
-    let failed: std::collections::HashSet<String> = response
+    let failed: HashSet<String> = handler(event)
+        .await
         .batch_item_failures
         .into_iter()
         .map(|f| f.item_identifier)
@@ -189,7 +201,7 @@ async fn run_batch(source: &Source, deps: &text_ai::Deps, jobs: Vec<Job>) {
         };
         if let Err(e) = result {
             // Not lost: the visibility timeout brings the job back.
-            warn!(error = %e, "could not settle a queue message");
+            warn!(error = %e, queue = name, "could not settle a queue message");
         }
     }
 }

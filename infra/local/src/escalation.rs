@@ -4,9 +4,7 @@
 //! SNS and SES are used when their variables are set.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use escalation::config::{ChatwootConfig, ChatwootTokens};
 use escalation::webhook::WebhookDeps;
 use shared::adapters::local::{
@@ -19,6 +17,8 @@ use shared::ports::{
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::consumer::Source;
 
 pub struct Wiring {
     pub webhook: Arc<WebhookDeps>,
@@ -107,10 +107,8 @@ pub async fn wire(input: Inputs<'_>, shutdown: watch::Receiver<bool>) -> shared:
         clock: input.clock,
         settings,
     });
-    let workers = vec![
-        spawn(queue, deps.clone(), shutdown.clone()),
-        spawn(timer_queue, deps, shutdown),
-    ];
+    let mut workers = spawn("escalations", queue, deps.clone(), shutdown.clone());
+    workers.extend(spawn("escalation-timers", timer_queue, deps, shutdown));
     Ok(Wiring {
         webhook,
         workers,
@@ -149,57 +147,21 @@ async fn notifiers() -> shared::Result<Vec<Arc<dyn Notifier>>> {
     Ok(out)
 }
 
-/// One consumer task: receive, hand the batch to the Lambda handler as an
-/// SQS event, delete what succeeded, release what failed with a backoff.
+/// One consumer of `queue` for the escalation function's batch handler.
 fn spawn(
+    name: &'static str,
     queue: Arc<SqliteQueue>,
     deps: Arc<escalation::Deps>,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while !*shutdown.borrow() {
-            let jobs = match queue.receive(10).await {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    warn!(error = %e, "escalation receive failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if jobs.is_empty() {
-                tokio::select! {
-                    _ = queue.wait(Duration::from_millis(500)) => {}
-                    _ = shutdown.changed() => {}
-                }
-                continue;
-            }
-            let mut event = SqsEvent::default();
-            for job in &jobs {
-                let mut m = SqsMessage::default();
-                m.message_id = Some(job.receipt.clone());
-                m.body = Some(job.body.clone());
-                m.attributes
-                    .insert("MessageGroupId".to_string(), job.group_id.clone());
-                event.records.push(m);
-            }
-            let response = escalation::handle_batch(&deps, event).await;
-            let failed: std::collections::HashSet<String> = response
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect();
-            for job in jobs {
-                let result = if failed.contains(&job.receipt) {
-                    let delay = 250u64.saturating_mul(1 << job.receive_count.min(6));
-                    queue.release(&job.receipt, delay).await.map(|_| ())
-                } else {
-                    queue.delete(&job.receipt).await.map(|_| ())
-                };
-                if let Err(e) = result {
-                    // Not lost: the visibility timeout brings it back.
-                    warn!(error = %e, "could not settle an escalation message");
-                }
-            }
-        }
-    })
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    crate::consumer::spawn(
+        name,
+        1,
+        Source::Local(queue),
+        move |event| {
+            let deps = deps.clone();
+            async move { escalation::handle_batch(&deps, event).await }
+        },
+        shutdown,
+    )
 }

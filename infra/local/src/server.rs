@@ -331,9 +331,13 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         None => Vec::new(),
     };
     workers.extend(consumer::spawn(
+        "text",
         settings.workers,
         parts.source,
-        text_ai,
+        move |event| {
+            let deps = text_ai.clone();
+            async move { text_ai::handle_batch(&deps, event).await }
+        },
         stop_rx.clone(),
     ));
     workers.extend(crate::media_pipeline::spawn(2, &local_media, stop_rx));

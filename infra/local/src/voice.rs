@@ -5,11 +5,9 @@
 //! Off, and said so at start, when the provider's settings are missing
 //! (VAPI_API_KEY, ...): call requests then wait on their queue.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use shared::adapters::http::VoiceConfig;
 use shared::config::env_parse;
 use shared::ports::{AgentRecords, CallRecords, Clock, ConversationStore, MessageSender};
@@ -79,54 +77,18 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> shared::Result<Vec<tokio::task::JoinHandle<()>>> {
     let sweep_every = Duration::from_millis(env_parse("CHARLA_CALL_SWEEP_MS", 5_000u64)?.max(100));
-    let consumer = {
-        let (deps, mut shutdown) = (deps.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            while !*shutdown.borrow() {
-                let jobs = match source.receive(10).await {
-                    Ok(jobs) => jobs,
-                    Err(e) => {
-                        warn!(error = %e, "calls queue: receive failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                if jobs.is_empty() {
-                    tokio::select! {
-                        _ = source.idle() => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-                let mut event = SqsEvent::default();
-                for job in &jobs {
-                    let mut m = SqsMessage::default();
-                    m.message_id = Some(job.receipt.clone());
-                    m.receipt_handle = Some(job.receipt.clone());
-                    m.body = Some(job.body.clone());
-                    m.attributes
-                        .insert("MessageGroupId".into(), job.group.clone());
-                    event.records.push(m);
-                }
-                let failed: HashSet<String> = call_trigger::handle_batch(&deps, event)
-                    .await
-                    .batch_item_failures
-                    .into_iter()
-                    .map(|f| f.item_identifier)
-                    .collect();
-                for job in jobs {
-                    let settled = if failed.contains(&job.receipt) {
-                        source.release(&job.receipt, job.receive_count).await
-                    } else {
-                        source.delete(&job.receipt).await
-                    };
-                    if let Err(e) = settled {
-                        // Not lost: the visibility timeout brings it back.
-                        warn!(error = %e, "calls queue: could not settle a message");
-                    }
-                }
-            }
-        })
+    let mut tasks = {
+        let deps = deps.clone();
+        crate::consumer::spawn(
+            "calls",
+            1,
+            source,
+            move |event| {
+                let deps = deps.clone();
+                async move { call_trigger::handle_batch(&deps, event).await }
+            },
+            shutdown.clone(),
+        )
     };
     let sweeper = {
         let mut shutdown = shutdown;
@@ -144,5 +106,6 @@ pub fn spawn(
             }
         })
     };
-    Ok(vec![consumer, sweeper])
+    tasks.push(sweeper);
+    Ok(tasks)
 }
