@@ -17,8 +17,6 @@
 //!
 //! Locally ([`run_local`]) the same steps run in-process in the same order.
 
-pub mod samples;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

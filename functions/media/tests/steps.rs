@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use media::{handle, samples, Deps, Settings, FINAL, RETRYABLE};
+use media::{handle, Deps, Settings, FINAL, RETRYABLE};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::adapters::http::{GraphMedia, GraphSettings};
@@ -23,6 +23,7 @@ use shared::domain::media::{ImageAnalysis, Label};
 use shared::domain::media_pipeline::{MediaJob, MediaNote, Route};
 use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
 use shared::ports::{AgentRecords, ConversationStore, ImageAnalyzer, MediaNotes};
+use shared::testing::media_samples as samples;
 use shared::{Error, Result};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -2,98 +2,33 @@
 //! with a fake Graph API (wiremock) receiving the replies.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use local::meta;
 use serde_json::Value;
-use wiremock::matchers::{method, path_regex};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SECRET: &str = "e2e-app-secret";
-const ADMIN_KEY: &str = "e2e-admin-key";
+mod common;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use common::{fake_graph, Server, ADMIN_KEY, SECRET};
 
 async fn start(data_dir: &Path, graph: &str, debounce_ms: u64) -> Server {
     start_with(data_dir, graph, debounce_ms, 8).await
 }
 
 async fn start_with(data_dir: &Path, graph: &str, debounce_ms: u64, workers: usize) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_local"));
-    cmd.arg("--data-dir").arg(data_dir);
-    launch(cmd, graph, debounce_ms, workers).await
+    launch(common::local(data_dir), graph, debounce_ms, workers).await
 }
 
 async fn launch(mut cmd: Command, graph: &str, debounce_ms: u64, workers: usize) -> Server {
-    let port = free_port();
-    let child = cmd
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("WHATSAPP_APP_SECRET", SECRET)
-        .env("WHATSAPP_VERIFY_TOKEN", "e2e-verify")
-        .env("WHATSAPP_ACCESS_TOKEN", "e2e-token")
-        .env("WHATSAPP_API_BASE", graph)
-        .env("CHARLA_ADMIN_KEY", ADMIN_KEY)
-        .env("CHARLA_DEBOUNCE_MS", debounce_ms.to_string())
-        .env("CHARLA_WORKERS", workers.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the local binary");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
-            if r.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the local server did not become healthy");
+    cmd.env("CHARLA_DEBOUNCE_MS", debounce_ms.to_string())
+        .env("CHARLA_WORKERS", workers.to_string());
+    common::launch(cmd, graph).await
 }
 
-async fn fake_graph(delay: Duration) -> MockServer {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/[0-9]+/messages$"))
-        .respond_with(ResponseTemplate::new(200).set_delay(delay).set_body_json(
-            serde_json::json!({
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": "x", "wa_id": "x"}],
-                "messages": [{"id": "wamid.FAKE"}],
-            }),
-        ))
-        .mount(&graph)
-        .await;
-    graph
-}
-
-/// Replies (not read receipts) the fake Graph API received, by recipient.
 async fn replies(graph: &MockServer) -> HashMap<String, Vec<Value>> {
     let mut out: HashMap<String, Vec<Value>> = HashMap::new();
     for r in graph.received_requests().await.unwrap_or_default() {
@@ -381,9 +316,7 @@ async fn sigkill_and_restart_lose_no_accepted_message() {
                 200
             );
         }
-        // SIGKILL: no shutdown hook runs.
-        server.child.kill().expect("kill");
-        let _ = server.child.wait();
+        server.kill();
     }
     let answered_before = replies(&graph).await.len();
     assert!(

@@ -2,30 +2,20 @@
 //! (wiremock) that serves media files and receives replies, and a fake
 //! OpenAI-compatible model that shows what the responder was given.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use local::meta;
-use media::samples;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path, path_regex};
+use shared::testing::media_samples as samples;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SECRET: &str = "e2e-app-secret";
+mod common;
+
+use common::{Server, SECRET};
+
 const MODEL_ANSWER: &str = "Entendido, ya lo revisé.";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn start(data_dir: &std::path::Path, graph: &str, model: &str, debounce_ms: u64) -> Server {
     start_with(data_dir, graph, model, debounce_ms, |_| {}).await
@@ -38,60 +28,18 @@ async fn start_with(
     debounce_ms: u64,
     more: impl FnOnce(&mut Command),
 ) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_local"));
+    let mut cmd = common::local(data_dir);
     more(&mut cmd);
-    let child = cmd
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("WHATSAPP_APP_SECRET", SECRET)
-        .env("WHATSAPP_VERIFY_TOKEN", "e2e-verify")
-        .env("WHATSAPP_ACCESS_TOKEN", "e2e-token")
-        .env("WHATSAPP_API_BASE", graph)
-        .env("CHARLA_ADMIN_KEY", "e2e-admin-key")
-        .env("CHARLA_DEBOUNCE_MS", debounce_ms.to_string())
+    cmd.env("CHARLA_DEBOUNCE_MS", debounce_ms.to_string())
         .env("CHARLA_WORKERS", "2")
         .env("CHARLA_MODEL", "openai:fake-model")
         .env("CHARLA_MODEL_URL", format!("{model}/v1"))
-        .env("CHARLA_MEDIA_KEY_SALT", "e2e-media-salt-0123456789")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the local binary");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
-            if r.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the local server did not become healthy");
+        .env("CHARLA_MEDIA_KEY_SALT", "e2e-media-salt-0123456789");
+    common::launch(cmd, graph).await
 }
 
 async fn fake_graph() -> MockServer {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/[0-9]+/messages$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "x", "wa_id": "x"}],
-            "messages": [{"id": "wamid.FAKE"}],
-        })))
-        .mount(&graph)
-        .await;
-    graph
+    common::fake_graph(Duration::ZERO).await
 }
 
 async fn fake_model() -> MockServer {

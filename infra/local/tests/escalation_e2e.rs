@@ -1,54 +1,26 @@
 //! End to end, the hand-off: start the `local` binary with a fake Graph API
 //! and a fake Chatwoot (wiremock), talk to it as Meta and Chatwoot do.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use local::meta;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SECRET: &str = "e2e-app-secret";
-const ADMIN_KEY: &str = "e2e-admin-key";
+mod common;
+
+use common::{Server, ADMIN_KEY, SECRET};
+
 const HOOK_TOKEN: &str = "e2e-chatwoot-hook";
 /// The user of the Chatwoot samples in events/chatwoot (conversation 57).
 const USER: &str = "5491155551234";
 const ANGRY: &str = "Esto es una vergüenza, pésimo servicio, estoy furioso, horrible";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 async fn start(data_dir: &Path, graph: &str, chatwoot: &str) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_local"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("WHATSAPP_APP_SECRET", SECRET)
-        .env("WHATSAPP_VERIFY_TOKEN", "e2e-verify")
-        .env("WHATSAPP_ACCESS_TOKEN", "e2e-token")
-        .env("WHATSAPP_API_BASE", graph)
-        .env("CHARLA_ADMIN_KEY", ADMIN_KEY)
-        .env("CHARLA_DEBOUNCE_MS", "0")
+    let mut cmd = common::local(data_dir);
+    cmd.env("CHARLA_DEBOUNCE_MS", "0")
         .env("CHARLA_WORKERS", "4")
         .env("CHATWOOT_URL", chatwoot)
         .env("CHATWOOT_ACCOUNT_ID", "3")
@@ -56,45 +28,14 @@ async fn start(data_dir: &Path, graph: &str, chatwoot: &str) -> Server {
         .env("CHATWOOT_API_TOKEN", "e2e-chatwoot-api")
         .env("CHATWOOT_WEBHOOK_TOKEN", HOOK_TOKEN)
         .env_remove("CHARLA_ESCALATION_TOPIC_ARN")
-        .env_remove("CHARLA_SES_FROM")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the local binary");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
-            if r.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the local server did not become healthy");
+        .env_remove("CHARLA_SES_FROM");
+    common::launch(cmd, graph).await
 }
 
 async fn fake_graph() -> MockServer {
-    let graph = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/[0-9]+/messages$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "x", "wa_id": "x"}],
-            "messages": [{"id": "wamid.FAKE"}],
-        })))
-        .mount(&graph)
-        .await;
-    graph
+    common::fake_graph(Duration::ZERO).await
 }
 
-/// Chatwoot's API as the desk adapter uses it: account 3, inbox 2; the
-/// contact 31 is new, its conversation is 57.
 async fn fake_chatwoot() -> MockServer {
     let cw = MockServer::start().await;
     let p = |s: &str| format!("/api/v1/accounts/3{s}");

@@ -1,9 +1,7 @@
 //! End to end for voice: start the `local` binary with a fake Vapi and a
 //! fake Graph API (wiremock), talk to it as Meta and Vapi would.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use local::meta;
@@ -11,23 +9,12 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const SECRET: &str = "e2e-app-secret";
+mod common;
+
+use common::{Server, SECRET};
+
 const VAPI_SECRET: &str = "e2e-vapi-secret";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The demo profile, open every day all day, so that the test does not
-/// depend on the hour it runs at (call-trigger's own window is `always`).
 fn always_open_profile(dir: &Path) -> std::path::PathBuf {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles/demo");
     let text = std::fs::read_to_string(format!("{demo}/agent.toml")).expect("demo");
@@ -56,20 +43,8 @@ fn always_open_profile(dir: &Path) -> std::path::PathBuf {
 }
 
 async fn start(dir: &Path, graph: &str, vapi: &str) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let child = Command::new(env!("CARGO_BIN_EXE_local"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("WHATSAPP_APP_SECRET", SECRET)
-        .env("WHATSAPP_VERIFY_TOKEN", "e2e-verify")
-        .env("WHATSAPP_ACCESS_TOKEN", "e2e-token")
-        .env("WHATSAPP_API_BASE", graph)
-        .env("CHARLA_ADMIN_KEY", "e2e-admin-key")
-        .env("CHARLA_DEBOUNCE_MS", "0")
+    let mut cmd = common::local(&dir.join("data"));
+    cmd.env("CHARLA_DEBOUNCE_MS", "0")
         .env("CHARLA_AGENT", always_open_profile(dir))
         .env("CHARLA_VOICE_PROVIDER", "vapi")
         .env("CHARLA_CALLING_HOURS", "always")
@@ -78,26 +53,8 @@ async fn start(dir: &Path, graph: &str, vapi: &str) -> Server {
         .env("VAPI_API_KEY", "e2e-vapi-key")
         .env("VAPI_PHONE_NUMBER_ID", "pn-e2e")
         .env("VAPI_ASSISTANT_ID", "as-e2e")
-        .env("VAPI_WEBHOOK_SECRET", VAPI_SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start local");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.base)).await {
-            if r.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("local did not become healthy");
+        .env("VAPI_WEBHOOK_SECRET", VAPI_SECRET);
+    common::launch_within(cmd, graph, Duration::from_secs(30)).await
 }
 
 async fn fakes() -> (MockServer, MockServer) {

@@ -178,55 +178,10 @@ impl Transcriber for NoSpeech {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::media_samples;
 
     const KEY: &str =
         "media/2026/11/0123456789abcdef0123456789abcdef/fedcba9876543210fedcba9876543210";
-
-    /// A one-page PDF written out by hand, with a correct cross-reference
-    /// table (offsets counted as it is built).
-    fn tiny_pdf(text: &str) -> Vec<u8> {
-        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-        let objects = [
-            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
-            format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_string(),
-        ];
-        let mut pdf = b"%PDF-1.4\n".to_vec();
-        let mut offsets = Vec::new();
-        for (i, body) in objects.iter().enumerate() {
-            offsets.push(pdf.len());
-            pdf.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-        }
-        let xref = pdf.len();
-        pdf.extend_from_slice(
-            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-        );
-        for o in offsets {
-            pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-        }
-        pdf.extend_from_slice(
-            format!(
-                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-                objects.len() + 1
-            )
-            .as_bytes(),
-        );
-        pdf
-    }
-
-    /// A 3x2 PNG: signature and IHDR are all the header reader needs.
-    fn tiny_png() -> Vec<u8> {
-        let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        png.extend_from_slice(&13u32.to_be_bytes());
-        png.extend_from_slice(b"IHDR");
-        png.extend_from_slice(&3u32.to_be_bytes());
-        png.extend_from_slice(&2u32.to_be_bytes());
-        png.extend_from_slice(&[8, 6, 0, 0, 0]);
-        png.extend_from_slice(&[0, 0, 0, 0]); // CRC, not checked by a header reader
-        png
-    }
 
     /// A JPEG with only SOI, a baseline SOF0 of 640x480, and EOI.
     fn tiny_jpeg() -> Vec<u8> {
@@ -248,7 +203,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_text_of_a_hand_written_pdf_is_read() {
-        let (_dir, store) = store_with(&tiny_pdf("Factura 123 de Charla"));
+        let (_dir, store) = store_with(&media_samples::pdf("Factura 123 de Charla"));
         let docs = LocalDocuments::new(store);
         let got = docs.read_document(KEY).await.expect("read");
         assert_eq!(got.pages, 1);
@@ -262,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_pdfs_fail_cleanly() {
-        let good = tiny_pdf("hola");
+        let good = media_samples::pdf("hola");
         let inputs: Vec<Vec<u8>> = vec![
             Vec::new(),
             b"%PDF-1.4\n".to_vec(),
@@ -288,7 +243,10 @@ mod tests {
 
     #[tokio::test]
     async fn image_format_and_size_are_read_and_the_rest_is_said_unavailable() {
-        for (bytes, format, w, h) in [(tiny_png(), "png", 3, 2), (tiny_jpeg(), "jpeg", 640, 480)] {
+        for (bytes, format, w, h) in [
+            (media_samples::png(3, 2), "png", 3, 2),
+            (tiny_jpeg(), "jpeg", 640, 480),
+        ] {
             let (_dir, store) = store_with(&bytes);
             let got = LocalImages::new(store)
                 .analyze_image(KEY)
