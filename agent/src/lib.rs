@@ -12,4 +12,7 @@ pub mod tools;
 
 pub use agent::{Agent, TurnReport};
 pub use profile::Profile;
+
+/// Where the profile is in Lambda: the profile layer, mounted at `/opt`.
+pub const LAYER_PROFILE: &str = "/opt/agent.toml";
 pub use tools::{Registry, ToolContext, ToolDeps, ToolName, ToolOutcome, TurnEffects};

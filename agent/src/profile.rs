@@ -417,6 +417,14 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> Error {
 }
 
 impl Profile {
+    /// The template for outside the 24-hour window: (name, language).
+    pub fn reengage_template(&self) -> Option<(String, String)> {
+        self.templates
+            .reengage
+            .as_ref()
+            .map(|t| (t.name.clone(), t.language.clone()))
+    }
+
     /// Reads and checks the profile at `path`.
     pub fn load(path: &Path) -> Result<Profile> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -6,6 +6,8 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "lambda-http")]
+pub mod lambda_http_glue;
 pub mod observability;
 pub mod ports;
 #[cfg(feature = "sqs-batch")]

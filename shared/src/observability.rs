@@ -6,13 +6,15 @@ use std::sync::OnceLock;
 
 static LOG_CONTENT: OnceLock<bool> = OnceLock::new();
 
-/// Read once: whether message content may appear in logs.
+/// Set once at start from the function's config (`CHARLA_LOG_CONTENT`);
+/// later calls change nothing.
+pub fn set_log_content(on: bool) {
+    let _ = LOG_CONTENT.set(on);
+}
+
+/// Whether message content may appear in logs: off unless set at start.
 pub fn log_content() -> bool {
-    *LOG_CONTENT.get_or_init(|| {
-        std::env::var("CHARLA_LOG_CONTENT")
-            .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
-            .unwrap_or(false)
-    })
+    LOG_CONTENT.get().copied().unwrap_or(false)
 }
 
 /// A phone number or id, masked unless content logging is on.

@@ -12,6 +12,8 @@
 //! previous page. Errors are `{"error": "..."}` with the status from
 //! [`Error::status_code`]; server errors say nothing more.
 
+pub mod aws;
+pub mod config;
 pub mod control;
 
 use std::sync::Arc;
@@ -20,10 +22,14 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
+use shared::config::WhatsAppSecrets;
 use shared::domain::{Conversation, Delivery, Direction, Page, StoredMessage, WaId};
 use shared::error::{Error, Result};
 use shared::observability::phone;
-use shared::ports::{Clock, ConversationStore, SystemClock};
+use shared::ports::{
+    AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
+    SystemClock,
+};
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -37,6 +43,40 @@ pub struct Deps {
     /// Takeover, release and messages ([`control`]); `None`: those routes
     /// answer 404.
     pub control: Option<control::Control>,
+}
+
+/// The adapters admin runs on.
+pub struct Ports {
+    pub store: Arc<dyn ConversationStore>,
+    pub records: Arc<dyn AgentRecords>,
+    pub escalations: Arc<dyn EscalationRecords>,
+    /// `None` (no Graph API token): takeover, release and messages answer 404.
+    pub sender: Option<Arc<dyn MessageSender>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    /// The one constructor, for Lambda and the one-process runner.
+    pub fn new(
+        settings: &config::Settings,
+        secrets: &WhatsAppSecrets,
+        ports: Ports,
+    ) -> Result<Deps> {
+        let desk = match &settings.chatwoot {
+            Some(place) => Some(Arc::new(place.config(secrets)?.desk()?) as Arc<dyn HumanDesk>),
+            None => None,
+        };
+        Ok(Deps {
+            control: ports.sender.map(|sender| control::Control {
+                records: ports.records,
+                escalations: ports.escalations,
+                sender,
+                clock: ports.clock,
+                desk,
+            }),
+            store: ports.store,
+        })
+    }
 }
 
 /// Answers one admin API request. Never fails: errors become responses.

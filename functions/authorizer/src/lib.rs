@@ -8,6 +8,8 @@
 //! GET and HEAD need `admin:read`, every other method `admin:write`.
 //! Anything else is an explicit deny; nothing here panics on any input.
 
+pub mod config;
+
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
@@ -158,8 +160,8 @@ impl AdminKeys {
     }
 
     /// Reads [`KEY_HASHES_ENV`]; missing, empty or malformed stops the start.
-    pub fn from_env() -> Result<Self> {
-        Self::parse(&shared::config::env_required(KEY_HASHES_ENV)?)
+    pub fn from_vars(vars: &shared::config::Vars) -> Result<Self> {
+        Self::parse(&vars.required(KEY_HASHES_ENV)?)
     }
 
     /// One key given in plain text (local development): hashed here, once.

@@ -1,16 +1,16 @@
-//! Lambda wiring only: tracing, the configured key hashes (read once), run.
+//! Lambda wiring only: tracing, config (the key hashes, read once), run.
 
-use authorizer::{handler, AdminKeys};
+use authorizer::config::Config;
+use authorizer::handler;
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let keys = AdminKeys::from_env().inspect_err(|e| {
-        tracing::error!(error = %e, "authorizer cannot start");
-    })?;
-    let keys = &keys;
+    let config = Config::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "authorizer cannot start"))?;
+    let keys = &config.keys;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
             Ok::<_, Error>(handler(keys, event.payload).await)

@@ -10,6 +10,8 @@
 //! scheduled calls that are due, including the retries the voice webhooks
 //! schedule after a no-answer or busy line.
 
+pub mod aws;
+pub mod config;
 pub mod messages;
 
 use std::sync::Arc;
@@ -54,30 +56,44 @@ pub struct Deps {
     pub settings: Settings,
 }
 
-/// `CHARLA_CALLING_HOURS` wins over the profile.
-pub fn calling_hours(profile: &agent::Profile) -> Result<CallingHours> {
-    match shared::config::env_optional("CHARLA_CALLING_HOURS") {
-        Some(h) => {
-            CallingHours::parse(&h).map_err(|e| Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
+/// The adapters call-trigger runs on.
+pub struct Ports {
+    pub records: Arc<dyn AgentRecords>,
+    pub store: Arc<dyn ConversationStore>,
+    pub calls: Arc<dyn CallRecords>,
+    pub sender: Arc<dyn MessageSender>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Settings {
+    /// From the profile, with the configured calling hours where set.
+    pub fn new(calling_hours: Option<CallingHours>, profile: &agent::Profile) -> Settings {
+        Settings {
+            calling_hours: calling_hours.unwrap_or(profile.voice.calling_hours),
+            default_zone: (
+                profile.hours.time_zone_name.clone(),
+                profile.hours.time_zone.clone(),
+            ),
+            reengage_template: profile.reengage_template(),
         }
-        None => Ok(profile.voice.calling_hours),
     }
 }
 
-/// The settings from the profile and the environment.
-pub fn settings(profile: &agent::Profile) -> Result<Settings> {
-    Ok(Settings {
-        calling_hours: calling_hours(profile)?,
-        default_zone: (
-            profile.hours.time_zone_name.clone(),
-            profile.hours.time_zone.clone(),
-        ),
-        reengage_template: profile
-            .templates
-            .reengage
-            .as_ref()
-            .map(|t| (t.name.clone(), t.language.clone())),
-    })
+impl Deps {
+    /// The one constructor, for Lambda, the voice function and the
+    /// one-process runner: the provider and the settings from the config
+    /// (its voice keys filled in) and the profile.
+    pub fn new(config: &config::Settings, profile: &agent::Profile, ports: Ports) -> Result<Deps> {
+        Ok(Deps {
+            records: ports.records,
+            store: ports.store,
+            calls: ports.calls,
+            provider: provider(&config.voice, profile)?,
+            sender: ports.sender,
+            clock: ports.clock,
+            settings: Settings::new(config.calling_hours, profile),
+        })
+    }
 }
 
 impl Deps {
@@ -457,28 +473,4 @@ pub fn provider(
         ProviderKind::Vapi => Arc::new(VapiClient::new(&config.vapi, Default::default())?),
         ProviderKind::Retell => Arc::new(RetellClient::new(&config.retell, Default::default())?),
     })
-}
-
-/// Reads the voice secret (Lambda) into `config`: a JSON object with
-/// `vapi_api_key`, `vapi_webhook_secret`, `retell_api_key`.
-pub async fn load_voice_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-    config: shared::adapters::http::VoiceConfig,
-) -> Result<shared::adapters::http::VoiceConfig> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "secret {secret_id} cannot be read: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    let json = out
-        .secret_string()
-        .ok_or_else(|| Error::Config(format!("secret {secret_id} has no string value")))?;
-    config.with_secret_json(json)
 }

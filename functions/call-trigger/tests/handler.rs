@@ -73,7 +73,7 @@ async fn harness(now: i64) -> Harness {
         provider: provider.clone(),
         sender: outbox.clone(),
         clock: clock.clone(),
-        settings: call_trigger::settings(&profile()).expect("settings"),
+        settings: call_trigger::Settings::new(None, &profile()),
     };
     Harness {
         deps,

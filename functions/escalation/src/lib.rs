@@ -23,6 +23,7 @@
 //!
 //! [`webhook`] is Chatwoot's way back: agents' replies and resolutions.
 
+pub mod aws;
 pub mod config;
 pub mod texts;
 pub mod webhook;
@@ -121,6 +122,56 @@ pub struct Deps {
     pub call_queue: Option<Arc<dyn Queue>>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+}
+
+/// The adapters escalation runs on: AWS ones in Lambda ([`aws::deps`]),
+/// embedded ones in the one-process runner.
+pub struct Ports {
+    pub store: Arc<dyn ConversationStore>,
+    pub records: Arc<dyn AgentRecords>,
+    pub escalations: Arc<dyn EscalationRecords>,
+    pub sentiment: Arc<dyn SentimentAnalyzer>,
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    pub sender: Arc<dyn MessageSender>,
+    pub timers: Arc<dyn Timers>,
+    pub call_queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    /// The one constructor, for Lambda and the one-process runner: the
+    /// policy and limits from the profile, the desk from the config and the
+    /// secrets.
+    pub fn new(
+        config: &config::Settings,
+        secrets: &shared::config::WhatsAppSecrets,
+        ports: Ports,
+    ) -> Result<Deps> {
+        let profile = Profile::load(&config.profile)?;
+        let mut settings = Settings::from_profile(&profile)?;
+        settings.admin_conversation_url = config.admin_conversation_url.clone();
+        let desk = match &config.chatwoot {
+            Some(place) => {
+                let chatwoot = place.config(secrets)?;
+                settings.desk_conversation_url = Some(chatwoot.conversation_url());
+                Some(Arc::new(chatwoot.desk()?) as Arc<dyn HumanDesk>)
+            }
+            None => None,
+        };
+        Ok(Deps {
+            store: ports.store,
+            records: ports.records,
+            escalations: ports.escalations,
+            sentiment: ports.sentiment,
+            notifiers: ports.notifiers,
+            desk,
+            sender: ports.sender,
+            timers: Some(ports.timers),
+            call_queue: Some(ports.call_queue),
+            clock: ports.clock,
+            settings,
+        })
+    }
 }
 
 /// What a message came to.

@@ -41,6 +41,31 @@ pub struct WebhookDeps {
     pub clock: Arc<dyn Clock>,
 }
 
+impl WebhookDeps {
+    /// The one constructor: the token from the secrets, the rest ports.
+    pub fn new(
+        secrets: &shared::config::WhatsAppSecrets,
+        store: Arc<dyn ConversationStore>,
+        records: Arc<dyn AgentRecords>,
+        escalations: Arc<dyn EscalationRecords>,
+        sender: Arc<dyn MessageSender>,
+        clock: Arc<dyn Clock>,
+    ) -> WebhookDeps {
+        if secrets.chatwoot_webhook_token.is_none() {
+            // Not fatal: every call gets 401 until the secret has one.
+            warn!("no Chatwoot webhook token: every Chatwoot webhook is refused");
+        }
+        WebhookDeps {
+            token: secrets.chatwoot_webhook_token.clone(),
+            store,
+            records,
+            escalations,
+            sender,
+            clock,
+        }
+    }
+}
+
 /// What a webhook came to (the response body says it too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookOutcome {

@@ -4,6 +4,9 @@
 //! The handler is framework-neutral (`http::Request<Bytes>`): Lambda
 //! (`main.rs`) and `infra/local` call this same code.
 
+pub mod aws;
+pub mod config;
+
 use std::sync::Arc;
 
 use bytes::Bytes;

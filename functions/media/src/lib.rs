@@ -17,6 +17,9 @@
 //!
 //! Locally ([`run_local`]) the same steps run in-process in the same order.
 
+pub mod aws;
+pub mod config;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +105,78 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub salt: MediaKeySalt,
     pub settings: Settings,
+}
+
+/// Where media is kept, what reads it, and where its notes go: S3 and the
+/// AWS analysers in Lambda ([`aws::analysers`]), files and the local ones on
+/// one machine.
+pub struct Analysers {
+    pub store: Arc<dyn MediaStore>,
+    pub images: Arc<dyn ImageAnalyzer>,
+    pub documents: Arc<dyn DocumentReader>,
+    pub speech: Arc<dyn Transcriber>,
+    pub notes: Arc<dyn MediaNotes>,
+}
+
+/// The adapters the media steps run on.
+pub struct Ports {
+    pub analysers: Analysers,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub records: Arc<dyn AgentRecords>,
+    pub sender: Arc<dyn MessageSender>,
+    pub text_queue: Arc<dyn Queue>,
+    pub escalation_queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How long one download may take, body included.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Deps {
+    /// The one constructor, for Lambda and the one-process runner: media
+    /// is fetched from the Graph API with `access_token`, the languages come
+    /// from the config or the profile.
+    pub fn new(
+        config: &config::Settings,
+        access_token: secrecy::SecretString,
+        salt: MediaKeySalt,
+        ports: Ports,
+    ) -> Result<Deps> {
+        let languages = match &config.languages {
+            Some(list) if !list.is_empty() => list.clone(),
+            _ => {
+                let text = std::fs::read_to_string(&config.profile).map_err(|e| {
+                    Error::Config(format!("agent profile {}: {e}", config.profile.display()))
+                })?;
+                profile_languages(&text)?
+            }
+        };
+        Ok(Deps {
+            source: Arc::new(shared::adapters::http::GraphMedia::new(
+                config.graph.api_base.clone(),
+                access_token,
+                config.graph.settings.clone(),
+                DOWNLOAD_TIMEOUT,
+            )?),
+            store: ports.analysers.store,
+            images: ports.analysers.images,
+            documents: ports.analysers.documents,
+            speech: ports.analysers.speech,
+            notes: ports.analysers.notes,
+            conversations: ports.conversations,
+            records: ports.records,
+            sender: ports.sender,
+            text_queue: ports.text_queue,
+            escalation_queue: ports.escalation_queue,
+            clock: ports.clock,
+            salt,
+            settings: Settings {
+                notice_language: languages.first().cloned().unwrap_or_else(|| "en".into()),
+                languages,
+                work_dir: config.work_dir.clone(),
+            },
+        })
+    }
 }
 
 /// The task states of the machine, in the order they can run.

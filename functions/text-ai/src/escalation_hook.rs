@@ -2,18 +2,17 @@
 //! the policy) and, while people have the conversation, the user's messages
 //! (for them).
 
+use std::sync::Arc;
+
 use shared::domain::handoff::{
     EscalationMessage, TurnEvent, UserMessageEvent, MAX_TURN_TEXT_CHARS,
 };
 use shared::domain::{Conversation, StoredMessage, TurnRecord};
-use shared::ports::{QueueMessage, TurnNote};
+use shared::ports::{Queue, QueueMessage, TurnNote};
 use shared::{Error, Result};
 
-use crate::EscalationQueue;
-
-async fn send(queue: &EscalationQueue, msg: &EscalationMessage) -> Result<()> {
+async fn send(queue: &Arc<dyn Queue>, msg: &EscalationMessage) -> Result<()> {
     queue
-        .0
         .send(&QueueMessage {
             group_id: msg.group_id(),
             dedup_id: msg.dedup_id(),
@@ -24,7 +23,7 @@ async fn send(queue: &EscalationQueue, msg: &EscalationMessage) -> Result<()> {
 
 /// The turn the bot just answered, with what the responder noticed.
 pub async fn turn_answered(
-    queue: &EscalationQueue,
+    queue: &Arc<dyn Queue>,
     turn: &TurnRecord,
     messages: &[StoredMessage],
     note: &TurnNote,
@@ -54,7 +53,7 @@ pub async fn turn_answered(
 
 /// Each of the user's messages, for the people who have the conversation.
 pub async fn pass_to_humans(
-    queue: &EscalationQueue,
+    queue: &Arc<dyn Queue>,
     conversation: &Conversation,
     messages: &[StoredMessage],
 ) -> Result<()> {

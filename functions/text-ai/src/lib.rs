@@ -12,6 +12,8 @@
 //! jobs of the same user back meanwhile, and they find their messages
 //! already answered.
 
+pub mod aws;
+pub mod config;
 pub mod escalation_hook;
 pub mod media_hold;
 pub mod setup;
@@ -20,14 +22,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use shared::config::WhatsAppSecrets;
 use shared::domain::whatsapp::errors::GraphErrorClass;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
 use shared::observability::{self, phone};
-use shared::ports::{Clock, ConversationStore, MessageSender, Responder, TurnInput};
+use shared::ports::{
+    AgentRecords, Clock, ConversationStore, MediaNotes, MessageSender, Queue, Responder, TurnInput,
+};
 use shared::{Error, Result};
 use tracing::{info, instrument, warn};
 
+/// How the handler answers (no ports here: those are in [`Deps`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Quiet time after the last user message before answering.
@@ -38,21 +44,8 @@ pub struct Settings {
     pub history_limit: usize,
     /// Template sent when free text is not allowed (outside the window).
     pub reengage_template: Option<(String, String)>,
-    /// Where answered turns go for the escalation policy, and user messages
-    /// for the humans while people have the conversation. `None`: nowhere.
-    pub escalation_queue: Option<EscalationQueue>,
-    /// Media messages hold the turn until the media pipeline noted them.
-    pub media: media_hold::MediaHold,
-}
-
-/// The escalation queue (a wrapper so that [`Settings`] stays `Debug`).
-#[derive(Clone)]
-pub struct EscalationQueue(pub Arc<dyn shared::ports::Queue>);
-
-impl std::fmt::Debug for EscalationQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EscalationQueue")
-    }
+    /// Longest a media message holds its turn without a note.
+    pub media_hold_ms: i64,
 }
 
 impl Default for Settings {
@@ -62,26 +55,8 @@ impl Default for Settings {
             max_wait_ms: 20_000,
             history_limit: 20,
             reengage_template: None,
-            escalation_queue: None,
-            media: media_hold::MediaHold::default(),
+            media_hold_ms: media_hold::DEFAULT_HOLD_MS,
         }
-    }
-}
-
-/// The template sent outside the 24-hour window: `CHARLA_REENGAGE_TEMPLATE`
-/// (and `..._LANGUAGE`, default `en_US`) when set, else the profile's.
-pub fn reengage_template(profile: &agent::Profile) -> Option<(String, String)> {
-    match shared::config::env_optional("CHARLA_REENGAGE_TEMPLATE") {
-        Some(name) => Some((
-            name,
-            shared::config::env_optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
-                .unwrap_or_else(|| "en_US".to_string()),
-        )),
-        None => profile
-            .templates
-            .reengage
-            .as_ref()
-            .map(|t| (t.name.clone(), t.language.clone())),
     }
 }
 
@@ -89,8 +64,73 @@ pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
     pub sender: Arc<dyn MessageSender>,
     pub responder: Arc<dyn Responder>,
+    /// Answered turns go here for the escalation policy, and user messages
+    /// for the people while they have the conversation.
+    pub escalation_queue: Arc<dyn Queue>,
+    /// Media messages hold the turn until the media pipeline noted them.
+    pub media: media_hold::MediaHold,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+}
+
+/// The adapters text-ai runs on: AWS ones in Lambda ([`aws::ports`]),
+/// embedded ones in the one-process runner.
+pub struct Ports {
+    pub store: Arc<dyn ConversationStore>,
+    /// What the agent's tools write (leads, appointments, call requests).
+    pub records: Arc<dyn AgentRecords>,
+    pub sender: Arc<dyn MessageSender>,
+    pub call_queue: Arc<dyn Queue>,
+    pub escalation_queue: Arc<dyn Queue>,
+    /// `None`: no media pipeline; media messages are plain turns.
+    pub media_notes: Option<Arc<dyn MediaNotes>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    /// The one constructor, for Lambda and the one-process runner: the
+    /// agent from its profile, the settings from the config and the profile.
+    /// `aws` is the SDK config for Bedrock, when the config chooses it.
+    pub async fn new(
+        config: &config::Settings,
+        secrets: &WhatsAppSecrets,
+        ports: Ports,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Deps> {
+        let agent = setup::build_agent(
+            &config.agent,
+            secrets,
+            setup::AgentPorts {
+                records: ports.records,
+                call_queue: ports.call_queue,
+                escalation_queue: ports.escalation_queue.clone(),
+                clock: ports.clock.clone(),
+            },
+            aws,
+        )
+        .await?;
+        let settings = Settings {
+            debounce_ms: config.debounce_ms,
+            history_limit: agent.history_needed(),
+            reengage_template: config
+                .reengage_template
+                .clone()
+                .or_else(|| agent.profile().reengage_template()),
+            ..Settings::default()
+        };
+        Ok(Deps {
+            store: ports.store,
+            sender: ports.sender,
+            responder: Arc::new(agent),
+            escalation_queue: ports.escalation_queue,
+            media: media_hold::MediaHold {
+                notes: ports.media_notes,
+                hold_ms: settings.media_hold_ms,
+            },
+            clock: ports.clock,
+            settings,
+        })
+    }
 }
 
 /// What a job came to.
@@ -158,26 +198,17 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         // Media goes with the pipeline's description, not as "[image]": held
         // like a bot turn until it is noted.
         let mut for_people = pending.clone();
-        if media_hold::apply(
-            &deps.settings.media,
-            deps.clock.now_ms(),
-            &mut for_people,
-            &mut [],
-        )
-        .await?
-        {
+        if media_hold::apply(&deps.media, deps.clock.now_ms(), &mut for_people, &mut []).await? {
             info!("message for people held for media being understood");
             return Ok(Outcome::HeldForMedia);
         }
-        if let Some(queue) = &deps.settings.escalation_queue {
-            escalation_hook::pass_to_humans(queue, &conversation, &for_people).await?;
-            let inbound: Vec<String> = pending.iter().map(|m| m.wamid.clone()).collect();
-            if let Some(first) = inbound.first() {
-                store
-                    .complete_turn(&job.wa_id, &format!("{first}:to-humans"), &inbound)
-                    .await
-                    .or_else(escalation_hook::no_turn_is_fine)?;
-            }
+        escalation_hook::pass_to_humans(&deps.escalation_queue, &conversation, &for_people).await?;
+        let inbound: Vec<String> = pending.iter().map(|m| m.wamid.clone()).collect();
+        if let Some(first) = inbound.first() {
+            store
+                .complete_turn(&job.wa_id, &format!("{first}:to-humans"), &inbound)
+                .await
+                .or_else(escalation_hook::no_turn_is_fine)?;
         }
         return Ok(Outcome::NotForTheBot);
     }
@@ -207,7 +238,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         .collect();
     let mut new_messages = pending.clone();
     if media_hold::apply(
-        &deps.settings.media,
+        &deps.media,
         deps.clock.now_ms(),
         &mut new_messages,
         &mut history,
@@ -251,11 +282,17 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         ClaimOutcome::Existing(t) => t,
     };
     let outcome = send_turn(deps, turn.clone()).await?;
-    if let (Some(queue), Outcome::Answered { .. }) = (&deps.settings.escalation_queue, &outcome) {
+    if let Outcome::Answered { .. } = &outcome {
         // After the answer: a failure here must not fail the job (its retry
         // would find the turn sent and stop), so it is logged and counted.
-        if let Err(e) =
-            escalation_hook::turn_answered(queue, &turn, &pending, &note, deps.clock.now_ms()).await
+        if let Err(e) = escalation_hook::turn_answered(
+            &deps.escalation_queue,
+            &turn,
+            &pending,
+            &note,
+            deps.clock.now_ms(),
+        )
+        .await
         {
             warn!(error = %e, "the turn did not reach the escalation queue");
             observability::count("TurnEventLost", 1);

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agent::{Agent, Profile, ToolDeps};
-use shared::config::{env_optional, WhatsAppSecrets};
+use shared::config::{Vars, WhatsAppSecrets};
 use shared::ports::{
     AgentRecords, ChatModel, Clock, CustomerDirectory, KnowledgeBase, LeadSink, Queue,
 };
@@ -69,17 +69,22 @@ pub struct AgentEnv {
 }
 
 impl AgentEnv {
-    pub fn from_env(default_profile: &str) -> Result<AgentEnv> {
-        let profile =
-            PathBuf::from(env_optional("CHARLA_AGENT").unwrap_or_else(|| default_profile.into()));
+    /// `CHARLA_AGENT` (default [`agent::LAYER_PROFILE`]), `CHARLA_MODEL`,
+    /// `CHARLA_MODEL_URL`, `CHARLA_KNOWLEDGE_BASE_ID`, `CHARLA_CRM_URL`,
+    /// `CHARLA_CUSTOMERS_FILE`.
+    pub fn from_vars(vars: &Vars) -> Result<AgentEnv> {
+        let profile = PathBuf::from(
+            vars.optional("CHARLA_AGENT")
+                .unwrap_or_else(|| agent::LAYER_PROFILE.into()),
+        );
         Ok(AgentEnv {
             // Absolute where it exists, so that logs say which file it was.
             profile: std::fs::canonicalize(&profile).unwrap_or(profile),
-            model: ModelChoice::parse(&env_optional("CHARLA_MODEL").unwrap_or_default())?,
-            model_url: env_optional("CHARLA_MODEL_URL"),
-            knowledge_base_id: env_optional("CHARLA_KNOWLEDGE_BASE_ID"),
-            crm_url: env_optional("CHARLA_CRM_URL"),
-            customers_file: env_optional("CHARLA_CUSTOMERS_FILE").map(PathBuf::from),
+            model: ModelChoice::parse(&vars.optional("CHARLA_MODEL").unwrap_or_default())?,
+            model_url: vars.optional("CHARLA_MODEL_URL"),
+            knowledge_base_id: vars.optional("CHARLA_KNOWLEDGE_BASE_ID"),
+            crm_url: vars.optional("CHARLA_CRM_URL"),
+            customers_file: vars.optional("CHARLA_CUSTOMERS_FILE").map(PathBuf::from),
         })
     }
 }

@@ -17,7 +17,7 @@ use shared::ports::{
 };
 use shared::Result;
 use text_ai::media_hold::MediaHold;
-use text_ai::{handle_job, Deps, EscalationQueue, Outcome, Settings};
+use text_ai::{handle_job, Deps, Outcome, Settings};
 
 const USER: &str = "5491155551234";
 const PHONE: &str = "106540352242922";
@@ -101,10 +101,11 @@ fn deps(store: Arc<SqliteStore>, queue: Arc<MemoryQueue>, sender: Arc<Sender>) -
         store,
         sender,
         responder: Arc::new(Confused),
+        escalation_queue: queue,
+        media: Default::default(),
         clock: Arc::new(SystemClock),
         settings: Settings {
             debounce_ms: 0,
-            escalation_queue: Some(EscalationQueue(queue)),
             ..Default::default()
         },
     }
@@ -207,7 +208,7 @@ async fn people_get_the_pipelines_description_of_a_photo_not_image() {
     let sender = Arc::new(Sender::default());
     let notes = Arc::new(Notes::default());
     let mut d = deps(store.clone(), queue.clone(), sender.clone());
-    d.settings.media = MediaHold {
+    d.media = MediaHold {
         notes: Some(notes.clone()),
         ..Default::default()
     };

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use shared::adapters::local::SqliteStore;
+use shared::adapters::memory::MemoryQueue;
 use shared::domain::whatsapp::errors::GraphErrorClass;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{NewInbound, TurnJob, WaId, WINDOW_MS};
@@ -96,6 +97,8 @@ fn harness(responder: Arc<dyn Responder>, settings: Settings) -> H {
             store: store.clone(),
             sender: sender.clone(),
             responder,
+            escalation_queue: Arc::new(MemoryQueue::default()),
+            media: Default::default(),
             clock: Arc::new(SystemClock),
             settings,
         },
@@ -287,6 +290,8 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
             error: Mutex::new(Some(e)),
         }),
         responder: h.deps.responder.clone(),
+        escalation_queue: h.deps.escalation_queue.clone(),
+        media: h.deps.media.clone(),
         clock: h.deps.clock.clone(),
         settings: h.deps.settings.clone(),
     };

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use shared::adapters::local::{Outbox, SqliteMediaNotes, SqliteStore};
-use shared::adapters::memory::FixedClock;
+use shared::adapters::memory::{FixedClock, MemoryQueue};
 use shared::domain::media_pipeline::MediaNote;
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{NewInbound, TurnJob, WaId};
@@ -49,13 +49,14 @@ fn harness() -> H {
         store: store.clone(),
         sender: Arc::new(Outbox::open(dir.path()).expect("outbox")),
         responder: seen.clone(),
+        escalation_queue: Arc::new(MemoryQueue::default()),
+        media: MediaHold {
+            notes: Some(notes.clone()),
+            hold_ms: 60_000,
+        },
         clock: clock.clone(),
         settings: Settings {
             debounce_ms: 0,
-            media: MediaHold {
-                notes: Some(notes.clone()),
-                hold_ms: 60_000,
-            },
             ..Default::default()
         },
     };

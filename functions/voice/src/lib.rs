@@ -12,6 +12,9 @@
 //! no-answer or busy line, and send the follow-up once. Tool calls are served
 //! by the agent's tool registry within the providers' time limits.
 
+pub mod aws;
+pub mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +47,64 @@ pub struct Deps {
     pub archive: Arc<dyn shared::ports::PayloadArchive>,
 }
 
-/// `CHARLA_TRANSFER_TO` wins over the profile's `voice.transfer_to`.
-pub fn transfer_target(profile: &agent::Profile) -> Result<Option<TransferTarget>> {
-    match shared::config::env_optional("CHARLA_TRANSFER_TO") {
-        Some(t) => TransferTarget::parse(&t)
-            .map(Some)
-            .map_err(|e| Error::Config(format!("CHARLA_TRANSFER_TO: {e}"))),
-        None => Ok(profile.voice.transfer_to.clone()),
+/// The adapters the voice webhooks run on.
+pub struct Ports {
+    pub store: Arc<dyn shared::ports::ConversationStore>,
+    pub records: Arc<dyn shared::ports::AgentRecords>,
+    pub calls: Arc<dyn shared::ports::CallRecords>,
+    pub sender: Arc<dyn shared::ports::MessageSender>,
+    pub call_queue: Arc<dyn shared::ports::Queue>,
+    pub escalation_queue: Arc<dyn shared::ports::Queue>,
+    pub archive: Arc<dyn shared::ports::PayloadArchive>,
+    pub clock: Arc<dyn shared::ports::Clock>,
+}
+
+impl Deps {
+    /// The one constructor, for Lambda and the one-process runner: the
+    /// agent (for its tools) and the calls from the config, the profile and
+    /// the ports. `settings.calls.voice` carries the providers' keys.
+    pub async fn new(
+        settings: &config::Settings,
+        secrets: &shared::config::WhatsAppSecrets,
+        ports: Ports,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Deps> {
+        let agent = text_ai::setup::build_agent(
+            &settings.agent,
+            secrets,
+            text_ai::setup::AgentPorts {
+                records: ports.records.clone(),
+                call_queue: ports.call_queue,
+                escalation_queue: ports.escalation_queue,
+                clock: ports.clock.clone(),
+            },
+            aws,
+        )
+        .await?;
+        let profile = agent.profile();
+        let calls = call_trigger::Deps::new(
+            &settings.calls,
+            profile,
+            call_trigger::Ports {
+                records: ports.records,
+                store: ports.store,
+                calls: ports.calls,
+                sender: ports.sender,
+                clock: ports.clock,
+            },
+        )?;
+        let voice = &settings.calls.voice;
+        Ok(Deps {
+            calls: Arc::new(calls),
+            registry: agent.registry().clone(),
+            vapi_secret: voice.vapi.webhook_secret.clone(),
+            retell_key: voice.retell.api_key.clone(),
+            transfer_to: settings
+                .transfer_to
+                .clone()
+                .or_else(|| profile.voice.transfer_to.clone()),
+            archive: ports.archive,
+        })
     }
 }
 

@@ -103,7 +103,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
             provider: Arc::new(NoProvider),
             sender: outbox.clone(),
             clock: clock.clone(),
-            settings: call_trigger::settings(&profile).expect("settings"),
+            settings: call_trigger::Settings::new(None, &profile),
         }),
         registry,
         vapi_secret: Some(VAPI_SECRET.to_string().into()),

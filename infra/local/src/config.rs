@@ -1,15 +1,18 @@
-//! The local runner's settings: the same variables as in Lambda, with
-//! development values for unset secrets (printed at start).
+//! The local runner's settings: the same variables as in Lambda, read into
+//! each function's own settings (one place per setting), with development
+//! values for unset secrets (printed at start).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use shared::config::{env_optional, env_parse, WhatsAppSecrets};
+use shared::config::{Vars, WhatsAppSecrets};
 use shared::Result;
 
 pub const DEV_APP_SECRET: &str = "dev-app-secret";
 pub const DEV_VERIFY_TOKEN: &str = "dev-verify-token";
 pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
+/// Used when `CHARLA_MEDIA_KEY_SALT` is unset.
+pub const DEV_MEDIA_KEY_SALT: &str = "dev-media-key-salt-not-secret";
 /// The demo profile in this repository, wherever `local` is run from.
 pub const DEMO_PROFILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,14 +24,21 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub aws: bool,
     pub create_resources: bool,
+    /// The variables every function's settings are read from: the
+    /// environment, with the runner's defaults (and, with `--aws
+    /// --create-resources`, the resources it created).
+    pub vars: Vars,
     pub secrets: WhatsAppSecrets,
     pub admin_keys: authorizer::AdminKeys,
-    pub api_base: String,
-    pub debounce_ms: u64,
+    /// Consumers of the text queue.
     pub workers: usize,
-    pub reengage_template: Option<(String, String)>,
-    /// The agent: profile, model, knowledge, customers.
-    pub agent: text_ai::setup::AgentEnv,
+    /// How often the scheduled calls are swept (EventBridge's minute in AWS).
+    pub call_sweep_ms: u64,
+    pub text_ai: text_ai::config::Settings,
+    pub admin: admin::config::Settings,
+    pub escalation: escalation::config::Settings,
+    pub voice: voice::config::Settings,
+    pub media: media::config::Settings,
     /// Which variables fell back to development values.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -40,50 +50,77 @@ impl Settings {
         aws: bool,
         create_resources: bool,
     ) -> Result<Self> {
-        let mut dev_defaults = Vec::new();
-        let mut or_dev = |name: &'static str, dev: &str| {
-            env_optional(name).unwrap_or_else(|| {
-                dev_defaults.push(name);
-                dev.to_string()
-            })
-        };
-        let app_secret = or_dev("WHATSAPP_APP_SECRET", DEV_APP_SECRET);
-        let verify_token = or_dev("WHATSAPP_VERIFY_TOKEN", DEV_VERIFY_TOKEN);
-        let admin_keys = match env_optional("CHARLA_ADMIN_KEY_HASHES") {
-            Some(hashes) => authorizer::AdminKeys::parse(&hashes)?,
-            None => {
-                let key = or_dev("CHARLA_ADMIN_KEY", DEV_ADMIN_KEY);
-                authorizer::AdminKeys::from_plain(&key, authorizer::Scopes::ADMIN)?
-            }
-        };
-        let secrets = WhatsAppSecrets::new(
-            app_secret,
-            verify_token,
-            env_optional("WHATSAPP_ACCESS_TOKEN"),
-        )?
-        .with_agent_keys(
-            env_optional("CHARLA_CRM_API_KEY"),
-            env_optional("CHARLA_MODEL_API_KEY"),
-        );
-        let reengage_template = env_optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
-            let lang = env_optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
-                .unwrap_or_else(|| "en_US".to_string());
-            (name, lang)
-        });
-        Ok(Settings {
+        Self::from_vars(
+            Vars::from_process(),
             listen,
             data_dir,
             aws,
             create_resources,
+        )
+    }
+
+    pub fn from_vars(
+        mut vars: Vars,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        aws: bool,
+        create_resources: bool,
+    ) -> Result<Self> {
+        let mut dev_defaults = Vec::new();
+        for (name, dev) in [
+            ("WHATSAPP_APP_SECRET", DEV_APP_SECRET),
+            ("WHATSAPP_VERIFY_TOKEN", DEV_VERIFY_TOKEN),
+        ] {
+            if vars.default_to(name, dev) {
+                dev_defaults.push(name);
+            }
+        }
+        let admin_keys = match vars.optional("CHARLA_ADMIN_KEY_HASHES") {
+            Some(_) => authorizer::AdminKeys::from_vars(&vars)?,
+            None => {
+                if vars.default_to("CHARLA_ADMIN_KEY", DEV_ADMIN_KEY) {
+                    dev_defaults.push("CHARLA_ADMIN_KEY");
+                }
+                authorizer::AdminKeys::from_plain(
+                    &vars.required("CHARLA_ADMIN_KEY")?,
+                    authorizer::Scopes::ADMIN,
+                )?
+            }
+        };
+        // What Lambda gets from its layer and its template, the runner from
+        // this repository and its own address.
+        vars.default_to("CHARLA_AGENT", DEMO_PROFILE);
+        vars.default_to(
+            "CHARLA_ADMIN_CONVERSATION_URL",
+            format!("http://{listen}/admin/conversations/"),
+        );
+        vars.default_to(
+            "CHARLA_MEDIA_WORK_DIR",
+            data_dir.join("media-tmp").display().to_string(),
+        );
+        vars.default_to("CHARLA_MEDIA_KEY_SALT", DEV_MEDIA_KEY_SALT);
+        let secrets = WhatsAppSecrets::from_vars(&vars)?;
+        Ok(Settings {
+            listen,
+            aws,
+            create_resources,
             secrets,
             admin_keys,
-            api_base: env_optional("WHATSAPP_API_BASE")
-                .unwrap_or_else(|| "https://graph.facebook.com/v23.0".to_string()),
-            debounce_ms: env_parse("CHARLA_DEBOUNCE_MS", 1500u64)?,
-            workers: env_parse("CHARLA_WORKERS", 8usize)?.max(1),
-            reengage_template,
-            agent: text_ai::setup::AgentEnv::from_env(DEMO_PROFILE)?,
+            workers: vars.parse("CHARLA_WORKERS", 8usize)?.max(1),
+            call_sweep_ms: vars.parse("CHARLA_CALL_SWEEP_MS", 5_000u64)?.max(100),
+            text_ai: text_ai::config::Settings::from_vars(&vars)?,
+            admin: admin::config::Settings::from_vars(&vars)?,
+            escalation: escalation::config::Settings::from_vars(&vars)?,
+            voice: voice::config::Settings::from_vars(&vars)?,
+            media: media::config::Settings::from_vars(&vars)?,
             dev_defaults,
+            data_dir,
+            vars,
         })
+    }
+
+    /// Content in logs, as the functions read it.
+    pub fn log_content(&self) -> bool {
+        self.text_ai.log_content
     }
 }

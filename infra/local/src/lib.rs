@@ -5,13 +5,14 @@
 mod chat;
 mod config;
 mod consumer;
-mod escalation;
 mod load;
 mod media_pipeline;
 pub mod meta;
 mod replay;
+mod resources;
 mod server;
 mod voice;
+mod wiring;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

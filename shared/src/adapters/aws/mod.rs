@@ -40,7 +40,7 @@ pub use media_analysis::{RekognitionImages, TextractDocuments, TranscribeSpeech}
 pub use media_notes::DynamoMediaNotes;
 pub use media_store::{MediaEncryption, S3MediaStore};
 pub use s3::S3Archive;
-pub use secrets::load_whatsapp_secrets;
+pub use secrets::{load_whatsapp_secrets, secret_string};
 #[cfg(feature = "escalation-aws")]
 pub use ses::SesNotifier;
 #[cfg(feature = "media-sfn")]
@@ -50,6 +50,17 @@ pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
+
+/// The S3 client for `config`. With an endpoint of its own (moto, an
+/// emulator: `AWS_ENDPOINT_URL`), path-style addressing, since bucket
+/// subdomains of a loopback address do not resolve; on AWS, the default.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(config.endpoint_url().is_some())
+            .build(),
+    )
+}
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::Error;

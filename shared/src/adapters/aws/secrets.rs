@@ -1,16 +1,15 @@
-//! The WhatsApp app's secrets from Secrets Manager, read once at start.
+//! Secrets from Secrets Manager, read once at start.
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::Client;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::WhatsAppSecrets;
 use crate::error::{Error, Result};
 
-/// Reads secret `secret_id` (a name or ARN), a JSON object
-/// `{"app_secret": "...", "verify_token": "...", "access_token": "..."}`.
-/// Every failure is a `Config` error that names the secret but never shows
-/// its value (not even the part a JSON parser would quote).
-pub async fn load_whatsapp_secrets(client: &Client, secret_id: &str) -> Result<WhatsAppSecrets> {
+/// The string value of secret `secret_id` (a name or ARN). Every failure is
+/// a `Config` error that names the secret but never shows its value.
+pub async fn secret_string(client: &Client, secret_id: &str) -> Result<SecretString> {
     let out = client
         .get_secret_value()
         .secret_id(secret_id)
@@ -22,11 +21,21 @@ pub async fn load_whatsapp_secrets(client: &Client, secret_id: &str) -> Result<W
                 DisplayErrorContext(&e)
             ))
         })?;
-    let Some(json) = out.secret_string() else {
-        return Err(Error::Config(format!(
+    match out.secret_string() {
+        Some(s) if !s.trim().is_empty() => Ok(SecretString::from(s.to_string())),
+        Some(_) => Err(Error::Config(format!("secret {secret_id} is empty"))),
+        None => Err(Error::Config(format!(
             "secret {secret_id} has no string value (a binary secret?)"
-        )));
-    };
+        ))),
+    }
+}
+
+/// Reads the WhatsApp secret `secret_id`, a JSON object
+/// `{"app_secret": "...", "verify_token": "...", "access_token": "...", ...}`
+/// (see [`WhatsAppSecrets::from_json`]).
+pub async fn load_whatsapp_secrets(client: &Client, secret_id: &str) -> Result<WhatsAppSecrets> {
+    let json = secret_string(client, secret_id).await?;
+    let json = json.expose_secret();
     WhatsAppSecrets::from_json(json).map_err(|_| {
         // Only the position of a syntax error: parser messages can quote
         // the value ("invalid type: string \"...\"").

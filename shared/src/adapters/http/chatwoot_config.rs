@@ -1,43 +1,57 @@
-//! Where the humans are, from the environment (and the secret on AWS):
-//! `CHATWOOT_URL`, `CHATWOOT_ACCOUNT_ID`, `CHATWOOT_INBOX_ID`,
-//! `CHATWOOT_API_TOKEN`, `CHATWOOT_WEBHOOK_TOKEN`. The tokens live in the
-//! WhatsApp secret on AWS (`chatwoot_api_token`, `chatwoot_webhook_token`).
+//! Where the humans are: `CHATWOOT_URL`, `CHATWOOT_ACCOUNT_ID`,
+//! `CHATWOOT_INBOX_ID`; the API token comes with the WhatsApp secrets
+//! (`chatwoot_api_token` in the secret on AWS, `CHATWOOT_API_TOKEN` locally).
 //! Read by escalation (hand-offs, the webhook) and admin (a release
 //! resolves the desk conversation).
 
-use crate::config::{env_optional, env_parse};
+use crate::config::{Vars, WhatsAppSecrets};
 use crate::error::{Error, Result};
 use secrecy::SecretString;
-use serde::Deserialize;
 
-/// The Chatwoot tokens as kept in the secret's JSON (other keys ignored).
-#[derive(Default, Deserialize)]
-pub struct ChatwootTokens {
-    #[serde(default)]
-    pub chatwoot_api_token: Option<String>,
-    #[serde(default)]
-    pub chatwoot_webhook_token: Option<String>,
+/// Chatwoot's place, from the variables; the token joins it in [`desk`].
+///
+/// [`desk`]: ChatwootPlace::config
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatwootPlace {
+    pub url: String,
+    pub account_id: u64,
+    pub inbox_id: u64,
 }
 
-impl ChatwootTokens {
-    pub fn from_secret_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json)
-            .map_err(|_| Error::Config("the secret is not a JSON object".into()))
-    }
-
-    /// `CHATWOOT_API_TOKEN`, `CHATWOOT_WEBHOOK_TOKEN`.
-    pub fn from_env() -> Self {
-        ChatwootTokens {
-            chatwoot_api_token: env_optional("CHATWOOT_API_TOKEN"),
-            chatwoot_webhook_token: env_optional("CHATWOOT_WEBHOOK_TOKEN"),
+impl ChatwootPlace {
+    /// `None` when `CHATWOOT_URL` is unset; an error when it is set and the
+    /// ids are missing (a half-configured desk would drop hand-offs).
+    pub fn from_vars(vars: &Vars) -> Result<Option<Self>> {
+        if vars.optional("CHATWOOT_URL").is_none() {
+            return Ok(None);
         }
+        let url = vars.url("CHATWOOT_URL", "")?;
+        let account_id: u64 = vars.parse("CHATWOOT_ACCOUNT_ID", 0)?;
+        let inbox_id: u64 = vars.parse("CHATWOOT_INBOX_ID", 0)?;
+        if account_id == 0 || inbox_id == 0 {
+            return Err(Error::Config(
+                "CHATWOOT_URL is set: CHATWOOT_ACCOUNT_ID and CHATWOOT_INBOX_ID are needed".into(),
+            ));
+        }
+        Ok(Some(ChatwootPlace {
+            url,
+            account_id,
+            inbox_id,
+        }))
     }
 
-    pub fn webhook_token(&self) -> Option<SecretString> {
-        self.chatwoot_webhook_token
+    /// With the API token from the secrets; none is an error.
+    pub fn config(&self, secrets: &WhatsAppSecrets) -> Result<ChatwootConfig> {
+        let api_token = secrets
+            .chatwoot_api_token
             .clone()
-            .filter(|t| !t.is_empty())
-            .map(SecretString::from)
+            .ok_or_else(|| Error::Config("CHATWOOT_URL is set but no Chatwoot API token".into()))?;
+        Ok(ChatwootConfig {
+            url: self.url.clone(),
+            account_id: self.account_id,
+            inbox_id: self.inbox_id,
+            api_token,
+        })
     }
 }
 
@@ -50,32 +64,6 @@ pub struct ChatwootConfig {
 }
 
 impl ChatwootConfig {
-    /// `None` when `CHATWOOT_URL` is unset; an error when it is set and the
-    /// rest is missing (a half-configured desk would drop hand-offs).
-    pub fn from_env(tokens: &ChatwootTokens) -> Result<Option<Self>> {
-        let Some(url) = env_optional("CHATWOOT_URL").filter(|u| !u.is_empty()) else {
-            return Ok(None);
-        };
-        let account_id: u64 = env_parse("CHATWOOT_ACCOUNT_ID", 0)?;
-        let inbox_id: u64 = env_parse("CHATWOOT_INBOX_ID", 0)?;
-        let api_token = tokens
-            .chatwoot_api_token
-            .clone()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Config("CHATWOOT_URL is set but no Chatwoot API token".into()))?;
-        if account_id == 0 || inbox_id == 0 {
-            return Err(Error::Config(
-                "CHATWOOT_URL is set: CHATWOOT_ACCOUNT_ID and CHATWOOT_INBOX_ID are needed".into(),
-            ));
-        }
-        Ok(Some(ChatwootConfig {
-            url,
-            account_id,
-            inbox_id,
-            api_token: SecretString::from(api_token),
-        }))
-    }
-
     /// Where agents open a conversation; its id is appended.
     pub fn conversation_url(&self) -> String {
         format!(
@@ -93,5 +81,32 @@ impl ChatwootConfig {
             self.api_token.clone(),
             super::ChatwootSettings::default(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unset_url_is_no_desk_and_a_half_set_one_is_an_error() {
+        assert_eq!(ChatwootPlace::from_vars(&Vars::default()).ok(), Some(None));
+        let half = Vars::from_pairs([("CHATWOOT_URL", "https://desk.example")]);
+        assert!(matches!(
+            ChatwootPlace::from_vars(&half),
+            Err(Error::Config(m)) if m.contains("CHATWOOT_ACCOUNT_ID")
+        ));
+        let full = Vars::from_pairs([
+            ("CHATWOOT_URL", "https://desk.example/"),
+            ("CHATWOOT_ACCOUNT_ID", "3"),
+            ("CHATWOOT_INBOX_ID", "7"),
+        ]);
+        let place = ChatwootPlace::from_vars(&full).ok().flatten();
+        assert_eq!(
+            place.as_ref().map(|p| p.url.as_str()),
+            Some("https://desk.example")
+        );
+        let no_token = WhatsAppSecrets::new("a".into(), "v".into(), None).expect("secrets");
+        assert!(place.is_some_and(|p| p.config(&no_token).is_err()));
     }
 }

@@ -62,9 +62,9 @@ pub struct GraphSettings {
 impl GraphSettings {
     /// Defaults, with `WHATSAPP_MESSAGES_PER_SECOND` for a number Meta has
     /// moved to a higher throughput tier (80 by default, up to 1,000).
-    pub fn from_env() -> crate::Result<Self> {
+    pub fn from_vars(vars: &crate::config::Vars) -> crate::Result<Self> {
         Ok(GraphSettings {
-            messages_per_second: crate::config::env_parse("WHATSAPP_MESSAGES_PER_SECOND", 80u32)?,
+            messages_per_second: vars.parse("WHATSAPP_MESSAGES_PER_SECOND", 80u32)?,
             ..GraphSettings::default()
         })
     }
@@ -81,6 +81,38 @@ impl Default for GraphSettings {
             max_elapsed: Duration::from_secs(30),
             messages_per_second: 80,
         }
+    }
+}
+
+/// Where and how a function talks to the Graph API: `WHATSAPP_API_BASE`
+/// (with the version, no trailing slash) and [`GraphSettings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphConfig {
+    pub api_base: String,
+    pub settings: GraphSettings,
+}
+
+impl GraphConfig {
+    pub fn from_vars(vars: &crate::config::Vars) -> crate::Result<Self> {
+        Ok(GraphConfig {
+            api_base: vars.url("WHATSAPP_API_BASE", DEFAULT_GRAPH_BASE_URL)?,
+            settings: GraphSettings::from_vars(vars)?,
+        })
+    }
+
+    /// The client that sends with `token`; none is an error that says who
+    /// needed it.
+    pub fn client(
+        &self,
+        token: Option<&secrecy::SecretString>,
+        who: &str,
+    ) -> crate::Result<GraphClient> {
+        let token = token.cloned().ok_or_else(|| {
+            crate::Error::Config(format!(
+                "the WhatsApp secret has no access_token: {who} cannot send"
+            ))
+        })?;
+        GraphClient::new(self.api_base.clone(), token, self.settings.clone())
     }
 }
 

@@ -12,9 +12,9 @@ pub mod vapi;
 pub mod voice;
 
 pub use chatwoot::{ChatwootDesk, ChatwootSettings};
-pub use chatwoot_config::{ChatwootConfig, ChatwootTokens};
+pub use chatwoot_config::{ChatwootConfig, ChatwootPlace};
 pub use crm::{CrmSettings, HttpCrm};
-pub use graph::{GraphClient, GraphSettings, DEFAULT_GRAPH_BASE_URL};
+pub use graph::{GraphClient, GraphConfig, GraphSettings, DEFAULT_GRAPH_BASE_URL};
 pub use graph_media::GraphMedia;
 pub use openai::{OpenAiModel, OpenAiSettings};
 pub use retell::RetellClient;

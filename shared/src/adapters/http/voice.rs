@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::common;
-use crate::config::env_optional;
+use crate::config::Vars;
 use crate::domain::voice::ProviderKind;
 use crate::error::{Error, Result};
 
@@ -107,36 +107,30 @@ fn secret(v: Option<String>) -> Option<SecretString> {
 }
 
 impl VoiceConfig {
-    pub fn from_env() -> Result<VoiceConfig> {
-        let provider = env_optional("CHARLA_VOICE_PROVIDER")
+    /// `CHARLA_VOICE_PROVIDER`, `VAPI_*` and `RETELL_*` (keys too, locally;
+    /// on AWS they come from the voice secret: [`Self::with_secret_json`]).
+    pub fn from_vars(vars: &Vars) -> Result<VoiceConfig> {
+        let provider = vars
+            .optional("CHARLA_VOICE_PROVIDER")
             .map(|p| {
                 ProviderKind::parse(&p)
                     .map_err(|e| Error::Config(format!("CHARLA_VOICE_PROVIDER: {e}")))
             })
             .transpose()?;
-        let base = |name: &str, default: &str| -> Result<String> {
-            let b = env_optional(name).unwrap_or_else(|| default.to_string());
-            let b = b.trim().trim_end_matches('/').to_string();
-            if b.starts_with("https://") || b.starts_with("http://") {
-                Ok(b)
-            } else {
-                Err(Error::Config(format!("{name} {b:?} is not an http(s) URL")))
-            }
-        };
         Ok(VoiceConfig {
             provider,
             vapi: VapiConfig {
-                api_base: base("VAPI_API_BASE", DEFAULT_VAPI_API_BASE)?,
-                api_key: secret(env_optional("VAPI_API_KEY")),
-                phone_number_id: env_optional("VAPI_PHONE_NUMBER_ID"),
-                assistant_id: env_optional("VAPI_ASSISTANT_ID"),
-                webhook_secret: secret(env_optional("VAPI_WEBHOOK_SECRET")),
+                api_base: vars.url("VAPI_API_BASE", DEFAULT_VAPI_API_BASE)?,
+                api_key: vars.secret("VAPI_API_KEY"),
+                phone_number_id: vars.optional("VAPI_PHONE_NUMBER_ID"),
+                assistant_id: vars.optional("VAPI_ASSISTANT_ID"),
+                webhook_secret: vars.secret("VAPI_WEBHOOK_SECRET"),
             },
             retell: RetellConfig {
-                api_base: base("RETELL_API_BASE", DEFAULT_RETELL_API_BASE)?,
-                api_key: secret(env_optional("RETELL_API_KEY")),
-                from_number: env_optional("RETELL_FROM_NUMBER"),
-                agent_id: env_optional("RETELL_AGENT_ID"),
+                api_base: vars.url("RETELL_API_BASE", DEFAULT_RETELL_API_BASE)?,
+                api_key: vars.secret("RETELL_API_KEY"),
+                from_number: vars.optional("RETELL_FROM_NUMBER"),
+                agent_id: vars.optional("RETELL_AGENT_ID"),
             },
         })
     }

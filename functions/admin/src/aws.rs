@@ -1,0 +1,37 @@
+//! admin on AWS: what `main.rs` runs in Lambda and what `local --aws` runs.
+
+use std::sync::Arc;
+
+use shared::adapters::aws::{load_whatsapp_secrets, DynamoEscalations, DynamoStore};
+use shared::ports::{MessageSender, SystemClock};
+use shared::Result;
+
+use crate::config::Config;
+use crate::{Deps, Ports};
+
+pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> {
+    let secrets = load_whatsapp_secrets(
+        &aws_sdk_secretsmanager::Client::new(sdk),
+        &config.whatsapp_secret_arn,
+    )
+    .await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let store = Arc::new(DynamoStore::new(dynamo.clone(), config.table.clone()));
+    let sender = match &secrets.access_token {
+        Some(token) => Some(
+            Arc::new(config.settings.graph.client(Some(token), "admin")?) as Arc<dyn MessageSender>,
+        ),
+        None => None,
+    };
+    Deps::new(
+        &config.settings,
+        &secrets,
+        Ports {
+            store: store.clone(),
+            records: store,
+            escalations: Arc::new(DynamoEscalations::new(dynamo, config.table.clone())),
+            sender,
+            clock: Arc::new(SystemClock),
+        },
+    )
+}

@@ -1,0 +1,51 @@
+//! Every variable admin reads, read once at start.
+
+use shared::adapters::http::{ChatwootPlace, GraphConfig};
+use shared::config::Vars;
+use shared::Result;
+
+/// What admin needs wherever it runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Messages sent as a person go through the Graph API.
+    pub graph: GraphConfig,
+    /// `CHATWOOT_*`: a release resolves the desk's conversation too.
+    pub chatwoot: Option<ChatwootPlace>,
+    /// `CHARLA_LOG_CONTENT`
+    pub log_content: bool,
+}
+
+impl Settings {
+    pub fn from_vars(vars: &Vars) -> Result<Settings> {
+        Ok(Settings {
+            graph: GraphConfig::from_vars(vars)?,
+            chatwoot: ChatwootPlace::from_vars(vars)?,
+            log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+        })
+    }
+}
+
+/// admin as Lambda runs it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    /// `CHARLA_TABLE`
+    pub table: String,
+    /// `WHATSAPP_SECRET_ARN`: the Graph API token (messages as a person)
+    /// and the Chatwoot API token.
+    pub whatsapp_secret_arn: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        Self::from_vars(&Vars::from_process())
+    }
+
+    pub fn from_vars(vars: &Vars) -> Result<Config> {
+        Ok(Config {
+            settings: Settings::from_vars(vars)?,
+            table: vars.required("CHARLA_TABLE")?,
+            whatsapp_secret_arn: vars.required("WHATSAPP_SECRET_ARN")?,
+        })
+    }
+}

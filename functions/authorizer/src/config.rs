@@ -1,0 +1,25 @@
+//! Every variable the authorizer reads, read once at start.
+
+use shared::config::Vars;
+use shared::Result;
+
+use crate::AdminKeys;
+
+/// The authorizer as Lambda runs it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CHARLA_ADMIN_KEY_HASHES`: the admin keys' hashes and scopes.
+    pub keys: AdminKeys,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        Self::from_vars(&Vars::from_process())
+    }
+
+    pub fn from_vars(vars: &Vars) -> Result<Config> {
+        Ok(Config {
+            keys: AdminKeys::from_vars(vars)?,
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! call-trigger on AWS: what `main.rs` runs in Lambda and what `local --aws`
+//! runs, built the same way from the same config.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use shared::adapters::aws::{load_whatsapp_secrets, secret_string, DynamoCallRecords, DynamoStore};
+use shared::adapters::http::VoiceConfig;
+use shared::ports::SystemClock;
+use shared::Result;
+
+use crate::config::Config;
+use crate::{Deps, Ports};
+
+/// The voice settings with the keys from the voice secret (the
+/// environment's win where both are set).
+pub async fn voice_with_keys(
+    voice: &VoiceConfig,
+    voice_secret_arn: &str,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> Result<VoiceConfig> {
+    let json = secret_string(secrets, voice_secret_arn).await?;
+    voice.clone().with_secret_json(json.expose_secret())
+}
+
+pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> {
+    let secrets_client = aws_sdk_secretsmanager::Client::new(sdk);
+    let secrets = load_whatsapp_secrets(&secrets_client, &config.whatsapp_secret_arn).await?;
+    let mut settings = config.settings.clone();
+    settings.voice =
+        voice_with_keys(&settings.voice, &config.voice_secret_arn, &secrets_client).await?;
+    let profile = agent::Profile::load(&settings.profile)?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let store = Arc::new(DynamoStore::new(dynamo.clone(), config.table.clone()));
+    Deps::new(
+        &settings,
+        &profile,
+        Ports {
+            records: store.clone(),
+            store,
+            calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
+            sender: Arc::new(
+                settings
+                    .graph
+                    .client(secrets.access_token.as_ref(), "call-trigger")?,
+            ),
+            clock: Arc::new(SystemClock),
+        },
+    )
+}

@@ -1,0 +1,378 @@
+//! Every function built with its own constructor, as Lambda builds it: on
+//! the embedded adapters (SQLite, files, the outbox), or with `--aws` on the
+//! functions' own AWS wiring (`<function>::aws`), from the same variables.
+//! The only differences are the ports: local queues, stores and analysers
+//! in place of SQS, DynamoDB, S3 and the AWS analysers, and the media
+//! pipeline run in-process in place of Step Functions.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use shared::adapters::local::{
+    FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
+    QueueSettings, QueueTimers, SqliteCallRecords, SqliteEscalations, SqliteMediaNotes,
+    SqliteQueue, SqliteStore,
+};
+use shared::domain::media::MediaKeySalt;
+use shared::ports::{Clock, MessageSender, SystemClock};
+use shared::{Error, Result};
+use tracing::info;
+
+use crate::config::Settings;
+use crate::consumer::Source;
+use crate::media_pipeline::LocalMedia;
+
+/// The functions, ready to serve and consume.
+pub struct Functions {
+    pub ingestion: Arc<ingestion::Deps>,
+    pub text_ai: Arc<text_ai::Deps>,
+    pub admin: Arc<admin::Deps>,
+    pub escalation: Arc<escalation::Deps>,
+    pub chatwoot: Arc<escalation::webhook::WebhookDeps>,
+    /// The voice webhooks (and, in `calls`, call-trigger); `None` when no
+    /// voice provider is configured.
+    pub voice: Option<Arc<voice::Deps>>,
+    /// The media pipeline's steps, run in-process; `None` with `--aws` and
+    /// no media bucket (media messages are then plain turns, as in Lambda
+    /// without the state machine).
+    pub media: Option<LocalMedia>,
+    pub sources: Sources,
+    pub health: Health,
+    /// Replies go here when there is no Graph API token (local mode).
+    pub outbox: Option<Arc<Outbox>>,
+    /// What the banner says about media.
+    pub media_mode: String,
+}
+
+/// Where each consumer reads from.
+pub struct Sources {
+    pub text: Source,
+    pub calls: Source,
+    pub escalations: Source,
+    pub timers: Source,
+}
+
+/// The queue's view for health: how much work is waiting.
+#[derive(Clone)]
+pub enum Health {
+    Local {
+        text: Arc<SqliteQueue>,
+        calls: Arc<SqliteQueue>,
+        escalations: Arc<SqliteQueue>,
+    },
+    Remote,
+}
+
+/// One local queue in `queue.db`.
+fn open_queue(settings: &Settings, name: &str, delay_ms: u64) -> Result<Arc<SqliteQueue>> {
+    SqliteQueue::open(
+        &settings.data_dir.join("queue.db"),
+        QueueSettings {
+            name: name.into(),
+            delay_ms,
+            visibility_timeout_ms: 60_000,
+            max_receives: 5,
+        },
+    )
+    .map(Arc::new)
+}
+
+/// The profile's no-human limit: the local timer queue's delay (SQS takes
+/// it per message).
+fn no_human_ms(settings: &Settings) -> Result<u64> {
+    let profile = agent::Profile::load(&settings.escalation.profile)?;
+    Ok(escalation::Settings::from_profile(&profile)?.no_human_ms)
+}
+
+/// Voice is off, and the banner says why, when no provider is configured.
+fn voice_or_off(built: Result<voice::Deps>) -> Result<Option<Arc<voice::Deps>>> {
+    match built {
+        Ok(deps) => {
+            eprintln!(
+                "  voice:    {} calls; webhooks at /webhooks/voice/{{vapi,retell}}",
+                deps.calls.provider.kind().as_str()
+            );
+            Ok(Some(Arc::new(deps)))
+        }
+        Err(Error::Config(why)) => {
+            eprintln!("  voice:    off ({why})");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The embedded adapters: SQLite, files, the outbox.
+pub async fn local(settings: &Settings) -> Result<Functions> {
+    let db = settings.data_dir.join("charla.db");
+    let store = Arc::new(SqliteStore::open(&db)?);
+    let text = open_queue(settings, "text", 0)?;
+    let calls = open_queue(settings, "calls", 0)?;
+    let escalations = open_queue(settings, "escalations", 0)?;
+    let timers = open_queue(settings, "escalation-timers", no_human_ms(settings)?)?;
+    // This process owns the local queues: jobs in flight were held by a
+    // previous process that died (SIGKILL, power cut); give them back now.
+    let mut recovered = 0;
+    for q in [&text, &calls, &escalations, &timers] {
+        recovered += q.recover_in_flight().await?;
+    }
+    if recovered > 0 {
+        info!(
+            recovered,
+            "jobs in flight at the last stop are queued again"
+        );
+    }
+    let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let secrets = &settings.secrets;
+    let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) =
+        match &secrets.access_token {
+            Some(token) => (
+                Arc::new(settings.text_ai.graph.client(Some(token), "local")?),
+                None,
+            ),
+            None => {
+                let outbox = Arc::new(Outbox::open(&settings.data_dir)?);
+                (outbox.clone(), Some(outbox))
+            }
+        };
+    let escalation_records = Arc::new(SqliteEscalations::open(&db)?);
+
+    let media = crate::media_pipeline::open(settings)?;
+    let files = FileMediaStore::open(&settings.data_dir.join("media"))?;
+    let media_notes = Arc::new(SqliteMediaNotes::open(&db)?);
+    let media_deps = media::Deps::new(
+        &settings.media,
+        media_token(settings),
+        media_salt(settings)?,
+        media::Ports {
+            analysers: media::Analysers {
+                store: Arc::new(files.clone()),
+                images: Arc::new(LocalImages::new(files.clone())),
+                documents: Arc::new(LocalDocuments::new(files)),
+                speech: Arc::new(NoSpeech),
+                notes: media_notes.clone(),
+            },
+            conversations: store.clone(),
+            records: store.clone(),
+            sender: sender.clone(),
+            text_queue: text.clone(),
+            escalation_queue: escalations.clone(),
+            clock: clock.clone(),
+        },
+    )?;
+
+    let text_ai = text_ai::Deps::new(
+        &settings.text_ai,
+        secrets,
+        text_ai::Ports {
+            store: store.clone(),
+            records: store.clone(),
+            sender: sender.clone(),
+            call_queue: calls.clone(),
+            escalation_queue: escalations.clone(),
+            media_notes: Some(media_notes),
+            clock: clock.clone(),
+        },
+        None,
+    )
+    .await?;
+    let admin = admin::Deps::new(
+        &settings.admin,
+        secrets,
+        admin::Ports {
+            store: store.clone(),
+            records: store.clone(),
+            escalations: escalation_records.clone(),
+            sender: Some(sender.clone()),
+            clock: clock.clone(),
+        },
+    )?;
+    let notifiers = if settings.escalation.notify.is_empty() {
+        Vec::new()
+    } else {
+        // SNS and SES when set, on the AWS endpoints of the environment.
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        escalation::aws::notifiers(&settings.escalation.notify, &sdk)?
+    };
+    let escalation = escalation::Deps::new(
+        &settings.escalation,
+        secrets,
+        escalation::Ports {
+            store: store.clone(),
+            records: store.clone(),
+            escalations: escalation_records.clone(),
+            sentiment: Arc::new(LexiconSentiment),
+            notifiers,
+            sender: sender.clone(),
+            timers: Arc::new(QueueTimers::new((*timers).clone())),
+            call_queue: calls.clone(),
+            clock: clock.clone(),
+        },
+    )?;
+    let chatwoot = escalation::webhook::WebhookDeps::new(
+        secrets,
+        store.clone(),
+        store.clone(),
+        escalation_records,
+        sender.clone(),
+        clock.clone(),
+    );
+    let voice = voice_or_off(
+        voice::Deps::new(
+            &settings.voice,
+            secrets,
+            voice::Ports {
+                store: store.clone(),
+                records: store.clone(),
+                calls: Arc::new(SqliteCallRecords::open(&db)?),
+                sender,
+                call_queue: calls.clone(),
+                escalation_queue: escalations.clone(),
+                archive: archive.clone(),
+                clock: clock.clone(),
+            },
+            None,
+        )
+        .await,
+    )?;
+    let ingestion = ingestion::Deps {
+        secrets: secrets.clone(),
+        store,
+        queue: text.clone(),
+        archive,
+        clock,
+        media: Some(Arc::new(media::QueuedPipeline {
+            queue: media.clone(),
+        })),
+    };
+    Ok(Functions {
+        ingestion: Arc::new(ingestion),
+        text_ai: Arc::new(text_ai),
+        admin: Arc::new(admin),
+        escalation: Arc::new(escalation),
+        chatwoot: Arc::new(chatwoot),
+        voice,
+        media: Some(LocalMedia {
+            deps: Arc::new(media_deps),
+            queue: media,
+        }),
+        sources: Sources {
+            text: Source::Local(text.clone()),
+            calls: Source::Local(calls.clone()),
+            escalations: Source::Local(escalations.clone()),
+            timers: Source::Local(timers),
+        },
+        health: Health::Local {
+            text,
+            calls,
+            escalations,
+        },
+        outbox,
+        media_mode: "files, image headers and PDF text (no labels or speech: set --aws and \
+                     CHARLA_MEDIA_BUCKET for them)"
+            .into(),
+    })
+}
+
+/// Without a Graph token (the outbox set-up) media is fetched with a
+/// placeholder one, so that a local fake Graph API can serve it.
+fn media_token(settings: &Settings) -> SecretString {
+    settings
+        .secrets
+        .access_token
+        .clone()
+        .unwrap_or_else(|| SecretString::from("local-dev-token"))
+}
+
+fn media_salt(settings: &Settings) -> Result<MediaKeySalt> {
+    MediaKeySalt::parse(
+        settings
+            .vars
+            .secret("CHARLA_MEDIA_KEY_SALT")
+            .ok_or_else(|| {
+                Error::Config("environment variable CHARLA_MEDIA_KEY_SALT is required".into())
+            })?,
+    )
+}
+
+/// `--aws`: each function's own AWS wiring, from the variables Lambda gets
+/// (created first with `--create-resources`).
+pub async fn aws(settings: &mut Settings) -> Result<Functions> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    if settings.create_resources {
+        crate::resources::create(settings, &sdk).await?;
+    }
+    let vars = &settings.vars;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let text_config = text_ai::config::Config::from_vars(vars)?;
+    let escalation_config = escalation::config::Config::from_vars(vars)?;
+    let ingestion_config = ingestion::config::Config::from_vars(vars)?;
+
+    // Media: the function's steps in-process on a local queue, with S3 and
+    // the AWS analysers, when there is a media bucket (Lambda: the state
+    // machine); otherwise media messages are plain turns.
+    let media_config = match vars.optional("CHARLA_MEDIA_BUCKET") {
+        Some(_) => Some(media::config::Config::from_vars(vars)?),
+        None => None,
+    };
+    let media = match &media_config {
+        Some(config) => Some(LocalMedia {
+            deps: Arc::new(media::aws::deps(config, &sdk).await?),
+            queue: crate::media_pipeline::open(settings)?,
+        }),
+        None => None,
+    };
+    let media_mode = match &media_config {
+        Some(c) => format!(
+            "S3 bucket {} with Rekognition, Textract, Transcribe",
+            c.media_bucket
+        ),
+        None => {
+            "off (no CHARLA_MEDIA_BUCKET): media messages are answered from their caption".into()
+        }
+    };
+
+    let mut ingestion = ingestion::aws::deps(&ingestion_config, &sdk).await?;
+    ingestion.media = media.as_ref().map(|m| {
+        Arc::new(media::QueuedPipeline {
+            queue: m.queue.clone(),
+        }) as Arc<dyn shared::ports::MediaPipeline>
+    });
+    let secrets = text_ai::aws::secrets(&text_config, &sdk).await?;
+    let mut text_ports = text_ai::aws::ports(&text_config, &sdk, &secrets)?;
+    if media.is_none() {
+        text_ports.media_notes = None;
+    }
+    let text_ai =
+        text_ai::Deps::new(&text_config.settings, &secrets, text_ports, Some(&sdk)).await?;
+    let admin = admin::aws::deps(&admin::config::Config::from_vars(vars)?, &sdk).await?;
+    let escalation = escalation::aws::deps(&escalation_config, &sdk).await?;
+    let chatwoot =
+        escalation::aws::webhook_deps(&escalation::config::WebhookConfig::from_vars(vars)?, &sdk)
+            .await?;
+    let voice =
+        voice_or_off(voice::aws::deps(&voice::config::Config::from_vars(vars)?, &sdk).await)?;
+    let source = |url: &str| Source::Sqs {
+        client: sqs.clone(),
+        url: url.to_string(),
+    };
+    Ok(Functions {
+        sources: Sources {
+            text: source(&ingestion_config.text_queue_url),
+            calls: source(&text_config.resources.call_queue_url),
+            escalations: source(&text_config.resources.escalation_queue_url),
+            timers: source(&escalation_config.timer_queue_url),
+        },
+        ingestion: Arc::new(ingestion),
+        text_ai: Arc::new(text_ai),
+        admin: Arc::new(admin),
+        escalation: Arc::new(escalation),
+        chatwoot: Arc::new(chatwoot),
+        voice,
+        media,
+        health: Health::Remote,
+        outbox: None,
+        media_mode,
+    })
+}
