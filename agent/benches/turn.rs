@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::agent::{Agent, Profile, ToolDeps};
+use embedded::SqliteStore;
+use knowledge::{CsvCustomers, LocalKnowledgeBase};
 use serde_json::json;
-use shared::adapters::local::{CsvCustomers, LocalKnowledgeBase, SqliteStore};
-use shared::adapters::memory::MemoryQueue;
 use shared::domain::*;
 use shared::ports::{ChatModel, ConversationStore, SystemClock, TurnInput};
-use shared::testing::scripted_model::{text_reply, tool_reply, tool_results, ScriptedModel};
+use test_support::memory::MemoryQueue;
+use test_support::scripted_model::{text_reply, tool_reply, tool_results, ScriptedModel};
 
 const TURNS: usize = 2000;
 

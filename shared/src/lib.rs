@@ -12,7 +12,5 @@ pub mod observability;
 pub mod ports;
 #[cfg(feature = "sqs-batch")]
 pub mod sqs_batch;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 
 pub use error::{Error, Result};

@@ -16,9 +16,9 @@ use shared::ports::{
     AgentRecords, ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage,
     SystemClock,
 };
-use shared::testing::records_contract;
-use shared::testing::store_contract::{self, fresh_wa_id, inbound, sent};
 use shared::Error;
+use test_support::records_contract;
+use test_support::store_contract::{self, fresh_wa_id, inbound, sent};
 
 fn moto_endpoint() -> String {
     match std::env::var("MOTO_ENDPOINT") {

@@ -3,8 +3,8 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use embedded::SqliteEscalations;
 use shared::adapters::aws::{DynamoEscalations, DynamoStore, SqsTimers};
-use shared::adapters::local::SqliteEscalations;
 use shared::domain::escalation::{Decision, Reason};
 use shared::domain::handoff::{DecisionRecord, EscalationRecord, OpenEscalation};
 use shared::domain::WaId;

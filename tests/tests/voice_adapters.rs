@@ -5,7 +5,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
 use shared::adapters::aws::{DynamoCallRecords, DynamoStore};
 use shared::ports::CallRecords;
-use shared::testing::calls_contract;
+use test_support::calls_contract;
 
 async fn records() -> DynamoCallRecords {
     let endpoint = match std::env::var("MOTO_ENDPOINT") {

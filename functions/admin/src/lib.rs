@@ -349,8 +349,8 @@ fn method_not_allowed() -> Response<Bytes> {
 mod tests {
     use super::*;
     use async_trait::async_trait;
+    use embedded::SqliteStore;
     use serde_json::Value;
-    use shared::adapters::local::SqliteStore;
     use shared::domain::{
         ClaimOutcome, NewInbound, RecordOutcome, SentRecord, StatusOutcome, StatusUpdate,
         TurnRecord, WINDOW_MS,

@@ -7,15 +7,15 @@ use admin::control::Control;
 use admin::{handle_at, Deps};
 use async_trait::async_trait;
 use bytes::Bytes;
+use embedded::{SqliteEscalations, SqliteStore};
 use secrecy::SecretString;
 use shared::adapters::http::{ChatwootDesk, ChatwootSettings};
-use shared::adapters::local::{SqliteEscalations, SqliteStore};
-use shared::adapters::memory::FixedClock;
 use shared::domain::handoff::{EscalationRecord, OpenEscalation};
 use shared::domain::whatsapp::outbound::OutboundMessage;
 use shared::domain::{ConversationState, NewInbound, WaId};
 use shared::ports::{AgentRecords, ConversationStore, DeskRef, EscalationRecords, MessageSender};
 use shared::Result;
+use test_support::memory::FixedClock;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

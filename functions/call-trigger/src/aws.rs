@@ -3,25 +3,13 @@
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
-use shared::adapters::aws::{load_whatsapp_secrets, secret_string, DynamoCallRecords, DynamoStore};
-use shared::adapters::http::VoiceConfig;
+use call_lifecycle::aws::voice_with_keys;
+use call_lifecycle::{Deps, Ports};
+use shared::adapters::aws::{load_whatsapp_secrets, DynamoCallRecords, DynamoStore};
 use shared::ports::SystemClock;
 use shared::Result;
 
 use crate::config::Config;
-use crate::{Deps, Ports};
-
-/// The voice settings with the keys from the voice secret (the
-/// environment's win where both are set).
-pub async fn voice_with_keys(
-    voice: &VoiceConfig,
-    voice_secret_arn: &str,
-    secrets: &aws_sdk_secretsmanager::Client,
-) -> Result<VoiceConfig> {
-    let json = secret_string(secrets, voice_secret_arn).await?;
-    voice.clone().with_secret_json(json.expose_secret())
-}
 
 pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> {
     let secrets_client = aws_sdk_secretsmanager::Client::new(sdk);

@@ -28,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             } else {
                 // The schedule: its failures show as the function's errors
                 // and the next minute tries again.
-                let outcomes = call_trigger::sweep(&deps).await?;
+                let outcomes = call_lifecycle::sweep(&deps).await?;
                 Ok(serde_json::json!({ "placed": outcomes.len() }))
             }
         }

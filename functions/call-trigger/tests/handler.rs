@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use call_trigger::{Deps, Outcome};
-use shared::adapters::local::{Outbox, SqliteStore};
-use shared::adapters::memory::FixedClock;
-use shared::adapters::memory_calls::MemoryCallRecords;
+use call_lifecycle::{Deps, Outcome};
+use embedded::{Outbox, SqliteStore};
 use shared::domain::voice::*;
 use shared::domain::*;
 use shared::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
 use shared::{Error, Result};
+use test_support::memory::FixedClock;
+use test_support::memory_calls::MemoryCallRecords;
 
 const ANA: &str = "5491155550123";
 /// Tuesday 2026-11-24 13:00 UTC = 10:00 in Buenos Aires.
@@ -73,7 +73,7 @@ async fn harness(now: i64) -> Harness {
         provider: provider.clone(),
         sender: outbox.clone(),
         clock: clock.clone(),
-        settings: call_trigger::Settings::new(None, &profile()),
+        settings: call_lifecycle::Settings::new(None, &profile()),
     };
     Harness {
         deps,
@@ -175,7 +175,7 @@ async fn outside_calling_hours_it_is_scheduled_and_the_user_told_when() {
     // 23:30 in Buenos Aires.
     let h = harness(TUESDAY_10AM + 13 * 3_600_000 + 30 * 60_000).await;
     let req = h.asked("wamid.B", None).await;
-    let outcome = call_trigger::handle_request(&h.deps, &req)
+    let outcome = call_lifecycle::handle_request(&h.deps, &req)
         .await
         .expect("handle");
     let next_9am = TUESDAY_10AM + 23 * 3_600_000;
@@ -188,15 +188,15 @@ async fn outside_calling_hours_it_is_scheduled_and_the_user_told_when() {
         "{told:?}"
     );
     // The sweep before the opening does nothing; after it, calls.
-    assert!(call_trigger::sweep(&h.deps)
+    assert!(call_lifecycle::sweep(&h.deps)
         .await
         .expect("sweep")
         .is_empty());
     h.clock
         .advance(next_9am - h.clock.0.load(std::sync::atomic::Ordering::SeqCst));
-    let placed = call_trigger::sweep(&h.deps).await.expect("sweep");
+    let placed = call_lifecycle::sweep(&h.deps).await.expect("sweep");
     assert_eq!(placed, vec![Outcome::Calling("call-1".into())]);
-    assert_eq!(call_trigger::sweep(&h.deps).await.expect("sweep"), vec![]);
+    assert_eq!(call_lifecycle::sweep(&h.deps).await.expect("sweep"), vec![]);
 }
 
 #[tokio::test]
@@ -204,7 +204,7 @@ async fn a_request_nobody_made_is_not_called() {
     let h = harness(TUESDAY_10AM).await;
     let mut req = h.asked("wamid.C", None).await;
     req.id = "forged:call".into();
-    let outcome = call_trigger::handle_request(&h.deps, &req)
+    let outcome = call_lifecycle::handle_request(&h.deps, &req)
         .await
         .expect("handle");
     assert_eq!(outcome, Outcome::Refused(ConsentRefusal::NotAsked));
@@ -215,7 +215,10 @@ async fn a_request_nobody_made_is_not_called() {
 #[tokio::test]
 async fn malformed_and_oversized_bodies_are_failed_to_the_dead_letter_queue() {
     let h = harness(TUESDAY_10AM).await;
-    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(call_trigger::MAX_BODY_BYTES));
+    let big = format!(
+        "{{\"x\":\"{}\"}}",
+        "a".repeat(call_lifecycle::MAX_BODY_BYTES)
+    );
     let resp =
         call_trigger::handle_batch(&h.deps, sqs(&["not json".into(), "{}".into(), big])).await;
     assert_eq!(resp.batch_item_failures.len(), 3);
@@ -227,7 +230,7 @@ async fn a_provider_refusal_tells_the_user_once() {
     let h = harness(TUESDAY_10AM).await;
     *h.provider.fail_with.lock().expect("lock") = Some(|| Error::Invalid("bad number".into()));
     let req = h.asked("wamid.D", None).await;
-    let outcome = call_trigger::handle_request(&h.deps, &req)
+    let outcome = call_lifecycle::handle_request(&h.deps, &req)
         .await
         .expect("handle");
     assert_eq!(outcome, Outcome::Failed);
@@ -256,7 +259,7 @@ async fn an_unreachable_provider_is_tried_again_without_using_an_attempt() {
         Some(|| Error::dependency("vapi", "could not connect", true, "refused"));
     let req = h.asked("wamid.E", None).await;
     assert_eq!(
-        call_trigger::handle_request(&h.deps, &req)
+        call_lifecycle::handle_request(&h.deps, &req)
             .await
             .expect("handle"),
         Outcome::RetryLater
@@ -269,9 +272,9 @@ async fn an_unreachable_provider_is_tried_again_without_using_an_attempt() {
         .expect("record");
     assert_eq!((rec.phase, rec.attempts), (CallPhase::Scheduled, 0));
     *h.provider.fail_with.lock().expect("lock") = None;
-    h.clock.advance(call_trigger::START_RETRY_MS);
+    h.clock.advance(call_lifecycle::START_RETRY_MS);
     assert_eq!(
-        call_trigger::sweep(&h.deps).await.expect("sweep"),
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
         vec![Outcome::Calling("call-1".into())]
     );
 }
@@ -280,7 +283,7 @@ async fn an_unreachable_provider_is_tried_again_without_using_an_attempt() {
 async fn a_dial_that_never_reached_the_provider_is_recovered_by_the_sweep() {
     let h = harness(TUESDAY_10AM).await;
     let req = h.asked("wamid.F", None).await;
-    call_trigger::handle_request(&h.deps, &req)
+    call_lifecycle::handle_request(&h.deps, &req)
         .await
         .expect("handle");
     // As if the worker had died after the claim: no call id.
@@ -294,17 +297,17 @@ async fn a_dial_that_never_reached_the_provider_is_recovered_by_the_sweep() {
     stuck.call_id = None;
     stuck.due_at_ms = Some(TUESDAY_10AM + DIAL_WATCHDOG_MS);
     assert!(h.calls.update(&placed, &stuck).await.expect("update"));
-    assert!(call_trigger::sweep(&h.deps)
+    assert!(call_lifecycle::sweep(&h.deps)
         .await
         .expect("sweep")
         .is_empty());
     h.clock.advance(DIAL_WATCHDOG_MS);
     assert_eq!(
-        call_trigger::sweep(&h.deps).await.expect("sweep"),
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
         vec![Outcome::RetryLater]
     );
     assert_eq!(
-        call_trigger::sweep(&h.deps).await.expect("sweep"),
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
         vec![Outcome::Calling("call-2".into())]
     );
     let rec = h

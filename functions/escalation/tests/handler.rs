@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
+use embedded::{LexiconSentiment, SqliteEscalations, SqliteStore};
 use escalation::webhook::{self, WebhookDeps};
 use escalation::{handle_batch, handle_message, Deps, Outcome, Settings};
-use shared::adapters::local::{LexiconSentiment, SqliteEscalations, SqliteStore};
-use shared::adapters::memory::{FixedClock, MemoryQueue};
 use shared::domain::escalation::{EscalationNotice, Reason, TranscriptLine};
 use shared::domain::handoff::EscalationMessage;
 use shared::domain::whatsapp::outbound::OutboundMessage;
@@ -20,6 +19,7 @@ use shared::ports::{
     Notifier, Timers,
 };
 use shared::{Error, Result};
+use test_support::memory::{FixedClock, MemoryQueue};
 
 const USER: &str = "5491155551234";
 const PHONE: &str = "106540352242922";

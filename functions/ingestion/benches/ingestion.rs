@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use embedded::SqliteStore;
 use ingestion::{receive, Deps};
-use shared::adapters::local::SqliteStore;
-use shared::adapters::memory::{FixedClock, MemoryArchive};
 use shared::config::WhatsAppSecrets;
 use shared::domain::signature::meta_signature_header;
 use shared::domain::*;
 use shared::ports::{ConversationStore, Queue, QueueMessage};
 use shared::{Error, Result};
+use test_support::memory::{FixedClock, MemoryArchive};
 
 const SECRET: &str = "bench-secret";
 

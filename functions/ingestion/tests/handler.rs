@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use embedded::SqliteStore;
 use ingestion::{handle, receive, Deps};
-use shared::adapters::local::SqliteStore;
-use shared::adapters::memory::{FixedClock, MemoryArchive, MemoryQueue};
 use shared::config::WhatsAppSecrets;
 use shared::domain::signature::meta_signature_header;
 use shared::domain::{Delivery, TurnJob, WaId};
 use shared::ports::{ArchiveKind, ConversationStore, Queue, QueueMessage};
 use shared::{Error, Result};
+use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
 
 const SECRET: &str = "dev-app-secret";
 const USER: &str = "5491155551234";

@@ -6,15 +6,15 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use embedded::SqliteStore;
 use ingestion::{receive, Deps};
-use shared::adapters::local::SqliteStore;
-use shared::adapters::memory::{FixedClock, MemoryArchive, MemoryQueue};
 use shared::config::WhatsAppSecrets;
 use shared::domain::media::MediaKind;
 use shared::domain::media_pipeline::MediaJob;
 use shared::domain::signature::meta_signature_header;
 use shared::ports::{MediaPipeline, PipelineStart};
 use shared::{Error, Result};
+use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
 
 const SECRET: &str = "dev-app-secret";
 

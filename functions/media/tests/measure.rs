@@ -9,18 +9,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use embedded::{
+    FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
+    SqliteQueue, SqliteStore,
+};
 use media::{handle, Deps, Settings};
 use secrecy::SecretString;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use shared::adapters::http::{GraphMedia, GraphSettings};
-use shared::adapters::local::{
-    FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
-    SqliteQueue, SqliteStore,
-};
-use shared::adapters::memory::MemoryQueue;
 use shared::domain::media::MediaKeySalt;
 use shared::ports::SystemClock;
+use test_support::memory::MemoryQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use embedded::{
+    FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
+    SqliteQueue, SqliteStore,
+};
 use media::{handle, Deps, Settings, FINAL, RETRYABLE};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::adapters::http::{GraphMedia, GraphSettings};
-use shared::adapters::local::{
-    FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
-    SqliteQueue, SqliteStore,
-};
-use shared::adapters::memory::{FixedClock, MemoryQueue};
 use shared::domain::agent::Memory;
 use shared::domain::handoff::EscalationMessage;
 use shared::domain::media::MediaKeySalt;
@@ -23,8 +22,9 @@ use shared::domain::media::{ImageAnalysis, Label};
 use shared::domain::media_pipeline::{MediaJob, MediaNote, Route};
 use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
 use shared::ports::{AgentRecords, ConversationStore, ImageAnalyzer, MediaNotes};
-use shared::testing::media_samples as samples;
 use shared::{Error, Result};
+use test_support::media_samples as samples;
+use test_support::memory::{FixedClock, MemoryQueue};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -4,7 +4,7 @@ use shared::adapters::http::GraphConfig;
 use shared::config::Vars;
 use shared::Result;
 
-use crate::setup::AgentEnv;
+use agent_setup::AgentEnv;
 
 /// What text-ai needs wherever it runs (Lambda and the one-process runner).
 #[derive(Debug, Clone)]

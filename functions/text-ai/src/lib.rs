@@ -16,7 +16,6 @@ pub mod aws;
 pub mod config;
 pub mod escalation_hook;
 pub mod media_hold;
-pub mod setup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,10 +96,10 @@ impl Deps {
         ports: Ports,
         aws: Option<&aws_config::SdkConfig>,
     ) -> Result<Deps> {
-        let agent = setup::build_agent(
+        let agent = agent_setup::build_agent(
             &config.agent,
             secrets,
-            setup::AgentPorts {
+            agent_setup::AgentPorts {
                 records: ports.records,
                 call_queue: ports.call_queue,
                 escalation_queue: ports.escalation_queue.clone(),

@@ -5,8 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use shared::adapters::local::SqliteStore;
-use shared::adapters::memory::MemoryQueue;
+use embedded::SqliteStore;
 use shared::domain::handoff::EscalationMessage;
 use shared::domain::media_pipeline::MediaNote;
 use shared::domain::whatsapp::outbound::OutboundMessage;
@@ -16,6 +15,7 @@ use shared::ports::{
     TurnNote,
 };
 use shared::Result;
+use test_support::memory::MemoryQueue;
 use text_ai::media_hold::MediaHold;
 use text_ai::{handle_job, Deps, Outcome, Settings};
 

@@ -16,7 +16,7 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
     let secrets_client = aws_sdk_secretsmanager::Client::new(sdk);
     let secrets = load_whatsapp_secrets(&secrets_client, &config.whatsapp_secret_arn).await?;
     let mut settings = config.settings.clone();
-    settings.calls.voice = call_trigger::aws::voice_with_keys(
+    settings.calls.voice = call_lifecycle::aws::voice_with_keys(
         &settings.calls.voice,
         &config.voice_secret_arn,
         &secrets_client,

@@ -1,16 +1,16 @@
 //! Every variable the voice function reads, read once at start.
 
+use agent_setup::AgentEnv;
 use shared::config::Vars;
 use shared::domain::voice::TransferTarget;
 use shared::{Error, Result};
-use text_ai::setup::AgentEnv;
 
 /// What the voice webhooks need wherever they run.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The calls, as call-trigger places them (profile, Graph API, the
     /// providers, calling hours).
-    pub calls: call_trigger::config::Settings,
+    pub calls: call_lifecycle::config::Settings,
     /// The agent whose tools serve the providers' tool calls.
     pub agent: AgentEnv,
     /// `CHARLA_TRANSFER_TO` (E.164 or a SIP URI): overrides the profile's
@@ -21,7 +21,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_vars(vars: &Vars) -> Result<Settings> {
         Ok(Settings {
-            calls: call_trigger::config::Settings::from_vars(vars)?,
+            calls: call_lifecycle::config::Settings::from_vars(vars)?,
             agent: AgentEnv::from_vars(vars)?,
             transfer_to: vars
                 .optional("CHARLA_TRANSFER_TO")

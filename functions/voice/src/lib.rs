@@ -35,7 +35,7 @@ pub const TOOL_BUDGET: Duration = Duration::from_secs(8);
 
 pub struct Deps {
     /// The call records, the stores, the sender and the rules.
-    pub calls: Arc<call_trigger::Deps>,
+    pub calls: Arc<call_lifecycle::Deps>,
     /// The same tools as the text agent.
     pub registry: agent::Registry,
     pub vapi_secret: Option<SecretString>,
@@ -69,10 +69,10 @@ impl Deps {
         ports: Ports,
         aws: Option<&aws_config::SdkConfig>,
     ) -> Result<Deps> {
-        let agent = text_ai::setup::build_agent(
+        let agent = agent_setup::build_agent(
             &settings.agent,
             secrets,
-            text_ai::setup::AgentPorts {
+            agent_setup::AgentPorts {
                 records: ports.records.clone(),
                 call_queue: ports.call_queue,
                 escalation_queue: ports.escalation_queue,
@@ -82,10 +82,10 @@ impl Deps {
         )
         .await?;
         let profile = agent.profile();
-        let calls = call_trigger::Deps::new(
+        let calls = call_lifecycle::Deps::new(
             &settings.calls,
             profile,
-            call_trigger::Ports {
+            call_lifecycle::Ports {
                 records: ports.records,
                 store: ports.store,
                 calls: ports.calls,
@@ -457,7 +457,7 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                         return Ok(Step::Lost);
                     }
                     save_outcome(deps, &next).await?;
-                    call_trigger::follow_up_failed(c, next).await?;
+                    call_lifecycle::follow_up_failed(c, next).await?;
                     Ok(Step::Done)
                 }
                 AfterCall::FollowUp => {
@@ -502,8 +502,8 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
 async fn finish(deps: &Deps, record: CallRecord) -> Result<()> {
     save_outcome(deps, &record).await?;
     let text =
-        call_trigger::messages::after_call(&record.context.language, record.summary.as_deref());
-    call_trigger::follow_up(&deps.calls, record, &text, "call_follow_up").await
+        call_lifecycle::messages::after_call(&record.context.language, record.summary.as_deref());
+    call_lifecycle::follow_up(&deps.calls, record, &text, "call_follow_up").await
 }
 
 /// The lead, with the call's outcome (idempotent on the request id).

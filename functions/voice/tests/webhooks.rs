@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use embedded::{Outbox, SqliteStore};
 use http::{Request, StatusCode};
+use knowledge::LocalKnowledgeBase;
 use serde_json::Value;
-use shared::adapters::local::{LocalKnowledgeBase, Outbox, SqliteStore};
-use shared::adapters::memory::{FixedClock, MemoryArchive, MemoryQueue};
-use shared::adapters::memory_calls::MemoryCallRecords;
 use shared::domain::voice::*;
 use shared::domain::{NewInbound, WaId};
 use shared::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
+use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
+use test_support::memory_calls::MemoryCallRecords;
 
 const ANA: &str = "5491155550123";
 const REQUEST: &str = "wamid.VOICE1:call";
@@ -76,7 +77,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
         })
         .await
         .expect("inbound");
-    let mut record = shared::testing::calls_contract::record(REQUEST);
+    let mut record = test_support::calls_contract::record(REQUEST);
     record.provider = provider;
     record.call_id = call_id.map(str::to_string);
     record.context.customer_name = Some("Ana".into());
@@ -96,14 +97,14 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
         },
     );
     let deps = voice::Deps {
-        calls: Arc::new(call_trigger::Deps {
+        calls: Arc::new(call_lifecycle::Deps {
             records: store.clone(),
             store: store.clone(),
             calls: calls.clone(),
             provider: Arc::new(NoProvider),
             sender: outbox.clone(),
             clock: clock.clone(),
-            settings: call_trigger::Settings::new(None, &profile),
+            settings: call_lifecycle::Settings::new(None, &profile),
         }),
         registry,
         vapi_secret: Some(VAPI_SECRET.to_string().into()),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::adapters::local::SqliteQueue;
+use embedded::SqliteQueue;
 use shared::{Error, Result};
 use tokio::sync::watch;
 use tracing::warn;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::local::{QueueSettings, SqliteQueue};
+use embedded::{QueueSettings, SqliteQueue};
 use shared::domain::media_pipeline::parse_job;
 use shared::Result;
 use tokio::sync::watch;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use shared::adapters::local::FileArchive;
+use embedded::FileArchive;
 use shared::ports::ArchiveKind;
 
 use crate::meta;

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use bytes::Bytes;
+use embedded::{Outbox, SqliteQueue};
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use shared::adapters::local::{Outbox, SqliteQueue};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -153,10 +153,10 @@ fn banner(settings: &Settings, addr: std::net::SocketAddr, outbox: bool, media: 
     eprintln!(
         "  model:    {}",
         match &settings.text_ai.agent.model {
-            text_ai::setup::ModelChoice::Local =>
+            agent_setup::ModelChoice::Local =>
                 "local (playbook and knowledge base; set CHARLA_MODEL for an LLM)".to_string(),
-            text_ai::setup::ModelChoice::Bedrock(id) => format!("Bedrock {id}"),
-            text_ai::setup::ModelChoice::OpenAi(m) => format!(
+            agent_setup::ModelChoice::Bedrock(id) => format!("Bedrock {id}"),
+            agent_setup::ModelChoice::OpenAi(m) => format!(
                 "{m} at {}",
                 settings.text_ai.agent.model_url.as_deref().unwrap_or("?")
             ),

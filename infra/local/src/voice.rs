@@ -15,7 +15,7 @@ use crate::consumer::Source;
 /// The calls queue's consumer and the sweep, until `shutdown` turns true.
 pub fn spawn(
     source: Source,
-    deps: Arc<call_trigger::Deps>,
+    deps: Arc<call_lifecycle::Deps>,
     sweep_ms: u64,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -40,7 +40,7 @@ pub fn spawn(
             while !*shutdown.borrow() {
                 tokio::select! {
                     _ = tick.tick() => {
-                        if let Err(e) = call_trigger::sweep(&deps).await {
+                        if let Err(e) = call_lifecycle::sweep(&deps).await {
                             warn!(error = %e, "call sweep failed; the next one tries again");
                         }
                     }

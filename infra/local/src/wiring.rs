@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
-use shared::adapters::local::{
+use embedded::{
     FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
     QueueSettings, QueueTimers, SqliteCallRecords, SqliteEscalations, SqliteMediaNotes,
     SqliteQueue, SqliteStore,
 };
+use secrecy::SecretString;
 use shared::domain::media::MediaKeySalt;
 use shared::ports::{Clock, MessageSender, SystemClock};
 use shared::{Error, Result};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use local::meta;
 use serde_json::{json, Value};
-use shared::testing::media_samples as samples;
+use test_support::media_samples as samples;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

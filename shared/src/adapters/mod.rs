@@ -4,7 +4,3 @@
 pub mod aws;
 #[cfg(feature = "http")]
 pub mod http;
-#[cfg(feature = "local")]
-pub mod local;
-pub mod memory;
-pub mod memory_calls;

@@ -1,0 +1,17 @@
+//! The calls on AWS: the providers' keys from the voice secret.
+
+use secrecy::ExposeSecret;
+use shared::adapters::aws::secret_string;
+use shared::adapters::http::VoiceConfig;
+use shared::Result;
+
+/// The voice settings with the keys from the voice secret (the
+/// environment's win where both are set).
+pub async fn voice_with_keys(
+    voice: &VoiceConfig,
+    voice_secret_arn: &str,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> Result<VoiceConfig> {
+    let json = secret_string(secrets, voice_secret_arn).await?;
+    voice.clone().with_secret_json(json.expose_secret())
+}

@@ -1,0 +1,58 @@
+//! What placing and following calls reads from the variables: call-trigger
+//! and the voice function read these [`Settings`] alike.
+
+use std::path::PathBuf;
+
+use shared::adapters::http::{GraphConfig, VoiceConfig};
+use shared::config::Vars;
+use shared::domain::voice::CallingHours;
+use shared::{Error, Result};
+
+/// What placing calls needs wherever it runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `CHARLA_AGENT`: the profile (its `[voice]`, hours, templates).
+    pub profile: PathBuf,
+    pub graph: GraphConfig,
+    /// `CHARLA_VOICE_PROVIDER`, `VAPI_*`, `RETELL_*` (the keys from the
+    /// voice secret on AWS).
+    pub voice: VoiceConfig,
+    /// `CHARLA_CALLING_HOURS`: overrides the profile's.
+    pub calling_hours: Option<CallingHours>,
+    /// `CHARLA_LOG_CONTENT`
+    pub log_content: bool,
+}
+
+impl Settings {
+    pub fn from_vars(vars: &Vars) -> Result<Settings> {
+        Ok(Settings {
+            profile: PathBuf::from(
+                vars.optional("CHARLA_AGENT")
+                    .unwrap_or_else(|| agent::LAYER_PROFILE.into()),
+            ),
+            graph: GraphConfig::from_vars(vars)?,
+            voice: VoiceConfig::from_vars(vars)?,
+            calling_hours: vars
+                .optional("CHARLA_CALLING_HOURS")
+                .map(|h| {
+                    CallingHours::parse(&h)
+                        .map_err(|e| Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
+                })
+                .transpose()?,
+            log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_calling_hours_name_the_variable() {
+        let vars = Vars::from_pairs([("CHARLA_CALLING_HOURS", "all day")]);
+        assert!(
+            matches!(Settings::from_vars(&vars), Err(Error::Config(m)) if m.contains("CHARLA_CALLING_HOURS"))
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! The call lifecycle: placing the outbound calls users asked for and
+//! following them up, shared by call-trigger (the call queue and the
+//! sweep), the voice webhooks (the providers' events) and, next, campaigns.
+//!
+//! A call request comes from the call queue (the agent's `request_call`).
+//! It is called only when the user asked in their own conversation
+//! ([`check_consent`]), once per request id (the call record is created
+//! once, then changed by conditional writes on its version), and only
+//! inside the calling hours in the customer's time zone; outside them the
+//! record is scheduled for the next opening and the user is told when.
+//! [`sweep`] (every minute: EventBridge in AWS, a task locally) places the
+//! scheduled calls that are due, including the retries the voice webhooks
+//! schedule after a no-answer or busy line.
+
+pub mod aws;
+pub mod config;
+pub mod messages;
+
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use shared::domain::voice::*;
+use shared::domain::whatsapp::outbound::OutboundMessage;
+use shared::domain::{CallRequest, SentRecord, WaId};
+use shared::observability::phone;
+use shared::ports::{
+    AgentRecords, CallRecords, Clock, ConversationStore, MessageSender, VoiceProvider,
+};
+use shared::{Error, Result};
+use tracing::{info, instrument, warn};
+
+/// A call-queue body larger than this is not a call request.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Scheduled calls placed per sweep (the next sweep takes the rest).
+pub const SWEEP_BATCH: usize = 20;
+/// A start that failed before reaching the provider is tried again after this.
+pub const START_RETRY_MS: i64 = 30_000;
+/// The conversation summary handed to the voice agent, at most.
+pub const SUMMARY_MAX_CHARS: usize = 1_500;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub calling_hours: CallingHours,
+    /// Used when the number does not tell its zone (the business's).
+    pub default_zone: (String, TimeZone),
+    /// Sent instead of free text outside the 24-hour window.
+    pub reengage_template: Option<(String, String)>,
+}
+
+pub struct Deps {
+    pub records: Arc<dyn AgentRecords>,
+    pub store: Arc<dyn ConversationStore>,
+    pub calls: Arc<dyn CallRecords>,
+    pub provider: Arc<dyn VoiceProvider>,
+    pub sender: Arc<dyn MessageSender>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+}
+
+/// The adapters call-trigger runs on.
+pub struct Ports {
+    pub records: Arc<dyn AgentRecords>,
+    pub store: Arc<dyn ConversationStore>,
+    pub calls: Arc<dyn CallRecords>,
+    pub sender: Arc<dyn MessageSender>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Settings {
+    /// From the profile, with the configured calling hours where set.
+    pub fn new(calling_hours: Option<CallingHours>, profile: &agent::Profile) -> Settings {
+        Settings {
+            calling_hours: calling_hours.unwrap_or(profile.voice.calling_hours),
+            default_zone: (
+                profile.hours.time_zone_name.clone(),
+                profile.hours.time_zone.clone(),
+            ),
+            reengage_template: profile.reengage_template(),
+        }
+    }
+}
+
+impl Deps {
+    /// The one constructor, for Lambda, the voice function and the
+    /// one-process runner: the provider and the settings from the config
+    /// (its voice keys filled in) and the profile.
+    pub fn new(config: &config::Settings, profile: &agent::Profile, ports: Ports) -> Result<Deps> {
+        Ok(Deps {
+            records: ports.records,
+            store: ports.store,
+            calls: ports.calls,
+            provider: provider(&config.voice, profile)?,
+            sender: ports.sender,
+            clock: ports.clock,
+            settings: Settings::new(config.calling_hours, profile),
+        })
+    }
+}
+
+impl Deps {
+    /// The customer's zone: from their number, else the business's.
+    pub fn zone(&self, wa_id: &WaId) -> (String, TimeZone) {
+        agent::timezone::for_wa_id(wa_id).unwrap_or_else(|| self.settings.default_zone.clone())
+    }
+
+    /// The first moment at or after `at_ms` inside the calling hours.
+    pub fn next_window(&self, wa_id: &WaId, at_ms: i64) -> i64 {
+        match calling_window(at_ms, self.settings.calling_hours, &self.zone(wa_id).1) {
+            CallWindow::Now => at_ms,
+            CallWindow::At(t) => t,
+        }
+    }
+}
+
+/// What a call request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The provider is calling.
+    Calling(String),
+    /// Outside the calling hours (or asked for later): due then.
+    Scheduled(i64),
+    /// This request has a record already (a redelivery): nothing done.
+    Duplicate,
+    Refused(ConsentRefusal),
+    /// The provider refused the call; the user was told.
+    Failed,
+    /// Could not reach the provider; scheduled again shortly.
+    RetryLater,
+    /// Another worker placed it meanwhile.
+    Raced,
+}
+
+#[instrument(skip_all, fields(request = %req.id, to = %phone(req.wa_id.as_str())))]
+pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
+    let now = deps.clock.now_ms();
+    let stored = deps.records.call_requests(&req.wa_id).await?;
+    if let Err(refusal) = check_consent(req, &stored, now) {
+        warn!(%refusal, "call request refused");
+        return Ok(Outcome::Refused(refusal));
+    }
+    if deps.calls.get(&req.id).await?.is_some() {
+        return Ok(Outcome::Duplicate);
+    }
+    let context = context_for(deps, req).await?;
+    let wanted = req.when_ms.unwrap_or(now).max(now);
+    let due = deps.next_window(&req.wa_id, wanted);
+    let record = CallRecord {
+        context,
+        provider: deps.provider.kind(),
+        phase: CallPhase::Scheduled,
+        attempts: 0,
+        call_id: None,
+        due_at_ms: Some(due),
+        outcome: None,
+        ended_reason: None,
+        summary: None,
+        followed_up: false,
+        version: 1,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    if !deps.calls.create(&record).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    if due > now {
+        // Asked for later, or outside the calling hours: say when. The
+        // agent already said when for a time the user chose; the calling
+        // hours may move it, and then the user hears the new time.
+        if due != wanted || req.when_ms.is_none() {
+            let (zone_name, tz) = deps.zone(&req.wa_id);
+            let when = agent::schedule::format_in(due, &tz, &zone_name, &req.language);
+            tell(
+                deps,
+                &record.context,
+                &messages::scheduled(&req.language, &when),
+                "scheduled",
+            )
+            .await?;
+        }
+        return Ok(Outcome::Scheduled(due));
+    }
+    place(deps, record).await
+}
+
+/// Places the calls that are due.
+pub async fn sweep(deps: &Deps) -> Result<Vec<Outcome>> {
+    let now = deps.clock.now_ms();
+    let mut outcomes = Vec::new();
+    for record in deps.calls.due(now, SWEEP_BATCH).await? {
+        if record.phase == CallPhase::Dialing {
+            outcomes.push(recover_dial(deps, record).await?);
+            continue;
+        }
+        // A retry that came due outside the calling hours waits again.
+        let due = deps.next_window(&record.context.wa_id, now);
+        if due > now {
+            let mut next = record.next(now);
+            next.due_at_ms = Some(due);
+            deps.calls.update(&record, &next).await?;
+            outcomes.push(Outcome::Scheduled(due));
+            continue;
+        }
+        match place(deps, record).await {
+            Ok(o) => outcomes.push(o),
+            Err(e) => warn!(error = %e, "placing a due call failed; the next sweep tries again"),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// A dial claimed long ago that never got a call id: the worker died
+/// before asking the provider, or the provider's answer was lost and no
+/// event came since. The attempt counts (it may have rung); the next one is
+/// scheduled, or the user told when none is left.
+async fn recover_dial(deps: &Deps, record: CallRecord) -> Result<Outcome> {
+    let now = deps.clock.now_ms();
+    warn!(request = %record.request_id(), attempts = record.attempts, "a dial never got a call id; recovering");
+    let mut next = record.next(now);
+    if record.attempts < MAX_ATTEMPTS {
+        next.phase = CallPhase::Scheduled;
+        next.due_at_ms = Some(deps.next_window(&record.context.wa_id, now));
+        deps.calls.update(&record, &next).await?;
+        Ok(Outcome::RetryLater)
+    } else {
+        next.phase = CallPhase::Failed;
+        next.outcome = Some(CallOutcome::Failed);
+        next.due_at_ms = None;
+        if deps.calls.update(&record, &next).await? {
+            follow_up_failed(deps, next).await?;
+        }
+        Ok(Outcome::Failed)
+    }
+}
+
+/// Claims the record (Scheduled → Dialing, one more attempt) and asks the
+/// provider to call. Only the claim's winner calls.
+pub async fn place(deps: &Deps, record: CallRecord) -> Result<Outcome> {
+    let now = deps.clock.now_ms();
+    if record.phase != CallPhase::Scheduled {
+        return Ok(Outcome::Raced);
+    }
+    let mut dialing = record.next(now);
+    dialing.phase = CallPhase::Dialing;
+    dialing.attempts += 1;
+    dialing.due_at_ms = Some(now + DIAL_WATCHDOG_MS);
+    dialing.call_id = None;
+    if !deps.calls.update(&record, &dialing).await? {
+        return Ok(Outcome::Raced);
+    }
+    let order = CallOrder {
+        context: dialing.context.clone(),
+        attempt: dialing.attempts,
+    };
+    match deps.provider.start_call(&order).await {
+        Ok(started) => {
+            set_call_id(deps, dialing, &started.call_id).await?;
+            info!(call_id = %started.call_id, attempt = order.attempt, "calling");
+            Ok(Outcome::Calling(started.call_id))
+        }
+        Err(e) if e.is_retryable() && !shared::adapters::http::voice::maybe_processed(&e) => {
+            // Never reached the provider: the attempt does not count.
+            let mut again = dialing.next(deps.clock.now_ms());
+            again.phase = CallPhase::Scheduled;
+            again.attempts -= 1;
+            again.due_at_ms = Some(again.updated_at_ms + START_RETRY_MS);
+            deps.calls.update(&dialing, &again).await?;
+            warn!(error = %e, "the provider could not be reached; trying again shortly");
+            Ok(Outcome::RetryLater)
+        }
+        Err(e) if e.is_retryable() => {
+            // The provider may be calling: its webhooks will say. Calling
+            // again now could ring the customer twice.
+            warn!(error = %e, "the provider may have placed the call; waiting for its events");
+            Ok(Outcome::RetryLater)
+        }
+        Err(e) => {
+            warn!(error = %e, "the provider refused the call");
+            let mut failed = dialing.next(deps.clock.now_ms());
+            failed.phase = CallPhase::Failed;
+            failed.outcome = Some(CallOutcome::Failed);
+            if deps.calls.update(&dialing, &failed).await? {
+                follow_up_failed(deps, failed).await?;
+            }
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// Notes the provider's call id; a webhook may have moved the record
+/// already, so read and try again on a lost race.
+async fn set_call_id(deps: &Deps, mut current: CallRecord, call_id: &str) -> Result<()> {
+    for _ in 0..5 {
+        if current.call_id.as_deref() == Some(call_id) {
+            return Ok(());
+        }
+        let mut next = current.next(deps.clock.now_ms());
+        next.call_id = Some(call_id.to_string());
+        next.due_at_ms = None;
+        if deps.calls.update(&current, &next).await? {
+            return Ok(());
+        }
+        match deps.calls.get(current.request_id()).await? {
+            Some(r) => current = r,
+            None => return Err(Error::Conflict("call record vanished".into())),
+        }
+    }
+    Err(Error::Conflict("call record kept changing".into()))
+}
+
+/// Tells the user the call did not happen (once: `followed_up` is claimed
+/// first). Public for the voice webhooks.
+pub async fn follow_up_failed(deps: &Deps, record: CallRecord) -> Result<()> {
+    let lang = record.context.language.clone();
+    follow_up(
+        deps,
+        record,
+        &messages::could_not_connect(&lang),
+        "call_failed",
+    )
+    .await
+}
+
+/// Sends `text` as the call's follow-up unless one was sent: claims
+/// `followed_up` with a conditional write first, so that a redelivered
+/// event does not send it twice. A failed send gives the claim back.
+pub async fn follow_up(deps: &Deps, record: CallRecord, text: &str, kind: &str) -> Result<()> {
+    if record.followed_up {
+        return Ok(());
+    }
+    let mut claimed = record.next(deps.clock.now_ms());
+    claimed.followed_up = true;
+    if !deps.calls.update(&record, &claimed).await? {
+        return Ok(());
+    }
+    if let Err(e) = tell(deps, &claimed.context, text, kind).await {
+        let mut back = claimed.next(deps.clock.now_ms());
+        back.followed_up = false;
+        let _ = deps.calls.update(&claimed, &back).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Sends a WhatsApp message to the caller's conversation and records it
+/// there: free text inside the 24-hour window, else the re-engagement
+/// template (or nothing, said in the logs, when there is none).
+pub async fn tell(deps: &Deps, ctx: &CallContext, text: &str, kind: &str) -> Result<()> {
+    let now = deps.clock.now_ms();
+    let open = deps
+        .store
+        .conversation(&ctx.wa_id)
+        .await?
+        .is_some_and(|c| c.window_open(now));
+    let msg = if open {
+        OutboundMessage::Text {
+            body: text.to_string(),
+        }
+    } else if let Some((name, lang)) = &deps.settings.reengage_template {
+        OutboundMessage::template(name.clone(), lang.clone())
+    } else {
+        warn!(
+            kind,
+            "outside the 24-hour window and no template: the user is not told"
+        );
+        return Ok(());
+    };
+    let wamid = deps
+        .sender
+        .send(&ctx.phone_number_id, &ctx.wa_id, &msg, None)
+        .await?;
+    deps.store
+        .record_outbound(
+            &ctx.wa_id,
+            &SentRecord {
+                wamid,
+                kind: if open {
+                    "text".into()
+                } else {
+                    "template".into()
+                },
+                text: text.to_string(),
+                at_ms: now,
+            },
+        )
+        .await
+}
+
+/// What the voice agent is told about the customer.
+async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
+    let conversation = deps.store.conversation(&req.wa_id).await?;
+    let leads = deps.records.leads(&req.wa_id).await?;
+    let memory = deps.records.memory(&req.wa_id).await?;
+    let recent = deps.store.recent_messages(&req.wa_id, 12).await?;
+    let mut summary = memory.summary.trim().to_string();
+    for m in &recent {
+        if m.text.trim().is_empty() {
+            continue;
+        }
+        let who = match m.direction {
+            shared::domain::Direction::Inbound => "Cliente",
+            shared::domain::Direction::Outbound => "Agente",
+        };
+        if !summary.is_empty() {
+            summary.push('\n');
+        }
+        summary.push_str(&format!("{who}: {}", m.text.trim()));
+    }
+    // The newest lines matter most: cut from the front.
+    let chars: Vec<char> = summary.chars().collect();
+    let summary: String = chars[chars.len().saturating_sub(SUMMARY_MAX_CHARS)..]
+        .iter()
+        .collect();
+    let lead = leads.last();
+    Ok(CallContext {
+        request_id: req.id.clone(),
+        wa_id: req.wa_id.clone(),
+        phone_number_id: req.phone_number_id.clone(),
+        customer_name: lead
+            .map(|l| l.name.clone())
+            .or_else(|| conversation.and_then(|c| c.contact_name)),
+        language: req.language.clone(),
+        summary,
+        interest: lead.map(|l| l.interest.clone()),
+        reason: req.reason.clone(),
+    })
+}
+
+/// The provider: `CHARLA_VOICE_PROVIDER`, else the profile's, else Vapi.
+pub fn provider(
+    config: &shared::adapters::http::VoiceConfig,
+    profile: &agent::Profile,
+) -> Result<Arc<dyn VoiceProvider>> {
+    use shared::adapters::http::{RetellClient, VapiClient};
+    let kind = config
+        .provider
+        .or(profile.voice.provider)
+        .unwrap_or(ProviderKind::Vapi);
+    Ok(match kind {
+        ProviderKind::Vapi => Arc::new(VapiClient::new(&config.vapi, Default::default())?),
+        ProviderKind::Retell => Arc::new(RetellClient::new(&config.retell, Default::default())?),
+    })
+}

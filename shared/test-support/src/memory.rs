@@ -1,0 +1,285 @@
+//! In-memory adapters for handler tests and benchmarks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use shared::domain::*;
+use shared::error::{Error, Result};
+use shared::ports::{AgentRecords, ArchiveKind, Clock, PayloadArchive, Queue, QueueMessage};
+
+/// Keeps what was sent, in order.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub sent: Mutex<Vec<QueueMessage>>,
+}
+
+impl MemoryQueue {
+    pub fn messages(&self) -> Vec<QueueMessage> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, msg: &QueueMessage) -> Result<()> {
+        if let Ok(mut v) = self.sent.lock() {
+            v.push(msg.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Keeps archived payloads.
+#[derive(Debug, Default)]
+pub struct MemoryArchive {
+    pub items: Mutex<Vec<(ArchiveKind, Vec<u8>, String)>>,
+}
+
+impl MemoryArchive {
+    pub fn kinds(&self) -> Vec<ArchiveKind> {
+        self.items
+            .lock()
+            .map(|v| v.iter().map(|(k, _, _)| *k).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl PayloadArchive for MemoryArchive {
+    async fn put(&self, kind: ArchiveKind, body: &[u8], reason: &str) -> Result<String> {
+        let mut v = self
+            .items
+            .lock()
+            .map_err(|_| shared::Error::Conflict("archive lock poisoned".into()))?;
+        v.push((kind, body.to_vec(), reason.to_string()));
+        Ok(format!("{}/{}", kind.prefix(), v.len()))
+    }
+}
+
+/// A clock that only moves when told.
+#[derive(Debug, Default)]
+pub struct FixedClock(pub AtomicI64);
+
+impl FixedClock {
+    pub fn at(ms: i64) -> Self {
+        FixedClock(AtomicI64::new(ms))
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// [`AgentRecords`] in memory, with the same semantics as the real stores
+/// (the records contract runs on it). It keeps no conversations, only their
+/// states: seed one with [`MemoryRecords::with_state`] or
+/// [`MemoryRecords::user_writes`]. As in the real stores, `set_state` on a
+/// conversation it does not know is `Error::NotFound`.
+#[derive(Debug, Default)]
+pub struct MemoryRecords {
+    inner: Mutex<Records>,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    /// By `(wa_id, id)`, in the order saved.
+    leads: Vec<Lead>,
+    /// By slot start.
+    appointments: BTreeMap<i64, Appointment>,
+    call_requests: Vec<CallRequest>,
+    states: HashMap<WaId, ConversationState>,
+    memory: HashMap<WaId, Memory>,
+    usage: Vec<TurnUsage>,
+}
+
+/// Oldest first, ties by id, as the stores list them.
+fn by_time<T>(items: &mut [T], key: impl Fn(&T) -> (i64, String)) {
+    items.sort_by_key(key);
+}
+
+impl MemoryRecords {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With `wa_id`'s conversation in `state`.
+    pub fn with_state(self, wa_id: &WaId, state: ConversationState) -> Self {
+        self.lock().states.insert(wa_id.clone(), state);
+        self
+    }
+
+    /// What a user message does to the conversation's state: starts it as
+    /// `bot` if new, leaves it as it is otherwise.
+    pub fn user_writes(&self, wa_id: &WaId) {
+        self.lock().states.entry(wa_id.clone()).or_default();
+    }
+
+    /// The conversation's state; `None` when it is not known.
+    pub fn state(&self, wa_id: &WaId) -> Option<ConversationState> {
+        self.lock().states.get(wa_id).copied()
+    }
+
+    /// The usage recorded for `wa_id`'s turns, oldest first.
+    pub fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage> {
+        let mut usage: Vec<TurnUsage> = self
+            .lock()
+            .usage
+            .iter()
+            .filter(|u| &u.wa_id == wa_id)
+            .cloned()
+            .collect();
+        by_time(&mut usage, |u| (u.at_ms, u.turn_id.clone()));
+        usage
+    }
+
+    /// Every call holds the lock without panicking, so a poisoned lock
+    /// still holds consistent data.
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl AgentRecords for MemoryRecords {
+    async fn save_lead(&self, lead: &Lead) -> Result<bool> {
+        let mut r = self.lock();
+        if r.leads
+            .iter()
+            .any(|l| l.wa_id == lead.wa_id && l.id == lead.id)
+        {
+            return Ok(false);
+        }
+        r.leads.push(lead.clone());
+        Ok(true)
+    }
+
+    async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>> {
+        let mut leads: Vec<Lead> = self
+            .lock()
+            .leads
+            .iter()
+            .filter(|l| &l.wa_id == wa_id)
+            .cloned()
+            .collect();
+        by_time(&mut leads, |l| (l.created_at_ms, l.id.clone()));
+        Ok(leads)
+    }
+
+    async fn book(&self, appointment: &Appointment) -> Result<BookOutcome> {
+        let mut r = self.lock();
+        Ok(match r.appointments.get(&appointment.start_ms) {
+            Some(held) if held.id == appointment.id => BookOutcome::AlreadyBooked,
+            Some(_) => BookOutcome::Taken,
+            None => {
+                r.appointments
+                    .insert(appointment.start_ms, appointment.clone());
+                BookOutcome::Booked
+            }
+        })
+    }
+
+    async fn appointments_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Appointment>> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lock()
+            .appointments
+            .range(from_ms..to_ms)
+            .map(|(_, a)| a.clone())
+            .collect())
+    }
+
+    async fn save_call_request(&self, request: &CallRequest) -> Result<bool> {
+        let mut r = self.lock();
+        if r.call_requests
+            .iter()
+            .any(|c| c.wa_id == request.wa_id && c.id == request.id)
+        {
+            return Ok(false);
+        }
+        r.call_requests.push(request.clone());
+        Ok(true)
+    }
+
+    async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>> {
+        let mut requests: Vec<CallRequest> = self
+            .lock()
+            .call_requests
+            .iter()
+            .filter(|c| &c.wa_id == wa_id)
+            .cloned()
+            .collect();
+        by_time(&mut requests, |c| (c.created_at_ms, c.id.clone()));
+        Ok(requests)
+    }
+
+    async fn set_state(
+        &self,
+        wa_id: &WaId,
+        from: ConversationState,
+        to: ConversationState,
+    ) -> Result<bool> {
+        let mut r = self.lock();
+        let state = r
+            .states
+            .get_mut(wa_id)
+            .ok_or_else(|| Error::NotFound(format!("conversation of {}", mask(wa_id.as_str()))))?;
+        if *state != from {
+            return Ok(false);
+        }
+        *state = to;
+        Ok(true)
+    }
+
+    async fn memory(&self, wa_id: &WaId) -> Result<Memory> {
+        Ok(self.lock().memory.get(wa_id).cloned().unwrap_or_default())
+    }
+
+    async fn save_memory(&self, wa_id: &WaId, memory: &Memory) -> Result<()> {
+        self.lock().memory.insert(wa_id.clone(), memory.clone());
+        Ok(())
+    }
+
+    async fn record_usage(&self, usage: &TurnUsage) -> Result<()> {
+        let mut r = self.lock();
+        if !r
+            .usage
+            .iter()
+            .any(|u| u.wa_id == usage.wa_id && u.turn_id == usage.turn_id)
+        {
+            r.usage.push(usage.clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records_contract;
+
+    #[tokio::test]
+    async fn memory_records_keep_the_records_contract() {
+        records_contract::run_all(&MemoryRecords::new()).await;
+    }
+
+    #[tokio::test]
+    async fn a_seeded_state_can_be_handed_off() {
+        let wa = WaId::parse("5491155551234").expect("valid");
+        let records = MemoryRecords::new().with_state(&wa, ConversationState::Human);
+        assert!(records
+            .set_state(&wa, ConversationState::Human, ConversationState::Bot)
+            .await
+            .expect("set"));
+        assert_eq!(records.state(&wa), Some(ConversationState::Bot));
+    }
+}
