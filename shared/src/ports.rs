@@ -433,6 +433,11 @@ pub trait Transcriber: Send + Sync {
 pub trait VoiceProvider: Send + Sync {
     fn kind(&self) -> voice::ProviderKind;
 
+    /// Whether calls can be placed; `Err` says what setting is missing.
+    fn ready(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
     /// Asks the provider to call `order.context.to_e164()` now. A refusal
     /// (bad number, bad key) is a non-retryable `Error::Dependency`.
     async fn start_call(&self, order: &voice::CallOrder) -> Result<voice::StartedCall>;

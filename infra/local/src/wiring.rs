@@ -86,19 +86,19 @@ fn no_human_ms(settings: &Settings) -> Result<u64> {
 
 /// Voice is off, and the banner says why, when no provider is configured.
 fn voice_or_off(built: Result<voice::Deps>) -> Result<Option<Arc<voice::Deps>>> {
-    match built {
-        Ok(deps) => {
+    let deps = built?;
+    match deps.calls.provider.ready() {
+        Ok(()) => {
             eprintln!(
                 "  voice:    {} calls; webhooks at /webhooks/voice/{{vapi,retell}}",
                 deps.calls.provider.kind().as_str()
             );
             Ok(Some(Arc::new(deps)))
         }
-        Err(Error::Config(why)) => {
+        Err(why) => {
             eprintln!("  voice:    off ({why})");
             Ok(None)
         }
-        Err(e) => Err(e),
     }
 }
 

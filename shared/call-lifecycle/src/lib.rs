@@ -426,6 +426,9 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
 }
 
 /// The provider: `CHARLA_VOICE_PROVIDER`, else the profile's, else Vapi.
+/// One whose settings are missing (no key, no number) is [`Unconfigured`]:
+/// the function still starts (a deployment without voice calls is a normal
+/// one), and each call request is refused with the reason, the user told.
 pub fn provider(
     config: &shared::adapters::http::VoiceConfig,
     profile: &agent::Profile,
@@ -435,8 +438,67 @@ pub fn provider(
         .provider
         .or(profile.voice.provider)
         .unwrap_or(ProviderKind::Vapi);
-    Ok(match kind {
-        ProviderKind::Vapi => Arc::new(VapiClient::new(&config.vapi, Default::default())?),
-        ProviderKind::Retell => Arc::new(RetellClient::new(&config.retell, Default::default())?),
-    })
+    let built: Result<Arc<dyn VoiceProvider>> = match kind {
+        ProviderKind::Vapi => {
+            VapiClient::new(&config.vapi, Default::default()).map(|c| Arc::new(c) as _)
+        }
+        ProviderKind::Retell => {
+            RetellClient::new(&config.retell, Default::default()).map(|c| Arc::new(c) as _)
+        }
+    };
+    match built {
+        Err(Error::Config(why)) => {
+            warn!(provider = kind.as_str(), %why, "voice calls are off: call requests are refused");
+            Ok(Arc::new(Unconfigured { kind, why }))
+        }
+        other => other,
+    }
+}
+
+/// A provider without its settings: refuses every call, saying why.
+pub struct Unconfigured {
+    kind: ProviderKind,
+    why: String,
+}
+
+#[async_trait::async_trait]
+impl VoiceProvider for Unconfigured {
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    fn ready(&self) -> std::result::Result<(), String> {
+        Err(self.why.clone())
+    }
+
+    async fn start_call(&self, _order: &CallOrder) -> Result<StartedCall> {
+        Err(Error::dependency(
+            self.kind.as_str(),
+            "voice calls are not configured",
+            false,
+            self.why.clone(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_profile() -> agent::Profile {
+        agent::Profile::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../profiles/demo/agent.toml"),
+        )
+        .expect("demo profile")
+    }
+
+    #[test]
+    fn without_its_settings_the_provider_is_off_and_says_why() {
+        let config =
+            shared::adapters::http::VoiceConfig::from_vars(&shared::config::Vars::default())
+                .expect("config");
+        let provider = provider(&config, &demo_profile()).expect("a provider, off");
+        assert!(matches!(provider.ready(), Err(why) if why.contains("VAPI_API_KEY")));
+    }
 }
