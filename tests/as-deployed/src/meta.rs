@@ -1,0 +1,61 @@
+//! Webhook bodies shaped as Meta sends them.
+
+use serde_json::{json, Value};
+
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+pub const DISPLAY_NUMBER: &str = "15550783881";
+
+pub fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// A `messages` webhook carrying `message` from `wa_id`.
+pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
+                "contacts": [{ "profile": { "name": name }, "wa_id": wa_id }],
+                "messages": [message],
+            }}],
+        }],
+    })
+}
+
+pub fn text_message(wa_id: &str, wamid: &str, body: &str) -> Value {
+    json!({
+        "from": wa_id,
+        "id": wamid,
+        "timestamp": now_secs().to_string(),
+        "type": "text",
+        "text": { "body": body },
+    })
+}
+
+pub fn image_message(wa_id: &str, wamid: &str, media_id: &str, mime: &str, sha256: &str) -> Value {
+    json!({
+        "from": wa_id,
+        "id": wamid,
+        "timestamp": now_secs().to_string(),
+        "type": "image",
+        "image": { "id": media_id, "mime_type": mime, "sha256": sha256 },
+    })
+}
+
+/// A fresh wamid, shaped like Meta's.
+pub fn new_wamid() -> String {
+    format!("wamid.ASDEPLOYED{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh Argentine mobile number, so parallel tests never share a user.
+pub fn new_wa_id() -> String {
+    let n = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([7; 8]),
+    );
+    format!("54911{:08}", n % 100_000_000)
+}
