@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Charla's developer and CI tools into .tools/venv (gitignored):
-#   moto_server (emulated AWS), cfn-lint, sam (aws-sam-cli), cargo-lambda.
+#   moto_server (emulated AWS), cfn-lint, sam (aws-sam-cli), cargo-lambda (and
+#   zig, its cross linker); and the aarch64-unknown-linux-gnu rust target.
 # Versions are pinned in scripts/requirements-tools.txt. Idempotent: a stamp
 # file named after the hash of that file (and the Python version) makes a
 # second run instant; editing the requirements reinstalls.
@@ -36,6 +37,15 @@ if [[ ! -f .tools/node/.stamp-$asl_hash ]]; then
   (cd .tools/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   touch ".tools/node/.stamp-$asl_hash"
   echo "tools.sh: installed asl-validator into .tools/node ($asl_hash)"
+fi
+
+# The rust target of the Lambda binaries (template.yaml: arm64), for
+# scripts/build-lambdas and `sam build`; rust-std only, added once.
+lambda_target=aarch64-unknown-linux-gnu
+# Only `sam build` needs it: where rustup cannot fetch it, say so and go on.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$lambda_target"; then
+  rustup target add "$lambda_target" ||
+    echo "tools.sh: could not add the $lambda_target target; sam build needs it" >&2
 fi
 
 req=scripts/requirements-tools.txt
