@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod http_answer;
 #[cfg(feature = "lambda-http")]
 pub mod lambda_http_glue;
 pub mod observability;

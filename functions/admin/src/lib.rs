@@ -322,16 +322,14 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Bytes
     response
 }
 
-/// Client errors say what was wrong and are not logged as errors; server
-/// errors are logged with their cause and answered generically.
+/// The error as `shared::http_answer` maps it (logged under the route's
+/// name), not cached.
 fn error_response(e: &Error, route: &'static str) -> Response<Bytes> {
-    let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if e.is_client_error() {
-        tracing::info!(route, status = status.as_u16(), error = %e, "admin request refused");
-    } else {
-        tracing::error!(route, status = status.as_u16(), error = %e, source = ?std::error::Error::source(e), "admin request failed");
-    }
-    json_response(status, &json!({ "error": e.public_message() }))
+    let mut response = shared::http_answer::error(e, route);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn method_not_allowed() -> Response<Bytes> {

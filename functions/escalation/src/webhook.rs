@@ -87,13 +87,7 @@ impl WebhookOutcome {
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::from(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
+    shared::http_answer::json(status, &body)
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

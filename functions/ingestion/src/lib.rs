@@ -90,15 +90,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
     resp
 }
 
-/// Maps an error to a response; the one place this function decides status.
+/// Maps an error to a response (`shared::http_answer`).
 pub fn error_response(e: &Error) -> Response<Bytes> {
-    if e.is_client_error() {
-        info!(error = %e, "webhook refused");
-    } else {
-        tracing::error!(error = %e, source = ?std::error::Error::source(e), "webhook failed");
-    }
-    let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    text(status, e.public_message())
+    shared::http_answer::error(e, "webhook")
 }
 
 /// Meta's GET check: the challenge back when the token matches, else 403.

@@ -109,23 +109,11 @@ impl Deps {
 }
 
 fn respond(status: StatusCode, body: Value) -> Response<Bytes> {
-    let mut r = Response::new(Bytes::from(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
+    shared::http_answer::json(status, &body)
 }
 
 fn error(e: &Error) -> Response<Bytes> {
-    if e.is_client_error() {
-        info!(error = %e, "voice webhook refused");
-    } else {
-        warn!(error = %e, "voice webhook failed");
-    }
-    let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    respond(status, json!({"error": e.public_message()}))
+    shared::http_answer::error(e, "voice webhook")
 }
 
 fn header<'a>(req: &'a Request<Bytes>, name: &str) -> Option<&'a str> {
