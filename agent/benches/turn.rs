@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::agent::{Agent, Profile, ToolDeps};
+use domain::ports::{ChatModel, ConversationStore, SystemClock, TurnInput};
+use domain::*;
 use embedded::SqliteStore;
 use knowledge::{CsvCustomers, LocalKnowledgeBase};
 use serde_json::json;
-use shared::domain::*;
-use shared::ports::{ChatModel, ConversationStore, SystemClock, TurnInput};
 use test_support::memory::MemoryQueue;
 use test_support::scripted_model::{text_reply, tool_reply, tool_results, ScriptedModel};
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::ports::{ChatModel, Responder, TurnInput};
+use domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
+use domain::*;
+use domain::{Error, Result};
 use serde_json::{json, Value};
-use shared::domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
-use shared::domain::*;
-use shared::ports::{ChatModel, Responder, TurnInput};
-use shared::{Error, Result};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -632,11 +632,11 @@ impl Responder for Agent {
     async fn respond_noted(
         &self,
         turn: &TurnInput,
-    ) -> Result<(Vec<OutboundMessage>, shared::ports::TurnNote)> {
+    ) -> Result<(Vec<OutboundMessage>, domain::ports::TurnNote)> {
         let (replies, report) = self.answer(turn).await?;
         Ok((
             replies,
-            shared::ports::TurnNote {
+            domain::ports::TurnNote {
                 language: report.language,
                 fallback: report.fallback,
                 intent: report.intent,

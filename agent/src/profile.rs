@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use domain::whatsapp::outbound::BUTTON_TITLE_MAX;
+use domain::{Error, Result};
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 use regex::Regex;
 use serde::Deserialize;
-use shared::domain::whatsapp::outbound::BUTTON_TITLE_MAX;
-use shared::{Error, Result};
 
 use crate::tools::ToolName;
 
@@ -66,9 +66,9 @@ struct RawVoiceSection {
 /// The profile's voice settings, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoiceSettings {
-    pub provider: Option<shared::domain::voice::ProviderKind>,
-    pub calling_hours: shared::domain::voice::CallingHours,
-    pub transfer_to: Option<shared::domain::voice::TransferTarget>,
+    pub provider: Option<domain::voice::ProviderKind>,
+    pub calling_hours: domain::voice::CallingHours,
+    pub transfer_to: Option<domain::voice::TransferTarget>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,7 +176,7 @@ pub struct EscalationSection {
     #[serde(default = "default_expected_wait_minutes")]
     pub expected_wait_minutes: u64,
     /// The policy's numbers; unset ones keep the defaults of
-    /// `shared::domain::escalation::EscalationPolicy`.
+    /// `domain::escalation::EscalationPolicy`.
     #[serde(default)]
     pub negative_threshold: Option<f32>,
     #[serde(default)]
@@ -700,9 +700,7 @@ fn check_keyword_langs(field: &str, words: &Keywords, langs: &[String]) -> Resul
 }
 
 fn parse_voice(raw: &RawVoiceSection) -> Result<VoiceSettings> {
-    use shared::domain::voice::{
-        CallingHours, ProviderKind, TransferTarget, DEFAULT_CALLING_HOURS,
-    };
+    use domain::voice::{CallingHours, ProviderKind, TransferTarget, DEFAULT_CALLING_HOURS};
     Ok(VoiceSettings {
         provider: raw
             .provider
@@ -807,13 +805,13 @@ mod tests {
         assert!(p.hours.on(Weekday::Monday).is_some());
         assert_eq!(
             p.voice.transfer_to,
-            Some(shared::domain::voice::TransferTarget::Number(
+            Some(domain::voice::TransferTarget::Number(
                 "+541143215678".into()
             ))
         );
         assert!(matches!(
             p.voice.calling_hours,
-            shared::domain::voice::CallingHours::Window { .. }
+            domain::voice::CallingHours::Window { .. }
         ));
         assert!(p.hours.on(Weekday::Sunday).is_none());
     }

@@ -1,9 +1,9 @@
 //! Text helpers: folding for matching, language detection among the
 //! profile's languages, and shaping a model's answer for WhatsApp.
 
-use shared::domain::whatsapp::outbound::{OutboundMessage, ReplyButton, BUTTON_TITLE_MAX};
+use domain::whatsapp::outbound::{OutboundMessage, ReplyButton, BUTTON_TITLE_MAX};
 
-pub use shared::domain::text::{fold, has_phrase as has_word};
+pub use domain::text::{fold, has_phrase as has_word};
 
 /// Common short words per language: what tells a two-word message apart,
 /// where statistical detection needs more text.

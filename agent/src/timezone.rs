@@ -3,8 +3,8 @@
 //! several zones get their most populous one; where that guess could be
 //! wrong by hours (the US, Canada, Russia), there is no guess.
 
+use domain::WaId;
 use jiff::tz::TimeZone;
-use shared::domain::WaId;
 
 /// Longest prefix first.
 const BY_PREFIX: &[(&str, &str)] = &[

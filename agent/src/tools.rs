@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
-use shared::domain::*;
-use shared::ports::{
+use domain::ports::{
     AgentRecords, Clock, CustomerDirectory, KnowledgeBase, LeadSink, Queue, QueueMessage,
 };
-use shared::Result;
+use domain::Result;
+use domain::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::profile::Profile;
 use crate::schedule;

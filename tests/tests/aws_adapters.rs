@@ -7,16 +7,16 @@
 
 use std::time::Duration;
 
+use aws_adapters::{load_whatsapp_secrets, DynamoStore, S3Archive, SqsQueue};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
-use shared::adapters::aws::{load_whatsapp_secrets, DynamoStore, S3Archive, SqsQueue};
-use shared::domain::*;
-use shared::ports::{
+use domain::ports::{
     AgentRecords, ArchiveKind, Clock, ConversationStore, PayloadArchive, Queue, QueueMessage,
     SystemClock,
 };
-use shared::Error;
+use domain::Error;
+use domain::*;
 use test_support::records_contract;
 use test_support::store_contract::{self, fresh_wa_id, inbound, sent};
 

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 
 use ::agent::{Agent, Profile, ToolDeps};
 use async_trait::async_trait;
+use domain::ports::{AgentRecords, ChatModel, Clock, ConversationStore, MessageSender};
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::*;
+use domain::{Error, Result};
 use embedded::SqliteStore;
 use knowledge::{CsvCustomers, LocalKnowledgeBase};
 use serde_json::{json, Value};
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::*;
-use shared::ports::{AgentRecords, ChatModel, Clock, ConversationStore, MessageSender};
-use shared::{Error, Result};
 use test_support::memory::{FixedClock, MemoryQueue};
 use test_support::scripted_model::{text_reply, tool_reply, tool_results, ScriptedModel};
 use text_ai::{handle_job, Deps, Outcome, Settings};

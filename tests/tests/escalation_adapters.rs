@@ -4,16 +4,16 @@
 //! scripts/test starts moto and sets `MOTO_ENDPOINT`; without it these tests
 //! fail, they never pass silently.
 
+use aws_adapters::{ComprehendSentiment, SesNotifier, SnsNotifier};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde_json::Value;
-use shared::adapters::aws::{ComprehendSentiment, SesNotifier, SnsNotifier};
-use shared::domain::escalation::{
+use domain::escalation::{
     EscalationNotice, KeywordCategory, Reason, SentimentLabel, TranscriptLine,
 };
-use shared::domain::WaId;
-use shared::ports::{Notifier, SentimentAnalyzer};
+use domain::ports::{Notifier, SentimentAnalyzer};
+use domain::WaId;
+use serde_json::Value;
 
 fn moto_endpoint() -> String {
     match std::env::var("MOTO_ENDPOINT") {

@@ -1,14 +1,14 @@
 //! The escalation records on both stores (SQLite, and DynamoDB on moto's
 //! server) against one contract, and the SQS timers on moto.
 
+use aws_adapters::{DynamoEscalations, DynamoStore, SqsTimers};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use domain::escalation::{Decision, Reason};
+use domain::handoff::{DecisionRecord, EscalationRecord, OpenEscalation};
+use domain::ports::{DeskRef, EscalationRecords, Timers};
+use domain::WaId;
 use embedded::SqliteEscalations;
-use shared::adapters::aws::{DynamoEscalations, DynamoStore, SqsTimers};
-use shared::domain::escalation::{Decision, Reason};
-use shared::domain::handoff::{DecisionRecord, EscalationRecord, OpenEscalation};
-use shared::domain::WaId;
-use shared::ports::{DeskRef, EscalationRecords, Timers};
 
 fn moto_endpoint() -> String {
     match std::env::var("MOTO_ENDPOINT") {

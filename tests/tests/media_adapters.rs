@@ -17,16 +17,16 @@
 //! `MOTO_ENDPOINT` must be set (bash scripts/moto.sh start); without it
 //! these tests fail, they never pass silently.
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_s3::config::Credentials;
-use serde_json::json;
-use shared::adapters::aws::{
+use aws_adapters::{
     MediaEncryption, RekognitionImages, S3Archive, S3MediaStore, TextractDocuments,
     TranscribeSpeech,
 };
-use shared::domain::media::{FetchedMedia, JobState, Sha256Digest};
-use shared::ports::{DocumentReader, ImageAnalyzer, MediaStore, Transcriber};
-use shared::Error;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+use domain::media::{FetchedMedia, JobState, Sha256Digest};
+use domain::ports::{DocumentReader, ImageAnalyzer, MediaStore, Transcriber};
+use domain::Error;
+use serde_json::json;
 use tokio::io::AsyncReadExt;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};

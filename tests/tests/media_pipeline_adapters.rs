@@ -5,13 +5,13 @@
 //!
 //! `MOTO_ENDPOINT` must be set (bash scripts/moto.sh start).
 
+use aws_adapters::{DynamoMediaNotes, DynamoStore, SfnMediaPipeline};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::Credentials;
-use shared::adapters::aws::{DynamoMediaNotes, DynamoStore, SfnMediaPipeline};
-use shared::domain::media::{MediaKind, MediaRef};
-use shared::domain::media_pipeline::{MediaJob, MediaNote};
-use shared::domain::WaId;
-use shared::ports::{MediaNotes, MediaPipeline, PipelineStart};
+use domain::media::{MediaKind, MediaRef};
+use domain::media_pipeline::{MediaJob, MediaNote};
+use domain::ports::{MediaNotes, MediaPipeline, PipelineStart};
+use domain::WaId;
 
 async fn moto() -> SdkConfig {
     let endpoint = match std::env::var("MOTO_ENDPOINT") {

@@ -1,10 +1,10 @@
 //! The voice call records on moto's DynamoDB (the store's own table).
 //! Needs `MOTO_ENDPOINT` (scripts/moto.sh start); fails without it.
 
+use aws_adapters::{DynamoCallRecords, DynamoStore};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
-use shared::adapters::aws::{DynamoCallRecords, DynamoStore};
-use shared::ports::CallRecords;
+use domain::ports::CallRecords;
 use test_support::calls_contract;
 
 async fn records() -> DynamoCallRecords {
@@ -49,8 +49,8 @@ async fn concurrent_updates_of_one_record_let_exactly_one_win() {
 
 async fn futures_join(
     records: &DynamoCallRecords,
-    prev: &shared::domain::voice::CallRecord,
-    tries: &[shared::domain::voice::CallRecord],
+    prev: &domain::voice::CallRecord,
+    tries: &[domain::voice::CallRecord],
 ) -> Vec<bool> {
     let mut handles = Vec::new();
     for t in tries {

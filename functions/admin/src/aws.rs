@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use shared::adapters::aws::{load_whatsapp_secrets, DynamoEscalations, DynamoStore};
-use shared::ports::{MessageSender, SystemClock};
-use shared::Result;
+use aws_adapters::{load_whatsapp_secrets, DynamoEscalations, DynamoStore};
+use domain::ports::{MessageSender, SystemClock};
+use domain::Result;
 
 use crate::config::Config;
 use crate::{Deps, Ports};

@@ -1,8 +1,10 @@
 //! Every variable admin reads, read once at start.
 
-use shared::adapters::http::{ChatwootPlace, GraphConfig};
-use shared::config::Vars;
-use shared::Result;
+use chatwoot::ChatwootPlace;
+
+use domain::Result;
+use runtime::config::Vars;
+use whatsapp_graph::GraphConfig;
 
 /// What admin needs wherever it runs.
 #[derive(Debug, Clone)]

@@ -11,15 +11,15 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::json;
-use shared::domain::handoff::EscalationRecord;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{ConversationState, SentRecord, WaId};
-use shared::error::{Error, Result};
-use shared::ports::{
+use domain::error::{Error, Result};
+use domain::handoff::EscalationRecord;
+use domain::ports::{
     AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
 };
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{ConversationState, SentRecord, WaId};
+use serde::Deserialize;
+use serde_json::json;
 
 /// WhatsApp's limit for one text message.
 pub const MAX_TEXT_CHARS: usize = 4096;

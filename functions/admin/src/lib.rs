@@ -19,17 +19,17 @@ pub mod control;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use serde::Serialize;
-use serde_json::json;
-use shared::config::WhatsAppSecrets;
-use shared::domain::{Conversation, Delivery, Direction, Page, StoredMessage, WaId};
-use shared::error::{Error, Result};
-use shared::observability::phone;
-use shared::ports::{
+use domain::error::{Error, Result};
+use domain::ports::{
     AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
     SystemClock,
 };
+use domain::{Conversation, Delivery, Direction, Page, StoredMessage, WaId};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use runtime::config::WhatsAppSecrets;
+use runtime::observability::phone;
+use serde::Serialize;
+use serde_json::json;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -322,10 +322,10 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Bytes
     response
 }
 
-/// The error as `shared::http_answer` maps it (logged under the route's
+/// The error as `runtime::http_answer` maps it (logged under the route's
 /// name), not cached.
 fn error_response(e: &Error, route: &'static str) -> Response<Bytes> {
-    let mut response = shared::http_answer::error(e, route);
+    let mut response = runtime::http_answer::error(e, route);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -347,12 +347,12 @@ fn method_not_allowed() -> Response<Bytes> {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use embedded::SqliteStore;
-    use serde_json::Value;
-    use shared::domain::{
+    use domain::{
         ClaimOutcome, NewInbound, RecordOutcome, SentRecord, StatusOutcome, StatusUpdate,
         TurnRecord, WINDOW_MS,
     };
+    use embedded::SqliteStore;
+    use serde_json::Value;
 
     const NOW: i64 = 1_732_147_200_000; // 2024-11-21T00:00:00Z
     const PHONE_ID: &str = "106540352242922";

@@ -7,8 +7,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "admin cannot start"))?;
-    shared::observability::set_log_content(config.settings.log_content);
+    runtime::observability::set_log_content(config.settings.log_content);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = admin::aws::deps(&config, &sdk).await?;
-    shared::lambda_http_glue::run(|req| admin::handle(&deps, req)).await
+    runtime::lambda_http_glue::run(|req| admin::handle(&deps, req)).await
 }

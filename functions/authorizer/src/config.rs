@@ -1,7 +1,7 @@
 //! Every variable the authorizer reads, read once at start.
 
-use shared::config::Vars;
-use shared::Result;
+use domain::Result;
+use runtime::config::Vars;
 
 use crate::AdminKeys;
 

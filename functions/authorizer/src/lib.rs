@@ -13,9 +13,9 @@ pub mod config;
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
+use domain::error::{Error, Result};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::error::{Error, Result};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The variable that holds the configured key hashes.
@@ -160,7 +160,7 @@ impl AdminKeys {
     }
 
     /// Reads [`KEY_HASHES_ENV`]; missing, empty or malformed stops the start.
-    pub fn from_vars(vars: &shared::config::Vars) -> Result<Self> {
+    pub fn from_vars(vars: &runtime::config::Vars) -> Result<Self> {
         Self::parse(&vars.required(KEY_HASHES_ENV)?)
     }
 
@@ -314,7 +314,7 @@ mod tests {
     const DEV_KEY: &str = "dev-admin-key";
 
     fn hash(key: &str) -> String {
-        shared::domain::signature::sha256_hex(key.as_bytes())
+        domain::signature::sha256_hex(key.as_bytes())
     }
 
     fn keys() -> AdminKeys {

@@ -1,12 +1,12 @@
 //! The authorizer's one setting, as Lambda's cold start reads it.
 
 use authorizer::config::Config;
-use shared::config::Vars;
+use runtime::config::Vars;
 
 #[test]
 fn without_key_hashes_the_cold_start_stops_and_names_the_variable() {
     match Config::from_vars(&Vars::default()) {
-        Err(shared::Error::Config(m)) => assert!(m.contains("CHARLA_ADMIN_KEY_HASHES"), "{m}"),
+        Err(domain::Error::Config(m)) => assert!(m.contains("CHARLA_ADMIN_KEY_HASHES"), "{m}"),
         other => panic!("{other:?}"),
     }
 }
@@ -15,7 +15,7 @@ fn without_key_hashes_the_cold_start_stops_and_names_the_variable() {
 fn a_malformed_hash_is_refused_without_showing_it() {
     let vars = Vars::from_pairs([("CHARLA_ADMIN_KEY_HASHES", "not-a-hash:admin:read")]);
     match Config::from_vars(&vars) {
-        Err(shared::Error::Config(m)) => {
+        Err(domain::Error::Config(m)) => {
             assert!(m.contains("entry 1"), "{m}");
             assert!(!m.contains("not-a-hash"), "{m}");
         }

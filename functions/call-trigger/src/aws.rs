@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use aws_adapters::{load_whatsapp_secrets, DynamoCallRecords, DynamoStore};
 use call_lifecycle::aws::voice_with_keys;
 use call_lifecycle::{Deps, Ports};
-use shared::adapters::aws::{load_whatsapp_secrets, DynamoCallRecords, DynamoStore};
-use shared::ports::SystemClock;
-use shared::Result;
+use domain::ports::SystemClock;
+use domain::Result;
 
 use crate::config::Config;
 

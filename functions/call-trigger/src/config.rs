@@ -2,8 +2,8 @@
 //! settings (shared with the voice function) and its AWS resources.
 
 use call_lifecycle::config::Settings;
-use shared::config::Vars;
-use shared::Result;
+use domain::Result;
+use runtime::config::Vars;
 
 /// call-trigger as Lambda runs it.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ mod tests {
     fn the_voice_secret_is_required_in_lambda() {
         let vars = Vars::from_pairs([("CHARLA_TABLE", "t"), ("WHATSAPP_SECRET_ARN", "arn:s")]);
         assert!(
-            matches!(Config::from_vars(&vars), Err(shared::Error::Config(m)) if m.contains("CHARLA_VOICE_SECRET_ARN"))
+            matches!(Config::from_vars(&vars), Err(domain::Error::Config(m)) if m.contains("CHARLA_VOICE_SECRET_ARN"))
         );
     }
 }

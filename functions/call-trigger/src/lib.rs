@@ -8,8 +8,8 @@ pub mod config;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use call_lifecycle::{handle_request, Deps, MAX_BODY_BYTES};
-use shared::domain::CallRequest;
-use shared::Error;
+use domain::CallRequest;
+use domain::Error;
 use tracing::info;
 
 /// The SQS handler: one call request per message, through the shared batch
@@ -18,7 +18,7 @@ use tracing::info;
 /// queue's tries it lands in the dead-letter queue, kept, rather than
 /// dropped.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    shared::sqs_batch::run(event, "call request", "CallRequestFailed", |m| async move {
+    runtime::sqs_batch::run(event, "call request", "CallRequestFailed", |m| async move {
         let body = m.body.unwrap_or_default();
         if body.len() > MAX_BODY_BYTES {
             return Err(Error::TooLarge {

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use call_lifecycle::{Deps, Outcome};
+use domain::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
+use domain::voice::*;
+use domain::*;
+use domain::{Error, Result};
 use embedded::{Outbox, SqliteStore};
-use shared::domain::voice::*;
-use shared::domain::*;
-use shared::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
-use shared::{Error, Result};
 use test_support::memory::FixedClock;
 use test_support::memory_calls::MemoryCallRecords;
 
@@ -125,7 +125,7 @@ impl Harness {
             .since(ANA, 0)
             .into_iter()
             .filter_map(|e| match e.message? {
-                shared::domain::whatsapp::outbound::OutboundMessage::Text { body } => Some(body),
+                domain::whatsapp::outbound::OutboundMessage::Text { body } => Some(body),
                 other => Some(format!("{other:?}")),
             })
             .collect()

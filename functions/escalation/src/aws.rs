@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use shared::adapters::aws::{
+use aws_adapters::{
     load_whatsapp_secrets, ComprehendSentiment, DynamoEscalations, DynamoStore, SesNotifier,
     SnsNotifier, SqsQueue, SqsTimers,
 };
-use shared::ports::{Notifier, SystemClock};
-use shared::Result;
+use domain::ports::{Notifier, SystemClock};
+use domain::Result;
 
 use crate::config::{Config, Notify, WebhookConfig};
 use crate::webhook::WebhookDeps;

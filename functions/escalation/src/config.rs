@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
-use shared::adapters::http::{ChatwootPlace, GraphConfig};
-use shared::config::Vars;
-use shared::{Error, Result};
+use chatwoot::ChatwootPlace;
+
+use domain::{Error, Result};
+use runtime::config::Vars;
+use whatsapp_graph::GraphConfig;
 
 /// Where people are told of an escalation, besides the desk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

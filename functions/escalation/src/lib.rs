@@ -33,24 +33,20 @@ use std::sync::Arc;
 use agent::profile::Hours;
 use agent::Profile;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::domain::agent::{CallRequest, CallRequestState};
-use shared::domain::escalation::{
-    decide, EscalationNotice, EscalationPolicy, Reason, TranscriptLine,
-};
-use shared::domain::handoff::{
+use domain::agent::{CallRequest, CallRequestState};
+use domain::escalation::{decide, EscalationNotice, EscalationPolicy, Reason, TranscriptLine};
+use domain::handoff::{
     DecisionRecord, EscalationMessage, EscalationRecord, NoHumanCheck, OpenEscalation, TurnEvent,
     UserMessageEvent,
 };
-use shared::domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
-use shared::domain::{
-    Conversation, ConversationState, Direction, HandoffRequest, SentRecord, WaId,
-};
-use shared::observability::{self, phone};
-use shared::ports::{
+use domain::ports::{
     AgentRecords, Clock, ConversationStore, DeskRef, EscalationRecords, HumanDesk, MessageSender,
     Notifier, Queue, QueueMessage, SentimentAnalyzer, Timers,
 };
-use shared::{Error, Result};
+use domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
+use domain::{Conversation, ConversationState, Direction, HandoffRequest, SentRecord, WaId};
+use domain::{Error, Result};
+use runtime::observability::{self, phone};
 use tracing::{info, instrument, warn};
 
 /// Messages of the conversation given to people (desk note, notices).
@@ -144,7 +140,7 @@ impl Deps {
     /// secrets.
     pub fn new(
         config: &config::Settings,
-        secrets: &shared::config::WhatsAppSecrets,
+        secrets: &runtime::config::WhatsAppSecrets,
         ports: Ports,
     ) -> Result<Deps> {
         let profile = Profile::load(&config.profile)?;
@@ -198,7 +194,7 @@ pub enum Outcome {
 /// The SQS entry point: partial batch failures; a FIFO group stops at its
 /// first failure so that its order holds on redelivery.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    shared::sqs_batch::run(
+    runtime::sqs_batch::run(
         event,
         "escalation message",
         "EscalationFailed",

@@ -17,15 +17,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chatwoot::webhook::{check_webhook_token, ChatwootEvent, WebhookPayload};
+use domain::ports::{AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender};
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{ConversationState, SentRecord, WaId};
+use domain::{Error, Result};
 use http::{Method, Request, Response, StatusCode};
+use runtime::observability::{self, phone};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use shared::domain::chatwoot::{check_webhook_token, ChatwootEvent, WebhookPayload};
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{ConversationState, SentRecord, WaId};
-use shared::observability::{self, phone};
-use shared::ports::{AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender};
-use shared::{Error, Result};
 use tracing::{info, warn};
 
 /// Chatwoot's payloads are a few KB; anything past this is not one.
@@ -44,7 +44,7 @@ pub struct WebhookDeps {
 impl WebhookDeps {
     /// The one constructor: the token from the secrets, the rest ports.
     pub fn new(
-        secrets: &shared::config::WhatsAppSecrets,
+        secrets: &runtime::config::WhatsAppSecrets,
         store: Arc<dyn ConversationStore>,
         records: Arc<dyn AgentRecords>,
         escalations: Arc<dyn EscalationRecords>,
@@ -87,7 +87,7 @@ impl WebhookOutcome {
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response<Bytes> {
-    shared::http_answer::json(status, &body)
+    runtime::http_answer::json(status, &body)
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

@@ -7,18 +7,18 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
-use embedded::{LexiconSentiment, SqliteEscalations, SqliteStore};
-use escalation::webhook::{self, WebhookDeps};
-use escalation::{handle_batch, handle_message, Deps, Outcome, Settings};
-use shared::domain::escalation::{EscalationNotice, Reason, TranscriptLine};
-use shared::domain::handoff::EscalationMessage;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{Conversation, ConversationState, NewInbound, WaId};
-use shared::ports::{
+use domain::escalation::{EscalationNotice, Reason, TranscriptLine};
+use domain::handoff::EscalationMessage;
+use domain::ports::{
     AgentRecords, ConversationStore, DeskRef, EscalationRecords, HumanDesk, MessageSender,
     Notifier, Timers,
 };
-use shared::{Error, Result};
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{Conversation, ConversationState, NewInbound, WaId};
+use domain::{Error, Result};
+use embedded::{LexiconSentiment, SqliteEscalations, SqliteStore};
+use escalation::webhook::{self, WebhookDeps};
+use escalation::{handle_batch, handle_message, Deps, Outcome, Settings};
 use test_support::memory::{FixedClock, MemoryQueue};
 
 const USER: &str = "5491155551234";

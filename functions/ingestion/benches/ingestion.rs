@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use domain::ports::{ConversationStore, Queue, QueueMessage};
+use domain::signature::meta_signature_header;
+use domain::*;
+use domain::{Error, Result};
 use embedded::SqliteStore;
 use ingestion::{receive, Deps};
-use shared::config::WhatsAppSecrets;
-use shared::domain::signature::meta_signature_header;
-use shared::domain::*;
-use shared::ports::{ConversationStore, Queue, QueueMessage};
-use shared::{Error, Result};
+use runtime::config::WhatsAppSecrets;
 use test_support::memory::{FixedClock, MemoryArchive};
 
 const SECRET: &str = "bench-secret";
@@ -198,12 +198,10 @@ fn bench(c: &mut Criterion) {
     let mut parts = c.benchmark_group("parts");
     let (body, sig) = webhook(1, &text);
     parts.bench_function("signature_1kb", |b| {
-        b.iter(|| {
-            shared::domain::signature::verify_meta_signature(SECRET.as_bytes(), &body, Some(&sig))
-        })
+        b.iter(|| domain::signature::verify_meta_signature(SECRET.as_bytes(), &body, Some(&sig)))
     });
     parts.bench_function("parse_1kb", |b| {
-        b.iter(|| shared::domain::whatsapp::inbound::parse_webhook(&body))
+        b.iter(|| domain::whatsapp::inbound::parse_webhook(&body))
     });
     parts.finish();
 }

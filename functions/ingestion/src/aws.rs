@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use shared::adapters::aws::{
+use aws_adapters::{
     load_whatsapp_secrets, s3_client, DynamoStore, S3Archive, SfnMediaPipeline, SqsQueue,
 };
-use shared::ports::{MediaPipeline, SystemClock};
-use shared::Result;
+use domain::ports::{MediaPipeline, SystemClock};
+use domain::Result;
 
 use crate::config::Config;
 use crate::Deps;

@@ -1,7 +1,7 @@
 //! Every variable ingestion reads, read once at start.
 
-use shared::config::Vars;
-use shared::Result;
+use domain::Result;
+use runtime::config::Vars;
 
 /// ingestion as Lambda runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ mod tests {
         for missing in all.map(|(k, _)| k) {
             let vars = Vars::from_pairs(all.into_iter().filter(|(k, _)| *k != missing));
             match Config::from_vars(&vars) {
-                Err(shared::Error::Config(m)) => assert!(m.contains(missing), "{m}"),
+                Err(domain::Error::Config(m)) => assert!(m.contains(missing), "{m}"),
                 other => panic!("{missing}: {other:?}"),
             }
         }

@@ -10,21 +10,21 @@ pub mod config;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{stream, StreamExt, TryStreamExt};
-use http::{header, Method, Request, Response, StatusCode};
-use secrecy::ExposeSecret;
-use shared::config::WhatsAppSecrets;
-use shared::domain::media_pipeline::MediaJob;
-use shared::domain::signature::{secrets_equal, verify_meta_signature};
-use shared::domain::whatsapp::inbound::{
-    parse_webhook, DeliveryState, InboundMessage, Metadata, WebhookEvent,
-};
-use shared::domain::{Delivery, NewInbound, RecordOutcome, StatusUpdate, TurnJob, WaId};
-use shared::observability::{self, phone};
-use shared::ports::{
+use domain::media_pipeline::MediaJob;
+use domain::ports::{
     ArchiveKind, Clock, ConversationStore, MediaPipeline, PayloadArchive, Queue, QueueMessage,
 };
-use shared::{Error, Result};
+use domain::signature::{secrets_equal, verify_meta_signature};
+use domain::whatsapp::inbound::{
+    parse_webhook, DeliveryState, InboundMessage, Metadata, WebhookEvent,
+};
+use domain::{Delivery, NewInbound, RecordOutcome, StatusUpdate, TurnJob, WaId};
+use domain::{Error, Result};
+use futures::{stream, StreamExt, TryStreamExt};
+use http::{header, Method, Request, Response, StatusCode};
+use runtime::config::WhatsAppSecrets;
+use runtime::observability::{self, phone};
+use secrecy::ExposeSecret;
 use tracing::{info, instrument, warn};
 
 /// Meta sends a few MB at most; API Gateway's own limit is 10 MB.
@@ -90,9 +90,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
     resp
 }
 
-/// Maps an error to a response (`shared::http_answer`).
+/// Maps an error to a response (`runtime::http_answer`).
 pub fn error_response(e: &Error) -> Response<Bytes> {
-    shared::http_answer::error(e, "webhook")
+    runtime::http_answer::error(e, "webhook")
 }
 
 /// Meta's GET check: the challenge back when the token matches, else 403.
@@ -127,9 +127,9 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
     verify_meta_signature(deps.secrets.app_secret_bytes(), body, signature).map_err(|e| {
         observability::count("WebhookSignatureRejected", 1);
         Error::Unauthorized(match e {
-            shared::domain::signature::SignatureError::Missing => "signature missing",
-            shared::domain::signature::SignatureError::Malformed => "signature malformed",
-            shared::domain::signature::SignatureError::Mismatch => "signature mismatch",
+            domain::signature::SignatureError::Missing => "signature missing",
+            domain::signature::SignatureError::Malformed => "signature malformed",
+            domain::signature::SignatureError::Mismatch => "signature mismatch",
         })
     })?;
 

@@ -7,8 +7,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "ingestion cannot start"))?;
-    shared::observability::set_log_content(config.log_content);
+    runtime::observability::set_log_content(config.log_content);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = ingestion::aws::deps(&config, &sdk).await?;
-    shared::lambda_http_glue::run(|req| ingestion::handle(&deps, req)).await
+    runtime::lambda_http_glue::run(|req| ingestion::handle(&deps, req)).await
 }

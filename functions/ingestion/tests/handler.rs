@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use domain::ports::{ArchiveKind, ConversationStore, Queue, QueueMessage};
+use domain::signature::meta_signature_header;
+use domain::{Delivery, TurnJob, WaId};
+use domain::{Error, Result};
 use embedded::SqliteStore;
 use ingestion::{handle, receive, Deps};
-use shared::config::WhatsAppSecrets;
-use shared::domain::signature::meta_signature_header;
-use shared::domain::{Delivery, TurnJob, WaId};
-use shared::ports::{ArchiveKind, ConversationStore, Queue, QueueMessage};
-use shared::{Error, Result};
+use runtime::config::WhatsAppSecrets;
 use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
 
 const SECRET: &str = "dev-app-secret";
@@ -445,7 +445,7 @@ async fn a_status_updates_the_delivery_of_the_message_it_names() {
     // An outbound message text-ai would have sent and recorded.
     let text = include_bytes!("../../../events/whatsapp/text.json");
     assert_eq!(handle(&h.deps, signed(text)).await.status(), 200);
-    let sent = shared::domain::SentRecord {
+    let sent = domain::SentRecord {
         wamid: "wamid.OUT1".into(),
         kind: "text".into(),
         text: "hola".into(),

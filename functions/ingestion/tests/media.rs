@@ -6,14 +6,14 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use domain::media::MediaKind;
+use domain::media_pipeline::MediaJob;
+use domain::ports::{MediaPipeline, PipelineStart};
+use domain::signature::meta_signature_header;
+use domain::{Error, Result};
 use embedded::SqliteStore;
 use ingestion::{receive, Deps};
-use shared::config::WhatsAppSecrets;
-use shared::domain::media::MediaKind;
-use shared::domain::media_pipeline::MediaJob;
-use shared::domain::signature::meta_signature_header;
-use shared::ports::{MediaPipeline, PipelineStart};
-use shared::{Error, Result};
+use runtime::config::WhatsAppSecrets;
 use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
 
 const SECRET: &str = "dev-app-secret";

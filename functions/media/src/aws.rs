@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
-use shared::adapters::aws::{
+use aws_adapters::{
     load_whatsapp_secrets, s3_client, secret_string, DynamoMediaNotes, DynamoStore,
     MediaEncryption, RekognitionImages, S3MediaStore, SqsQueue, TextractDocuments,
     TranscribeSpeech,
 };
-use shared::domain::media::MediaKeySalt;
-use shared::ports::SystemClock;
-use shared::{Error, Result};
+use domain::media::MediaKeySalt;
+use domain::ports::SystemClock;
+use domain::{Error, Result};
+use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::{Analysers, Deps, Ports};

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use shared::adapters::http::GraphConfig;
-use shared::config::Vars;
-use shared::Result;
+use domain::Result;
+use runtime::config::Vars;
+use whatsapp_graph::GraphConfig;
 
 /// What the media steps need wherever they run.
 #[derive(Debug, Clone)]

@@ -24,22 +24,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use shared::domain::handoff::EscalationMessage;
-use shared::domain::media::{media_key, JobState, MediaKeySalt};
-use shared::domain::media_pipeline::*;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{
-    ClaimOutcome, ConversationState, HandoffRequest, SentRecord, TurnJob, TurnRecord, TurnState,
-    WaId,
-};
-use shared::observability::{self, phone};
-use shared::ports::{
+use domain::handoff::EscalationMessage;
+use domain::media::{media_key, JobState, MediaKeySalt};
+use domain::media_pipeline::*;
+use domain::ports::{
     AgentRecords, Clock, ConversationStore, DocumentReader, ImageAnalyzer, MediaNotes,
     MediaPipeline, MediaSource, MediaStore, MessageSender, PipelineStart, Queue, QueueMessage,
     Transcriber,
 };
-use shared::{Error, Result};
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{
+    ClaimOutcome, ConversationState, HandoffRequest, SentRecord, TurnJob, TurnRecord, TurnState,
+    WaId,
+};
+use domain::{Error, Result};
+use runtime::observability::{self, phone};
+use serde::{Deserialize, Serialize};
 use tracing::{info, instrument, warn};
 
 /// The profile's languages (`[agent] languages` of the agent profile, the
@@ -152,7 +152,7 @@ impl Deps {
             }
         };
         Ok(Deps {
-            source: Arc::new(shared::adapters::http::GraphMedia::new(
+            source: Arc::new(whatsapp_graph::GraphMedia::new(
                 config.graph.api_base.clone(),
                 access_token,
                 config.graph.settings.clone(),
@@ -377,7 +377,7 @@ async fn download(deps: &Deps, job: &mut MediaJob) -> Result<()> {
     let now_secs = deps.clock.now_ms() / 1000;
     if job.media.is_expired(now_secs) {
         job.problem = Some(MediaFailure::Refused {
-            problem: shared::domain::media::MediaProblem::Expired,
+            problem: domain::media::MediaProblem::Expired,
         });
         return Ok(());
     }

@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use domain::media::MediaKeySalt;
+use domain::ports::SystemClock;
 use embedded::{
     FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
     SqliteQueue, SqliteStore,
@@ -17,12 +19,10 @@ use media::{handle, Deps, Settings};
 use secrecy::SecretString;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use shared::adapters::http::{GraphMedia, GraphSettings};
-use shared::domain::media::MediaKeySalt;
-use shared::ports::SystemClock;
 use test_support::memory::MemoryQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use whatsapp_graph::{GraphMedia, GraphSettings};
 
 const TOTAL: usize = 100_000_000;
 const CHUNK: usize = 64 * 1024;

@@ -7,6 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::agent::Memory;
+use domain::handoff::EscalationMessage;
+use domain::media::MediaKeySalt;
+use domain::media::{ImageAnalysis, Label};
+use domain::media_pipeline::{MediaJob, MediaNote, Route};
+use domain::ports::{AgentRecords, ConversationStore, ImageAnalyzer, MediaNotes};
+use domain::{ConversationState, NewInbound, TurnJob, WaId};
+use domain::{Error, Result};
 use embedded::{
     FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
     SqliteQueue, SqliteStore,
@@ -14,17 +22,9 @@ use embedded::{
 use media::{handle, Deps, Settings, FINAL, RETRYABLE};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared::adapters::http::{GraphMedia, GraphSettings};
-use shared::domain::agent::Memory;
-use shared::domain::handoff::EscalationMessage;
-use shared::domain::media::MediaKeySalt;
-use shared::domain::media::{ImageAnalysis, Label};
-use shared::domain::media_pipeline::{MediaJob, MediaNote, Route};
-use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
-use shared::ports::{AgentRecords, ConversationStore, ImageAnalyzer, MediaNotes};
-use shared::{Error, Result};
 use test_support::media_samples as samples;
 use test_support::memory::{FixedClock, MemoryQueue};
+use whatsapp_graph::{GraphMedia, GraphSettings};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -179,11 +179,7 @@ async fn download_stores_the_file_under_a_key_without_the_number_and_routes_it()
     let stored = job.stored.clone().expect("stored");
     assert_eq!(job.route, Some(Route::Image));
     assert_eq!(stored.mime, "image/png");
-    assert!(
-        shared::domain::media::is_media_key(&stored.key),
-        "{}",
-        stored.key
-    );
+    assert!(domain::media::is_media_key(&stored.key), "{}", stored.key);
     assert!(!stored.key.contains(USER) && !stored.key.contains("wamid"));
     // The temp file is gone; the stored one is the only file.
     assert_eq!(files_under(&h.dir.path().join("tmp")), 0);

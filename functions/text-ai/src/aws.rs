@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use shared::adapters::aws::{load_whatsapp_secrets, DynamoMediaNotes, DynamoStore, SqsQueue};
-use shared::config::WhatsAppSecrets;
-use shared::ports::{MediaNotes, SystemClock};
-use shared::Result;
+use aws_adapters::{load_whatsapp_secrets, DynamoMediaNotes, DynamoStore, SqsQueue};
+use domain::ports::{MediaNotes, SystemClock};
+use domain::Result;
+use runtime::config::WhatsAppSecrets;
 
 use crate::config::Config;
 use crate::Ports;

@@ -1,8 +1,8 @@
 //! Every variable text-ai reads, read once at start.
 
-use shared::adapters::http::GraphConfig;
-use shared::config::Vars;
-use shared::Result;
+use domain::Result;
+use runtime::config::Vars;
+use whatsapp_graph::GraphConfig;
 
 use agent_setup::AgentEnv;
 
@@ -112,7 +112,7 @@ mod tests {
         ] {
             let vars = Vars::from_pairs(lambda_vars().into_iter().filter(|(k, _)| *k != missing));
             match Config::from_vars(&vars) {
-                Err(shared::Error::Config(m)) => assert!(m.contains(missing), "{m}"),
+                Err(domain::Error::Config(m)) => assert!(m.contains(missing), "{m}"),
                 other => panic!("{missing}: {other:?}"),
             }
         }
@@ -127,7 +127,7 @@ mod tests {
         let mut vars = lambda_vars();
         vars.push(("CHARLA_DEBOUNCE_MS", "soon"));
         assert!(
-            matches!(Config::from_vars(&Vars::from_pairs(vars)), Err(shared::Error::Config(m)) if m.contains("CHARLA_DEBOUNCE_MS"))
+            matches!(Config::from_vars(&Vars::from_pairs(vars)), Err(domain::Error::Config(m)) if m.contains("CHARLA_DEBOUNCE_MS"))
         );
         let mut vars = lambda_vars();
         vars.push(("CHARLA_MEDIA_PIPELINE", "yes please"));

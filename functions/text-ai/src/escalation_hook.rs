@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use shared::domain::handoff::{
-    EscalationMessage, TurnEvent, UserMessageEvent, MAX_TURN_TEXT_CHARS,
-};
-use shared::domain::{Conversation, StoredMessage, TurnRecord};
-use shared::ports::{Queue, QueueMessage, TurnNote};
-use shared::{Error, Result};
+use domain::handoff::{EscalationMessage, TurnEvent, UserMessageEvent, MAX_TURN_TEXT_CHARS};
+use domain::ports::{Queue, QueueMessage, TurnNote};
+use domain::{Conversation, StoredMessage, TurnRecord};
+use domain::{Error, Result};
 
 async fn send(queue: &Arc<dyn Queue>, msg: &EscalationMessage) -> Result<()> {
     queue

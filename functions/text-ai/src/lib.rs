@@ -21,15 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::config::WhatsAppSecrets;
-use shared::domain::whatsapp::errors::GraphErrorClass;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
-use shared::observability::{self, phone};
-use shared::ports::{
+use domain::ports::{
     AgentRecords, Clock, ConversationStore, MediaNotes, MessageSender, Queue, Responder, TurnInput,
 };
-use shared::{Error, Result};
+use domain::whatsapp::errors::GraphErrorClass;
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
+use domain::{Error, Result};
+use runtime::config::WhatsAppSecrets;
+use runtime::observability::{self, phone};
 use tracing::{info, instrument, warn};
 
 /// How the handler answers (no ports here: those are in [`Deps`]).
@@ -151,7 +151,7 @@ pub enum Outcome {
 
 /// The SQS entry point: partial batch failures, order kept per FIFO group.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    shared::sqs_batch::run(event, "turn", "TurnFailed", |record| async move {
+    runtime::sqs_batch::run(event, "turn", "TurnFailed", |record| async move {
         handle_record(deps, &record).await
     })
     .await

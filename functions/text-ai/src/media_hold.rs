@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use shared::domain::media_pipeline::is_media_kind;
-use shared::domain::StoredMessage;
-use shared::ports::MediaNotes;
-use shared::Result;
+use domain::media_pipeline::is_media_kind;
+use domain::ports::MediaNotes;
+use domain::Result;
+use domain::StoredMessage;
 
 /// Longer than the state machine takes in the worst case with its retries
 /// and polls (about 15 minutes), so it bounds only a pipeline that died.

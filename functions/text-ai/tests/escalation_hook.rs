@@ -5,16 +5,16 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use embedded::SqliteStore;
-use shared::domain::handoff::EscalationMessage;
-use shared::domain::media_pipeline::MediaNote;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{ConversationState, NewInbound, TurnJob, WaId};
-use shared::ports::{
+use domain::handoff::EscalationMessage;
+use domain::media_pipeline::MediaNote;
+use domain::ports::{
     AgentRecords, ConversationStore, MediaNotes, MessageSender, Responder, SystemClock, TurnInput,
     TurnNote,
 };
-use shared::Result;
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::Result;
+use domain::{ConversationState, NewInbound, TurnJob, WaId};
+use embedded::SqliteStore;
 use test_support::memory::MemoryQueue;
 use text_ai::media_hold::MediaHold;
 use text_ai::{handle_job, Deps, Outcome, Settings};

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use domain::ports::{Clock, ConversationStore, MessageSender, Responder, SystemClock, TurnInput};
+use domain::whatsapp::errors::GraphErrorClass;
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{Error, Result};
+use domain::{NewInbound, TurnJob, WaId, WINDOW_MS};
 use embedded::SqliteStore;
-use shared::domain::whatsapp::errors::GraphErrorClass;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{NewInbound, TurnJob, WaId, WINDOW_MS};
-use shared::ports::{Clock, ConversationStore, MessageSender, Responder, SystemClock, TurnInput};
-use shared::{Error, Result};
 use test_support::memory::MemoryQueue;
 use text_ai::{handle_batch, handle_job, Deps, Outcome, Settings};
 

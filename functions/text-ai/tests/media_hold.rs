@@ -5,12 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use domain::media_pipeline::MediaNote;
+use domain::ports::{ConversationStore, MediaNotes, Responder, TurnInput};
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::Result;
+use domain::{NewInbound, TurnJob, WaId};
 use embedded::{Outbox, SqliteMediaNotes, SqliteStore};
-use shared::domain::media_pipeline::MediaNote;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{NewInbound, TurnJob, WaId};
-use shared::ports::{ConversationStore, MediaNotes, Responder, TurnInput};
-use shared::Result;
 use test_support::memory::{FixedClock, MemoryQueue};
 use text_ai::media_hold::MediaHold;
 use text_ai::{handle_job, Deps, Outcome, Settings};

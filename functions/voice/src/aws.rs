@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use shared::adapters::aws::{
+use aws_adapters::{
     load_whatsapp_secrets, s3_client, DynamoCallRecords, DynamoStore, S3Archive, SqsQueue,
 };
-use shared::ports::SystemClock;
-use shared::Result;
+use domain::ports::SystemClock;
+use domain::Result;
 
 use crate::config::Config;
 use crate::{Deps, Ports};

@@ -1,9 +1,9 @@
 //! Every variable the voice function reads, read once at start.
 
 use agent_setup::AgentEnv;
-use shared::config::Vars;
-use shared::domain::voice::TransferTarget;
-use shared::{Error, Result};
+use domain::voice::TransferTarget;
+use domain::{Error, Result};
+use runtime::config::Vars;
 
 /// What the voice webhooks need wherever they run.
 #[derive(Debug, Clone)]

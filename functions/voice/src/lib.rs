@@ -19,13 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use domain::voice::*;
+use domain::{Error, Result};
+use domain::{Lead, SentRecord};
 use http::{Request, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use shared::domain::voice::*;
-use shared::domain::{Lead, SentRecord};
-use shared::{Error, Result};
 use tracing::{info, warn};
+use voice_providers::webhooks::{
+    parse_retell, parse_vapi, verify_retell_signature, verify_vapi_secret, RetellMessage,
+    VapiMessage,
+};
 
 /// Transcripts make these bodies larger than WhatsApp's; past this, 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -44,19 +48,19 @@ pub struct Deps {
     pub transfer_to: Option<TransferTarget>,
     /// Authenticated bodies that cannot be read are kept here (quarantine)
     /// and answered 200, so that a fix can replay them.
-    pub archive: Arc<dyn shared::ports::PayloadArchive>,
+    pub archive: Arc<dyn domain::ports::PayloadArchive>,
 }
 
 /// The adapters the voice webhooks run on.
 pub struct Ports {
-    pub store: Arc<dyn shared::ports::ConversationStore>,
-    pub records: Arc<dyn shared::ports::AgentRecords>,
-    pub calls: Arc<dyn shared::ports::CallRecords>,
-    pub sender: Arc<dyn shared::ports::MessageSender>,
-    pub call_queue: Arc<dyn shared::ports::Queue>,
-    pub escalation_queue: Arc<dyn shared::ports::Queue>,
-    pub archive: Arc<dyn shared::ports::PayloadArchive>,
-    pub clock: Arc<dyn shared::ports::Clock>,
+    pub store: Arc<dyn domain::ports::ConversationStore>,
+    pub records: Arc<dyn domain::ports::AgentRecords>,
+    pub calls: Arc<dyn domain::ports::CallRecords>,
+    pub sender: Arc<dyn domain::ports::MessageSender>,
+    pub call_queue: Arc<dyn domain::ports::Queue>,
+    pub escalation_queue: Arc<dyn domain::ports::Queue>,
+    pub archive: Arc<dyn domain::ports::PayloadArchive>,
+    pub clock: Arc<dyn domain::ports::Clock>,
 }
 
 impl Deps {
@@ -65,7 +69,7 @@ impl Deps {
     /// the ports. `settings.calls.voice` carries the providers' keys.
     pub async fn new(
         settings: &config::Settings,
-        secrets: &shared::config::WhatsAppSecrets,
+        secrets: &runtime::config::WhatsAppSecrets,
         ports: Ports,
         aws: Option<&aws_config::SdkConfig>,
     ) -> Result<Deps> {
@@ -109,11 +113,11 @@ impl Deps {
 }
 
 fn respond(status: StatusCode, body: Value) -> Response<Bytes> {
-    shared::http_answer::json(status, &body)
+    runtime::http_answer::json(status, &body)
 }
 
 fn error(e: &Error) -> Response<Bytes> {
-    shared::http_answer::error(e, "voice webhook")
+    runtime::http_answer::error(e, "voice webhook")
 }
 
 fn header<'a>(req: &'a Request<Bytes>, name: &str) -> Option<&'a str> {
@@ -233,7 +237,7 @@ async fn quarantine(
     let key = deps
         .archive
         .put(
-            shared::ports::ArchiveKind::Quarantine,
+            domain::ports::ArchiveKind::Quarantine,
             body,
             &format!("voice {provider}: {why}"),
         )

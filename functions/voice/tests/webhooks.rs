@@ -4,15 +4,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use domain::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
+use domain::voice::*;
+use domain::{NewInbound, WaId};
 use embedded::{Outbox, SqliteStore};
 use http::{Request, StatusCode};
 use knowledge::LocalKnowledgeBase;
 use serde_json::Value;
-use shared::domain::voice::*;
-use shared::domain::{NewInbound, WaId};
-use shared::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
 use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
 use test_support::memory_calls::MemoryCallRecords;
+use voice_providers::webhooks::{retell_signature_header, RETELL_SIGNATURE_WINDOW_MS};
 
 const ANA: &str = "5491155550123";
 const REQUEST: &str = "wamid.VOICE1:call";
@@ -28,7 +29,7 @@ impl VoiceProvider for NoProvider {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Vapi
     }
-    async fn start_call(&self, _: &CallOrder) -> shared::Result<StartedCall> {
+    async fn start_call(&self, _: &CallOrder) -> domain::Result<StartedCall> {
         Ok(StartedCall {
             call_id: "unused".into(),
         })

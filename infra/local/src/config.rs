@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use shared::config::{Vars, WhatsAppSecrets};
-use shared::Result;
+use domain::Result;
+use runtime::config::{Vars, WhatsAppSecrets};
 
 pub const DEV_APP_SECRET: &str = "dev-app-secret";
 pub const DEV_VERIFY_TOKEN: &str = "dev-verify-token";

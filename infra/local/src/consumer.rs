@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::{Error, Result};
 use embedded::SqliteQueue;
-use shared::{Error, Result};
 use tokio::sync::watch;
 use tracing::warn;
 

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::media_pipeline::parse_job;
+use domain::Result;
 use embedded::{QueueSettings, SqliteQueue};
-use shared::domain::media_pipeline::parse_job;
-use shared::Result;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -68,7 +68,7 @@ pub fn spawn(
                     }
                     for job in jobs {
                         let ran = match serde_json::from_str::<serde_json::Value>(&job.body)
-                            .map_err(shared::Error::from)
+                            .map_err(domain::Error::from)
                             .and_then(parse_job)
                         {
                             Ok(parsed) => {

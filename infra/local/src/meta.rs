@@ -1,8 +1,8 @@
 //! Webhooks shaped and signed as Meta sends them, for `local chat`, `local
 //! load` and the end-to-end tests.
 
+use domain::signature::meta_signature_header;
 use serde_json::{json, Value};
-use shared::domain::signature::meta_signature_header;
 
 pub const DEMO_PHONE_NUMBER_ID: &str = "106540352242922";
 pub const DEMO_DISPLAY_NUMBER: &str = "15550783881";

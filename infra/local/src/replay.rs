@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use domain::ports::ArchiveKind;
 use embedded::FileArchive;
-use shared::ports::ArchiveKind;
 
 use crate::meta;
 

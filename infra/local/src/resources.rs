@@ -8,9 +8,9 @@
 //! `<table>-whatsapp` (this process's development or configured values),
 //! `<table>-voice`, `<table>-media-salt`.
 
+use aws_adapters::{s3_client, DynamoStore, S3Archive, SqsQueue};
+use domain::{Error, Result};
 use secrecy::ExposeSecret;
-use shared::adapters::aws::{s3_client, DynamoStore, S3Archive, SqsQueue};
-use shared::{Error, Result};
 
 use crate::config::Settings;
 

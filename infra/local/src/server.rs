@@ -35,7 +35,7 @@ struct AppState {
 
 pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
-    shared::observability::set_log_content(settings.log_content());
+    runtime::observability::set_log_content(settings.log_content());
     std::fs::create_dir_all(&settings.data_dir)?;
     let functions = if settings.aws {
         wiring::aws(&mut settings).await?

@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
+use domain::media::MediaKeySalt;
+use domain::ports::{Clock, MessageSender, SystemClock};
+use domain::{Error, Result};
 use embedded::{
     FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
     QueueSettings, QueueTimers, SqliteCallRecords, SqliteEscalations, SqliteMediaNotes,
     SqliteQueue, SqliteStore,
 };
 use secrecy::SecretString;
-use shared::domain::media::MediaKeySalt;
-use shared::ports::{Clock, MessageSender, SystemClock};
-use shared::{Error, Result};
 use tracing::info;
 
 use crate::config::Settings;
@@ -337,7 +337,7 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
     ingestion.media = media.as_ref().map(|m| {
         Arc::new(media::QueuedPipeline {
             queue: m.queue.clone(),
-        }) as Arc<dyn shared::ports::MediaPipeline>
+        }) as Arc<dyn domain::ports::MediaPipeline>
     });
     let secrets = text_ai::aws::secrets(&text_config, &sdk).await?;
     let mut text_ports = text_ai::aws::ports(&text_config, &sdk, &secrets)?;

@@ -196,7 +196,7 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
         .post(&url)
         .header(
             "x-hub-signature-256",
-            shared::domain::signature::meta_signature_header(b"nope", &body),
+            domain::signature::meta_signature_header(b"nope", &body),
         )
         .body(body)
         .send()

@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agent::{Agent, Profile, ToolDeps};
-use shared::config::{Vars, WhatsAppSecrets};
-use shared::ports::{
+use domain::ports::{
     AgentRecords, ChatModel, Clock, CustomerDirectory, KnowledgeBase, LeadSink, Queue,
 };
-use shared::{Error, Result};
+use domain::{Error, Result};
+use runtime::config::{Vars, WhatsAppSecrets};
 use tracing::info;
 
 /// Which chat model answers what the playbook does not.
@@ -121,7 +121,7 @@ pub async fn build_agent(
 
     let knowledge: Option<Arc<dyn KnowledgeBase>> =
         match (&env.knowledge_base_id, &profile.knowledge_dir) {
-            (Some(id), _) => Some(Arc::new(shared::adapters::aws::BedrockKnowledgeBase::new(
+            (Some(id), _) => Some(Arc::new(aws_adapters::BedrockKnowledgeBase::new(
                 aws_sdk_bedrockagentruntime::Client::new(&aws_config().await),
                 id.clone(),
             ))),
@@ -132,7 +132,7 @@ pub async fn build_agent(
     let crm_url = env.crm_url.as_ref().or(profile.customers.crm_url.as_ref());
     let (customers, lead_sink): Customers = match crm_url {
         Some(url) => {
-            let crm = Arc::new(shared::adapters::http::HttpCrm::new(
+            let crm = Arc::new(crm::HttpCrm::new(
                 url.clone(),
                 secrets.crm_api_key.clone(),
                 Default::default(),
@@ -154,7 +154,7 @@ pub async fn build_agent(
 
     let model: Option<Arc<dyn ChatModel>> = match &env.model {
         ModelChoice::Local => None,
-        ModelChoice::Bedrock(id) => Some(Arc::new(shared::adapters::aws::BedrockModel::new(
+        ModelChoice::Bedrock(id) => Some(Arc::new(aws_adapters::BedrockModel::new(
             aws_sdk_bedrockruntime::Client::new(&aws_config().await),
             id.clone(),
         ))),
@@ -162,7 +162,7 @@ pub async fn build_agent(
             let url = env.model_url.clone().ok_or_else(|| {
                 Error::Config("CHARLA_MODEL openai:... needs CHARLA_MODEL_URL".into())
             })?;
-            Some(Arc::new(shared::adapters::http::OpenAiModel::new(
+            Some(Arc::new(model_servers::OpenAiModel::new(
                 &url,
                 name.clone(),
                 secrets.model_api_key.clone(),

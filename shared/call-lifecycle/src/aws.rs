@@ -1,9 +1,9 @@
 //! The calls on AWS: the providers' keys from the voice secret.
 
+use aws_adapters::secret_string;
+use domain::Result;
 use secrecy::ExposeSecret;
-use shared::adapters::aws::secret_string;
-use shared::adapters::http::VoiceConfig;
-use shared::Result;
+use voice_providers::VoiceConfig;
 
 /// The voice settings with the keys from the voice secret (the
 /// environment's win where both are set).

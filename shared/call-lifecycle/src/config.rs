@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
-use shared::adapters::http::{GraphConfig, VoiceConfig};
-use shared::config::Vars;
-use shared::domain::voice::CallingHours;
-use shared::{Error, Result};
+use voice_providers::VoiceConfig;
+
+use domain::voice::CallingHours;
+use domain::{Error, Result};
+use runtime::config::Vars;
+use whatsapp_graph::GraphConfig;
 
 /// What placing calls needs wherever it runs.
 #[derive(Debug, Clone)]

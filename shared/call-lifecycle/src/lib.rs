@@ -18,15 +18,15 @@ pub mod messages;
 
 use std::sync::Arc;
 
-use jiff::tz::TimeZone;
-use shared::domain::voice::*;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::{CallRequest, SentRecord, WaId};
-use shared::observability::phone;
-use shared::ports::{
+use domain::ports::{
     AgentRecords, CallRecords, Clock, ConversationStore, MessageSender, VoiceProvider,
 };
-use shared::{Error, Result};
+use domain::voice::*;
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{CallRequest, SentRecord, WaId};
+use domain::{Error, Result};
+use jiff::tz::TimeZone;
+use runtime::observability::phone;
 use tracing::{info, instrument, warn};
 
 /// A call-queue body larger than this is not a call request.
@@ -257,7 +257,7 @@ pub async fn place(deps: &Deps, record: CallRecord) -> Result<Outcome> {
             info!(call_id = %started.call_id, attempt = order.attempt, "calling");
             Ok(Outcome::Calling(started.call_id))
         }
-        Err(e) if e.is_retryable() && !shared::adapters::http::voice::maybe_processed(&e) => {
+        Err(e) if e.is_retryable() && !voice_providers::config::maybe_processed(&e) => {
             // Never reached the provider: the attempt does not count.
             let mut again = dialing.next(deps.clock.now_ms());
             again.phase = CallPhase::Scheduled;
@@ -397,8 +397,8 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
             continue;
         }
         let who = match m.direction {
-            shared::domain::Direction::Inbound => "Cliente",
-            shared::domain::Direction::Outbound => "Agente",
+            domain::Direction::Inbound => "Cliente",
+            domain::Direction::Outbound => "Agente",
         };
         if !summary.is_empty() {
             summary.push('\n');
@@ -430,10 +430,10 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
 /// the function still starts (a deployment without voice calls is a normal
 /// one), and each call request is refused with the reason, the user told.
 pub fn provider(
-    config: &shared::adapters::http::VoiceConfig,
+    config: &voice_providers::VoiceConfig,
     profile: &agent::Profile,
 ) -> Result<Arc<dyn VoiceProvider>> {
-    use shared::adapters::http::{RetellClient, VapiClient};
+    use voice_providers::{RetellClient, VapiClient};
     let kind = config
         .provider
         .or(profile.voice.provider)
@@ -495,9 +495,8 @@ mod tests {
 
     #[test]
     fn without_its_settings_the_provider_is_off_and_says_why() {
-        let config =
-            shared::adapters::http::VoiceConfig::from_vars(&shared::config::Vars::default())
-                .expect("config");
+        let config = voice_providers::VoiceConfig::from_vars(&runtime::config::Vars::default())
+            .expect("config");
         let provider = provider(&config, &demo_profile()).expect("a provider, off");
         assert!(matches!(provider.ready(), Err(why) if why.contains("VAPI_API_KEY")));
     }

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
 use super::{corrupt, migrate, open_connection, Db, SqliteContext};
-use shared::domain::voice::CallRecord;
-use shared::error::Result;
-use shared::ports::CallRecords;
+use domain::error::Result;
+use domain::ports::CallRecords;
+use domain::voice::CallRecord;
 
 const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "

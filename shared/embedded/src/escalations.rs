@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{corrupt, migrate, open_connection, to_i64, Db, SqliteContext, SqliteQueue};
-use shared::domain::handoff::{DecisionRecord, EscalationRecord};
-use shared::domain::WaId;
-use shared::error::Result;
-use shared::ports::{DeskRef, EscalationRecords, QueueMessage, Timers};
+use domain::error::Result;
+use domain::handoff::{DecisionRecord, EscalationRecord};
+use domain::ports::{DeskRef, EscalationRecords, QueueMessage, Timers};
+use domain::WaId;
 
 const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
@@ -262,7 +262,7 @@ impl QueueTimers {
 #[async_trait]
 impl Timers for QueueTimers {
     async fn schedule(&self, body: &str, _delay_ms: u64) -> Result<()> {
-        use shared::ports::Queue;
+        use domain::ports::Queue;
         // Timers are independent: each its own group, deduplicated on the body.
         let id = uuid::Uuid::new_v4().to_string();
         let dedup = {
@@ -282,7 +282,7 @@ impl Timers for QueueTimers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::escalation::Decision;
+    use domain::escalation::Decision;
 
     fn wa() -> WaId {
         WaId::parse("5491155551234").expect("wa id")

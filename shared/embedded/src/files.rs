@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use shared::error::{Error, Result};
-use shared::ports::{ArchiveKind, PayloadArchive};
+use domain::error::{Error, Result};
+use domain::ports::{ArchiveKind, PayloadArchive};
 
 const SERVICE: &str = "files";
 

@@ -41,7 +41,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 use tokio::sync::oneshot;
 
-use shared::error::{Error, Result};
+use domain::error::{Error, Result};
 
 const SERVICE: &str = "sqlite";
 

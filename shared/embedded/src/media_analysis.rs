@@ -10,9 +10,9 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use super::FileMediaStore;
-use shared::domain::media::{DocumentText, ImageAnalysis, JobState, Transcript};
-use shared::error::{Error, Result};
-use shared::ports::{DocumentReader, ImageAnalyzer, Transcriber};
+use domain::error::{Error, Result};
+use domain::media::{DocumentText, ImageAnalysis, JobState, Transcript};
+use domain::ports::{DocumentReader, ImageAnalyzer, Transcriber};
 
 const SERVICE: &str = "local-media";
 
@@ -20,7 +20,7 @@ const SERVICE: &str = "local-media";
 /// file can hold a compression bomb.
 const MAX_INFLATED_BYTES: usize = 256 * 1024 * 1024;
 
-fn unreadable(what: &str, e: impl Into<shared::error::BoxError>) -> Error {
+fn unreadable(what: &str, e: impl Into<domain::error::BoxError>) -> Error {
     // The file will not change: retrying cannot help.
     Error::dependency(SERVICE, what.to_string(), false, e)
 }

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::{migrate, open_connection, Db, SqliteContext};
-use shared::domain::media_pipeline::MediaNote;
-use shared::error::{Error, Result};
-use shared::ports::MediaNotes;
+use domain::error::{Error, Result};
+use domain::media_pipeline::MediaNote;
+use domain::ports::MediaNotes;
 
 const DDL: &str = "CREATE TABLE IF NOT EXISTS media_notes (
     wamid TEXT PRIMARY KEY,

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use shared::domain::media::{is_media_key, FetchedMedia, StoredMedia};
-use shared::error::{Error, Result};
-use shared::ports::{MediaReader, MediaStore};
+use domain::error::{Error, Result};
+use domain::media::{is_media_key, FetchedMedia, StoredMedia};
+use domain::ports::{MediaReader, MediaStore};
 
 const SERVICE: &str = "files";
 
@@ -89,7 +89,7 @@ impl MediaStore for FileMediaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::media::Sha256Digest;
+    use domain::media::Sha256Digest;
     use tokio::io::AsyncReadExt;
 
     const KEY: &str =

@@ -13,12 +13,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use shared::domain::whatsapp::errors::GraphErrorClass;
-use shared::domain::whatsapp::outbound::OutboundMessage;
-use shared::domain::WaId;
-use shared::error::{Error, Result};
-use shared::observability;
-use shared::ports::{Clock, MessageSender, SystemClock};
+use domain::error::{Error, Result};
+use domain::ports::{Clock, MessageSender, SystemClock};
+use domain::whatsapp::errors::GraphErrorClass;
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::WaId;
+use runtime::observability;
 
 const SERVICE: &str = "outbox";
 const FILE_NAME: &str = "outbox.jsonl";
@@ -299,7 +299,7 @@ impl MessageSender for Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::whatsapp::outbound::ReplyButton;
+    use domain::whatsapp::outbound::ReplyButton;
     use std::sync::Arc;
 
     fn wa(s: &str) -> WaId {

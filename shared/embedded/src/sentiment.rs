@@ -17,10 +17,10 @@
 
 use async_trait::async_trait;
 
-use shared::domain::escalation::{Sentiment, SentimentLabel};
-use shared::domain::text::fold_char;
-use shared::error::Result;
-use shared::ports::SentimentAnalyzer;
+use domain::error::Result;
+use domain::escalation::{Sentiment, SentimentLabel};
+use domain::ports::SentimentAnalyzer;
+use domain::text::fold_char;
 
 /// How strongly a negated word counts, reversed.
 const NEGATION: f32 = -0.75;
@@ -394,8 +394,8 @@ fn scores(positive: f32, negative: f32) -> Sentiment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::escalation::EscalationPolicy;
     use proptest::prelude::*;
-    use shared::domain::escalation::EscalationPolicy;
 
     fn label(text: &str, lang: &str) -> SentimentLabel {
         LexiconSentiment::score(text, lang).label

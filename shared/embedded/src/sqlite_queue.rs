@@ -17,8 +17,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::Notify;
 
 use super::{migrate, open_connection, to_i64, usize_to_i64, Db, SqliteContext};
-use shared::error::{Error, Result};
-use shared::ports::{Clock, Queue, QueueMessage, SystemClock};
+use domain::error::{Error, Result};
+use domain::ports::{Clock, Queue, QueueMessage, SystemClock};
 
 /// Like SQS FIFO: a second send with the same dedup id within this window
 /// is accepted and dropped.

@@ -10,9 +10,9 @@ use base64::Engine as _;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{corrupt, migrate, open_connection, usize_to_i64, Db, SqliteContext};
-use shared::domain::*;
-use shared::error::{Error, Result};
-use shared::ports::{Clock, ConversationStore, SystemClock};
+use domain::error::{Error, Result};
+use domain::ports::{Clock, ConversationStore, SystemClock};
+use domain::*;
 
 mod records;
 

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use shared::domain::Customer;
-use shared::error::{Error, Result};
-use shared::ports::CustomerDirectory;
+use domain::error::{Error, Result};
+use domain::ports::CustomerDirectory;
+use domain::Customer;
 
 /// The column that holds each customer's id.
 const ID_COLUMN: &str = "id";

@@ -36,9 +36,9 @@ use tantivy::tokenizer::{
 };
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use shared::domain::Passage;
-use shared::error::{Error, Result};
-use shared::ports::KnowledgeBase;
+use domain::error::{Error, Result};
+use domain::ports::KnowledgeBase;
+use domain::Passage;
 
 const SERVICE: &str = "knowledge";
 

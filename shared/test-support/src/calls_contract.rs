@@ -1,8 +1,8 @@
 //! What every [`CallRecords`] adapter must do.
 
-use shared::domain::voice::*;
-use shared::domain::WaId;
-use shared::ports::CallRecords;
+use domain::ports::CallRecords;
+use domain::voice::*;
+use domain::WaId;
 
 /// A fresh record for `request_id`, version 1, dialing.
 pub fn record(request_id: &str) -> CallRecord {

@@ -6,9 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use shared::domain::*;
-use shared::error::{Error, Result};
-use shared::ports::{AgentRecords, ArchiveKind, Clock, PayloadArchive, Queue, QueueMessage};
+use domain::error::{Error, Result};
+use domain::ports::{AgentRecords, ArchiveKind, Clock, PayloadArchive, Queue, QueueMessage};
+use domain::*;
 
 /// Keeps what was sent, in order.
 #[derive(Debug, Default)]
@@ -53,7 +53,7 @@ impl PayloadArchive for MemoryArchive {
         let mut v = self
             .items
             .lock()
-            .map_err(|_| shared::Error::Conflict("archive lock poisoned".into()))?;
+            .map_err(|_| domain::Error::Conflict("archive lock poisoned".into()))?;
         v.push((kind, body.to_vec(), reason.to_string()));
         Ok(format!("{}/{}", kind.prefix(), v.len()))
     }

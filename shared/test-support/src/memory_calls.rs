@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use shared::domain::voice::CallRecord;
-use shared::error::{Error, Result};
-use shared::ports::CallRecords;
+use domain::error::{Error, Result};
+use domain::ports::CallRecords;
+use domain::voice::CallRecord;
 
 #[derive(Debug, Default)]
 pub struct MemoryCallRecords {

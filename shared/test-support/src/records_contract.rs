@@ -21,10 +21,10 @@ use async_trait::async_trait;
 
 use super::store_contract::fresh_wa_id;
 use crate::memory::MemoryRecords;
-use shared::domain::*;
-use shared::error::Error;
-use shared::ports::ConversationStore;
-use shared::ports::{AgentRecords, Clock, SystemClock};
+use domain::error::Error;
+use domain::ports::ConversationStore;
+use domain::ports::{AgentRecords, Clock, SystemClock};
+use domain::*;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const HOUR_MS: i64 = 3600 * 1000;
@@ -83,7 +83,7 @@ impl Subject for embedded::SqliteStore {
 }
 
 #[async_trait]
-impl Subject for shared::adapters::aws::DynamoStore {
+impl Subject for aws_adapters::DynamoStore {
     fn records(&self) -> &dyn AgentRecords {
         self
     }
@@ -94,7 +94,7 @@ impl Subject for shared::adapters::aws::DynamoStore {
         state_via_store(self, wa_id).await
     }
     async fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage> {
-        shared::adapters::aws::DynamoStore::usage(self, wa_id)
+        aws_adapters::DynamoStore::usage(self, wa_id)
             .await
             .expect("usage")
     }

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use shared::domain::*;
-use shared::error::{Error, Result};
-use shared::ports::ChatModel;
+use domain::error::{Error, Result};
+use domain::ports::ChatModel;
+use domain::*;
 
 type Script = Box<dyn Fn(&ModelRequest) -> Result<ModelReply> + Send + Sync>;
 

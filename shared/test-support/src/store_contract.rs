@@ -15,9 +15,9 @@
 //! - an outbound message starts with `delivery == Some(Accepted)`;
 //! - a status equal to or older than the known one is `Stale`.
 
-use shared::domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
-use shared::domain::*;
-use shared::ports::{Clock, ConversationStore, SystemClock};
+use domain::ports::{Clock, ConversationStore, SystemClock};
+use domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
+use domain::*;
 
 /// Runs every check, one after the other, on `store`.
 pub async fn run_all(store: &dyn ConversationStore) {

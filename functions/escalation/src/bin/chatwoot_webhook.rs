@@ -8,9 +8,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = WebhookConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "chatwoot-webhook cannot start"))?;
-    shared::observability::set_log_content(config.log_content);
+    runtime::observability::set_log_content(config.log_content);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = escalation::aws::webhook_deps(&config, &sdk).await?;
     // The token travels in the query: the glue puts it in the URI.
-    shared::lambda_http_glue::run(|req| escalation::webhook::handle(&deps, req)).await
+    runtime::lambda_http_glue::run(|req| escalation::webhook::handle(&deps, req)).await
 }

@@ -9,9 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::super::{corrupt, to_i64, SqliteContext};
 use super::SqliteStore;
-use shared::domain::*;
-use shared::error::{Error, Result};
-use shared::ports::AgentRecords;
+use domain::error::{Error, Result};
+use domain::ports::AgentRecords;
+use domain::*;
 
 /// The agent's records. Leads and call requests are keyed by `(wa_id, id)`,
 /// like the DynamoDB store, which keeps them in the conversation's partition.
@@ -519,7 +519,7 @@ mod tests {
     use super::super::super::{migrate, open_connection};
     use super::super::{SCHEMA_V1, SCHEMA_VERSION};
     use super::*;
-    use shared::ports::ConversationStore;
+    use domain::ports::ConversationStore;
     use test_support::records_contract;
 
     // The records contract runs in tests/contracts.rs: test-support's

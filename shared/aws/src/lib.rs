@@ -1,0 +1,133 @@
+//! AWS adapters: one file per service. Each is a struct holding the SDK
+//! client and the resource name; the caller builds the client (once per cold
+//! start) and injects it, the adapter never loads configuration.
+
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
+pub mod calls;
+#[cfg(feature = "escalation")]
+pub mod comprehend;
+pub mod dynamodb;
+mod dynamodb_items;
+pub mod escalations;
+#[cfg(feature = "bedrock")]
+pub mod knowledge_base;
+#[cfg(feature = "media-analysis")]
+pub mod media_analysis;
+pub mod media_notes;
+pub mod media_store;
+pub mod s3;
+pub mod secrets;
+#[cfg(feature = "escalation")]
+pub mod ses;
+#[cfg(feature = "media-sfn")]
+pub mod sfn;
+#[cfg(feature = "escalation")]
+pub mod sns;
+pub mod sqs;
+
+#[cfg(feature = "bedrock")]
+pub use bedrock::BedrockModel;
+pub use calls::DynamoCallRecords;
+#[cfg(feature = "escalation")]
+pub use comprehend::ComprehendSentiment;
+pub use dynamodb::DynamoStore;
+pub use escalations::{DynamoEscalations, SqsTimers};
+#[cfg(feature = "bedrock")]
+pub use knowledge_base::BedrockKnowledgeBase;
+#[cfg(feature = "media-analysis")]
+pub use media_analysis::{RekognitionImages, TextractDocuments, TranscribeSpeech};
+pub use media_notes::DynamoMediaNotes;
+pub use media_store::{MediaEncryption, S3MediaStore};
+pub use s3::S3Archive;
+pub use secrets::{load_whatsapp_secrets, secret_string};
+#[cfg(feature = "escalation")]
+pub use ses::SesNotifier;
+#[cfg(feature = "media-sfn")]
+pub use sfn::SfnMediaPipeline;
+#[cfg(feature = "escalation")]
+pub use sns::SnsNotifier;
+pub use sqs::SqsQueue;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+
+/// The S3 client for `config`. With an endpoint of its own (moto, an
+/// emulator: `AWS_ENDPOINT_URL`), path-style addressing, since bucket
+/// subdomains of a loopback address do not resolve; on AWS, the default.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(config.endpoint_url().is_some())
+            .build(),
+    )
+}
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use domain::error::Error;
+
+/// Error codes that mean "try again later" across the AWS services used here
+/// (the SDK has already retried them with backoff by the time we see them).
+const RETRYABLE_CODES: &[&str] = &[
+    "InternalFailure",
+    "InternalServerError",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ServiceUnavailable",
+    "SlowDown",
+    "ThrottledException",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+/// Whether an SDK error may go away if the same call is made again later:
+/// network and timeout failures, throttling and 5xx answers.
+fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || e.err()
+                    .code()
+                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// Maps an SDK error to the one error type, keeping it as the source. The
+/// service's error code, when there is one, is added to the context.
+pub(crate) fn sdk_error<E>(
+    service: &'static str,
+    context: impl Into<String>,
+    err: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let retryable = is_retryable(&err);
+    let mut context = context.into();
+    if let Some(code) = error_code(&err) {
+        context = format!("{context} ({code})");
+    }
+    Error::dependency(service, context, retryable, err)
+}
+
+/// The service's error code (`ConditionalCheckFailedException`, ...), if the
+/// service answered with one.
+pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}

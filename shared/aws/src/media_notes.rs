@@ -1,0 +1,82 @@
+//! [`MediaNotes`] in the conversation table: one item per media message,
+//! `pk = MEDIA#{wamid}`, `sk = NOTE`, the note as JSON.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use super::dynamodb_items::{PK, SK};
+use super::sdk_error;
+use domain::error::{Error, Result};
+use domain::media_pipeline::MediaNote;
+use domain::ports::MediaNotes;
+
+const SERVICE: &str = "dynamodb";
+const NOTE: &str = "note";
+const EXPIRES_AT: &str = "expires_at";
+/// Notes outlive the media (kept for the conversation's history).
+const NOTE_TTL_SECS: i64 = 400 * 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct DynamoMediaNotes {
+    client: Client,
+    table: String,
+}
+
+impl DynamoMediaNotes {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoMediaNotes {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn key(wamid: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_string(), AttributeValue::S(format!("MEDIA#{wamid}"))),
+        (SK.to_string(), AttributeValue::S("NOTE".into())),
+    ])
+}
+
+#[async_trait]
+impl MediaNotes for DynamoMediaNotes {
+    async fn record_note(&self, wamid: &str, note: &MediaNote) -> Result<()> {
+        let expires = jiff::Timestamp::now().as_second() + NOTE_TTL_SECS;
+        let mut item = key(wamid);
+        item.insert(NOTE.into(), AttributeValue::S(serde_json::to_string(note)?));
+        item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, "record media note", e))?;
+        Ok(())
+    }
+
+    async fn notes(&self, wamids: &[String]) -> Result<HashMap<String, MediaNote>> {
+        // A turn holds a handful of messages: one consistent read each.
+        let mut out = HashMap::new();
+        for wamid in wamids {
+            let got = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(wamid)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, "media note", e))?;
+            if let Some(AttributeValue::S(json)) = got.item.as_ref().and_then(|i| i.get(NOTE)) {
+                let note: MediaNote = serde_json::from_str(json)
+                    .map_err(|e| Error::dependency(SERVICE, "media note", false, e))?;
+                out.insert(wamid.clone(), note);
+            }
+        }
+        Ok(out)
+    }
+}

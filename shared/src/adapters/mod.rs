@@ -1,6 +1,0 @@
-//! Implementations of the ports.
-
-#[cfg(feature = "aws")]
-pub mod aws;
-#[cfg(feature = "http")]
-pub mod http;

@@ -1,0 +1,186 @@
+//! Retell outbound calls: `POST {base}/v2/create-phone-call` with the
+//! bearer key, `from_number`, `to_number`, `override_agent_id`, the
+//! conversation's context as `retell_llm_dynamic_variables` and our ids as
+//! `metadata` (webhooks carry it back).
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::config::{post_json, RetellConfig, VoiceHttpSettings};
+use domain::error::{Error, Result};
+use domain::ports::VoiceProvider;
+use domain::voice::{CallOrder, ProviderKind, StartedCall};
+use http_client as common;
+
+const SERVICE: &str = "retell";
+
+pub struct RetellClient {
+    http: reqwest::Client,
+    url: String,
+    api_key: SecretString,
+    from_number: String,
+    agent_id: Option<String>,
+    settings: VoiceHttpSettings,
+}
+
+impl std::fmt::Debug for RetellClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetellClient")
+            .field("url", &self.url)
+            .field("api_key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetellClient {
+    /// Needs the key and the number to call from; the agent is optional
+    /// (the number's own agent answers otherwise).
+    pub fn new(config: &RetellConfig, settings: VoiceHttpSettings) -> Result<RetellClient> {
+        Ok(RetellClient {
+            http: common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?,
+            url: format!("{}/v2/create-phone-call", config.api_base),
+            api_key: config
+                .api_key
+                .clone()
+                .ok_or_else(|| Error::Config("Retell calls need RETELL_API_KEY".into()))?,
+            from_number: config
+                .from_number
+                .clone()
+                .ok_or_else(|| Error::Config("Retell calls need RETELL_FROM_NUMBER".into()))?,
+            agent_id: config.agent_id.clone(),
+            settings,
+        })
+    }
+}
+
+#[async_trait]
+impl VoiceProvider for RetellClient {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Retell
+    }
+
+    async fn start_call(&self, order: &CallOrder) -> Result<StartedCall> {
+        let c = &order.context;
+        let mut body = json!({
+            "from_number": self.from_number,
+            "to_number": c.to_e164(),
+            "metadata": c.metadata(),
+            "retell_llm_dynamic_variables": c.variables(),
+        });
+        if let Some(agent) = &self.agent_id {
+            body["override_agent_id"] = json!(agent);
+        }
+        let answer = post_json(
+            SERVICE,
+            &self.http,
+            &self.url,
+            &self.api_key,
+            &body,
+            &self.settings,
+        )
+        .await?;
+        let id = answer
+            .get("call_id")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::dependency(
+                    SERVICE,
+                    "create call: no call_id in the answer",
+                    false,
+                    common::UnexpectedAnswer,
+                )
+            })?;
+        Ok(StartedCall {
+            call_id: id.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::voice::CallContext;
+    use domain::WaId;
+    use wiremock::matchers::{body_partial_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn order() -> CallOrder {
+        CallOrder {
+            context: CallContext {
+                request_id: "wamid.Y:call".into(),
+                wa_id: WaId::parse("5215512345678").expect("wa"),
+                phone_number_id: "PN1".into(),
+                customer_name: None,
+                language: "es".into(),
+                summary: "Pidió una llamada".into(),
+                interest: None,
+                reason: "the user asked to be called".into(),
+            },
+            attempt: 1,
+        }
+    }
+
+    fn config(base: &str) -> RetellConfig {
+        RetellConfig {
+            api_base: base.into(),
+            api_key: Some("rk".to_string().into()),
+            from_number: Some("+14155550100".into()),
+            agent_id: Some("agent-9".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_a_phone_call_with_the_context_and_our_ids() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/create-phone-call"))
+            .and(header("authorization", "Bearer rk"))
+            .and(body_partial_json(json!({
+                "from_number": "+14155550100",
+                "to_number": "+5215512345678",
+                "override_agent_id": "agent-9",
+                "metadata": {"charla_request_id": "wamid.Y:call"},
+                "retell_llm_dynamic_variables": {"conversation_summary": "Pidió una llamada", "customer_name": ""},
+            })))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"call_id": "rc-1"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let c = RetellClient::new(&config(&server.uri()), Default::default()).expect("client");
+        assert_eq!(c.start_call(&order()).await.expect("start").call_id, "rc-1");
+    }
+
+    #[tokio::test]
+    async fn a_bad_key_is_a_final_error() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(401))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let c = RetellClient::new(&config(&server.uri()), Default::default()).expect("client");
+        assert!(!c
+            .start_call(&order())
+            .await
+            .expect_err("401")
+            .is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_retryable() {
+        let c = RetellClient::new(
+            &config("http://127.0.0.1:9"),
+            VoiceHttpSettings {
+                max_attempts: 2,
+                min_delay: std::time::Duration::from_millis(1),
+                ..Default::default()
+            },
+        )
+        .expect("client");
+        let e = c.start_call(&order()).await.expect_err("closed");
+        assert!(e.is_retryable());
+        assert!(!crate::config::maybe_processed(&e));
+    }
+}
