@@ -3,7 +3,7 @@
 use chatwoot::ChatwootPlace;
 
 use domain::Result;
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 use whatsapp_graph::GraphConfig;
 
 /// What admin needs wherever it runs.
@@ -38,12 +38,8 @@ pub struct Config {
     pub whatsapp_secret_arn: String,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use domain::error::{Error, Result};
 use domain::handoff::EscalationRecord;
 use domain::ports::{
-    AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
+    send_and_record, AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk,
+    MessageSender,
 };
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{ConversationState, SentRecord, WaId};
+use domain::{ConversationState, WaId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -199,21 +200,15 @@ pub async fn serve(
         }
         let mut ids = Vec::new();
         for msg in OutboundMessage::texts(&text) {
-            let id = control
-                .sender
-                .send(&conversation.phone_number_id, &wa_id, &msg, None)
-                .await?;
-            store
-                .record_outbound(
-                    &wa_id,
-                    &SentRecord {
-                        wamid: id.clone(),
-                        kind: "text".into(),
-                        text: msg.summary(),
-                        at_ms: control.clock.now_ms(),
-                    },
-                )
-                .await?;
+            let id = send_and_record(
+                control.sender.as_ref(),
+                store,
+                control.clock.as_ref(),
+                &conversation.phone_number_id,
+                &wa_id,
+                &msg,
+            )
+            .await?;
             ids.push(id);
         }
         wamid = Some(ids);

@@ -1,6 +1,7 @@
 //! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
 
 use admin::config::Config;
+use runtime::config::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -7,7 +7,7 @@ use admin::control::Control;
 use admin::{handle_at, Deps};
 use async_trait::async_trait;
 use bytes::Bytes;
-use chatwoot::{ChatwootDesk, ChatwootSettings};
+use chatwoot::ChatwootDesk;
 use domain::handoff::{EscalationRecord, OpenEscalation};
 use domain::ports::{AgentRecords, ConversationStore, DeskRef, EscalationRecords, MessageSender};
 use domain::whatsapp::outbound::OutboundMessage;
@@ -285,18 +285,11 @@ async fn escalated_in_the_desk(h: &H) {
 }
 
 fn chatwoot(server: &MockServer) -> Arc<ChatwootDesk> {
+    let mut policy = ChatwootDesk::DEFAULT_POLICY;
+    policy.max_attempts = 1;
     Arc::new(
-        ChatwootDesk::new(
-            &server.uri(),
-            3,
-            7,
-            SecretString::from("cw-token"),
-            ChatwootSettings {
-                max_attempts: 1,
-                ..Default::default()
-            },
-        )
-        .expect("desk"),
+        ChatwootDesk::new(&server.uri(), 3, 7, SecretString::from("cw-token"), policy)
+            .expect("desk"),
     )
 }
 

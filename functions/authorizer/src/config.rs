@@ -1,7 +1,7 @@
 //! Every variable the authorizer reads, read once at start.
 
 use domain::Result;
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 
 use crate::AdminKeys;
 
@@ -12,12 +12,8 @@ pub struct Config {
     pub keys: AdminKeys,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             keys: AdminKeys::from_vars(vars)?,
         })

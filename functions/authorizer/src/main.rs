@@ -4,6 +4,7 @@ use authorizer::config::Config;
 use authorizer::handler;
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use runtime::config::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

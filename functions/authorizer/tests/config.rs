@@ -1,6 +1,7 @@
 //! The authorizer's one setting, as Lambda's cold start reads it.
 
 use authorizer::config::Config;
+use runtime::config::FromVars;
 use runtime::config::Vars;
 
 #[test]

@@ -3,7 +3,7 @@
 
 use call_lifecycle::config::Settings;
 use domain::Result;
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 
 /// call-trigger as Lambda runs it.
 #[derive(Debug, Clone)]
@@ -17,12 +17,8 @@ pub struct Config {
     pub voice_secret_arn: String,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,

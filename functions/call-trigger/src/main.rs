@@ -2,6 +2,7 @@
 //! Two event sources: the call queue (SQS) and a one-minute schedule
 //! (EventBridge) that places the calls that are due.
 
+use runtime::config::FromVars;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chatwoot::ChatwootPlace;
 
 use domain::{Error, Result};
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 use whatsapp_graph::GraphConfig;
 
 /// Where people are told of an escalation, besides the desk.
@@ -96,12 +96,8 @@ pub struct Config {
     pub call_queue_url: String,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,
@@ -124,12 +120,8 @@ pub struct WebhookConfig {
     pub log_content: bool,
 }
 
-impl WebhookConfig {
-    pub fn from_env() -> Result<WebhookConfig> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<WebhookConfig> {
+impl FromVars for WebhookConfig {
+    fn from_vars(vars: &Vars) -> Result<WebhookConfig> {
         Ok(WebhookConfig {
             graph: GraphConfig::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,

@@ -40,11 +40,11 @@ use domain::handoff::{
     UserMessageEvent,
 };
 use domain::ports::{
-    AgentRecords, Clock, ConversationStore, DeskRef, EscalationRecords, HumanDesk, MessageSender,
-    Notifier, Queue, QueueMessage, SentimentAnalyzer, Timers,
+    send_and_record, AgentRecords, Clock, ConversationStore, DeskRef, EscalationRecords, HumanDesk,
+    MessageSender, Notifier, Queue, QueueMessage, SentimentAnalyzer, Timers,
 };
 use domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
-use domain::{Conversation, ConversationState, Direction, HandoffRequest, SentRecord, WaId};
+use domain::{Conversation, ConversationState, Direction, HandoffRequest, WaId};
 use domain::{Error, Result};
 use runtime::observability::{self, phone};
 use tracing::{info, instrument, warn};
@@ -543,25 +543,15 @@ async fn transcript(deps: &Deps, wa_id: &WaId) -> Result<Vec<TranscriptLine>> {
 /// Sends to the user and records what was sent.
 async fn send_text(deps: &Deps, conv: &Conversation, parts: Vec<OutboundMessage>) -> Result<()> {
     for msg in parts {
-        let wamid = deps
-            .sender
-            .send(&conv.phone_number_id, &conv.wa_id, &msg, None)
-            .await?;
-        deps.store
-            .record_outbound(
-                &conv.wa_id,
-                &SentRecord {
-                    wamid,
-                    kind: match msg {
-                        OutboundMessage::Text { .. } => "text",
-                        _ => "interactive",
-                    }
-                    .into(),
-                    text: msg.summary(),
-                    at_ms: deps.clock.now_ms(),
-                },
-            )
-            .await?;
+        send_and_record(
+            deps.sender.as_ref(),
+            deps.store.as_ref(),
+            deps.clock.as_ref(),
+            &conv.phone_number_id,
+            &conv.wa_id,
+            &msg,
+        )
+        .await?;
     }
     Ok(())
 }

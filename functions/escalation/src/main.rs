@@ -1,6 +1,7 @@
 //! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
 //! Event sources: the escalation FIFO queue and the timer queue.
 
+use runtime::config::FromVars;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;

@@ -18,9 +18,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chatwoot::webhook::{check_webhook_token, ChatwootEvent, WebhookPayload};
-use domain::ports::{AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender};
+use domain::ports::{
+    send_and_record, AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender,
+};
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{ConversationState, SentRecord, WaId};
+use domain::{ConversationState, WaId};
 use domain::{Error, Result};
 use http::{Method, Request, Response, StatusCode};
 use runtime::observability::{self, phone};
@@ -218,21 +220,15 @@ pub async fn agent_reply(deps: &WebhookDeps, wa_id: &WaId, text: &str) -> Result
     )
     .await?;
     for msg in OutboundMessage::texts(text) {
-        let wamid = deps
-            .sender
-            .send(&conv.phone_number_id, wa_id, &msg, None)
-            .await?;
-        deps.store
-            .record_outbound(
-                wa_id,
-                &SentRecord {
-                    wamid,
-                    kind: "text".into(),
-                    text: msg.summary(),
-                    at_ms: deps.clock.now_ms(),
-                },
-            )
-            .await?;
+        send_and_record(
+            deps.sender.as_ref(),
+            deps.store.as_ref(),
+            deps.clock.as_ref(),
+            &conv.phone_number_id,
+            wa_id,
+            &msg,
+        )
+        .await?;
     }
     info!(wa_id = %phone(wa_id.as_str()), "agent reply sent");
     observability::count("AgentReplySent", 1);

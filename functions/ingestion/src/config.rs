@@ -1,7 +1,7 @@
 //! Every variable ingestion reads, read once at start.
 
 use domain::Result;
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 
 /// ingestion as Lambda runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +21,8 @@ pub struct Config {
     pub log_content: bool,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             table: vars.required("CHARLA_TABLE")?,
             text_queue_url: vars.required("CHARLA_TEXT_QUEUE_URL")?,

@@ -1,6 +1,7 @@
 //! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
 
 use ingestion::config::Config;
+use runtime::config::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use domain::Result;
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 use whatsapp_graph::GraphConfig;
 
 /// What the media steps need wherever they run.
@@ -65,12 +65,8 @@ pub struct Config {
     pub salt_secret_arn: String,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,

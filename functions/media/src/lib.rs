@@ -533,12 +533,7 @@ async fn tell_once(deps: &Deps, job: &MediaJob, notice: &str) -> Result<()> {
             .await
         {
             Ok(wamid) => {
-                let sent = SentRecord {
-                    wamid,
-                    kind: "text".into(),
-                    text: reply.summary(),
-                    at_ms: deps.clock.now_ms(),
-                };
+                let sent = SentRecord::of(wamid, reply, deps.clock.now_ms());
                 store
                     .record_sent_part(wa_id, &turn.turn_id, i, &sent)
                     .await?;

@@ -1,5 +1,6 @@
 //! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
 
+use runtime::config::FromVars;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};

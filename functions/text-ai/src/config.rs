@@ -1,7 +1,7 @@
 //! Every variable text-ai reads, read once at start.
 
 use domain::Result;
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 use whatsapp_graph::GraphConfig;
 
 use agent_setup::AgentEnv;
@@ -76,12 +76,8 @@ pub struct Config {
     pub resources: Resources,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             resources: Resources::from_vars(vars)?,

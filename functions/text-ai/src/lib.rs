@@ -317,12 +317,7 @@ async fn send_turn(deps: &Deps, turn: TurnRecord) -> Result<Outcome> {
             .await
         {
             Ok(wamid) => {
-                let record = SentRecord {
-                    wamid,
-                    kind: kind_of(reply).to_string(),
-                    text: reply.summary(),
-                    at_ms: deps.clock.now_ms(),
-                };
+                let record = SentRecord::of(wamid, reply, deps.clock.now_ms());
                 store
                     .record_sent_part(&turn.wa_id, &turn.turn_id, i, &record)
                     .await?;
@@ -368,12 +363,7 @@ async fn give_up(
                     store
                         .record_outbound(
                             &turn.wa_id,
-                            &SentRecord {
-                                wamid,
-                                kind: "template".into(),
-                                text: template.summary(),
-                                at_ms: deps.clock.now_ms(),
-                            },
+                            &SentRecord::of(wamid, &template, deps.clock.now_ms()),
                         )
                         .await?
                 }
@@ -386,13 +376,4 @@ async fn give_up(
         .complete_turn(&turn.wa_id, &turn.turn_id, &turn.inbound)
         .await?;
     Ok(Outcome::GaveUp { code })
-}
-
-fn kind_of(msg: &OutboundMessage) -> &'static str {
-    match msg {
-        OutboundMessage::Text { .. } => "text",
-        OutboundMessage::Buttons { .. } | OutboundMessage::List { .. } => "interactive",
-        OutboundMessage::Template { .. } => "template",
-        OutboundMessage::Reaction { .. } => "reaction",
-    }
 }

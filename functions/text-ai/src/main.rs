@@ -1,5 +1,6 @@
 //! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
 
+use runtime::config::FromVars;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;

@@ -3,7 +3,7 @@
 use agent_setup::AgentEnv;
 use domain::voice::TransferTarget;
 use domain::{Error, Result};
-use runtime::config::Vars;
+use runtime::config::{FromVars, Vars};
 
 /// What the voice webhooks need wherever they run.
 #[derive(Debug, Clone)]
@@ -53,12 +53,8 @@ pub struct Config {
     pub escalation_queue_url: String,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Self::from_vars(&Vars::from_process())
-    }
-
-    pub fn from_vars(vars: &Vars) -> Result<Config> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,

@@ -1,5 +1,6 @@
 //! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
 
+use runtime::config::FromVars;
 use voice::config::Config;
 
 #[tokio::main]

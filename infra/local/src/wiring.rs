@@ -5,6 +5,7 @@
 //! in place of SQS, DynamoDB, S3 and the AWS analysers, and the media
 //! pipeline run in-process in place of Step Functions.
 
+use runtime::config::FromVars;
 use std::sync::Arc;
 
 use domain::media::MediaKeySalt;

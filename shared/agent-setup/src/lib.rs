@@ -135,7 +135,7 @@ pub async fn build_agent(
             let crm = Arc::new(crm::HttpCrm::new(
                 url.clone(),
                 secrets.crm_api_key.clone(),
-                Default::default(),
+                crm::HttpCrm::DEFAULT_POLICY,
             )?);
             (Some(crm.clone()), Some(crm))
         }
@@ -166,7 +166,7 @@ pub async fn build_agent(
                 &url,
                 name.clone(),
                 secrets.model_api_key.clone(),
-                Default::default(),
+                model_servers::OpenAiModel::DEFAULT_POLICY,
             )?))
         }
     };

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
+use super::dynamodb_put::put_if_absent;
 use super::sdk_error;
 use domain::error::{Error, Result};
 use domain::ports::CallRecords;
@@ -236,23 +237,6 @@ impl CallRecords for DynamoCallRecords {
             "expires_at".into(),
             AttributeValue::N((at_ms / 1000 + EVENT_TTL_SECS).to_string()),
         );
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error(SERVICE, "marking a call event", e)),
-        }
+        put_if_absent(&self.client, &self.table, item, "marking a call event").await
     }
 }

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{conv_pk, key, n, s, EXPIRES_AT, PK, SK};
+use super::dynamodb_put::put_if_absent;
 use super::sdk_error;
 use domain::error::{Error, Result};
 use domain::handoff::{DecisionRecord, EscalationRecord};
@@ -93,21 +94,22 @@ impl EscalationRecords for DynamoEscalations {
         item.insert("record".into(), s(serde_json::to_string(record)?));
         let next = i64::try_from(version.saturating_add(1)).unwrap_or(i64::MAX);
         item.insert("version".into(), n(next));
+        let context = "saving an escalation";
+        // Version 0 is "no record yet": the first save must create it.
+        if version == 0 {
+            return put_if_absent(&self.client, &self.table, item, context).await;
+        }
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item));
-        let put = if version == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("version = :v")
-                .expression_attribute_values(":v", n(i64::try_from(version).unwrap_or(i64::MAX)))
-        };
+            .set_item(Some(item))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(i64::try_from(version).unwrap_or(i64::MAX)));
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(is_condition_failed) => Ok(false),
-            Err(e) => Err(sdk_error("dynamodb", "saving an escalation", e)),
+            Err(e) => Err(sdk_error("dynamodb", context, e)),
         }
     }
 
@@ -115,19 +117,9 @@ impl EscalationRecords for DynamoEscalations {
         let mut item = key(conv_pk(&d.wa_id), format!("{DECISION_PREFIX}{}", d.turn_id));
         item.insert("record".into(), s(serde_json::to_string(d)?));
         item.insert("at_ms".into(), n(d.at_ms));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failed) => Ok(()),
-            Err(e) => Err(sdk_error("dynamodb", "recording a decision", e)),
-        }
+        // Put once: a redelivered turn keeps its first decision.
+        put_if_absent(&self.client, &self.table, item, "recording a decision").await?;
+        Ok(())
     }
 
     async fn decisions(&self, wa_id: &WaId) -> Result<Vec<DecisionRecord>> {
@@ -165,19 +157,7 @@ impl EscalationRecords for DynamoEscalations {
         let mut item = key(format!("CLAIM#{claim_key}"), "CLAIM");
         item.insert("at_ms".into(), n(at_ms));
         item.insert(EXPIRES_AT.into(), n(at_ms / 1000 + CLAIM_TTL_SECS));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failed) => Ok(false),
-            Err(e) => Err(sdk_error("dynamodb", "claiming", e)),
-        }
+        put_if_absent(&self.client, &self.table, item, "claiming").await
     }
 
     async fn release(&self, claim_key: &str) -> Result<()> {

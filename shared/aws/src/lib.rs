@@ -9,6 +9,7 @@ pub mod calls;
 pub mod comprehend;
 pub mod dynamodb;
 mod dynamodb_items;
+mod dynamodb_put;
 pub mod escalations;
 #[cfg(feature = "bedrock")]
 pub mod knowledge_base;

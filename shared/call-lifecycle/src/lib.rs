@@ -19,11 +19,12 @@ pub mod messages;
 use std::sync::Arc;
 
 use domain::ports::{
-    AgentRecords, CallRecords, Clock, ConversationStore, MessageSender, VoiceProvider,
+    send_and_record, AgentRecords, CallRecords, Clock, ConversationStore, MessageSender,
+    VoiceProvider,
 };
 use domain::voice::*;
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{CallRequest, SentRecord, WaId};
+use domain::{CallRequest, WaId};
 use domain::{Error, Result};
 use jiff::tz::TimeZone;
 use runtime::observability::phone;
@@ -364,25 +365,16 @@ pub async fn tell(deps: &Deps, ctx: &CallContext, text: &str, kind: &str) -> Res
         );
         return Ok(());
     };
-    let wamid = deps
-        .sender
-        .send(&ctx.phone_number_id, &ctx.wa_id, &msg, None)
-        .await?;
-    deps.store
-        .record_outbound(
-            &ctx.wa_id,
-            &SentRecord {
-                wamid,
-                kind: if open {
-                    "text".into()
-                } else {
-                    "template".into()
-                },
-                text: text.to_string(),
-                at_ms: now,
-            },
-        )
-        .await
+    send_and_record(
+        deps.sender.as_ref(),
+        deps.store.as_ref(),
+        deps.clock.as_ref(),
+        &ctx.phone_number_id,
+        &ctx.wa_id,
+        &msg,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// What the voice agent is told about the customer.
@@ -440,11 +432,10 @@ pub fn provider(
         .unwrap_or(ProviderKind::Vapi);
     let built: Result<Arc<dyn VoiceProvider>> = match kind {
         ProviderKind::Vapi => {
-            VapiClient::new(&config.vapi, Default::default()).map(|c| Arc::new(c) as _)
+            VapiClient::new(&config.vapi, VapiClient::DEFAULT_POLICY).map(|c| Arc::new(c) as _)
         }
-        ProviderKind::Retell => {
-            RetellClient::new(&config.retell, Default::default()).map(|c| Arc::new(c) as _)
-        }
+        ProviderKind::Retell => RetellClient::new(&config.retell, RetellClient::DEFAULT_POLICY)
+            .map(|c| Arc::new(c) as _),
     };
     match built {
         Err(Error::Config(why)) => {

@@ -79,7 +79,7 @@ impl ChatwootConfig {
             self.account_id,
             self.inbox_id,
             self.api_token.clone(),
-            crate::ChatwootSettings::default(),
+            crate::ChatwootDesk::DEFAULT_POLICY,
         )
     }
 }

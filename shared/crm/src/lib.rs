@@ -11,12 +11,12 @@
 //! can succeed on a second try (429, 5xx, connect errors, timeouts). The
 //! idempotency key makes a retried POST safe.
 
-use http_client as common;
+use http_client::{self as common, HttpPolicy};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -30,43 +30,12 @@ const SERVICE: &str = "crm";
 /// Longest id sent to the CRM; longer input is not an id.
 const MAX_ID_CHARS: usize = 128;
 
-/// Timeouts and retries of an [`HttpCrm`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrmSettings {
-    /// To open a connection.
-    pub connect_timeout: Duration,
-    /// For one request, from sending to the whole answer read.
-    pub request_timeout: Duration,
-    /// Tries per call, the first included (at least 1).
-    pub max_attempts: usize,
-    /// First backoff delay; doubles on each retry, plus jitter.
-    pub min_delay: Duration,
-    /// Longest backoff delay.
-    pub max_delay: Duration,
-    /// The whole call, retries included. A customer lookup happens while the
-    /// user waits for an answer: keep it short.
-    pub max_elapsed: Duration,
-}
-
-impl Default for CrmSettings {
-    fn default() -> Self {
-        CrmSettings {
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(5),
-            max_attempts: 3,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(2),
-            max_elapsed: Duration::from_secs(12),
-        }
-    }
-}
-
 /// A CRM reached over HTTP: a [`CustomerDirectory`] and a [`LeadSink`].
 pub struct HttpCrm {
     http: reqwest::Client,
     base_url: Url,
     api_key: Option<SecretString>,
-    settings: CrmSettings,
+    policy: HttpPolicy,
 }
 
 impl std::fmt::Debug for HttpCrm {
@@ -74,18 +43,29 @@ impl std::fmt::Debug for HttpCrm {
         f.debug_struct("HttpCrm")
             .field("base_url", &self.base_url.as_str())
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
-            .field("settings", &self.settings)
+            .field("policy", &self.policy)
             .finish()
     }
 }
 
 impl HttpCrm {
+    /// A customer lookup happens while the user waits for an answer: the
+    /// whole call is kept short.
+    pub const DEFAULT_POLICY: HttpPolicy = HttpPolicy {
+        connect_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(5),
+        max_attempts: 3,
+        min_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(2),
+        max_elapsed: Duration::from_secs(12),
+    };
+
     /// `base_url` is where `customers/` and `leads` live, e.g.
     /// `https://crm.example.com/api/v1`.
     pub fn new(
         base_url: String,
         api_key: Option<SecretString>,
-        settings: CrmSettings,
+        policy: HttpPolicy,
     ) -> Result<Self> {
         let trimmed = base_url.trim();
         let base_url = Url::parse(trimmed)
@@ -104,12 +84,11 @@ impl HttpCrm {
         {
             return Err(Error::Config("CRM API key is empty".into()));
         }
-        let http = common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?;
         Ok(HttpCrm {
-            http,
+            http: policy.client(SERVICE)?,
             base_url,
             api_key,
-            settings,
+            policy,
         })
     }
 
@@ -121,11 +100,6 @@ impl HttpCrm {
             path.pop_if_empty().extend(segments);
         }
         url
-    }
-
-    fn backoff(&self) -> ExponentialBuilder {
-        let s = &self.settings;
-        common::backoff(s.min_delay, s.max_delay, s.max_attempts, s.max_elapsed)
     }
 
     /// Sends the request `build` makes, again while it fails retryably,
@@ -154,17 +128,17 @@ impl HttpCrm {
             Ok((status, body))
         };
         let call = attempt
-            .retry(self.backoff())
+            .retry(self.policy.backoff())
             .sleep(tokio::time::sleep)
             .when(Error::is_retryable)
             .notify(|e: &Error, delay: Duration| {
                 tracing::warn!(op, error = %e, delay_ms = delay.as_millis() as u64, "crm call failed, retrying");
             });
-        let result = match tokio::time::timeout(self.settings.max_elapsed, call).await {
+        let result = match tokio::time::timeout(self.policy.max_elapsed, call).await {
             Ok(r) => r,
             Err(elapsed) => Err(Error::dependency(
                 SERVICE,
-                format!("{op}: gave up after {:?}", self.settings.max_elapsed),
+                format!("{op}: gave up after {:?}", self.policy.max_elapsed),
                 true,
                 elapsed,
             )),
@@ -273,8 +247,8 @@ mod tests {
 
     const KEY: &str = "crm-test-key";
 
-    fn fast() -> CrmSettings {
-        CrmSettings {
+    fn fast() -> HttpPolicy {
+        HttpPolicy {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             max_attempts: 3,
@@ -542,12 +516,12 @@ mod tests {
             .expect(2)
             .mount(&server)
             .await;
-        let settings = CrmSettings {
+        let policy = HttpPolicy {
             request_timeout: Duration::from_millis(100),
             max_attempts: 2,
             ..fast()
         };
-        let crm = HttpCrm::new(server.uri(), None, settings).expect("crm");
+        let crm = HttpCrm::new(server.uri(), None, policy).expect("crm");
         let err = crm.lookup("1").await.expect_err("timed out");
         assert_dependency(&err, true);
     }
@@ -559,11 +533,11 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("port")
             .port();
-        let settings = CrmSettings {
+        let policy = HttpPolicy {
             max_attempts: 2,
             ..fast()
         };
-        let crm = HttpCrm::new(format!("http://127.0.0.1:{port}"), None, settings).expect("crm");
+        let crm = HttpCrm::new(format!("http://127.0.0.1:{port}"), None, policy).expect("crm");
         let err = crm.export(&lead()).await.expect_err("no server");
         assert_dependency(&err, true);
     }
@@ -576,20 +550,20 @@ mod tests {
             "https://crm/x?a=1",
             "mailto:a@b",
         ] {
-            let err = HttpCrm::new(url.into(), None, CrmSettings::default()).expect_err(url);
+            let err = HttpCrm::new(url.into(), None, HttpCrm::DEFAULT_POLICY).expect_err(url);
             assert!(matches!(err, Error::Config(_)), "{url}: {err:?}");
         }
         let err = HttpCrm::new(
             "https://crm.example.com".into(),
             Some(SecretString::from(" ")),
-            CrmSettings::default(),
+            HttpCrm::DEFAULT_POLICY,
         )
         .expect_err("empty key");
         assert!(matches!(err, Error::Config(_)), "{err:?}");
         let crm = HttpCrm::new(
             "https://crm.example.com".into(),
             Some(SecretString::from(KEY)),
-            CrmSettings::default(),
+            HttpCrm::DEFAULT_POLICY,
         )
         .expect("crm");
         assert!(!format!("{crm:?}").contains(KEY));

@@ -294,6 +294,18 @@ pub struct SentRecord {
     pub at_ms: i64,
 }
 
+impl SentRecord {
+    /// The record of `msg`, sent as `wamid` at `at_ms`.
+    pub fn of(wamid: String, msg: &OutboundMessage, at_ms: i64) -> SentRecord {
+        SentRecord {
+            wamid,
+            kind: msg.kind().to_string(),
+            text: msg.summary(),
+            at_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
     Claimed,

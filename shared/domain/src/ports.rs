@@ -125,6 +125,24 @@ pub trait MessageSender: Send + Sync {
     async fn mark_read(&self, phone_number_id: &str, wamid: &str, typing: bool) -> Result<()>;
 }
 
+/// Sends `msg` to the user, then records it in the conversation (its kind and
+/// summary from the message itself, the same in every function); answers the
+/// wamid.
+pub async fn send_and_record(
+    sender: &dyn MessageSender,
+    store: &dyn ConversationStore,
+    clock: &dyn Clock,
+    phone_number_id: &str,
+    to: &WaId,
+    msg: &OutboundMessage,
+) -> Result<String> {
+    let wamid = sender.send(phone_number_id, to, msg, None).await?;
+    store
+        .record_outbound(to, &SentRecord::of(wamid.clone(), msg, clock.now_ms()))
+        .await?;
+    Ok(wamid)
+}
+
 /// What the responder sees of a turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnInput {

@@ -1,6 +1,7 @@
-//! What the HTTP adapters (Graph API, chat models, CRM) share: the client
-//! with its timeouts, the backoff, and how transport failures and refused
-//! statuses become errors. Each adapter keeps its own settings and defaults.
+//! What the HTTP adapters (Graph API, Chatwoot, chat models, CRM, voice
+//! providers) share: one [`HttpPolicy`] (the client with its timeouts, the
+//! backoff), and how transport failures and refused statuses become errors.
+//! Each adapter keeps its own defaults.
 
 use std::time::Duration;
 
@@ -9,34 +10,47 @@ use reqwest::StatusCode;
 
 use domain::error::{Error, Result};
 
-/// One client per adapter, built once: connection pool, timeouts, our name.
-pub fn client(
-    service: &'static str,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .timeout(request_timeout)
-        .user_agent(concat!("charla/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::dependency(service, "building the HTTP client", false, e))
+/// Timeouts and retries of one outside service. Every adapter uses this one
+/// type, each with its own defaults (there is no `Default`: no value fits
+/// both a CRM lookup the user waits on and a slow model on a CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpPolicy {
+    /// To open a connection.
+    pub connect_timeout: Duration,
+    /// For one request, from sending to the whole answer read.
+    pub request_timeout: Duration,
+    /// Tries per call, the first included (at least 1).
+    pub max_attempts: usize,
+    /// First backoff delay; doubles on each retry, plus jitter.
+    pub min_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// The whole call, retries included.
+    pub max_elapsed: Duration,
 }
 
-/// Exponential backoff with jitter: `attempts` tries in all (the first
-/// included), within `max_elapsed`.
-pub fn backoff(
-    min_delay: Duration,
-    max_delay: Duration,
-    attempts: usize,
-    max_elapsed: Duration,
-) -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(min_delay)
-        .with_max_delay(max_delay)
-        .with_max_times(attempts.saturating_sub(1))
-        .with_total_delay(Some(max_elapsed))
-        .with_jitter()
+impl HttpPolicy {
+    /// One client per adapter, built once: connection pool, timeouts, our
+    /// name.
+    pub fn client(&self, service: &'static str) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .user_agent(concat!("charla/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::dependency(service, "building the HTTP client", false, e))
+    }
+
+    /// Exponential backoff with jitter: `max_attempts` tries in all (the
+    /// first included), within `max_elapsed`.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .with_total_delay(Some(self.max_elapsed))
+            .with_jitter()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +85,28 @@ pub fn transport_error(service: &'static str, e: reqwest::Error) -> Error {
         ("request failed", false)
     };
     Error::dependency(service, context, retryable, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backon::BackoffBuilder;
+
+    fn policy(max_attempts: usize) -> HttpPolicy {
+        HttpPolicy {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            max_attempts,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_elapsed: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn max_attempts_counts_the_first_try() {
+        assert_eq!(policy(3).backoff().build().count(), 2);
+        assert_eq!(policy(1).backoff().build().count(), 0);
+        assert_eq!(policy(0).backoff().build().count(), 0);
+    }
 }

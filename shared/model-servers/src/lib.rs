@@ -3,4 +3,4 @@
 
 pub mod openai;
 
-pub use openai::{OpenAiModel, OpenAiSettings};
+pub use openai::OpenAiModel;

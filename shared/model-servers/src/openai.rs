@@ -7,11 +7,11 @@
 //! backoff and jitter; a refused request (other 4xx) is final and carries
 //! the server's message.
 
-use http_client as common;
+use http_client::{self as common, HttpPolicy};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -26,44 +26,13 @@ const SERVICE: &str = "chat model";
 /// Longest part of a server's error message kept in an error's context.
 const MESSAGE_MAX: usize = 300;
 
-/// Timeouts and retries of an [`OpenAiModel`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenAiSettings {
-    /// To open a connection.
-    pub connect_timeout: Duration,
-    /// For one request, from sending to the whole answer read. Models on a
-    /// CPU can take tens of seconds for one answer.
-    pub request_timeout: Duration,
-    /// Tries per call, the first included (at least 1).
-    pub max_attempts: usize,
-    /// First backoff delay; doubles on each retry, plus jitter.
-    pub min_delay: Duration,
-    /// Longest backoff delay.
-    pub max_delay: Duration,
-    /// The whole call, retries included.
-    pub max_elapsed: Duration,
-}
-
-impl Default for OpenAiSettings {
-    fn default() -> Self {
-        OpenAiSettings {
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(60),
-            max_attempts: 3,
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(8),
-            max_elapsed: Duration::from_secs(120),
-        }
-    }
-}
-
 /// One model on an OpenAI-compatible server.
 pub struct OpenAiModel {
     http: reqwest::Client,
     url: String,
     model: String,
     api_key: Option<SecretString>,
-    settings: OpenAiSettings,
+    policy: HttpPolicy,
     name: String,
 }
 
@@ -73,12 +42,23 @@ impl std::fmt::Debug for OpenAiModel {
             .field("url", &self.url)
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
-            .field("settings", &self.settings)
+            .field("policy", &self.policy)
             .finish()
     }
 }
 
 impl OpenAiModel {
+    /// Models on a CPU can take tens of seconds for one answer: long
+    /// request and call bounds.
+    pub const DEFAULT_POLICY: HttpPolicy = HttpPolicy {
+        connect_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(60),
+        max_attempts: 3,
+        min_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(8),
+        max_elapsed: Duration::from_secs(120),
+    };
+
     /// `base_url` ends before `/chat/completions`, e.g.
     /// `http://localhost:11434/v1`. `api_key`, when given, is sent as a
     /// bearer token (Ollama and vLLM need none by default).
@@ -86,7 +66,7 @@ impl OpenAiModel {
         base_url: &str,
         model: impl Into<String>,
         api_key: Option<SecretString>,
-        settings: OpenAiSettings,
+        policy: HttpPolicy,
     ) -> Result<Self> {
         let base_url = base_url.trim().trim_end_matches('/');
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -101,20 +81,14 @@ impl OpenAiModel {
         // An empty key is no key: servers without auth ignore the header,
         // but a blank `Bearer` is refused by some proxies.
         let api_key = api_key.filter(|k| !k.expose_secret().trim().is_empty());
-        let http = common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?;
         Ok(OpenAiModel {
-            http,
+            http: policy.client(SERVICE)?,
             url: format!("{base_url}/chat/completions"),
             name: format!("openai:{model}"),
             model,
             api_key,
-            settings,
+            policy,
         })
-    }
-
-    fn backoff(&self) -> ExponentialBuilder {
-        let s = &self.settings;
-        common::backoff(s.min_delay, s.max_delay, s.max_attempts, s.max_elapsed)
     }
 
     async fn post_once(&self, body: &Value) -> Result<Completion> {
@@ -164,17 +138,17 @@ impl ChatModel for OpenAiModel {
     async fn converse(&self, req: &ModelRequest) -> Result<ModelReply> {
         let body = request_body(&self.model, req);
         let call = (|| self.post_once(&body))
-            .retry(self.backoff())
+            .retry(self.policy.backoff())
             .sleep(tokio::time::sleep)
             .when(Error::is_retryable)
             .notify(|e: &Error, delay: Duration| {
                 tracing::warn!(model = %self.model, error = %e, delay_ms = delay.as_millis() as u64, "chat model call failed, retrying");
             });
-        let completion = match tokio::time::timeout(self.settings.max_elapsed, call).await {
+        let completion = match tokio::time::timeout(self.policy.max_elapsed, call).await {
             Ok(r) => r,
             Err(elapsed) => Err(Error::dependency(
                 SERVICE,
-                format!("gave up after {:?}", self.settings.max_elapsed),
+                format!("gave up after {:?}", self.policy.max_elapsed),
                 true,
                 elapsed,
             )),
@@ -582,7 +556,7 @@ mod tests {
             "http://localhost:11434/v1",
             "llama3.1",
             Some(SecretString::from("sk-secret")),
-            OpenAiSettings::default(),
+            OpenAiModel::DEFAULT_POLICY,
         )
         .expect("model");
         assert!(!format!("{model:?}").contains("sk-secret"));
@@ -591,7 +565,9 @@ mod tests {
 
     #[test]
     fn bad_configuration_is_refused() {
-        assert!(OpenAiModel::new("localhost:11434", "m", None, OpenAiSettings::default()).is_err());
-        assert!(OpenAiModel::new("http://x/v1", " ", None, OpenAiSettings::default()).is_err());
+        assert!(
+            OpenAiModel::new("localhost:11434", "m", None, OpenAiModel::DEFAULT_POLICY).is_err()
+        );
+        assert!(OpenAiModel::new("http://x/v1", " ", None, OpenAiModel::DEFAULT_POLICY).is_err());
     }
 }

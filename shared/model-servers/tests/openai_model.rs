@@ -5,7 +5,8 @@ use std::time::Duration;
 use domain::chat::{Block, ChatMessage, ModelRequest, Role, StopReason, ToolSpec, Usage};
 use domain::ports::ChatModel;
 use domain::Error;
-use model_servers::{OpenAiModel, OpenAiSettings};
+use http_client::HttpPolicy;
+use model_servers::OpenAiModel;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
@@ -14,8 +15,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const API_KEY: &str = "sk-test-4f9a";
 const SYSTEM: &str = "Eres el asistente de Clínica Sol.";
 
-fn fast() -> OpenAiSettings {
-    OpenAiSettings {
+fn fast() -> HttpPolicy {
+    HttpPolicy {
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(2),
         max_attempts: 3,
@@ -25,12 +26,12 @@ fn fast() -> OpenAiSettings {
     }
 }
 
-fn model(server: &MockServer, settings: OpenAiSettings) -> OpenAiModel {
+fn model(server: &MockServer, policy: HttpPolicy) -> OpenAiModel {
     OpenAiModel::new(
         &format!("{}/v1/", server.uri()),
         "llama3.1:8b",
         Some(SecretString::from(API_KEY)),
-        settings,
+        policy,
     )
     .expect("model")
 }
@@ -341,12 +342,12 @@ async fn a_slow_server_times_out_with_a_retryable_error() {
         .mount(&server)
         .await;
 
-    let settings = OpenAiSettings {
+    let policy = HttpPolicy {
         request_timeout: Duration::from_millis(100),
         max_attempts: 2,
         ..fast()
     };
-    let err = model(&server, settings)
+    let err = model(&server, policy)
         .converse(&request(vec![ChatMessage::user("hola")]))
         .await
         .expect_err("timed out");
@@ -362,13 +363,13 @@ async fn the_whole_call_is_bounded_by_max_elapsed() {
         .mount(&server)
         .await;
 
-    let settings = OpenAiSettings {
+    let policy = HttpPolicy {
         request_timeout: Duration::from_secs(5),
         max_elapsed: Duration::from_millis(150),
         ..fast()
     };
     let started = std::time::Instant::now();
-    let err = model(&server, settings)
+    let err = model(&server, policy)
         .converse(&request(vec![ChatMessage::user("hola")]))
         .await
         .expect_err("gave up");

@@ -24,6 +24,17 @@ impl std::fmt::Debug for Vars {
     }
 }
 
+/// A function's configuration, read from its variables: `from_vars` for the
+/// tests and the one-process runner, `from_env` for Lambda (the environment
+/// is read once, at start).
+pub trait FromVars: Sized {
+    fn from_vars(vars: &Vars) -> Result<Self>;
+
+    fn from_env() -> Result<Self> {
+        Self::from_vars(&Vars::from_process())
+    }
+}
+
 impl Vars {
     /// The process environment, now.
     pub fn from_process() -> Vars {

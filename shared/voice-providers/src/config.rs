@@ -17,36 +17,23 @@ use serde_json::Value;
 
 use domain::error::{Error, Result};
 use domain::voice::ProviderKind;
-use http_client as common;
+use http_client::{self as common, HttpPolicy};
 use runtime::config::Vars;
 
 pub const DEFAULT_VAPI_API_BASE: &str = "https://api.vapi.ai";
 pub const DEFAULT_RETELL_API_BASE: &str = "https://api.retellai.com";
 
-/// Timeouts and retries of the voice adapters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoiceHttpSettings {
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Tries, the first included, for what was certainly not processed.
-    pub max_attempts: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    pub max_elapsed: Duration,
-}
-
-impl Default for VoiceHttpSettings {
-    fn default() -> Self {
-        VoiceHttpSettings {
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
-            max_attempts: 3,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(2),
-            max_elapsed: Duration::from_secs(20),
-        }
-    }
-}
+/// Timeouts and retries of both voice clients. Only what was certainly not
+/// processed is tried again (see [`post_json`]), and `max_elapsed` bounds
+/// the backoff's waits, not the whole call.
+pub(crate) const DEFAULT_POLICY: HttpPolicy = HttpPolicy {
+    connect_timeout: Duration::from_secs(3),
+    request_timeout: Duration::from_secs(10),
+    max_attempts: 3,
+    min_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+    max_elapsed: Duration::from_secs(20),
+};
 
 /// Vapi: `VAPI_API_BASE`, `VAPI_API_KEY`, `VAPI_PHONE_NUMBER_ID`,
 /// `VAPI_ASSISTANT_ID`, `VAPI_WEBHOOK_SECRET`.
@@ -157,7 +144,7 @@ pub(super) async fn post_json(
     url: &str,
     key: &SecretString,
     body: &Value,
-    settings: &VoiceHttpSettings,
+    policy: &HttpPolicy,
 ) -> Result<Value> {
     let attempt = || async {
         let response = http
@@ -190,14 +177,8 @@ pub(super) async fn post_json(
         serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| Error::dependency(service, "answer is not JSON", false, e))
     };
-    let backoff = common::backoff(
-        settings.min_delay,
-        settings.max_delay,
-        settings.max_attempts,
-        settings.max_elapsed,
-    );
     attempt
-        .retry(backoff)
+        .retry(policy.backoff())
         .sleep(tokio::time::sleep)
         .when(|e: &Error| matches!(e, Error::Dependency { retryable: true, context, .. } if !context.ends_with(AFTER_SEND)))
         .await

@@ -6,6 +6,6 @@ pub mod retell;
 pub mod vapi;
 pub mod webhooks;
 
-pub use config::{VoiceConfig, VoiceHttpSettings};
+pub use config::VoiceConfig;
 pub use retell::RetellClient;
 pub use vapi::VapiClient;

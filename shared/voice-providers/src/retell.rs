@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::{post_json, RetellConfig, VoiceHttpSettings};
+use crate::config::{post_json, RetellConfig};
 use domain::error::{Error, Result};
 use domain::ports::VoiceProvider;
 use domain::voice::{CallOrder, ProviderKind, StartedCall};
-use http_client as common;
+use http_client::{self as common, HttpPolicy};
 
 const SERVICE: &str = "retell";
 
@@ -21,7 +21,7 @@ pub struct RetellClient {
     api_key: SecretString,
     from_number: String,
     agent_id: Option<String>,
-    settings: VoiceHttpSettings,
+    policy: HttpPolicy,
 }
 
 impl std::fmt::Debug for RetellClient {
@@ -34,11 +34,14 @@ impl std::fmt::Debug for RetellClient {
 }
 
 impl RetellClient {
+    /// The same for both voice providers: one create-call POST each.
+    pub const DEFAULT_POLICY: HttpPolicy = crate::config::DEFAULT_POLICY;
+
     /// Needs the key and the number to call from; the agent is optional
     /// (the number's own agent answers otherwise).
-    pub fn new(config: &RetellConfig, settings: VoiceHttpSettings) -> Result<RetellClient> {
+    pub fn new(config: &RetellConfig, policy: HttpPolicy) -> Result<RetellClient> {
         Ok(RetellClient {
-            http: common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?,
+            http: policy.client(SERVICE)?,
             url: format!("{}/v2/create-phone-call", config.api_base),
             api_key: config
                 .api_key
@@ -49,7 +52,7 @@ impl RetellClient {
                 .clone()
                 .ok_or_else(|| Error::Config("Retell calls need RETELL_FROM_NUMBER".into()))?,
             agent_id: config.agent_id.clone(),
-            settings,
+            policy,
         })
     }
 }
@@ -77,7 +80,7 @@ impl VoiceProvider for RetellClient {
             &self.url,
             &self.api_key,
             &body,
-            &self.settings,
+            &self.policy,
         )
         .await?;
         let id = answer
@@ -148,7 +151,8 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let c = RetellClient::new(&config(&server.uri()), Default::default()).expect("client");
+        let c = RetellClient::new(&config(&server.uri()), RetellClient::DEFAULT_POLICY)
+            .expect("client");
         assert_eq!(c.start_call(&order()).await.expect("start").call_id, "rc-1");
     }
 
@@ -160,7 +164,8 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let c = RetellClient::new(&config(&server.uri()), Default::default()).expect("client");
+        let c = RetellClient::new(&config(&server.uri()), RetellClient::DEFAULT_POLICY)
+            .expect("client");
         assert!(!c
             .start_call(&order())
             .await
@@ -172,10 +177,10 @@ mod tests {
     async fn a_closed_port_is_retryable() {
         let c = RetellClient::new(
             &config("http://127.0.0.1:9"),
-            VoiceHttpSettings {
+            HttpPolicy {
                 max_attempts: 2,
                 min_delay: std::time::Duration::from_millis(1),
-                ..Default::default()
+                ..RetellClient::DEFAULT_POLICY
             },
         )
         .expect("client");

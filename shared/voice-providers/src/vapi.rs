@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::{post_json, VapiConfig, VoiceHttpSettings};
+use crate::config::{post_json, VapiConfig};
 use domain::error::{Error, Result};
 use domain::ports::VoiceProvider;
 use domain::voice::{CallOrder, ProviderKind, StartedCall};
-use http_client as common;
+use http_client::{self as common, HttpPolicy};
 
 const SERVICE: &str = "vapi";
 
@@ -21,7 +21,7 @@ pub struct VapiClient {
     api_key: SecretString,
     assistant_id: String,
     phone_number_id: String,
-    settings: VoiceHttpSettings,
+    policy: HttpPolicy,
 }
 
 impl std::fmt::Debug for VapiClient {
@@ -34,15 +34,18 @@ impl std::fmt::Debug for VapiClient {
 }
 
 impl VapiClient {
+    /// The same for both voice providers: one create-call POST each.
+    pub const DEFAULT_POLICY: HttpPolicy = crate::config::DEFAULT_POLICY;
+
     /// Needs the key, the assistant and the phone number: a missing one
     /// stops the start and names the variable.
-    pub fn new(config: &VapiConfig, settings: VoiceHttpSettings) -> Result<VapiClient> {
+    pub fn new(config: &VapiConfig, policy: HttpPolicy) -> Result<VapiClient> {
         let need = |v: &Option<String>, name: &str| {
             v.clone()
                 .ok_or_else(|| Error::Config(format!("Vapi calls need {name}")))
         };
         Ok(VapiClient {
-            http: common::client(SERVICE, settings.connect_timeout, settings.request_timeout)?,
+            http: policy.client(SERVICE)?,
             url: format!("{}/call", config.api_base),
             api_key: config
                 .api_key
@@ -50,7 +53,7 @@ impl VapiClient {
                 .ok_or_else(|| Error::Config("Vapi calls need VAPI_API_KEY".into()))?,
             assistant_id: need(&config.assistant_id, "VAPI_ASSISTANT_ID")?,
             phone_number_id: need(&config.phone_number_id, "VAPI_PHONE_NUMBER_ID")?,
-            settings,
+            policy,
         })
     }
 }
@@ -83,7 +86,7 @@ impl VoiceProvider for VapiClient {
             &self.url,
             &self.api_key,
             &body,
-            &self.settings,
+            &self.policy,
         )
         .await?;
         let id = answer
@@ -138,10 +141,10 @@ mod tests {
                 assistant_id: Some("as-1".into()),
                 webhook_secret: None,
             },
-            VoiceHttpSettings {
+            HttpPolicy {
                 min_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(5),
-                ..Default::default()
+                ..VapiClient::DEFAULT_POLICY
             },
         )
         .expect("client")
@@ -227,7 +230,7 @@ mod tests {
             assistant_id: Some("a".into()),
             webhook_secret: None,
         };
-        match VapiClient::new(&cfg, Default::default()) {
+        match VapiClient::new(&cfg, VapiClient::DEFAULT_POLICY) {
             Err(Error::Config(m)) => assert!(m.contains("VAPI_PHONE_NUMBER_ID"), "{m}"),
             other => panic!("{other:?}"),
         }

@@ -1,8 +1,14 @@
 //! The WhatsApp Cloud API (Meta's Graph API): messages out, read receipts,
 //! and media in.
 
+mod config;
+mod errors;
 pub mod graph;
+mod limiter;
 pub mod media;
+#[cfg(test)]
+mod testing;
 
-pub use graph::{GraphClient, GraphConfig, GraphSettings, DEFAULT_GRAPH_BASE_URL};
+pub use config::{GraphConfig, GraphSettings, DEFAULT_GRAPH_BASE_URL};
+pub use graph::GraphClient;
 pub use media::GraphMedia;

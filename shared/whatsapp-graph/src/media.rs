@@ -14,14 +14,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::graph::{error_from_answer, GraphSettings};
+use crate::errors::error_from_answer;
+use crate::GraphSettings;
 use domain::error::{Error, Result};
 use domain::media::{
     check_mime, sniff_mime, FetchedMedia, MediaProblem, MediaRef, MediaVerdict, Sha256Digest,
@@ -83,7 +84,7 @@ struct Downloaded {
 impl GraphMedia {
     /// `base_url` includes the API version, like [`crate::GraphClient`]'s.
     /// `download_timeout` bounds one download attempt, body included;
-    /// `settings.request_timeout` bounds the metadata call and each wait
+    /// `settings.http.request_timeout` bounds the metadata call and each wait
     /// for the next chunk.
     pub fn new(
         base_url: String,
@@ -103,8 +104,8 @@ impl GraphMedia {
         // A read timeout, not a total one: a 100 MB document may take long
         // to arrive, but a stalled one should not.
         let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.request_timeout)
+            .connect_timeout(settings.http.connect_timeout)
+            .read_timeout(settings.http.request_timeout)
             .user_agent(concat!("charla/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::dependency(SERVICE, "building the HTTP client", false, e))?;
@@ -117,11 +118,6 @@ impl GraphMedia {
         })
     }
 
-    fn backoff(&self) -> ExponentialBuilder {
-        let s = &self.settings;
-        http_client::backoff(s.min_delay, s.max_delay, s.max_attempts, s.max_elapsed)
-    }
-
     /// Runs `attempt` again on retryable errors, with backoff.
     async fn retrying<T, F, Fut>(&self, op: &'static str, attempt: F) -> Result<T>
     where
@@ -129,7 +125,7 @@ impl GraphMedia {
         Fut: std::future::Future<Output = Result<T>>,
     {
         attempt
-            .retry(self.backoff())
+            .retry(self.settings.http.backoff())
             .sleep(tokio::time::sleep)
             .when(Error::is_retryable)
             .notify(|e: &Error, delay: Duration| {
@@ -145,7 +141,7 @@ impl GraphMedia {
             .http
             .get(&url)
             .bearer_auth(self.access_token.expose_secret())
-            .timeout(self.settings.request_timeout)
+            .timeout(self.settings.http.request_timeout)
             .send()
             .await
             .map_err(transport_error)?;
@@ -369,6 +365,7 @@ mod tests {
     use super::*;
     use domain::media::{MediaKind, MediaRef};
     use domain::whatsapp::inbound::Media;
+    use http_client::HttpPolicy;
     use serde_json::json;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -383,12 +380,14 @@ mod tests {
 
     fn fast() -> GraphSettings {
         GraphSettings {
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            max_attempts: 3,
-            min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            max_elapsed: Duration::from_secs(20),
+            http: HttpPolicy {
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(5),
+                max_attempts: 3,
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                max_elapsed: Duration::from_secs(20),
+            },
             messages_per_second: 0,
         }
     }
@@ -733,10 +732,8 @@ mod tests {
             .await;
         metadata_answers(&server, "a", "image/jpeg", None).await;
         file_answers(&server, "a", JPEG).await;
-        let settings = GraphSettings {
-            request_timeout: Duration::from_millis(200),
-            ..fast()
-        };
+        let mut settings = fast();
+        settings.http.request_timeout = Duration::from_millis(200);
         let source = GraphMedia::new(
             format!("{}/v23.0", server.uri()),
             SecretString::from(TOKEN),

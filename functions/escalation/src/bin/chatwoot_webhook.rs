@@ -2,6 +2,7 @@
 //! config, AWS clients, `Deps`, run.
 
 use escalation::config::WebhookConfig;
+use runtime::config::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

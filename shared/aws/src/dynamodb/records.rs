@@ -6,40 +6,18 @@
 //! needed to say why.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
-use super::super::dynamodb_items::*;
-use super::super::sdk_error;
 use super::DynamoStore;
+use crate::dynamodb_items::*;
+use crate::dynamodb_put::{put_if_absent, put_if_absent_or_holder, PutOnce};
+use crate::sdk_error;
 use domain::error::{Error, Result};
 use domain::ports::AgentRecords;
 use domain::*;
 
 impl DynamoStore {
-    /// Puts `item` unless one with its key exists. Returns whether it did.
-    async fn put_once(&self, item: Item, context: &str) -> Result<bool> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("dynamodb", context, e)),
-        }
-    }
-
     /// Every item of `wa_id`'s conversation whose sort key starts with
     /// `prefix` (consistent read: a record just saved is listed).
     async fn conversation_items(
@@ -76,7 +54,7 @@ impl DynamoStore {
 #[async_trait]
 impl AgentRecords for DynamoStore {
     async fn save_lead(&self, lead: &Lead) -> Result<bool> {
-        self.put_once(lead_item(lead), "saving a lead").await
+        put_if_absent(&self.client, &self.table, lead_item(lead), "saving a lead").await
     }
 
     async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>> {
@@ -92,29 +70,19 @@ impl AgentRecords for DynamoStore {
     }
 
     async fn book(&self, appointment: &Appointment) -> Result<BookOutcome> {
-        let context = "booking an appointment";
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(appointment_item(appointment)))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(BookOutcome::Booked),
-            Err(err) => err,
-        };
-        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
-        else {
-            return Err(sdk_error("dynamodb", context, err));
-        };
-        let holder = match failed.item() {
-            Some(item) => item.clone(),
+        let holder = match put_if_absent_or_holder(
+            &self.client,
+            &self.table,
+            appointment_item(appointment),
+            "booking an appointment",
+        )
+        .await?
+        {
+            PutOnce::Written => return Ok(BookOutcome::Booked),
+            PutOnce::Taken(Some(holder)) => holder,
             // An emulator without ALL_OLD: read the slot (appointments are
             // never deleted, so it is there).
-            None => self
+            PutOnce::Taken(None) => self
                 .get(slot_key(appointment.start_ms), "reading a slot")
                 .await?
                 .ok_or_else(|| Error::Conflict("slot held but not readable".into()))?,
@@ -149,8 +117,13 @@ impl AgentRecords for DynamoStore {
     }
 
     async fn save_call_request(&self, request: &CallRequest) -> Result<bool> {
-        self.put_once(call_request_item(request), "saving a call request")
-            .await
+        put_if_absent(
+            &self.client,
+            &self.table,
+            call_request_item(request),
+            "saving a call request",
+        )
+        .await
     }
 
     async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>> {
@@ -239,7 +212,13 @@ impl AgentRecords for DynamoStore {
 
     async fn record_usage(&self, usage: &TurnUsage) -> Result<()> {
         // A retried turn's second record is dropped: the first is kept.
-        self.put_once(usage_item(usage), "recording usage").await?;
+        put_if_absent(
+            &self.client,
+            &self.table,
+            usage_item(usage),
+            "recording usage",
+        )
+        .await?;
         Ok(())
     }
 }

@@ -235,6 +235,17 @@ impl OutboundMessage {
         !matches!(self, OutboundMessage::Template { .. })
     }
 
+    /// What kind of message the transcript records: the one name per kind,
+    /// whichever function sent it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutboundMessage::Text { .. } => "text",
+            OutboundMessage::Buttons { .. } | OutboundMessage::List { .. } => "interactive",
+            OutboundMessage::Template { .. } => "template",
+            OutboundMessage::Reaction { .. } => "reaction",
+        }
+    }
+
     /// A one-line text for transcripts.
     pub fn summary(&self) -> String {
         match self {

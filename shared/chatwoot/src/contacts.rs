@@ -1,0 +1,247 @@
+//! The user's contact in Chatwoot and its contact inbox in ours, found or
+//! made: a contact is found by its `identifier` (the wa_id) or its
+//! `phone_number` (`+{wa_id}`) before one is created, and a 422 on create
+//! (another worker created it a moment ago) finds it again.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::api::{id_of, status_error, unexpected};
+use crate::ChatwootDesk;
+use domain::error::Result;
+use domain::{mask, Conversation};
+
+impl ChatwootDesk {
+    /// The contact of `wa_id` and its source id in our inbox, found or made.
+    pub(crate) async fn contact(&self, conversation: &Conversation) -> Result<(u64, String)> {
+        let wa_id = conversation.wa_id.as_str();
+        if let Some(found) = self.find_contact(wa_id).await? {
+            return self.with_source_id(found).await;
+        }
+        let name = conversation
+            .contact_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("WhatsApp {}", mask(wa_id)));
+        let body = json!({
+            "inbox_id": self.inbox_id,
+            "name": name,
+            "phone_number": format!("+{wa_id}"),
+            "identifier": wa_id,
+        });
+        let (status, value) = self
+            .api
+            .call(
+                "create contact",
+                Method::POST,
+                self.api.url(&["contacts"]),
+                Some(&body),
+            )
+            .await?;
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            // Taken: created by a concurrent hand-off. Find it again.
+            let found = self
+                .find_contact(wa_id)
+                .await?
+                .ok_or_else(|| status_error("create contact", status))?;
+            return self.with_source_id(found).await;
+        }
+        if !status.is_success() {
+            return Err(status_error("create contact", status));
+        }
+        let payload = &value["payload"];
+        let contact_id = id_of(&payload["contact"]["id"])
+            .ok_or_else(|| unexpected("create contact", "no contact id"))?;
+        match payload["contact_inbox"]["source_id"].as_str() {
+            Some(source) if !source.is_empty() => Ok((contact_id, source.to_string())),
+            _ => self.with_source_id(payload["contact"].clone()).await,
+        }
+    }
+
+    /// The contact (as JSON) whose identifier or phone number is `wa_id`.
+    async fn find_contact(&self, wa_id: &str) -> Result<Option<Value>> {
+        let mut url = self.api.url(&["contacts", "search"]);
+        url.query_pairs_mut().append_pair("q", wa_id);
+        let value = self
+            .api
+            .call_ok("search contacts", Method::GET, url, None)
+            .await?;
+        let phone = format!("+{wa_id}");
+        let found = value["payload"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                c["identifier"].as_str() == Some(wa_id)
+                    || c["phone_number"].as_str() == Some(&phone)
+            })
+            .cloned();
+        Ok(found)
+    }
+
+    /// The contact's id and its source id in our inbox, creating the contact
+    /// inbox when the contact has none there.
+    async fn with_source_id(&self, contact: Value) -> Result<(u64, String)> {
+        let contact_id =
+            id_of(&contact["id"]).ok_or_else(|| unexpected("search contacts", "no contact id"))?;
+        let existing = contact["contact_inboxes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|ci| id_of(&ci["inbox"]["id"]) == Some(self.inbox_id))
+            .and_then(|ci| ci["source_id"].as_str())
+            .filter(|s| !s.is_empty());
+        if let Some(source) = existing {
+            return Ok((contact_id, source.to_string()));
+        }
+        let body = json!({ "inbox_id": self.inbox_id });
+        let value = self
+            .api
+            .call_ok(
+                "create contact inbox",
+                Method::POST,
+                self.api
+                    .url(&["contacts", &contact_id.to_string(), "contact_inboxes"]),
+                Some(&body),
+            )
+            .await?;
+        let source = value["source_id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| unexpected("create contact inbox", "no source_id"))?;
+        Ok((contact_id, source.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use domain::ports::HumanDesk;
+    use serde_json::json;
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn a_known_contact_with_an_open_conversation_is_reused() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/search")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "payload": [
+                { "id": 30, "identifier": "999", "phone_number": "+5491155559999" },
+                { "id": 31, "identifier": null, "phone_number": "+5491155551234",
+                  "contact_inboxes": [ { "source_id": "src-31", "inbox": { "id": 2 } } ] }
+            ] })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/31/conversations")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({ "payload": [ { "id": 57, "inbox_id": 2, "status": "pending" } ] }),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_note_and_open(&server, 57).await;
+        let desk_ref = desk(&server)
+            .open_handoff(&conversation(), &transcript(), &reasons())
+            .await
+            .expect("hand-off");
+        assert_eq!(desk_ref.conversation_id, 57);
+        let requests = server.received_requests().await.expect("recorded");
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.url.path() == p("/contacts") || r.url.path() == p("/conversations")),
+            "nothing created"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_contact_without_our_inbox_gets_a_contact_inbox() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/search")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "payload": [
+                { "id": 31, "identifier": "5491155551234",
+                  "contact_inboxes": [ { "source_id": "other", "inbox": { "id": 9 } } ] }
+            ] })),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(p("/contacts/31/contact_inboxes")))
+            .and(body_json(json!({ "inbox_id": 2 })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "source_id": "src-new", "inbox": { "id": 2 } })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/31/conversations")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "payload": [] })))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(p("/conversations")))
+            .and(body_json(json!({ "source_id": "src-new", "inbox_id": 2, "contact_id": 31, "status": "open" })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 58 })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        mount_note_and_open(&server, 58).await;
+        let desk_ref = desk(&server)
+            .open_handoff(&conversation(), &transcript(), &reasons())
+            .await
+            .expect("hand-off");
+        assert_eq!(desk_ref.conversation_id, 58);
+    }
+
+    #[tokio::test]
+    async fn a_contact_created_meanwhile_is_found_again_after_a_422() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/search")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "payload": [] })))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/search")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "payload": [
+                { "id": 31, "identifier": "5491155551234",
+                  "contact_inboxes": [ { "source_id": "src-31", "inbox": { "id": 2 } } ] }
+            ] })),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(p("/contacts")))
+            .respond_with(
+                ResponseTemplate::new(422)
+                    .set_body_json(json!({ "message": "Phone number has already been taken" })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/31/conversations")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({ "payload": [ { "id": 57, "inbox_id": 2, "status": "open" } ] }),
+            ))
+            .mount(&server)
+            .await;
+        mount_note_and_open(&server, 57).await;
+        let desk_ref = desk(&server)
+            .open_handoff(&conversation(), &transcript(), &reasons())
+            .await
+            .expect("hand-off");
+        assert_eq!(desk_ref.contact_id, 31);
+    }
+}
