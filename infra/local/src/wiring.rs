@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use domain::media::MediaKeySalt;
 use domain::ports::{Clock, MessageSender, SystemClock};
-use domain::{Error, Result};
+use domain::Result;
 use embedded::{
     FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
     QueueSettings, QueueTimers, SqliteCallRecords, SqliteEscalations, SqliteMediaNotes,
@@ -287,14 +287,8 @@ fn media_token(settings: &Settings) -> SecretString {
 }
 
 fn media_salt(settings: &Settings) -> Result<MediaKeySalt> {
-    MediaKeySalt::parse(
-        settings
-            .vars
-            .secret("CHARLA_MEDIA_KEY_SALT")
-            .ok_or_else(|| {
-                Error::Config("environment variable CHARLA_MEDIA_KEY_SALT is required".into())
-            })?,
-    )
+    let salt = settings.vars.required("CHARLA_MEDIA_KEY_SALT")?;
+    MediaKeySalt::parse(SecretString::from(salt))
 }
 
 /// `--aws`: each function's own AWS wiring, from the variables Lambda gets

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
+use super::dynamodb_items::{key, n, s, Item, EXPIRES_AT, SK};
 use super::dynamodb_put::put_if_absent;
 use super::sdk_error;
 use domain::error::{Error, Result};
@@ -36,28 +37,16 @@ pub struct DynamoCallRecords {
     table: String,
 }
 
-type Item = std::collections::HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
 fn record_key(id: &str) -> Item {
-    Item::from([
-        ("pk".to_string(), s(format!("CALL#{id}"))),
-        ("sk".to_string(), s("CALL")),
-    ])
+    key(format!("CALL#{id}"), "CALL")
 }
 
 fn due_key(r: &CallRecord) -> Option<Item> {
     let due = r.due_marker()?;
-    Some(Item::from([
-        ("pk".to_string(), s(DUE_PK)),
-        (
-            "sk".to_string(),
-            s(format!("{:013}#{}", due.max(0), r.request_id())),
-        ),
-    ]))
+    Some(key(
+        DUE_PK.to_string(),
+        format!("{:013}#{}", due.max(0), r.request_id()),
+    ))
 }
 
 fn record_item(r: &CallRecord) -> Result<Item> {
@@ -210,7 +199,7 @@ impl CallRecords for DynamoCallRecords {
                 break;
             }
             let Some(id) = marker
-                .get("sk")
+                .get(SK)
                 .and_then(|v| v.as_s().ok())
                 .and_then(|sk| sk.split_once('#'))
                 .map(|(_, id)| id.to_string())
@@ -228,15 +217,9 @@ impl CallRecords for DynamoCallRecords {
         Ok(due)
     }
 
-    async fn mark_event(&self, key: &str, at_ms: i64) -> Result<bool> {
-        let mut item = Item::from([
-            ("pk".to_string(), s(format!("CALLEVT#{key}"))),
-            ("sk".to_string(), s("EVT")),
-        ]);
-        item.insert(
-            "expires_at".into(),
-            AttributeValue::N((at_ms / 1000 + EVENT_TTL_SECS).to_string()),
-        );
+    async fn mark_event(&self, event_key: &str, at_ms: i64) -> Result<bool> {
+        let mut item = key(format!("CALLEVT#{event_key}"), "EVT");
+        item.insert(EXPIRES_AT.into(), n(at_ms / 1000 + EVENT_TTL_SECS));
         put_if_absent(&self.client, &self.table, item, "marking a call event").await
     }
 }

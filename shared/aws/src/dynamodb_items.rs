@@ -225,36 +225,6 @@ impl Reader<'_> {
     }
 }
 
-pub(super) fn direction_str(d: Direction) -> &'static str {
-    match d {
-        Direction::Inbound => "inbound",
-        Direction::Outbound => "outbound",
-    }
-}
-
-fn parse_direction(s: &str) -> Option<Direction> {
-    match s {
-        "inbound" => Some(Direction::Inbound),
-        "outbound" => Some(Direction::Outbound),
-        _ => None,
-    }
-}
-
-pub(super) fn turn_state_str(t: TurnState) -> &'static str {
-    match t {
-        TurnState::Claimed => "claimed",
-        TurnState::Sent => "sent",
-    }
-}
-
-fn parse_turn_state(s: &str) -> Option<TurnState> {
-    match s {
-        "claimed" => Some(TurnState::Claimed),
-        "sent" => Some(TurnState::Sent),
-        _ => None,
-    }
-}
-
 pub(super) fn conversation_from(item: &Item) -> Result<Conversation> {
     let r = Reader::new(item, "conversation");
     let wa_id = WaId::parse(r.str("wa_id")?).map_err(|e| bad_item("conversation", e))?;
@@ -283,7 +253,7 @@ pub(super) fn message_from(item: &Item) -> Result<StoredMessage> {
     };
     Ok(StoredMessage {
         wamid: r.str("wamid")?.to_string(),
-        direction: parse_direction(direction)
+        direction: Direction::parse(direction)
             .ok_or_else(|| bad_item("message", format!("unknown direction {direction:?}")))?,
         kind: r.str("kind")?.to_string(),
         text: r.opt_str("text")?.unwrap_or_default().to_string(),
@@ -306,7 +276,7 @@ pub(super) fn turn_from(item: &Item) -> Result<TurnRecord> {
     turn.sent_parts = usize::try_from(sent_parts)
         .map_err(|_| bad_item("turn", format!("sent_parts is {sent_parts}")))?;
     let state = r.str("state")?;
-    turn.state = parse_turn_state(state)
+    turn.state = TurnState::parse(state)
         .ok_or_else(|| bad_item("turn", format!("unknown state {state:?}")))?;
     Ok(turn)
 }
@@ -378,27 +348,6 @@ pub(super) fn appointment_from(item: &Item) -> Result<Appointment> {
     })
 }
 
-fn call_state_str(s: &CallRequestState) -> &'static str {
-    match s {
-        CallRequestState::Requested => "requested",
-        CallRequestState::Scheduled => "scheduled",
-        CallRequestState::Calling => "calling",
-        CallRequestState::Done => "done",
-        CallRequestState::Failed => "failed",
-    }
-}
-
-fn parse_call_state(s: &str) -> Option<CallRequestState> {
-    Some(match s {
-        "requested" => CallRequestState::Requested,
-        "scheduled" => CallRequestState::Scheduled,
-        "calling" => CallRequestState::Calling,
-        "done" => CallRequestState::Done,
-        "failed" => CallRequestState::Failed,
-        _ => return None,
-    })
-}
-
 pub(super) fn call_request_item(c: &CallRequest) -> Item {
     let mut item = key(conv_pk(&c.wa_id), format!("{CALL_PREFIX}{}", c.id));
     item.extend([
@@ -407,7 +356,7 @@ pub(super) fn call_request_item(c: &CallRequest) -> Item {
         ("phone_number_id".to_string(), s(&c.phone_number_id)),
         ("reason".to_string(), s(&c.reason)),
         ("language".to_string(), s(&c.language)),
-        ("state".to_string(), s(call_state_str(&c.state))),
+        ("state".to_string(), s(c.state.as_str())),
         ("created_at_ms".to_string(), n(c.created_at_ms)),
     ]);
     if let Some(when) = c.when_ms {
@@ -426,7 +375,7 @@ pub(super) fn call_request_from(item: &Item) -> Result<CallRequest> {
         reason: r.str("reason")?.to_string(),
         when_ms: r.opt_i64("when_ms")?,
         language: r.str("language")?.to_string(),
-        state: parse_call_state(state)
+        state: CallRequestState::parse(state)
             .ok_or_else(|| bad_item("call request", format!("unknown state {state:?}")))?,
         created_at_ms: r.i64("created_at_ms")?,
     })

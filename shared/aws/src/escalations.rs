@@ -9,13 +9,10 @@
 //!   [`CLAIM_TTL_SECS`] (longer than any redelivery);
 //! - `DESK#{conversation id}` / `DESK`: whose desk conversation it is.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::dynamodb_items::{conv_pk, key, n, s, EXPIRES_AT, PK, SK};
+use super::dynamodb_items::{conv_pk, key, n, s, Item, EXPIRES_AT, PK, SK};
 use super::dynamodb_put::put_if_absent;
 use super::sdk_error;
 use domain::error::{Error, Result};
@@ -47,14 +44,10 @@ fn corrupt(context: &str, detail: impl std::fmt::Display) -> Error {
     Error::dependency("dynamodb", context.to_string(), false, detail.to_string())
 }
 
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-}
-
-fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
 }
 
 #[async_trait]
@@ -108,7 +101,12 @@ impl EscalationRecords for DynamoEscalations {
             .expression_attribute_values(":v", n(i64::try_from(version).unwrap_or(i64::MAX)));
         match put.send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failed) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(sdk_error("dynamodb", context, e)),
         }
     }

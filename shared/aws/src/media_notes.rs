@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::dynamodb_items::{PK, SK};
+use super::dynamodb_items::{key, n, s, Item, EXPIRES_AT};
 use super::sdk_error;
 use domain::error::{Error, Result};
 use domain::media_pipeline::MediaNote;
@@ -15,7 +15,6 @@ use domain::ports::MediaNotes;
 
 const SERVICE: &str = "dynamodb";
 const NOTE: &str = "note";
-const EXPIRES_AT: &str = "expires_at";
 /// Notes outlive the media (kept for the conversation's history).
 const NOTE_TTL_SECS: i64 = 400 * 24 * 3600;
 
@@ -34,20 +33,17 @@ impl DynamoMediaNotes {
     }
 }
 
-fn key(wamid: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (PK.to_string(), AttributeValue::S(format!("MEDIA#{wamid}"))),
-        (SK.to_string(), AttributeValue::S("NOTE".into())),
-    ])
+fn note_key(wamid: &str) -> Item {
+    key(format!("MEDIA#{wamid}"), "NOTE")
 }
 
 #[async_trait]
 impl MediaNotes for DynamoMediaNotes {
     async fn record_note(&self, wamid: &str, note: &MediaNote) -> Result<()> {
         let expires = jiff::Timestamp::now().as_second() + NOTE_TTL_SECS;
-        let mut item = key(wamid);
-        item.insert(NOTE.into(), AttributeValue::S(serde_json::to_string(note)?));
-        item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
+        let mut item = note_key(wamid);
+        item.insert(NOTE.into(), s(serde_json::to_string(note)?));
+        item.insert(EXPIRES_AT.into(), n(expires));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -66,7 +62,7 @@ impl MediaNotes for DynamoMediaNotes {
                 .client
                 .get_item()
                 .table_name(&self.table)
-                .set_key(Some(key(wamid)))
+                .set_key(Some(note_key(wamid)))
                 .consistent_read(true)
                 .send()
                 .await

@@ -107,15 +107,7 @@ impl ChatwootApi {
             .notify(|e: &Error, delay: Duration| {
                 tracing::warn!(op, error = %e, delay_ms = delay.as_millis() as u64, "chatwoot call failed, retrying");
             });
-        match tokio::time::timeout(self.policy.max_elapsed, call).await {
-            Ok(r) => r,
-            Err(elapsed) => Err(Error::dependency(
-                SERVICE,
-                format!("{op}: gave up after {:?}", self.policy.max_elapsed),
-                true,
-                elapsed,
-            )),
-        }
+        self.policy.within(SERVICE, op, call).await
     }
 
     /// A call that must answer 2xx.
@@ -145,13 +137,7 @@ pub(crate) fn id_of(v: &Value) -> Option<u64> {
 }
 
 pub(crate) fn status_error(op: &'static str, status: StatusCode) -> Error {
-    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-    Error::dependency(
-        SERVICE,
-        format!("{op}: HTTP {}", status.as_u16()),
-        retryable,
-        common::UnexpectedStatus(status.as_u16()),
-    )
+    common::op_status_error(SERVICE, op, status)
 }
 
 pub(crate) fn unexpected(op: &'static str, what: &'static str) -> Error {

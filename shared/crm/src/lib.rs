@@ -134,15 +134,7 @@ impl HttpCrm {
             .notify(|e: &Error, delay: Duration| {
                 tracing::warn!(op, error = %e, delay_ms = delay.as_millis() as u64, "crm call failed, retrying");
             });
-        let result = match tokio::time::timeout(self.policy.max_elapsed, call).await {
-            Ok(r) => r,
-            Err(elapsed) => Err(Error::dependency(
-                SERVICE,
-                format!("{op}: gave up after {:?}", self.policy.max_elapsed),
-                true,
-                elapsed,
-            )),
-        };
+        let result = self.policy.within(SERVICE, op, call).await;
         if let Err(e) = &result {
             tracing::warn!(op, error = %e, retryable = e.is_retryable(), "crm call failed");
         }

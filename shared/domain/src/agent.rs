@@ -60,7 +60,7 @@ pub enum BookOutcome {
     Taken,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallRequestState {
     Requested,
@@ -68,6 +68,29 @@ pub enum CallRequestState {
     Calling,
     Done,
     Failed,
+}
+
+impl CallRequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallRequestState::Requested => "requested",
+            CallRequestState::Scheduled => "scheduled",
+            CallRequestState::Calling => "calling",
+            CallRequestState::Done => "done",
+            CallRequestState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "requested" => CallRequestState::Requested,
+            "scheduled" => CallRequestState::Scheduled,
+            "calling" => CallRequestState::Calling,
+            "done" => CallRequestState::Done,
+            "failed" => CallRequestState::Failed,
+            _ => return None,
+        })
+    }
 }
 
 /// A user asked to be called (or the agent judged a call is the next step).
@@ -119,4 +142,33 @@ pub struct TurnUsage {
     pub model_calls: u32,
     pub tool_calls: u32,
     pub at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_request_states_round_trip_as_strings() {
+        let strings = ["requested", "scheduled", "calling", "done", "failed"];
+        for (state, expected) in [
+            CallRequestState::Requested,
+            CallRequestState::Scheduled,
+            CallRequestState::Calling,
+            CallRequestState::Done,
+            CallRequestState::Failed,
+        ]
+        .into_iter()
+        .zip(strings)
+        {
+            assert_eq!(state.as_str(), expected);
+            assert_eq!(CallRequestState::parse(state.as_str()), Some(state));
+            // The stores' strings are the serde names.
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(serde_json::Value::from(expected))
+            );
+        }
+        assert_eq!(CallRequestState::parse("Requested"), None);
+    }
 }

@@ -106,6 +106,23 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "inbound" => Direction::Inbound,
+            "outbound" => Direction::Outbound,
+            _ => return None,
+        })
+    }
+}
+
 /// Delivery state of a message we sent, ordered so that it only moves forward:
 /// `read` may arrive before `delivered`, and then `delivered` is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -269,6 +286,23 @@ pub enum TurnState {
     Sent,
 }
 
+impl TurnState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnState::Claimed => "claimed",
+            TurnState::Sent => "sent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "claimed" => TurnState::Claimed,
+            "sent" => TurnState::Sent,
+            _ => return None,
+        })
+    }
+}
+
 /// One answer to one or more user messages. Recorded before sending, so a
 /// retry after a crash sends the same answer, and only the parts not yet sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -355,6 +389,66 @@ mod tests {
         ] {
             assert_eq!(Delivery::parse(d.as_str()), Some(d));
         }
+    }
+
+    /// The stores write `as_str`; it must stay the serde name, and parse
+    /// back.
+    fn assert_codec<T>(all: &[T], as_str: fn(T) -> &'static str, parse: fn(&str) -> Option<T>)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + Serialize,
+    {
+        for &v in all {
+            assert_eq!(parse(as_str(v)), Some(v));
+            assert_eq!(serde_json::to_value(v).ok(), Some(as_str(v).into()));
+        }
+        assert_eq!(parse("no such value"), None);
+    }
+
+    #[test]
+    fn conversation_states_and_deliveries_round_trip_as_strings() {
+        assert_codec(
+            &[
+                ConversationState::Bot,
+                ConversationState::PendingHuman,
+                ConversationState::Human,
+                ConversationState::Closed,
+            ],
+            ConversationState::as_str,
+            ConversationState::parse,
+        );
+        assert_codec(
+            &[
+                Delivery::Accepted,
+                Delivery::Sent,
+                Delivery::Delivered,
+                Delivery::Read,
+                Delivery::Failed,
+            ],
+            Delivery::as_str,
+            Delivery::parse,
+        );
+    }
+
+    #[test]
+    fn directions_round_trip_as_strings() {
+        assert_codec(
+            &[Direction::Inbound, Direction::Outbound],
+            Direction::as_str,
+            Direction::parse,
+        );
+        assert_eq!(Direction::Inbound.as_str(), "inbound");
+        assert_eq!(Direction::Outbound.as_str(), "outbound");
+    }
+
+    #[test]
+    fn turn_states_round_trip_as_strings() {
+        assert_codec(
+            &[TurnState::Claimed, TurnState::Sent],
+            TurnState::as_str,
+            TurnState::parse,
+        );
+        assert_eq!(TurnState::Claimed.as_str(), "claimed");
+        assert_eq!(TurnState::Sent.as_str(), "sent");
     }
 
     #[test]

@@ -164,11 +164,8 @@ impl MessageRow {
     }
 
     fn into_message(self) -> Result<StoredMessage> {
-        let direction = match self.direction.as_str() {
-            "inbound" => Direction::Inbound,
-            "outbound" => Direction::Outbound,
-            other => return Err(corrupt("message row", format!("direction {other:?}"))),
-        };
+        let direction = Direction::parse(&self.direction)
+            .ok_or_else(|| corrupt("message row", format!("direction {:?}", self.direction)))?;
         let delivery = match self.delivery.as_deref() {
             None => None,
             Some(d) => Some(
@@ -247,21 +244,6 @@ impl ConversationRow {
             last_message_at_ms: self.last_message_at_ms,
             window_closed: self.window_closed,
         })
-    }
-}
-
-fn turn_state_str(s: TurnState) -> &'static str {
-    match s {
-        TurnState::Claimed => "claimed",
-        TurnState::Sent => "sent",
-    }
-}
-
-fn parse_turn_state(s: &str) -> Result<TurnState> {
-    match s {
-        "claimed" => Ok(TurnState::Claimed),
-        "sent" => Ok(TurnState::Sent),
-        other => Err(corrupt("turn row", format!("state {other:?}"))),
     }
 }
 
@@ -399,7 +381,8 @@ fn read_turn(conn: &Connection, wa_id: &str, turn_id: &str) -> Result<Option<Tur
     // The columns are what later writes move; the JSON is the claim.
     record.sent_parts = usize::try_from(sent_parts)
         .map_err(|_| corrupt("turn row", format!("sent_parts {sent_parts}")))?;
-    record.state = parse_turn_state(&state)?;
+    record.state =
+        TurnState::parse(&state).ok_or_else(|| corrupt("turn row", format!("state {state:?}")))?;
     Ok(Some(record))
 }
 
@@ -561,7 +544,7 @@ impl ConversationStore for SqliteStore {
                             turn.turn_id,
                             json,
                             usize_to_i64(turn.sent_parts),
-                            turn_state_str(turn.state),
+                            turn.state.as_str(),
                             turn.created_at_ms,
                         ])
                     })

@@ -1,8 +1,9 @@
 //! What the HTTP adapters (Graph API, Chatwoot, chat models, CRM, voice
 //! providers) share: one [`HttpPolicy`] (the client with its timeouts, the
-//! backoff), and how transport failures and refused statuses become errors.
-//! Each adapter keeps its own defaults.
+//! backoff, the bound on a whole call), and how transport failures and
+//! refused statuses become errors. Each adapter keeps its own defaults.
 
+use std::future::Future;
 use std::time::Duration;
 
 use backon::ExponentialBuilder;
@@ -51,6 +52,25 @@ impl HttpPolicy {
             .with_total_delay(Some(self.max_elapsed))
             .with_jitter()
     }
+
+    /// Runs `call` (usually the retried attempts) within `max_elapsed`. Past
+    /// it, a retryable error of `service`: `"{what}: gave up after ..."`.
+    pub async fn within<T>(
+        &self,
+        service: &'static str,
+        what: &str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.max_elapsed, call).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::dependency(
+                service,
+                format!("{what}: gave up after {:?}", self.max_elapsed),
+                true,
+                elapsed,
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +83,19 @@ pub struct UnexpectedAnswer;
 
 /// 5xx and 429 may pass; any other refusal (401, 403, 400, ...) will not.
 pub fn status_error(service: &'static str, status: StatusCode) -> Error {
+    status_error_context(service, format!("HTTP {}", status.as_u16()), status)
+}
+
+/// [`status_error`], naming the operation: `"{op}: HTTP {status}"`.
+pub fn op_status_error(service: &'static str, op: &str, status: StatusCode) -> Error {
+    status_error_context(service, format!("{op}: HTTP {}", status.as_u16()), status)
+}
+
+fn status_error_context(service: &'static str, context: String, status: StatusCode) -> Error {
     let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
     Error::dependency(
         service,
-        format!("HTTP {}", status.as_u16()),
+        context,
         retryable,
         UnexpectedStatus(status.as_u16()),
     )
@@ -108,5 +137,42 @@ mod tests {
         assert_eq!(policy(3).backoff().build().count(), 2);
         assert_eq!(policy(1).backoff().build().count(), 0);
         assert_eq!(policy(0).backoff().build().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn within_passes_the_result_through() {
+        let ok = policy(1).within("svc", "op", async { Ok(7) }).await;
+        assert_eq!(ok.ok(), Some(7));
+        let refused = policy(1)
+            .within::<()>("svc", "op", async {
+                Err(status_error("svc", StatusCode::BAD_REQUEST))
+            })
+            .await
+            .expect_err("refused");
+        assert!(!refused.is_retryable(), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn within_gives_up_after_max_elapsed_with_a_retryable_error() {
+        let policy = HttpPolicy {
+            max_elapsed: Duration::from_millis(10),
+            ..policy(1)
+        };
+        let err = policy
+            .within::<()>("svc", "lookup", std::future::pending())
+            .await
+            .expect_err("gave up");
+        assert!(err.is_retryable(), "{err:?}");
+        assert_eq!(err.to_string(), "svc: lookup: gave up after 10ms");
+    }
+
+    #[test]
+    fn status_errors_name_the_status_and_the_operation() {
+        let plain = status_error("svc", StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(plain.to_string(), "svc: HTTP 503");
+        assert!(plain.is_retryable());
+        let named = op_status_error("svc", "create contact", StatusCode::FORBIDDEN);
+        assert_eq!(named.to_string(), "svc: create contact: HTTP 403");
+        assert!(!named.is_retryable());
     }
 }

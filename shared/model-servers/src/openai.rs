@@ -144,16 +144,8 @@ impl ChatModel for OpenAiModel {
             .notify(|e: &Error, delay: Duration| {
                 tracing::warn!(model = %self.model, error = %e, delay_ms = delay.as_millis() as u64, "chat model call failed, retrying");
             });
-        let completion = match tokio::time::timeout(self.policy.max_elapsed, call).await {
-            Ok(r) => r,
-            Err(elapsed) => Err(Error::dependency(
-                SERVICE,
-                format!("gave up after {:?}", self.policy.max_elapsed),
-                true,
-                elapsed,
-            )),
-        }
-        .inspect_err(|e| {
+        let result = self.policy.within(SERVICE, "chat completion", call).await;
+        let completion = result.inspect_err(|e| {
             tracing::warn!(model = %self.model, error = %e, retryable = e.is_retryable(), "chat model call failed");
         })?;
         let reply = to_reply(completion)?;

@@ -111,15 +111,7 @@ impl GraphClient {
                 }
                 tracing::warn!(op, phone_number_id, error = %e, delay_ms = delay.as_millis() as u64, "graph api call failed, retrying");
             });
-        let result = match tokio::time::timeout(self.settings.http.max_elapsed, call).await {
-            Ok(r) => r,
-            Err(elapsed) => Err(Error::dependency(
-                SERVICE,
-                format!("{op}: gave up after {:?}", self.settings.http.max_elapsed),
-                true,
-                elapsed,
-            )),
-        };
+        let result = self.settings.http.within(SERVICE, op, call).await;
         if let Err(e) = &result {
             tracing::warn!(op, phone_number_id, error = %e, retryable = e.is_retryable(), "graph api call failed");
         }

@@ -19,10 +19,7 @@ pub(super) async fn record_inbound(store: &DynamoStore, msg: &NewInbound) -> Res
     pointer.extend([
         ("wa_id".to_string(), s(wa_id.as_str())),
         ("msg_sk".to_string(), s(sk.clone())),
-        (
-            "direction".to_string(),
-            s(direction_str(Direction::Inbound)),
-        ),
+        ("direction".to_string(), s(Direction::Inbound.as_str())),
         ("enqueued".to_string(), b(false)),
         (EXPIRES_AT.to_string(), n(now_s + DEDUP_TTL_SECS)),
     ]);
@@ -38,10 +35,7 @@ pub(super) async fn record_inbound(store: &DynamoStore, msg: &NewInbound) -> Res
     let mut message = key(conv_pk(wa_id), sk);
     message.extend([
         ("wamid".to_string(), s(&msg.wamid)),
-        (
-            "direction".to_string(),
-            s(direction_str(Direction::Inbound)),
-        ),
+        ("direction".to_string(), s(Direction::Inbound.as_str())),
         ("kind".to_string(), s(&msg.kind)),
         ("text".to_string(), s(&msg.text)),
         ("payload".to_string(), s(msg.payload.to_string())),

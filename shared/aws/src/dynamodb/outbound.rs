@@ -69,10 +69,7 @@ impl DynamoStore {
         let mut message = key(conv_pk(wa_id), sk.clone());
         message.extend([
             ("wamid".to_string(), s(&sent.wamid)),
-            (
-                "direction".to_string(),
-                s(direction_str(Direction::Outbound)),
-            ),
+            ("direction".to_string(), s(Direction::Outbound.as_str())),
             ("kind".to_string(), s(&sent.kind)),
             ("text".to_string(), s(&sent.text)),
             ("at_ms".to_string(), n(sent.at_ms)),
@@ -89,10 +86,7 @@ impl DynamoStore {
         pointer.extend([
             ("wa_id".to_string(), s(wa_id.as_str())),
             ("msg_sk".to_string(), s(sk)),
-            (
-                "direction".to_string(),
-                s(direction_str(Direction::Outbound)),
-            ),
+            ("direction".to_string(), s(Direction::Outbound.as_str())),
             (
                 EXPIRES_AT.to_string(),
                 n(sent.at_ms.div_euclid(1000) + OUTBOUND_POINTER_TTL_SECS),
@@ -144,7 +138,7 @@ pub(super) async fn apply_status(
         return Ok(StatusOutcome::Unknown);
     };
     let r = Reader::new(&pointer, "wamid");
-    if r.str("direction")? != direction_str(Direction::Outbound) {
+    if r.str("direction")? != Direction::Outbound.as_str() {
         return Ok(StatusOutcome::Unknown);
     }
     let wa_id = WaId::parse(r.str("wa_id")?)

@@ -25,7 +25,7 @@ pub(super) async fn claim_turn(store: &DynamoStore, turn: &TurnRecord) -> Result
     item.extend([
         ("record".to_string(), s(record)),
         ("sent_parts".to_string(), n(turn.sent_parts as i64)),
-        ("state".to_string(), s(turn_state_str(turn.state))),
+        ("state".to_string(), s(turn.state.as_str())),
         ("created_at_ms".to_string(), n(turn.created_at_ms)),
     ]);
     if put_if_absent(&store.client, &store.table, item, "claiming a turn").await? {
@@ -125,7 +125,7 @@ pub(super) async fn complete_turn(
         .update_expression("SET #state = :sent")
         .condition_expression("attribute_exists(pk)")
         .expression_attribute_names("#state", "state")
-        .expression_attribute_values(":sent", s(turn_state_str(TurnState::Sent)))
+        .expression_attribute_values(":sent", s(TurnState::Sent.as_str()))
         .send()
         .await;
     match result {
@@ -174,7 +174,7 @@ impl DynamoStore {
                     Some(p) => {
                         let r = Reader::new(p, "wamid");
                         let ours = r.str("wa_id")? == wa_id.as_str()
-                            && r.str("direction")? == direction_str(Direction::Inbound);
+                            && r.str("direction")? == Direction::Inbound.as_str();
                         ours.then(|| r.str("msg_sk").map(str::to_string))
                             .transpose()?
                     }

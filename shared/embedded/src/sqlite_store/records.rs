@@ -78,27 +78,6 @@ fn count_from<T: TryFrom<i64>>(context: &str, name: &str, v: i64) -> Result<T> {
     T::try_from(v).map_err(|_| corrupt(context, format!("{name} is {v}")))
 }
 
-fn call_state_str(s: &CallRequestState) -> &'static str {
-    match s {
-        CallRequestState::Requested => "requested",
-        CallRequestState::Scheduled => "scheduled",
-        CallRequestState::Calling => "calling",
-        CallRequestState::Done => "done",
-        CallRequestState::Failed => "failed",
-    }
-}
-
-fn parse_call_state(s: &str) -> Option<CallRequestState> {
-    Some(match s {
-        "requested" => CallRequestState::Requested,
-        "scheduled" => CallRequestState::Scheduled,
-        "calling" => CallRequestState::Calling,
-        "done" => CallRequestState::Done,
-        "failed" => CallRequestState::Failed,
-        _ => return None,
-    })
-}
-
 fn query_all<T>(
     conn: &Connection,
     context: &str,
@@ -338,7 +317,7 @@ impl AgentRecords for SqliteStore {
                             c.reason,
                             c.when_ms,
                             c.language,
-                            call_state_str(&c.state),
+                            c.state.as_str(),
                             c.created_at_ms,
                         ])
                     })
@@ -380,7 +359,7 @@ impl AgentRecords for SqliteStore {
                                 reason,
                                 when_ms,
                                 language,
-                                state: parse_call_state(&state).ok_or_else(|| {
+                                state: CallRequestState::parse(&state).ok_or_else(|| {
                                     corrupt("call request row", format!("state {state:?}"))
                                 })?,
                                 created_at_ms,
