@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use domain::error::{Error, Result};
-use domain::voice::ProviderKind;
+use domain::voice::{ProviderKind, StartedCall};
 use http_client::{self as common, HttpPolicy};
 use runtime::config::Vars;
 
@@ -208,4 +208,28 @@ fn not_retried_here(e: Error) -> Error {
 /// Whether a start-call error may have placed the call anyway.
 pub fn maybe_processed(e: &Error) -> bool {
     matches!(e, Error::Dependency { context, .. } if context.ends_with(AFTER_SEND))
+}
+
+/// The call the provider created, from the id under `field` of its answer;
+/// an answer without one is an error that is not retried (the call may exist).
+pub(crate) fn started_call(
+    service: &'static str,
+    answer: &Value,
+    field: &str,
+) -> Result<StartedCall> {
+    let id = answer
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::dependency(
+                service,
+                format!("create call: no {field} in the answer"),
+                false,
+                common::UnexpectedAnswer,
+            )
+        })?;
+    Ok(StartedCall {
+        call_id: id.to_string(),
+    })
 }

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::{post_json, RetellConfig};
+use crate::config::{post_json, started_call, RetellConfig};
 use domain::error::{Error, Result};
 use domain::ports::VoiceProvider;
 use domain::voice::{CallOrder, ProviderKind, StartedCall};
-use http_client::{self as common, HttpPolicy};
+use http_client::HttpPolicy;
 
 const SERVICE: &str = "retell";
 
@@ -83,21 +83,7 @@ impl VoiceProvider for RetellClient {
             &self.policy,
         )
         .await?;
-        let id = answer
-            .get("call_id")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Error::dependency(
-                    SERVICE,
-                    "create call: no call_id in the answer",
-                    false,
-                    common::UnexpectedAnswer,
-                )
-            })?;
-        Ok(StartedCall {
-            call_id: id.to_string(),
-        })
+        started_call(SERVICE, &answer, "call_id")
     }
 }
 

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::{post_json, VapiConfig};
+use crate::config::{post_json, started_call, VapiConfig};
 use domain::error::{Error, Result};
 use domain::ports::VoiceProvider;
 use domain::voice::{CallOrder, ProviderKind, StartedCall};
-use http_client::{self as common, HttpPolicy};
+use http_client::HttpPolicy;
 
 const SERVICE: &str = "vapi";
 
@@ -89,21 +89,7 @@ impl VoiceProvider for VapiClient {
             &self.policy,
         )
         .await?;
-        let id = answer
-            .get("id")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Error::dependency(
-                    SERVICE,
-                    "create call: no id in the answer",
-                    false,
-                    common::UnexpectedAnswer,
-                )
-            })?;
-        Ok(StartedCall {
-            call_id: id.to_string(),
-        })
+        started_call(SERVICE, &answer, "id")
     }
 }
 
