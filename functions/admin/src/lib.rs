@@ -12,6 +12,7 @@
 //! previous page. Errors are `{"error": "..."}` with the status from
 //! [`Error::status_code`]; server errors say nothing more.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod control;

@@ -3,6 +3,7 @@
 //! (consent, calling hours, one call per request, retries, follow-ups) is
 //! the `call-lifecycle` library, shared with the voice webhooks.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 

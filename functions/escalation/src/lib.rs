@@ -23,6 +23,7 @@
 //!
 //! [`webhook`] is Chatwoot's way back: agents' replies and resolutions.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod texts;

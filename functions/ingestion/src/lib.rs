@@ -4,6 +4,7 @@
 //! The handler is framework-neutral (`http::Request<Bytes>`): Lambda
 //! (`main.rs`) and `infra/local` call this same code.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 

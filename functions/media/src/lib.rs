@@ -17,6 +17,7 @@
 //!
 //! Locally ([`run_local`]) the same steps run in-process in the same order.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 

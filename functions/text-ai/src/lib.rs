@@ -12,6 +12,7 @@
 //! jobs of the same user back meanwhile, and they find their messages
 //! already answered.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod escalation_hook;

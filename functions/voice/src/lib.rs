@@ -12,6 +12,7 @@
 //! no-answer or busy line, and send the follow-up once. Tool calls are served
 //! by the agent's tool registry within the providers' time limits.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::{Error, Result};
+use domain::Result;
 use embedded::SqliteQueue;
 use tokio::sync::watch;
 use tracing::warn;
@@ -17,6 +17,7 @@ use tracing::warn;
 #[derive(Clone)]
 pub enum Source {
     Local(Arc<SqliteQueue>),
+    #[cfg(feature = "aws")]
     Sqs {
         client: aws_sdk_sqs::Client,
         url: String,
@@ -44,6 +45,7 @@ impl Source {
                     receive_count: r.receive_count,
                 })
                 .collect()),
+            #[cfg(feature = "aws")]
             Source::Sqs { client, url } => {
                 let out = client
                     .receive_message()
@@ -55,7 +57,7 @@ impl Source {
                     )
                     .send()
                     .await
-                    .map_err(|e| Error::dependency("sqs", "receive", true, e))?;
+                    .map_err(|e| domain::Error::dependency("sqs", "receive", true, e))?;
                 Ok(out
                     .messages
                     .unwrap_or_default()
@@ -84,6 +86,7 @@ impl Source {
     pub(crate) async fn delete(&self, receipt: &str) -> Result<()> {
         match self {
             Source::Local(q) => q.delete(receipt).await.map(|_| ()),
+            #[cfg(feature = "aws")]
             Source::Sqs { client, url } => client
                 .delete_message()
                 .queue_url(url)
@@ -91,7 +94,7 @@ impl Source {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| Error::dependency("sqs", "delete", true, e)),
+                .map_err(|e| domain::Error::dependency("sqs", "delete", true, e)),
         }
     }
 
@@ -100,6 +103,7 @@ impl Source {
         let delay_ms = 250u64.saturating_mul(1 << receive_count.min(6));
         match self {
             Source::Local(q) => q.release(receipt, delay_ms).await.map(|_| ()),
+            #[cfg(feature = "aws")]
             Source::Sqs { client, url } => client
                 .change_message_visibility()
                 .queue_url(url)
@@ -108,7 +112,7 @@ impl Source {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| Error::dependency("sqs", "release", true, e)),
+                .map_err(|e| domain::Error::dependency("sqs", "release", true, e)),
         }
     }
 
@@ -120,6 +124,7 @@ impl Source {
                 }
             }
             // SQS long-polls in `receive` already.
+            #[cfg(feature = "aws")]
             Source::Sqs { .. } => {}
         }
     }

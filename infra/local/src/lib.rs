@@ -9,6 +9,7 @@ mod load;
 mod media_pipeline;
 pub mod meta;
 mod replay;
+#[cfg(feature = "aws")]
 mod resources;
 mod server;
 mod voice;
@@ -40,9 +41,9 @@ pub struct Cli {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// Use the AWS adapters (DynamoDB, SQS, S3) named by CHARLA_TABLE,
-    /// CHARLA_TEXT_QUEUE_URL and CHARLA_QUARANTINE_BUCKET, e.g. on moto's server
-    /// through AWS_ENDPOINT_URL.
+    /// Every function on its own AWS wiring (DynamoDB, SQS, S3, Secrets
+    /// Manager), from the variables template.yaml gives the functions, e.g. on
+    /// moto's server through AWS_ENDPOINT_URL (a build with `--features aws`).
     #[arg(long, env = "CHARLA_AWS", global = true)]
     pub aws: bool,
     /// With --aws: create the table, queues and bucket first (for emulators).

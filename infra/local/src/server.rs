@@ -306,6 +306,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
             count(calls.clone()).await,
             count(escalations.clone()).await,
         ),
+        #[cfg(feature = "aws")]
         Health::Remote => (
             serde_json::json!("sqs"),
             serde_json::json!("sqs"),

@@ -5,7 +5,6 @@
 //! in place of SQS, DynamoDB, S3 and the AWS analysers, and the media
 //! pipeline run in-process in place of Step Functions.
 
-use runtime::config::FromVars;
 use std::sync::Arc;
 
 use domain::media::MediaKeySalt;
@@ -61,6 +60,7 @@ pub enum Health {
         calls: Arc<SqliteQueue>,
         escalations: Arc<SqliteQueue>,
     },
+    #[cfg(feature = "aws")]
     Remote,
 }
 
@@ -189,13 +189,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             clock: clock.clone(),
         },
     )?;
-    let notifiers = if settings.escalation.notify.is_empty() {
-        Vec::new()
-    } else {
-        // SNS and SES when set, on the AWS endpoints of the environment.
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        escalation::aws::notifiers(&settings.escalation.notify, &sdk)?
-    };
+    let notifiers = notifiers(settings).await?;
     let escalation = escalation::Deps::new(
         &settings.escalation,
         secrets,
@@ -270,14 +264,42 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             escalations,
         },
         outbox,
-        media_mode: "files, image headers and PDF text (no labels or speech: set --aws and \
-                     CHARLA_MEDIA_BUCKET for them)"
+        media_mode: "files, image headers and PDF text (no labels or speech: --aws, with \
+                     CHARLA_MEDIA_BUCKET, in a build with --features aws)"
             .into(),
     })
 }
 
 /// Without a Graph token (the outbox set-up) media is fetched with a
 /// placeholder one, so that a local fake Graph API can serve it.
+/// SNS and SES when set, on the AWS endpoints of the environment.
+#[cfg(feature = "aws")]
+async fn notifiers(settings: &Settings) -> Result<Vec<Arc<dyn domain::ports::Notifier>>> {
+    if settings.escalation.notify.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    escalation::aws::notifiers(&settings.escalation.notify, &sdk)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn notifiers(settings: &Settings) -> Result<Vec<Arc<dyn domain::ports::Notifier>>> {
+    if settings.escalation.notify.is_empty() {
+        Ok(Vec::new())
+    } else {
+        Err(without_aws("SNS and SES notifications"))
+    }
+}
+
+/// What a build without the `aws` feature answers when asked for AWS.
+#[cfg(not(feature = "aws"))]
+pub fn without_aws(what: &str) -> domain::Error {
+    domain::Error::Config(format!(
+        "{what} need the AWS wiring, which this build leaves out: \
+         cargo run --release -p local --features aws -- ..."
+    ))
+}
+
 fn media_token(settings: &Settings) -> SecretString {
     settings
         .secrets
@@ -291,9 +313,16 @@ fn media_salt(settings: &Settings) -> Result<MediaKeySalt> {
     MediaKeySalt::parse(SecretString::from(salt))
 }
 
+#[cfg(not(feature = "aws"))]
+pub async fn aws(_: &mut Settings) -> Result<Functions> {
+    Err(without_aws("--aws and --create-resources"))
+}
+
 /// `--aws`: each function's own AWS wiring, from the variables Lambda gets
 /// (created first with `--create-resources`).
+#[cfg(feature = "aws")]
 pub async fn aws(settings: &mut Settings) -> Result<Functions> {
+    use runtime::config::FromVars;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     if settings.create_resources {
         crate::resources::create(settings, &sdk).await?;

@@ -345,6 +345,7 @@ async fn sigkill_and_restart_lose_no_accepted_message() {
     );
 }
 
+#[cfg(feature = "aws")]
 #[tokio::test]
 async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {
     let moto = std::env::var("MOTO_ENDPOINT")

@@ -465,6 +465,7 @@ async fn a_photo_then_a_question_are_answered_together_in_order() {
 /// A Textract stand-in over HTTP (AWS's JSON protocol, one route per
 /// `X-Amz-Target`): moto's Textract answers `DocumentMetadata.Pages` as an
 /// object, which the SDK rightly refuses.
+#[cfg(feature = "aws")]
 async fn fake_textract(line: &str) -> MockServer {
     let textract = MockServer::start().await;
     for (target, body) in [
@@ -495,6 +496,7 @@ async fn fake_textract(line: &str) -> MockServer {
 /// `--aws` against moto: the same pipeline, with the media on S3, Textract
 /// reading it (a stand-in, through `AWS_ENDPOINT_URL_TEXTRACT`) and the note
 /// in DynamoDB, as the media function does.
+#[cfg(feature = "aws")]
 #[tokio::test]
 async fn with_aws_the_media_goes_to_s3_and_the_aws_analysers() {
     let moto = std::env::var("MOTO_ENDPOINT")

@@ -112,19 +112,10 @@ pub async fn build_agent(
     aws: Option<&aws_config::SdkConfig>,
 ) -> Result<Agent> {
     let profile = Arc::new(Profile::load(&env.profile)?);
-    let aws_config = || async {
-        match aws {
-            Some(c) => c.clone(),
-            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-        }
-    };
 
     let knowledge: Option<Arc<dyn KnowledgeBase>> =
         match (&env.knowledge_base_id, &profile.knowledge_dir) {
-            (Some(id), _) => Some(Arc::new(aws_adapters::BedrockKnowledgeBase::new(
-                aws_sdk_bedrockagentruntime::Client::new(&aws_config().await),
-                id.clone(),
-            ))),
+            (Some(id), _) => Some(bedrock::knowledge_base(id, aws).await?),
             (None, Some(dir)) => Some(Arc::new(knowledge::LocalKnowledgeBase::open(dir)?)),
             (None, None) => None,
         };
@@ -154,10 +145,7 @@ pub async fn build_agent(
 
     let model: Option<Arc<dyn ChatModel>> = match &env.model {
         ModelChoice::Local => None,
-        ModelChoice::Bedrock(id) => Some(Arc::new(aws_adapters::BedrockModel::new(
-            aws_sdk_bedrockruntime::Client::new(&aws_config().await),
-            id.clone(),
-        ))),
+        ModelChoice::Bedrock(id) => Some(bedrock::model(id, aws).await?),
         ModelChoice::OpenAi(name) => {
             let url = env.model_url.clone().ok_or_else(|| {
                 Error::Config("CHARLA_MODEL openai:... needs CHARLA_MODEL_URL".into())
@@ -222,5 +210,64 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+}
+
+/// Amazon Bedrock's model and knowledge base; a build without the `bedrock`
+/// feature (the one-process runner's default) refuses them with the way out.
+#[cfg(feature = "bedrock")]
+mod bedrock {
+    use std::sync::Arc;
+
+    use aws_config::SdkConfig;
+    use domain::ports::{ChatModel, KnowledgeBase};
+    use domain::Result;
+
+    async fn sdk(aws: Option<&SdkConfig>) -> SdkConfig {
+        match aws {
+            Some(c) => c.clone(),
+            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        }
+    }
+
+    pub async fn model(id: &str, aws: Option<&SdkConfig>) -> Result<Arc<dyn ChatModel>> {
+        Ok(Arc::new(aws_adapters::BedrockModel::new(
+            aws_sdk_bedrockruntime::Client::new(&sdk(aws).await),
+            id.to_string(),
+        )))
+    }
+
+    pub async fn knowledge_base(
+        id: &str,
+        aws: Option<&SdkConfig>,
+    ) -> Result<Arc<dyn KnowledgeBase>> {
+        Ok(Arc::new(aws_adapters::BedrockKnowledgeBase::new(
+            aws_sdk_bedrockagentruntime::Client::new(&sdk(aws).await),
+            id.to_string(),
+        )))
+    }
+}
+
+#[cfg(not(feature = "bedrock"))]
+mod bedrock {
+    use std::sync::Arc;
+
+    use aws_config::SdkConfig;
+    use domain::ports::{ChatModel, KnowledgeBase};
+    use domain::{Error, Result};
+
+    fn left_out(what: &str) -> Error {
+        Error::Config(format!(
+            "{what} on Amazon Bedrock needs a build with AWS: \
+             cargo run --release -p local --features aws"
+        ))
+    }
+
+    pub async fn model(_: &str, _: Option<&SdkConfig>) -> Result<Arc<dyn ChatModel>> {
+        Err(left_out("CHARLA_MODEL"))
+    }
+
+    pub async fn knowledge_base(_: &str, _: Option<&SdkConfig>) -> Result<Arc<dyn KnowledgeBase>> {
+        Err(left_out("CHARLA_KNOWLEDGE_BASE_ID"))
     }
 }

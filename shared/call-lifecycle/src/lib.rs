@@ -12,6 +12,7 @@
 //! scheduled calls that are due, including the retries the voice webhooks
 //! schedule after a no-answer or busy line.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod messages;

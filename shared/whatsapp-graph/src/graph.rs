@@ -18,12 +18,13 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::body::{mark_read_body, message_body};
 use crate::errors::error_from_answer;
 use crate::limiter::RateLimiter;
 use crate::GraphSettings;
 use domain::error::{Error, Result};
 use domain::ports::MessageSender;
-use domain::whatsapp::outbound::{mark_read_body, OutboundMessage};
+use domain::whatsapp::outbound::OutboundMessage;
 use domain::WaId;
 use runtime::observability::phone;
 
@@ -150,7 +151,7 @@ impl MessageSender for GraphClient {
         reply_to: Option<&str>,
     ) -> Result<String> {
         msg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
-        let body = msg.to_graph_body(to.as_str(), reply_to);
+        let body = message_body(msg, to.as_str(), reply_to);
         let answer: SendAnswer = self.post("send", phone_number_id, &body, true).await?;
         let wamid = answer
             .messages

@@ -1,6 +1,7 @@
 //! The WhatsApp Cloud API (Meta's Graph API): messages out, read receipts,
 //! and media in.
 
+pub mod body;
 mod config;
 mod errors;
 pub mod graph;

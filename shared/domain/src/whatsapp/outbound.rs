@@ -1,8 +1,9 @@
-//! What we send through the Graph API, with Meta's documented limits checked
-//! before anything leaves.
+//! What we send through the Graph API: Charla's outbound messages, with
+//! Meta's documented limits checked before anything leaves (the request
+//! bodies are built in `whatsapp_graph::body`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Text bodies: at most 4096 characters.
 pub const TEXT_MAX: usize = 4096;
@@ -259,84 +260,6 @@ impl OutboundMessage {
             OutboundMessage::Reaction { emoji, .. } => format!("[reaction] {emoji}"),
         }
     }
-
-    /// The Graph API request body for `POST /{phone_number_id}/messages`.
-    pub fn to_graph_body(&self, to: &str, reply_to: Option<&str>) -> Value {
-        let mut body = json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-        });
-        let (kind, payload) = match self {
-            OutboundMessage::Text { body } => {
-                ("text", json!({ "body": body, "preview_url": false }))
-            }
-            OutboundMessage::Buttons {
-                body: text,
-                buttons,
-                footer,
-            } => {
-                let mut interactive = json!({
-                    "type": "button",
-                    "body": { "text": text },
-                    "action": { "buttons": buttons.iter().map(|b| json!({
-                        "type": "reply",
-                        "reply": { "id": b.id, "title": b.title },
-                    })).collect::<Vec<_>>() },
-                });
-                if let Some(f) = footer {
-                    interactive["footer"] = json!({ "text": f });
-                }
-                ("interactive", interactive)
-            }
-            OutboundMessage::List {
-                body: text,
-                button,
-                sections,
-            } => (
-                "interactive",
-                json!({
-                    "type": "list",
-                    "body": { "text": text },
-                    "action": { "button": button, "sections": sections },
-                }),
-            ),
-            OutboundMessage::Template {
-                name,
-                language,
-                components,
-            } => {
-                let mut t = json!({ "name": name, "language": { "code": language } });
-                if !components.is_empty() {
-                    t["components"] = Value::Array(components.clone());
-                }
-                ("template", t)
-            }
-            OutboundMessage::Reaction { message_id, emoji } => (
-                "reaction",
-                json!({ "message_id": message_id, "emoji": emoji }),
-            ),
-        };
-        body["type"] = json!(kind);
-        body[kind] = payload;
-        if let Some(id) = reply_to {
-            body["context"] = json!({ "message_id": id });
-        }
-        body
-    }
-}
-
-/// The body that marks a message read and shows the typing indicator.
-pub fn mark_read_body(wamid: &str, typing: bool) -> Value {
-    let mut body = json!({
-        "messaging_product": "whatsapp",
-        "status": "read",
-        "message_id": wamid,
-    });
-    if typing {
-        body["typing_indicator"] = json!({ "type": "text" });
-    }
-    body
 }
 
 /// Splits `text` into parts of at most `max` characters, preferring paragraph,
@@ -517,46 +440,6 @@ mod tests {
             long_desc,
             Err(OutboundError::TooLong { max: 72, .. })
         ));
-    }
-
-    #[test]
-    fn graph_body_for_text_reply_has_context() {
-        let body =
-            OutboundMessage::Text { body: "hi".into() }.to_graph_body("549", Some("wamid.X"));
-        assert_eq!(body["type"], "text");
-        assert_eq!(body["text"]["body"], "hi");
-        assert_eq!(body["text"]["preview_url"], false);
-        assert_eq!(body["context"]["message_id"], "wamid.X");
-        assert_eq!(body["recipient_type"], "individual");
-    }
-
-    #[test]
-    fn graph_body_for_buttons_template_and_reaction() {
-        let b = OutboundMessage::buttons("Elige", vec![button("menu", "Menú")]).expect("valid");
-        let body = b.to_graph_body("549", None);
-        assert_eq!(body["interactive"]["type"], "button");
-        assert_eq!(
-            body["interactive"]["action"]["buttons"][0]["reply"]["id"],
-            "menu"
-        );
-        let t = OutboundMessage::template("hello_world", "en_US").to_graph_body("549", None);
-        assert_eq!(t["template"]["language"]["code"], "en_US");
-        let r = OutboundMessage::Reaction {
-            message_id: "wamid.X".into(),
-            emoji: "👍".into(),
-        }
-        .to_graph_body("549", None);
-        assert_eq!(r["reaction"]["emoji"], "👍");
-    }
-
-    #[test]
-    fn mark_read_carries_typing_indicator() {
-        let b = mark_read_body("wamid.X", true);
-        assert_eq!(b["status"], "read");
-        assert_eq!(b["typing_indicator"]["type"], "text");
-        assert!(mark_read_body("wamid.X", false)
-            .get("typing_indicator")
-            .is_none());
     }
 
     proptest! {
