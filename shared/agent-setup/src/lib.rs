@@ -186,33 +186,6 @@ fn default_customers(profile: &Path) -> Option<PathBuf> {
     f.is_file().then_some(f)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_choices_parse_and_bad_ones_say_what_is_expected() {
-        assert_eq!(ModelChoice::parse("").ok(), Some(ModelChoice::Local));
-        assert_eq!(ModelChoice::parse("local").ok(), Some(ModelChoice::Local));
-        assert_eq!(
-            ModelChoice::parse("bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0").ok(),
-            Some(ModelChoice::Bedrock(
-                "us.anthropic.claude-3-5-haiku-20241022-v1:0".into()
-            ))
-        );
-        assert_eq!(
-            ModelChoice::parse("openai:llama3.1").ok(),
-            Some(ModelChoice::OpenAi("llama3.1".into()))
-        );
-        for bad in ["gpt4", "bedrock:", "azure:x"] {
-            match ModelChoice::parse(bad) {
-                Err(Error::Config(m)) => assert!(m.contains("expected local"), "{m}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-}
-
 /// Amazon Bedrock's model and knowledge base; a build without the `bedrock`
 /// feature (the one-process runner's default) refuses them with the way out.
 #[cfg(feature = "bedrock")]
@@ -269,5 +242,32 @@ mod bedrock {
 
     pub async fn knowledge_base(_: &str, _: Option<&SdkConfig>) -> Result<Arc<dyn KnowledgeBase>> {
         Err(left_out("CHARLA_KNOWLEDGE_BASE_ID"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_choices_parse_and_bad_ones_say_what_is_expected() {
+        assert_eq!(ModelChoice::parse("").ok(), Some(ModelChoice::Local));
+        assert_eq!(ModelChoice::parse("local").ok(), Some(ModelChoice::Local));
+        assert_eq!(
+            ModelChoice::parse("bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0").ok(),
+            Some(ModelChoice::Bedrock(
+                "us.anthropic.claude-3-5-haiku-20241022-v1:0".into()
+            ))
+        );
+        assert_eq!(
+            ModelChoice::parse("openai:llama3.1").ok(),
+            Some(ModelChoice::OpenAi("llama3.1".into()))
+        );
+        for bad in ["gpt4", "bedrock:", "azure:x"] {
+            match ModelChoice::parse(bad) {
+                Err(Error::Config(m)) => assert!(m.contains("expected local"), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }
