@@ -210,6 +210,14 @@ pub fn maybe_processed(e: &Error) -> bool {
     matches!(e, Error::Dependency { context, .. } if context.ends_with(AFTER_SEND))
 }
 
+/// A setting the provider cannot call without: a missing one stops the
+/// start and names its variable (`"Vapi calls need VAPI_API_KEY"`).
+pub(crate) fn required<T: Clone>(value: &Option<T>, provider: &str, name: &str) -> Result<T> {
+    value
+        .clone()
+        .ok_or_else(|| Error::Config(format!("{provider} calls need {name}")))
+}
+
 /// The call the provider created, from the id under `field` of its answer;
 /// an answer without one is an error that is not retried (the call may exist).
 pub(crate) fn started_call(

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::{post_json, started_call, RetellConfig};
-use domain::error::{Error, Result};
+use crate::config::{post_json, required, started_call, RetellConfig};
+use domain::error::Result;
 use domain::ports::VoiceProvider;
 use domain::voice::{CallOrder, ProviderKind, StartedCall};
 use http_client::HttpPolicy;
@@ -43,14 +43,8 @@ impl RetellClient {
         Ok(RetellClient {
             http: policy.client(SERVICE)?,
             url: format!("{}/v2/create-phone-call", config.api_base),
-            api_key: config
-                .api_key
-                .clone()
-                .ok_or_else(|| Error::Config("Retell calls need RETELL_API_KEY".into()))?,
-            from_number: config
-                .from_number
-                .clone()
-                .ok_or_else(|| Error::Config("Retell calls need RETELL_FROM_NUMBER".into()))?,
+            api_key: required(&config.api_key, "Retell", "RETELL_API_KEY")?,
+            from_number: required(&config.from_number, "Retell", "RETELL_FROM_NUMBER")?,
             agent_id: config.agent_id.clone(),
             policy,
         })

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::config::{post_json, started_call, VapiConfig};
-use domain::error::{Error, Result};
+use crate::config::{post_json, required, started_call, VapiConfig};
+use domain::error::Result;
 use domain::ports::VoiceProvider;
 use domain::voice::{CallOrder, ProviderKind, StartedCall};
 use http_client::HttpPolicy;
@@ -40,19 +40,12 @@ impl VapiClient {
     /// Needs the key, the assistant and the phone number: a missing one
     /// stops the start and names the variable.
     pub fn new(config: &VapiConfig, policy: HttpPolicy) -> Result<VapiClient> {
-        let need = |v: &Option<String>, name: &str| {
-            v.clone()
-                .ok_or_else(|| Error::Config(format!("Vapi calls need {name}")))
-        };
         Ok(VapiClient {
             http: policy.client(SERVICE)?,
             url: format!("{}/call", config.api_base),
-            api_key: config
-                .api_key
-                .clone()
-                .ok_or_else(|| Error::Config("Vapi calls need VAPI_API_KEY".into()))?,
-            assistant_id: need(&config.assistant_id, "VAPI_ASSISTANT_ID")?,
-            phone_number_id: need(&config.phone_number_id, "VAPI_PHONE_NUMBER_ID")?,
+            api_key: required(&config.api_key, "Vapi", "VAPI_API_KEY")?,
+            assistant_id: required(&config.assistant_id, "Vapi", "VAPI_ASSISTANT_ID")?,
+            phone_number_id: required(&config.phone_number_id, "Vapi", "VAPI_PHONE_NUMBER_ID")?,
             policy,
         })
     }
@@ -217,7 +210,7 @@ mod tests {
             webhook_secret: None,
         };
         match VapiClient::new(&cfg, VapiClient::DEFAULT_POLICY) {
-            Err(Error::Config(m)) => assert!(m.contains("VAPI_PHONE_NUMBER_ID"), "{m}"),
+            Err(domain::Error::Config(m)) => assert!(m.contains("VAPI_PHONE_NUMBER_ID"), "{m}"),
             other => panic!("{other:?}"),
         }
     }
