@@ -63,12 +63,12 @@ fn message(i: usize, direction: Direction, text: &str) -> StoredMessage {
 }
 
 async fn turn(store: &SqliteStore, i: usize, text: &str) -> TurnInput {
-    let wa_id = WaId::parse(&format!("54911{:08}", i % 1000)).expect("wa id");
+    let user_id = UserId::parse(&format!("54911{:08}", i % 1000)).expect("wa id");
     let wamid = format!("wamid.bench{i}");
     store
         .record_inbound(&NewInbound {
             wamid: wamid.clone(),
-            wa_id: wa_id.clone(),
+            user_id: user_id.clone(),
             phone_number_id: "1065".into(),
             contact_name: Some("Ana".into()),
             kind: "text".into(),
@@ -81,7 +81,7 @@ async fn turn(store: &SqliteStore, i: usize, text: &str) -> TurnInput {
         .await
         .expect("record");
     let conversation = store
-        .conversation(&wa_id)
+        .conversation(&user_id)
         .await
         .expect("conversation")
         .expect("exists");

@@ -3,7 +3,7 @@
 //! several zones get their most populous one; where that guess could be
 //! wrong by hours (the US, Canada, Russia), there is no guess.
 
-use domain::WaId;
+use domain::UserId;
 use jiff::tz::TimeZone;
 
 /// Longest prefix first.
@@ -35,8 +35,8 @@ const BY_PREFIX: &[(&str, &str)] = &[
 ];
 
 /// The zone's name and the zone, when the number tells.
-pub fn for_wa_id(wa_id: &WaId) -> Option<(String, TimeZone)> {
-    let digits = wa_id.as_str();
+pub fn for_user_id(user_id: &UserId) -> Option<(String, TimeZone)> {
+    let digits = user_id.as_str();
     let (_, name) = BY_PREFIX.iter().find(|(p, _)| digits.starts_with(p))?;
     let tz = jiff::tz::db().get(name).ok()?;
     Some((name.to_string(), tz))
@@ -47,7 +47,7 @@ mod tests {
     use super::*;
 
     fn zone(n: &str) -> Option<String> {
-        for_wa_id(&WaId::parse(n).expect("valid")).map(|(name, _)| name)
+        for_user_id(&UserId::parse(n).expect("valid")).map(|(name, _)| name)
     }
 
     #[test]

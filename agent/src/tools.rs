@@ -150,7 +150,7 @@ pub struct ToolDeps {
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     pub turn_id: String,
-    pub wa_id: WaId,
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub language: String,
     /// Where a handoff or call request came from: `playbook` or `model`.
@@ -321,7 +321,7 @@ impl Registry {
             return Ok(ToolOutcome::Refused("no customer directory".into()));
         };
         Ok(ToolOutcome::Done(match customers.lookup(&id).await? {
-            Some(c) if self.belongs_to(&c, &ctx.wa_id) => {
+            Some(c) if self.belongs_to(&c, &ctx.user_id) => {
                 json!({"found": true, "customer": self.visible_fields(&c)})
             }
             // Someone else's record reads as no record: whether an id
@@ -333,13 +333,13 @@ impl Registry {
     /// With `customers.phone_field`, a record is shown only to the WhatsApp
     /// number on file (compared on the last 8 digits, which survive the
     /// ways numbers are written: `+54 9 11 ...`, `011 15 ...`).
-    fn belongs_to(&self, customer: &Customer, wa_id: &WaId) -> bool {
+    fn belongs_to(&self, customer: &Customer, user_id: &UserId) -> bool {
         let Some(field) = &self.profile.customers.phone_field else {
             return true;
         };
         let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
         let on_file = digits(customer.fields.get(field).map(String::as_str).unwrap_or(""));
-        let theirs = digits(wa_id.as_str());
+        let theirs = digits(user_id.as_str());
         let tail = |s: &str| s.get(s.len().saturating_sub(8)..).unwrap_or("").to_string();
         on_file.len() >= 8 && tail(&on_file) == tail(&theirs)
     }
@@ -389,7 +389,7 @@ impl Registry {
         }
         let lead = Lead {
             id: format!("{}:lead", ctx.turn_id),
-            wa_id: ctx.wa_id.clone(),
+            user_id: ctx.user_id.clone(),
             name: a.name.trim().to_string(),
             interest: a.interest.trim().to_string(),
             notes: a
@@ -449,7 +449,7 @@ impl Registry {
         }
         let appointment = Appointment {
             id: format!("{}:appointment", ctx.turn_id),
-            wa_id: ctx.wa_id.clone(),
+            user_id: ctx.user_id.clone(),
             start_ms: start,
             end_ms: start + hours.slot_minutes * 60_000,
             topic: a.topic.trim().to_string(),
@@ -458,7 +458,7 @@ impl Registry {
         match self.deps.records.book(&appointment).await? {
             BookOutcome::Booked | BookOutcome::AlreadyBooked => {
                 let when = schedule::format_local(start, hours, &ctx.language);
-                let user_tz = crate::timezone::for_wa_id(&ctx.wa_id);
+                let user_tz = crate::timezone::for_user_id(&ctx.user_id);
                 let theirs = match user_tz {
                     Some((name, tz)) if name != hours.time_zone_name => {
                         Some(schedule::format_in(start, &tz, &name, &ctx.language))
@@ -518,7 +518,7 @@ impl Registry {
         };
         let request = CallRequest {
             id: format!("{}:call", ctx.turn_id),
-            wa_id: ctx.wa_id.clone(),
+            user_id: ctx.user_id.clone(),
             phone_number_id: ctx.phone_number_id.clone(),
             reason: a.reason.trim().to_string(),
             when_ms: when_ms.or((expected != now).then_some(expected)),
@@ -530,7 +530,7 @@ impl Registry {
         self.deps
             .call_queue
             .send(&QueueMessage {
-                group_id: format!("{}:{}", ctx.phone_number_id, ctx.wa_id),
+                group_id: format!("{}:{}", ctx.phone_number_id, ctx.user_id),
                 dedup_id: request.id.clone(),
                 body: serde_json::to_string(&request)?,
             })
@@ -568,7 +568,7 @@ impl Registry {
         // human told.
         let request = HandoffRequest {
             id: format!("{}:handoff", ctx.turn_id),
-            wa_id: ctx.wa_id.clone(),
+            user_id: ctx.user_id.clone(),
             phone_number_id: ctx.phone_number_id.clone(),
             reason: a.reason.trim().to_string(),
             source: ctx.source.to_string(),
@@ -577,7 +577,7 @@ impl Registry {
         self.deps
             .escalation_queue
             .send(&QueueMessage {
-                group_id: format!("{}:{}", ctx.phone_number_id, ctx.wa_id),
+                group_id: format!("{}:{}", ctx.phone_number_id, ctx.user_id),
                 dedup_id: request.id.clone(),
                 body: serde_json::to_string(&request)?,
             })
@@ -585,7 +585,7 @@ impl Registry {
         self.deps
             .records
             .set_state(
-                &ctx.wa_id,
+                &ctx.user_id,
                 ConversationState::Bot,
                 ConversationState::PendingHuman,
             )

@@ -18,7 +18,7 @@ use domain::ports::{
 use domain::Error;
 use domain::*;
 use test_support::records_contract;
-use test_support::store_contract::{self, fresh_wa_id, inbound, sent};
+use test_support::store_contract::{self, fresh_user_id, inbound, sent};
 
 fn moto_endpoint() -> String {
     match std::env::var("MOTO_ENDPOINT") {
@@ -66,6 +66,50 @@ async fn dynamo_store_passes_the_records_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_store_passes_the_identity_contract() {
+    let store = new_store(&moto_config().await, &unique("charla-identity")).await;
+    test_support::identity_contract::run_all(&store).await;
+}
+
+/// Items written before BSUIDs (a conversation keyed by number, no links)
+/// keep working: the number stays the user when its BSUID first appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_items_from_before_bsuids_keep_their_user() {
+    use domain::identity::{self, SeenUser};
+    let store = new_store(&moto_config().await, &unique("charla-identity-upgrade")).await;
+    let phone = store_contract::fresh_user_id();
+    let m = store_contract::inbound(&phone, now_ms(), true);
+    store.record_inbound(&m).await.expect("record");
+    let bsuid = test_support::identity_contract::fresh_bsuid();
+    let seen = SeenUser {
+        phone: Some(phone.clone()),
+        bsuid: Some(bsuid.clone()),
+        username: None,
+    };
+    let user = identity::resolve(&store, &seen, now_ms())
+        .await
+        .expect("resolve")
+        .user;
+    assert_eq!(user, phone);
+    let only_bsuid = SeenUser {
+        phone: None,
+        bsuid: Some(bsuid),
+        username: None,
+    };
+    let again = identity::resolve(&store, &only_bsuid, now_ms())
+        .await
+        .expect("resolve")
+        .user;
+    assert_eq!(again, phone);
+    let conversation = store
+        .conversation(&again)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(conversation.user_id, phone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_bookings_from_separate_clients_book_a_slot_once() {
     let table = unique("charla-records-race");
     let a = new_store(&moto_config().await, &table).await;
@@ -73,8 +117,8 @@ async fn records_bookings_from_separate_clients_book_a_slot_once() {
     let start = 4_000_000_000_000 + i64::from(uuid::Uuid::new_v4().as_fields().1) * 60_000;
     for i in 0..10 {
         let slot = start + i * 3_600_000;
-        let mine = records_contract::appointment(&fresh_wa_id(), "a:appointment", slot);
-        let theirs = records_contract::appointment(&fresh_wa_id(), "b:appointment", slot);
+        let mine = records_contract::appointment(&fresh_user_id(), "a:appointment", slot);
+        let theirs = records_contract::appointment(&fresh_user_id(), "b:appointment", slot);
         let (ra, rb) = tokio::join!(a.book(&mine), b.book(&theirs));
         let outcomes = [ra.expect("book a"), rb.expect("book b")];
         assert!(
@@ -88,13 +132,13 @@ async fn records_bookings_from_separate_clients_book_a_slot_once() {
 async fn records_set_state_leaves_a_missing_conversation_missing() {
     // The update's condition, not a read, keeps it from creating one.
     let store = new_store(&moto_config().await, &unique("charla-records-state")).await;
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let r = store
         .set_state(&wa, ConversationState::Bot, ConversationState::Human)
         .await;
     assert!(matches!(r, Err(Error::NotFound(_))), "got {r:?}");
     let page = store.list_conversations(10, None).await.expect("list");
-    assert!(page.items.iter().all(|c| c.wa_id != wa));
+    assert!(page.items.iter().all(|c| c.user_id != wa));
 }
 
 /// `book` and `set_state` read the winning item from the failed condition
@@ -146,7 +190,7 @@ async fn concurrent_record_inbound_from_separate_clients_records_once() {
     let a = new_store(&moto_config().await, &table).await;
     let b = DynamoStore::new(aws_sdk_dynamodb::Client::new(&moto_config().await), &table);
     for _ in 0..10 {
-        let wa = fresh_wa_id();
+        let wa = fresh_user_id();
         let m = inbound(&wa, now_ms(), true);
         let (ra, rb) = tokio::join!(a.record_inbound(&m), b.record_inbound(&m));
         let outcomes = [ra.expect("record a"), rb.expect("record b")];
@@ -167,7 +211,7 @@ async fn concurrent_record_inbound_from_separate_clients_records_once() {
 async fn an_expired_dedup_record_counts_as_absent() {
     // TTL deletes lazily: a pointer past its expires_at may still be there.
     let store = new_store(&moto_config().await, &unique("charla-ttl")).await;
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let first = inbound(&wa, t, true);
     assert_eq!(
@@ -195,7 +239,7 @@ async fn an_expired_dedup_record_counts_as_absent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_older_message_leaves_the_conversation_times_alone() {
     let store = new_store(&moto_config().await, &unique("charla-order")).await;
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     store
         .record_inbound(&inbound(&wa, t + 5_000, true))
@@ -248,7 +292,7 @@ async fn a_late_older_message_leaves_the_conversation_times_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outbound_needs_a_conversation_and_unknown_ids_are_reported() {
     let store = new_store(&moto_config().await, &unique("charla-unknown")).await;
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let err = store
         .record_outbound(&wa, &sent(now_ms(), "hola"))
         .await
@@ -274,7 +318,7 @@ async fn outbound_needs_a_conversation_and_unknown_ids_are_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cursor_of_another_conversation_is_refused() {
     let store = new_store(&moto_config().await, &unique("charla-cursor")).await;
-    let (wa, other) = (fresh_wa_id(), fresh_wa_id());
+    let (wa, other) = (fresh_user_id(), fresh_user_id());
     let t = now_ms();
     for i in 0..3 {
         store
@@ -300,7 +344,7 @@ async fn a_cursor_of_another_conversation_is_refused() {
 async fn complete_turn_handles_more_messages_than_one_transaction() {
     // 105 > 100, the limit per TransactWriteItems (and > 25, per TransactGetItems on moto).
     let store = new_store(&moto_config().await, &unique("charla-big-turn")).await;
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let mut ids = Vec::new();
     for i in 0..105 {
@@ -310,7 +354,7 @@ async fn complete_turn_handles_more_messages_than_one_transaction() {
     }
     let turn = TurnRecord {
         turn_id: ids[0].clone(),
-        wa_id: wa.clone(),
+        user_id: wa.clone(),
         phone_number_id: "pn".into(),
         inbound: ids.clone(),
         replies: Vec::new(),

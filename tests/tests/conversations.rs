@@ -53,7 +53,7 @@ impl MessageSender for Recorder {
     async fn send(
         &self,
         _phone: &str,
-        to: &WaId,
+        to: &UserId,
         msg: &OutboundMessage,
         _reply_to: Option<&str>,
     ) -> Result<String> {
@@ -158,7 +158,7 @@ impl Bot {
         let now = self.clock.now_ms();
         let msg = NewInbound {
             wamid: wamid.clone(),
-            wa_id: WaId::parse(user).expect("wa id"),
+            user_id: UserId::parse(user).expect("wa id"),
             phone_number_id: PHONE.into(),
             contact_name: Some(if user == ANA { "Ana Pérez" } else { "Leo" }.into()),
             kind: kind.into(),
@@ -173,7 +173,7 @@ impl Bot {
             &self.deps,
             &TurnJob {
                 phone_number_id: PHONE.into(),
-                wa_id: msg.wa_id.clone(),
+                user_id: msg.user_id.clone(),
                 wamid,
                 received_at_ms: now,
             },
@@ -214,7 +214,7 @@ impl Bot {
 
     async fn state(&self, user: &str) -> ConversationState {
         self.store
-            .conversation(&WaId::parse(user).expect("wa id"))
+            .conversation(&UserId::parse(user).expect("wa id"))
             .await
             .expect("store")
             .expect("conversation")
@@ -333,7 +333,7 @@ async fn asking_for_a_person_hands_off_and_the_bot_goes_quiet() {
     assert_eq!(bot.state(ANA).await, ConversationState::PendingHuman);
     let handoffs = handoffs(&bot.escalations);
     assert_eq!(handoffs.len(), 1, "{handoffs:?}");
-    assert_eq!(handoffs[0]["wa_id"], ANA);
+    assert_eq!(handoffs[0]["user_id"], ANA);
     assert_eq!(handoffs[0]["source"], "playbook");
     // The next message waits for the human: no answer from the bot.
     let before = bot.sent_to(ANA).len();
@@ -372,13 +372,13 @@ async fn call_me_puts_one_call_request_on_the_call_queue() {
     assert!(told.contains("en unos minutos"), "{told}");
     let calls = bodies(&bot.calls);
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0]["wa_id"], ANA);
+    assert_eq!(calls[0]["user_id"], ANA);
     assert_eq!(calls[0]["language"], "es");
     let group = &bot.calls.messages()[0].group_id;
     assert!(group.ends_with(ANA), "{group}");
     let recorded = bot
         .store
-        .call_requests(&WaId::parse(ANA).expect("wa"))
+        .call_requests(&UserId::parse(ANA).expect("wa"))
         .await
         .expect("requests");
     assert_eq!(recorded.len(), 1);
@@ -503,7 +503,7 @@ async fn the_model_captures_a_lead_once_even_when_the_turn_is_retried() {
     let bot = Bot::new(Some(model), TUESDAY_10AM);
     bot.say(ANA, "Me interesa el plan Empresa para mi equipo de 10")
         .await;
-    let ana = WaId::parse(ANA).expect("wa");
+    let ana = UserId::parse(ANA).expect("wa");
     let leads = bot.store.leads(&ana).await.expect("leads");
     assert_eq!(leads.len(), 1);
     assert_eq!(leads[0].interest, "plan Empresa para 10 personas");
@@ -557,7 +557,7 @@ async fn appointments_are_booked_in_business_hours_and_never_twice() {
         .await
         .expect("appointments");
     assert_eq!(booked.len(), 1);
-    assert_eq!(booked[0].wa_id.as_str(), ANA);
+    assert_eq!(booked[0].user_id.as_str(), ANA);
 
     let sunday = Bot::new(
         Some(Arc::new(booking_model("2026-11-29T10:00"))),
@@ -599,7 +599,7 @@ async fn bad_tool_arguments_and_unknown_tools_are_refused_and_the_model_is_told(
     assert!(refusals[2].contains("no tool named"), "{refusals:?}");
     assert!(bot
         .store
-        .leads(&WaId::parse(ANA).expect("wa"))
+        .leads(&UserId::parse(ANA).expect("wa"))
         .await
         .expect("leads")
         .is_empty());
@@ -680,7 +680,7 @@ async fn a_throttled_model_leaves_the_turn_for_the_queue_and_answers_once_later(
     // The queue's retry of the same job.
     let job = TurnJob {
         phone_number_id: PHONE.into(),
-        wa_id: WaId::parse(ANA).expect("wa"),
+        user_id: UserId::parse(ANA).expect("wa"),
         wamid: "wamid.IN0".into(),
         received_at_ms: 0,
     };
@@ -731,7 +731,7 @@ async fn a_long_conversation_is_summarised_and_the_summary_reaches_the_model() {
     }
     let memory = bot
         .store
-        .memory(&WaId::parse(ANA).expect("wa"))
+        .memory(&UserId::parse(ANA).expect("wa"))
         .await
         .expect("memory");
     assert_eq!(

@@ -12,7 +12,7 @@ use domain::escalation::{
     EscalationNotice, KeywordCategory, Reason, SentimentLabel, TranscriptLine,
 };
 use domain::ports::{Notifier, SentimentAnalyzer};
-use domain::WaId;
+use domain::UserId;
 use serde_json::Value;
 
 fn moto_endpoint() -> String {
@@ -38,7 +38,7 @@ fn unique(prefix: &str) -> String {
 fn notice(id: &str) -> EscalationNotice {
     EscalationNotice {
         id: id.to_string(),
-        wa_id: WaId::parse("5491155551234").expect("wa id"),
+        user_id: UserId::parse("5491155551234").expect("wa id"),
         phone_number_id: "106540352242922".into(),
         contact_name: Some("Lucía".into()),
         reasons: vec![

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use domain::escalation::{Decision, Reason};
 use domain::handoff::{DecisionRecord, EscalationRecord, OpenEscalation};
 use domain::ports::{DeskRef, EscalationRecords, Timers};
-use domain::WaId;
+use domain::UserId;
 use embedded::SqliteEscalations;
 
 fn moto_endpoint() -> String {
@@ -32,7 +32,7 @@ fn unique(prefix: &str) -> String {
 
 /// What every [`EscalationRecords`] must do.
 async fn contract(r: &dyn EscalationRecords) {
-    let wa = WaId::parse("5491155551234").expect("wa id");
+    let wa = UserId::parse("5491155551234").expect("wa id");
     // Records: written only on the version read.
     let (rec, v) = r.escalation(&wa).await.expect("reads");
     assert_eq!((rec.clone(), v), (EscalationRecord::default(), 0));
@@ -60,7 +60,7 @@ async fn contract(r: &dyn EscalationRecords) {
 
     // Decisions: once per turn, oldest first.
     let d = |turn: &str, at: i64| DecisionRecord {
-        wa_id: wa.clone(),
+        user_id: wa.clone(),
         turn_id: turn.into(),
         decision: Decision {
             escalate: true,

@@ -11,7 +11,7 @@ use aws_sdk_s3::config::Credentials;
 use domain::media::{MediaKind, MediaRef};
 use domain::media_pipeline::{MediaJob, MediaNote};
 use domain::ports::{MediaNotes, MediaPipeline, PipelineStart};
-use domain::WaId;
+use domain::UserId;
 
 async fn moto() -> SdkConfig {
     let endpoint = match std::env::var("MOTO_ENDPOINT") {
@@ -38,7 +38,7 @@ fn job(wamid: &str) -> MediaJob {
             voice: false,
             animated: false,
             wamid: wamid.into(),
-            wa_id: WaId::parse("5491100000401").expect("wa id"),
+            user_id: UserId::parse("5491100000401").expect("wa id"),
             timestamp: jiff::Timestamp::now().as_second(),
         },
         "106540352242922",

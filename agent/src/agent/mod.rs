@@ -80,13 +80,13 @@ impl Agent {
     /// Answers a turn and says what it cost.
     pub async fn answer(&self, turn: &TurnInput) -> Result<(Vec<OutboundMessage>, TurnReport)> {
         let records = self.registry.records().clone();
-        let wa_id = &turn.conversation.wa_id;
-        let mut memory = records.memory(wa_id).await?;
+        let user_id = &turn.conversation.user_id;
+        let mut memory = records.memory(user_id).await?;
         let text = user_text(&turn.new_messages);
         let lang = self.language(turn, &typed_text(&turn.new_messages), &memory);
         let ctx = ToolContext {
             turn_id: turn.turn_id.clone(),
-            wa_id: wa_id.clone(),
+            user_id: user_id.clone(),
             phone_number_id: turn.conversation.phone_number_id.clone(),
             language: lang.clone(),
             source: "playbook",
@@ -127,13 +127,13 @@ impl Agent {
 
         memory.language = Some(lang);
         self.fold_memory(turn, &mut memory, &mut report).await?;
-        records.save_memory(wa_id, &memory).await?;
+        records.save_memory(user_id, &memory).await?;
         if let Some(model) = &self.model {
             if report.model_calls > 0 {
                 records
                     .record_usage(&TurnUsage {
                         turn_id: turn.turn_id.clone(),
-                        wa_id: wa_id.clone(),
+                        user_id: user_id.clone(),
                         model: model.name().to_string(),
                         usage: report.usage,
                         model_calls: report.model_calls,

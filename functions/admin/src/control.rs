@@ -1,10 +1,10 @@
 //! Working a conversation without Chatwoot (write scope, through the
 //! authorizer):
-//! - `POST /admin/conversations/{wa_id}/takeover`: people have it (`human`),
+//! - `POST /admin/conversations/{user_id}/takeover`: people have it (`human`),
 //!   the bot stops answering;
-//! - `POST /admin/conversations/{wa_id}/release`: back to the bot, the open
+//! - `POST /admin/conversations/{user_id}/release`: back to the bot, the open
 //!   escalation closed, and its help-desk conversation (Chatwoot) resolved;
-//! - `POST /admin/conversations/{wa_id}/messages` with `{"text": "..."}`:
+//! - `POST /admin/conversations/{user_id}/messages` with `{"text": "..."}`:
 //!   sent to the user as a person (taking the conversation over first).
 //!
 //! States change only by conditional writes; answers say the state after.
@@ -18,7 +18,7 @@ use domain::ports::{
     MessageSender,
 };
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{ConversationState, WaId};
+use domain::{ConversationState, UserId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -58,20 +58,20 @@ impl Action {
     }
 }
 
-/// `/admin/conversations/{wa_id}/{action}`, if the path is one.
+/// `/admin/conversations/{user_id}/{action}`, if the path is one.
 pub fn route(path: &str) -> Option<(&str, Action)> {
     let rest = path
         .strip_suffix('/')
         .unwrap_or(path)
         .strip_prefix("/admin/conversations/")?;
-    let (wa_id, action) = rest.split_once('/')?;
+    let (user_id, action) = rest.split_once('/')?;
     let action = match action {
         "takeover" => Action::Takeover,
         "release" => Action::Release,
         "messages" => Action::Message,
         _ => return None,
     };
-    (!wa_id.is_empty()).then_some((wa_id, action))
+    (!user_id.is_empty()).then_some((user_id, action))
 }
 
 #[derive(Deserialize)]
@@ -82,15 +82,18 @@ struct MessageBody {
 
 async fn update(
     escalations: &dyn EscalationRecords,
-    wa_id: &WaId,
+    user_id: &UserId,
     change: impl Fn(&mut EscalationRecord) -> bool,
 ) -> Result<()> {
     for _ in 0..WRITE_TRIES {
-        let (mut record, version) = escalations.escalation(wa_id).await?;
+        let (mut record, version) = escalations.escalation(user_id).await?;
         if !change(&mut record) {
             return Ok(());
         }
-        if escalations.save_escalation(wa_id, &record, version).await? {
+        if escalations
+            .save_escalation(user_id, &record, version)
+            .await?
+        {
             return Ok(());
         }
     }
@@ -105,12 +108,12 @@ async fn update(
 /// Moves the state to `to` from any of `from` (one conditional write each).
 async fn move_state(
     records: &dyn AgentRecords,
-    wa_id: &WaId,
+    user_id: &UserId,
     from: &[ConversationState],
     to: ConversationState,
 ) -> Result<()> {
     for &f in from {
-        if records.set_state(wa_id, f, to).await? {
+        if records.set_state(user_id, f, to).await? {
             return Ok(());
         }
     }
@@ -120,11 +123,11 @@ async fn move_state(
 pub async fn serve(
     control: &Control,
     store: &dyn ConversationStore,
-    raw_wa_id: &str,
+    raw_user_id: &str,
     action: Action,
     body: &[u8],
 ) -> Result<serde_json::Value> {
-    let wa_id = WaId::parse(raw_wa_id).map_err(Error::Invalid)?;
+    let user_id = UserId::parse(raw_user_id).map_err(Error::Invalid)?;
     let message = match action {
         Action::Message => {
             let m: MessageBody = serde_json::from_slice(body)
@@ -140,7 +143,7 @@ pub async fn serve(
         _ => None,
     };
     let conversation = store
-        .conversation(&wa_id)
+        .conversation(&user_id)
         .await?
         .ok_or_else(|| Error::NotFound("conversation".into()))?;
     if conversation.state == ConversationState::Closed {
@@ -154,7 +157,7 @@ pub async fn serve(
             // The desk first: if it fails, nothing has changed here and the
             // release can be asked again. (Chatwoot's "resolved" webhook then
             // finds the bot with it already: nothing more happens.)
-            let (record, _) = control.escalations.escalation(&wa_id).await?;
+            let (record, _) = control.escalations.escalation(&user_id).await?;
             let with_people = record.open.is_some() || conversation.state != Bot;
             if let (Some(desk), Some(desk_ref), true) = (&control.desk, &record.desk, with_people) {
                 desk.resolve(desk_ref, RELEASE_NOTE).await?;
@@ -162,12 +165,12 @@ pub async fn serve(
             }
             move_state(
                 control.records.as_ref(),
-                &wa_id,
+                &user_id,
                 &[Human, PendingHuman],
                 Bot,
             )
             .await?;
-            update(control.escalations.as_ref(), &wa_id, |r| {
+            update(control.escalations.as_ref(), &user_id, |r| {
                 r.open.take().is_some()
             })
             .await?;
@@ -175,12 +178,12 @@ pub async fn serve(
         Action::Takeover | Action::Message => {
             move_state(
                 control.records.as_ref(),
-                &wa_id,
+                &user_id,
                 &[Bot, PendingHuman],
                 Human,
             )
             .await?;
-            update(control.escalations.as_ref(), &wa_id, |r| {
+            update(control.escalations.as_ref(), &user_id, |r| {
                 match &mut r.open {
                     Some(o) if !o.human_joined => {
                         o.human_joined = true;
@@ -205,7 +208,7 @@ pub async fn serve(
                 store,
                 control.clock.as_ref(),
                 &conversation.phone_number_id,
-                &wa_id,
+                &user_id,
                 &msg,
             )
             .await?;
@@ -214,7 +217,7 @@ pub async fn serve(
         wamid = Some(ids);
     }
     let state = store
-        .conversation(&wa_id)
+        .conversation(&user_id)
         .await?
         .map(|c| c.state)
         .unwrap_or(conversation.state);
@@ -223,7 +226,7 @@ pub async fn serve(
         state = state.as_str(),
         "conversation worked"
     );
-    let mut out = json!({"wa_id": wa_id.as_str(), "state": state.as_str()});
+    let mut out = json!({"user_id": user_id.as_str(), "state": state.as_str()});
     if let Some(ids) = wamid {
         out["wamids"] = json!(ids);
     }

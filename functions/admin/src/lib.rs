@@ -5,7 +5,7 @@
 //! Requests reach it only through the admin authorizer.
 //!
 //! - `GET /admin/conversations?limit=&cursor=`: most recent first;
-//! - `GET /admin/conversations/{wa_id}?limit=&cursor=`: the conversation and
+//! - `GET /admin/conversations/{user_id}?limit=&cursor=`: the conversation and
 //!   its messages, oldest first.
 //!
 //! `limit` defaults to 20 and is capped at 100; `cursor` is the `next` of the
@@ -25,7 +25,7 @@ use domain::ports::{
     AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
     SystemClock,
 };
-use domain::{Conversation, Delivery, Direction, Page, StoredMessage, WaId};
+use domain::{Conversation, Delivery, Direction, Page, StoredMessage, UserId};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use runtime::config::WhatsAppSecrets;
 use runtime::observability::phone;
@@ -90,14 +90,14 @@ pub async fn handle_at(deps: &Deps, req: Request<Bytes>, now_ms: i64) -> Respons
     // Only POST reaches the control routes; other methods there are the
     // read-only API's (404).
     let control_route = control::route(req.uri().path()).filter(|_| req.method() == Method::POST);
-    if let Some((wa_id, action)) = control_route {
+    if let Some((user_id, action)) = control_route {
         return match &deps.control {
             None => error_response(
                 &Error::NotFound("conversation control is not configured".into()),
                 action.name(),
             ),
             Some(c) => {
-                match control::serve(c, deps.store.as_ref(), wa_id, action, req.body()).await {
+                match control::serve(c, deps.store.as_ref(), user_id, action, req.body()).await {
                     Ok(body) => json_response(StatusCode::OK, &body),
                     Err(e) => error_response(&e, action.name()),
                 }
@@ -172,17 +172,17 @@ async fn serve(
             Ok(list_body(page, now_ms))
         }
         Route::Conversation(raw) => {
-            let wa_id = WaId::parse(raw).map_err(Error::Invalid)?;
+            let user_id = UserId::parse(raw).map_err(Error::Invalid)?;
             let conversation = deps
                 .store
-                .conversation(&wa_id)
+                .conversation(&user_id)
                 .await?
                 .ok_or_else(|| Error::NotFound("conversation".into()))?;
             let page = deps
                 .store
-                .transcript(&wa_id, paging.limit, paging.cursor.as_deref())
+                .transcript(&user_id, paging.limit, paging.cursor.as_deref())
                 .await?;
-            tracing::debug!(wa_id = %phone(wa_id.as_str()), count = page.items.len(), "read transcript");
+            tracing::debug!(user_id = %phone(user_id.as_str()), count = page.items.len(), "read transcript");
             Ok(transcript_body(&conversation, page, now_ms))
         }
     }
@@ -230,7 +230,7 @@ impl Paging {
 
 #[derive(Serialize)]
 struct ConversationView {
-    wa_id: String,
+    user_id: String,
     contact_name: Option<String>,
     state: &'static str,
     phone_number_id: String,
@@ -242,7 +242,7 @@ struct ConversationView {
 impl ConversationView {
     fn new(c: &Conversation, now_ms: i64) -> Self {
         ConversationView {
-            wa_id: c.wa_id.to_string(),
+            user_id: c.user_id.to_string(),
             contact_name: c.contact_name.clone(),
             state: c.state.as_str(),
             phone_number_id: c.phone_number_id.clone(),
@@ -358,14 +358,14 @@ mod tests {
     const NOW: i64 = 1_732_147_200_000; // 2024-11-21T00:00:00Z
     const PHONE_ID: &str = "106540352242922";
 
-    fn wa(n: u32) -> WaId {
-        WaId::parse(&format!("54911555{n:05}")).expect("valid")
+    fn wa(n: u32) -> UserId {
+        UserId::parse(&format!("54911555{n:05}")).expect("valid")
     }
 
-    fn inbound(wa_id: &WaId, wamid: &str, text: &str, at_ms: i64) -> NewInbound {
+    fn inbound(user_id: &UserId, wamid: &str, text: &str, at_ms: i64) -> NewInbound {
         NewInbound {
             wamid: wamid.into(),
-            wa_id: wa_id.clone(),
+            user_id: user_id.clone(),
             phone_number_id: PHONE_ID.into(),
             contact_name: Some("Ana".into()),
             kind: "text".into(),
@@ -433,7 +433,7 @@ mod tests {
                 .as_array()
                 .expect("array")
                 .iter()
-                .map(|c| c["wa_id"].as_str().expect("wa_id").to_string())
+                .map(|c| c["user_id"].as_str().expect("user_id").to_string())
                 .collect()
         };
         assert_eq!(ids(&first), vec![wa(4).to_string(), wa(3).to_string()]);
@@ -461,7 +461,7 @@ mod tests {
         let (status, body) = call(&d, get("/admin/conversations")).await;
         assert_eq!(status, StatusCode::OK);
         let c = &body["conversations"][0];
-        assert_eq!(c["wa_id"], wa(7).to_string());
+        assert_eq!(c["user_id"], wa(7).to_string());
         assert_eq!(c["contact_name"], "Ana");
         assert_eq!(c["state"], "bot");
         assert_eq!(c["phone_number_id"], PHONE_ID);
@@ -546,7 +546,7 @@ mod tests {
 
         let (status, body) = call(&d, get(&format!("/admin/conversations/{user}"))).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["wa_id"], user.to_string());
+        assert_eq!(body["user_id"], user.to_string());
         assert_eq!(body["state"], "bot");
         let messages = body["messages"].as_array().expect("messages");
         let wamids: Vec<&str> = messages
@@ -617,7 +617,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_malformed_wa_id_is_a_400() {
+    async fn a_malformed_user_id_is_a_400() {
         let d = deps(store_with(1).await);
         for id in ["abc", "123", "0123456789", "%2F%2E%2E"] {
             let (status, body) = call(&d, get(&format!("/admin/conversations/{id}"))).await;
@@ -746,16 +746,16 @@ mod tests {
         async fn apply_status(&self, _: &StatusUpdate) -> Result<StatusOutcome> {
             outage()
         }
-        async fn close_window(&self, _: &WaId) -> Result<()> {
+        async fn close_window(&self, _: &UserId) -> Result<()> {
             outage()
         }
-        async fn conversation(&self, _: &WaId) -> Result<Option<Conversation>> {
+        async fn conversation(&self, _: &UserId) -> Result<Option<Conversation>> {
             outage()
         }
-        async fn pending_inbound(&self, _: &WaId) -> Result<Vec<StoredMessage>> {
+        async fn pending_inbound(&self, _: &UserId) -> Result<Vec<StoredMessage>> {
             outage()
         }
-        async fn recent_messages(&self, _: &WaId, _: usize) -> Result<Vec<StoredMessage>> {
+        async fn recent_messages(&self, _: &UserId, _: usize) -> Result<Vec<StoredMessage>> {
             outage()
         }
         async fn claim_turn(&self, _: &TurnRecord) -> Result<ClaimOutcome> {
@@ -763,17 +763,17 @@ mod tests {
         }
         async fn record_sent_part(
             &self,
-            _: &WaId,
+            _: &UserId,
             _: &str,
             _: usize,
             _: &SentRecord,
         ) -> Result<()> {
             outage()
         }
-        async fn complete_turn(&self, _: &WaId, _: &str, _: &[String]) -> Result<()> {
+        async fn complete_turn(&self, _: &UserId, _: &str, _: &[String]) -> Result<()> {
             outage()
         }
-        async fn record_outbound(&self, _: &WaId, _: &SentRecord) -> Result<()> {
+        async fn record_outbound(&self, _: &UserId, _: &SentRecord) -> Result<()> {
             outage()
         }
         async fn list_conversations(
@@ -785,7 +785,7 @@ mod tests {
         }
         async fn transcript(
             &self,
-            _: &WaId,
+            _: &UserId,
             _: usize,
             _: Option<&str>,
         ) -> Result<Page<StoredMessage>> {

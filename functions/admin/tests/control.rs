@@ -12,7 +12,7 @@ use domain::handoff::{EscalationRecord, OpenEscalation};
 use domain::ports::{AgentRecords, ConversationStore, DeskRef, EscalationRecords, MessageSender};
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::Result;
-use domain::{ConversationState, NewInbound, WaId};
+use domain::{ConversationState, NewInbound, UserId};
 use embedded::{SqliteEscalations, SqliteStore};
 use secrecy::SecretString;
 use test_support::memory::FixedClock;
@@ -30,7 +30,7 @@ impl MessageSender for Sender {
     async fn send(
         &self,
         _: &str,
-        _: &WaId,
+        _: &UserId,
         msg: &OutboundMessage,
         _: Option<&str>,
     ) -> Result<String> {
@@ -50,8 +50,8 @@ struct H {
     sender: Arc<Sender>,
 }
 
-fn wa() -> WaId {
-    WaId::parse(USER).expect("wa id")
+fn wa() -> UserId {
+    UserId::parse(USER).expect("wa id")
 }
 
 async fn harness(with_control: bool) -> H {
@@ -61,7 +61,7 @@ async fn harness(with_control: bool) -> H {
     store
         .record_inbound(&NewInbound {
             wamid: "wamid.IN1".into(),
-            wa_id: wa(),
+            user_id: wa(),
             phone_number_id: "111".into(),
             contact_name: None,
             kind: "text".into(),

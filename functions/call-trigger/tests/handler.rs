@@ -90,11 +90,11 @@ impl Harness {
     /// The user wrote "llamame" and the agent recorded a request.
     async fn asked(&self, turn: &str, when_ms: Option<i64>) -> CallRequest {
         let now = self.clock.0.load(std::sync::atomic::Ordering::SeqCst);
-        let wa = WaId::parse(ANA).expect("wa");
+        let wa = UserId::parse(ANA).expect("wa");
         self.store
             .record_inbound(&NewInbound {
                 wamid: turn.into(),
-                wa_id: wa.clone(),
+                user_id: wa.clone(),
                 phone_number_id: "PN1".into(),
                 contact_name: Some("Ana".into()),
                 kind: "text".into(),
@@ -108,7 +108,7 @@ impl Harness {
             .expect("inbound");
         let req = CallRequest {
             id: format!("{turn}:call"),
-            wa_id: wa,
+            user_id: wa,
             phone_number_id: "PN1".into(),
             reason: "the user asked to be called".into(),
             when_ms,

@@ -45,7 +45,7 @@ use domain::ports::{
     MessageSender, Notifier, Queue, QueueMessage, SentimentAnalyzer, Timers,
 };
 use domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
-use domain::{Conversation, ConversationState, Direction, HandoffRequest, WaId};
+use domain::{Conversation, ConversationState, Direction, HandoffRequest, UserId};
 use domain::{Error, Result};
 use runtime::observability::{self, phone};
 use tracing::{info, instrument, warn};
@@ -211,7 +211,7 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> Result<Outcome> {
     handle_message(deps, &msg).await
 }
 
-#[instrument(skip_all, fields(wa_id = %phone(msg.wa_id().as_str())))]
+#[instrument(skip_all, fields(user_id = %phone(msg.user_id().as_str())))]
 pub async fn handle_message(deps: &Deps, msg: &EscalationMessage) -> Result<Outcome> {
     match msg {
         EscalationMessage::Turn(t) => on_turn(deps, t).await,
@@ -221,20 +221,20 @@ pub async fn handle_message(deps: &Deps, msg: &EscalationMessage) -> Result<Outc
     }
 }
 
-async fn conversation(deps: &Deps, wa_id: &WaId) -> Result<Conversation> {
+async fn conversation(deps: &Deps, user_id: &UserId) -> Result<Conversation> {
     deps.store
-        .conversation(wa_id)
+        .conversation(user_id)
         .await?
         .ok_or_else(|| Error::NotFound("conversation of an escalation message".into()))
 }
 
 /// The conversation's language: the turn's, else the agent's memory, else
 /// the profile's default.
-async fn language(deps: &Deps, wa_id: &WaId, given: &str) -> String {
+async fn language(deps: &Deps, user_id: &UserId, given: &str) -> String {
     if !given.trim().is_empty() {
         return given.to_string();
     }
-    match deps.records.memory(wa_id).await {
+    match deps.records.memory(user_id).await {
         Ok(m) => m
             .language
             .unwrap_or_else(|| deps.settings.default_language.clone()),
@@ -243,14 +243,14 @@ async fn language(deps: &Deps, wa_id: &WaId, given: &str) -> String {
 }
 
 async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
-    let conv = conversation(deps, &turn.wa_id).await?;
-    let lang = language(deps, &turn.wa_id, &turn.language).await;
+    let conv = conversation(deps, &turn.user_id).await?;
+    let lang = language(deps, &turn.user_id, &turn.language).await;
     let id = format!("{}:policy", turn.turn_id);
     if !conv.state.bot_answers() {
         // This turn's own escalation, redelivered after a failed step:
         // carry it on. Otherwise people have it already (a hand-off in the
         // same turn, or an earlier escalation).
-        let (record, _) = deps.escalations.escalation(&turn.wa_id).await?;
+        let (record, _) = deps.escalations.escalation(&turn.user_id).await?;
         return match record.open {
             Some(open) if open.id == id => {
                 escalate(deps, conv, &id, open.reasons, &lang, false).await
@@ -276,7 +276,7 @@ async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
     );
     let mut decision = None;
     for _ in 0..WRITE_TRIES {
-        let (mut record, version) = deps.escalations.escalation(&turn.wa_id).await?;
+        let (mut record, version) = deps.escalations.escalation(&turn.user_id).await?;
         let (d, next) = decide(policy, &record.policy, &signals);
         if record.policy == next {
             decision = Some(d);
@@ -285,7 +285,7 @@ async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
         record.policy = next;
         if deps
             .escalations
-            .save_escalation(&turn.wa_id, &record, version)
+            .save_escalation(&turn.user_id, &record, version)
             .await?
         {
             decision = Some(d);
@@ -295,7 +295,7 @@ async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
     let decision = decision.ok_or_else(|| conflict("the escalation record"))?;
     deps.escalations
         .record_decision(&DecisionRecord {
-            wa_id: turn.wa_id.clone(),
+            user_id: turn.user_id.clone(),
             turn_id: turn.turn_id.clone(),
             decision: decision.clone(),
             sentiment: sentiment.map(|s| s.label.as_str().to_string()),
@@ -312,8 +312,8 @@ async fn on_turn(deps: &Deps, turn: &TurnEvent) -> Result<Outcome> {
 }
 
 async fn on_handoff(deps: &Deps, req: &HandoffRequest) -> Result<Outcome> {
-    let conv = conversation(deps, &req.wa_id).await?;
-    let lang = language(deps, &req.wa_id, "").await;
+    let conv = conversation(deps, &req.user_id).await?;
+    let lang = language(deps, &req.user_id, "").await;
     let reasons = vec![Reason::Requested {
         source: req.source.clone(),
         reason: req.reason.clone(),
@@ -353,7 +353,7 @@ async fn escalate(
     lang: &str,
     user_told: bool,
 ) -> Result<Outcome> {
-    let wa_id = conv.wa_id.clone();
+    let user_id = conv.user_id.clone();
     // Whether the bot had the conversation when this escalation was asked
     // for: then any other open escalation is stale.
     let fresh = conv.state == ConversationState::Bot || user_told;
@@ -361,13 +361,13 @@ async fn escalate(
     if conv.state == ConversationState::Bot {
         deps.records
             .set_state(
-                &wa_id,
+                &user_id,
                 ConversationState::Bot,
                 ConversationState::PendingHuman,
             )
             .await?;
     }
-    let conv = conversation(deps, &wa_id).await?;
+    let conv = conversation(deps, &user_id).await?;
     if matches!(
         conv.state,
         ConversationState::Bot | ConversationState::Closed
@@ -378,7 +378,7 @@ async fn escalate(
     let now = deps.clock.now_ms();
     let mut open = None;
     for _ in 0..WRITE_TRIES {
-        let (mut record, version) = deps.escalations.escalation(&wa_id).await?;
+        let (mut record, version) = deps.escalations.escalation(&user_id).await?;
         match &record.open {
             Some(o) if o.id == id => {
                 open = Some((o.clone(), record.desk));
@@ -402,7 +402,7 @@ async fn escalate(
                 record.open = Some(o.clone());
                 if deps
                     .escalations
-                    .save_escalation(&wa_id, &record, version)
+                    .save_escalation(&user_id, &record, version)
                     .await?
                 {
                     open = Some((o, record.desk));
@@ -415,26 +415,26 @@ async fn escalate(
     let reasons = open.reasons.clone();
     observability::count("Escalated", 1);
 
-    let transcript = transcript(deps, &wa_id).await?;
+    let transcript = transcript(deps, &user_id).await?;
     if let Some(hd) = &deps.desk {
         let key = format!("{id}:desk");
         if !deps.escalations.claimed(&key).await? {
             let d = hd.open_handoff(&conv, &transcript, &reasons).await?;
-            deps.escalations.link_desk(&d, &wa_id).await?;
-            set_desk(deps, &wa_id, d).await?;
+            deps.escalations.link_desk(&d, &user_id).await?;
+            set_desk(deps, &user_id, d).await?;
             deps.escalations.claim(&key, deps.clock.now_ms()).await?;
             desk = Some(d);
         }
     }
     let notice = EscalationNotice {
         id: id.to_string(),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         phone_number_id: conv.phone_number_id.clone(),
         contact_name: conv.contact_name.clone(),
         reasons: reasons.clone(),
         summary: deps
             .records
-            .memory(&wa_id)
+            .memory(&user_id)
             .await
             .ok()
             .map(|m| m.summary)
@@ -450,7 +450,7 @@ async fn escalate(
             .settings
             .admin_conversation_url
             .as_ref()
-            .map(|u| format!("{u}{wa_id}")),
+            .map(|u| format!("{u}{user_id}")),
         created_at_ms: open.opened_at_ms,
     };
     for (i, n) in deps.notifiers.iter().enumerate() {
@@ -471,7 +471,7 @@ async fn escalate(
     if let Some(timers) = &deps.timers {
         let check = EscalationMessage::NoHumanCheck(NoHumanCheck {
             escalation_id: id.to_string(),
-            wa_id: wa_id.clone(),
+            user_id: user_id.clone(),
             phone_number_id: conv.phone_number_id.clone(),
         });
         let body = check.to_body()?;
@@ -485,8 +485,8 @@ async fn escalate(
     Ok(Outcome::Escalated { id: id.to_string() })
 }
 
-async fn set_desk(deps: &Deps, wa_id: &WaId, desk: DeskRef) -> Result<()> {
-    update_record(deps, wa_id, |r| {
+async fn set_desk(deps: &Deps, user_id: &UserId, desk: DeskRef) -> Result<()> {
+    update_record(deps, user_id, |r| {
         if r.desk == Some(desk) {
             return false;
         }
@@ -500,34 +500,37 @@ async fn set_desk(deps: &Deps, wa_id: &WaId, desk: DeskRef) -> Result<()> {
 /// another writer came first. `change` returns false when nothing changes.
 pub async fn update_record(
     deps: &Deps,
-    wa_id: &WaId,
+    user_id: &UserId,
     change: impl Fn(&mut EscalationRecord) -> bool,
 ) -> Result<()> {
-    update_escalation(deps.escalations.as_ref(), wa_id, change).await
+    update_escalation(deps.escalations.as_ref(), user_id, change).await
 }
 
 /// [`update_record`] on any [`EscalationRecords`] (the webhook uses it too).
 pub async fn update_escalation(
     escalations: &dyn EscalationRecords,
-    wa_id: &WaId,
+    user_id: &UserId,
     change: impl Fn(&mut EscalationRecord) -> bool,
 ) -> Result<()> {
     for _ in 0..WRITE_TRIES {
-        let (mut record, version) = escalations.escalation(wa_id).await?;
+        let (mut record, version) = escalations.escalation(user_id).await?;
         if !change(&mut record) {
             return Ok(());
         }
-        if escalations.save_escalation(wa_id, &record, version).await? {
+        if escalations
+            .save_escalation(user_id, &record, version)
+            .await?
+        {
             return Ok(());
         }
     }
     Err(conflict("the escalation record"))
 }
 
-async fn transcript(deps: &Deps, wa_id: &WaId) -> Result<Vec<TranscriptLine>> {
+async fn transcript(deps: &Deps, user_id: &UserId) -> Result<Vec<TranscriptLine>> {
     Ok(deps
         .store
-        .recent_messages(wa_id, TRANSCRIPT_MESSAGES)
+        .recent_messages(user_id, TRANSCRIPT_MESSAGES)
         .await?
         .into_iter()
         .map(|m| TranscriptLine {
@@ -549,7 +552,7 @@ async fn send_text(deps: &Deps, conv: &Conversation, parts: Vec<OutboundMessage>
             deps.store.as_ref(),
             deps.clock.as_ref(),
             &conv.phone_number_id,
-            &conv.wa_id,
+            &conv.user_id,
             &msg,
         )
         .await?;
@@ -558,16 +561,16 @@ async fn send_text(deps: &Deps, conv: &Conversation, parts: Vec<OutboundMessage>
 }
 
 async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
-    let conv = conversation(deps, &m.wa_id).await?;
+    let conv = conversation(deps, &m.user_id).await?;
     if conv.state.bot_answers() {
         return Ok(Outcome::Nothing);
     }
-    let lang = language(deps, &m.wa_id, "").await;
+    let lang = language(deps, &m.user_id, "").await;
     if let Some(queue) = &deps.call_queue {
         if texts::is_call_me(&m.text) {
             let request = CallRequest {
                 id: format!("{}:call", m.wamid),
-                wa_id: m.wa_id.clone(),
+                user_id: m.user_id.clone(),
                 phone_number_id: m.phone_number_id.clone(),
                 reason: "no person was free for the escalated conversation".into(),
                 when_ms: None,
@@ -578,7 +581,7 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
             deps.records.save_call_request(&request).await?;
             queue
                 .send(&QueueMessage {
-                    group_id: format!("{}:{}", m.phone_number_id, m.wa_id),
+                    group_id: format!("{}:{}", m.phone_number_id, m.user_id),
                     dedup_id: request.id.clone(),
                     body: serde_json::to_string(&request)?,
                 })
@@ -591,7 +594,7 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
             return Ok(Outcome::CallRequested);
         }
     }
-    let (record, _) = deps.escalations.escalation(&m.wa_id).await?;
+    let (record, _) = deps.escalations.escalation(&m.user_id).await?;
     // Without a desk, people read it in the admin API's transcript.
     if let (Some(desk), Some(d)) = (&deps.desk, record.desk) {
         let text = if m.message_type == "text" {
@@ -608,14 +611,14 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
 }
 
 async fn on_no_human(deps: &Deps, check: &NoHumanCheck) -> Result<Outcome> {
-    let (record, _) = deps.escalations.escalation(&check.wa_id).await?;
+    let (record, _) = deps.escalations.escalation(&check.user_id).await?;
     let Some(open) = record.open.filter(|o| o.id == check.escalation_id) else {
         return Ok(Outcome::Nothing);
     };
     if open.human_joined || open.no_human_told {
         return Ok(Outcome::Nothing);
     }
-    let conv = conversation(deps, &check.wa_id).await?;
+    let conv = conversation(deps, &check.user_id).await?;
     if conv.state != ConversationState::PendingHuman {
         return Ok(Outcome::Nothing);
     }
@@ -636,7 +639,7 @@ async fn on_no_human(deps: &Deps, check: &NoHumanCheck) -> Result<Outcome> {
         }
         return Ok(Outcome::NotYet);
     }
-    let lang = language(deps, &check.wa_id, "").await;
+    let lang = language(deps, &check.user_id, "").await;
     let offer_call = deps.call_queue.is_some();
     let body = texts::no_human(&lang, offer_call);
     let msg = if offer_call {
@@ -656,7 +659,7 @@ async fn on_no_human(deps: &Deps, check: &NoHumanCheck) -> Result<Outcome> {
         send_text(deps, &conv, vec![msg])
     })
     .await?;
-    update_record(deps, &check.wa_id, |r| match &mut r.open {
+    update_record(deps, &check.user_id, |r| match &mut r.open {
         Some(o) if o.id == id && !o.no_human_told => {
             o.no_human_told = true;
             true

@@ -22,7 +22,7 @@ use domain::ports::{
     send_and_record, AgentRecords, Clock, ConversationStore, EscalationRecords, MessageSender,
 };
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{ConversationState, WaId};
+use domain::{ConversationState, UserId};
 use domain::{Error, Result};
 use http::{Method, Request, Response, StatusCode};
 use runtime::observability::{self, phone};
@@ -153,8 +153,8 @@ pub async fn handle(deps: &WebhookDeps, req: Request<Bytes>) -> Response<Bytes> 
 async fn owner(
     deps: &WebhookDeps,
     conversation_id: u64,
-    contact: Option<WaId>,
-) -> Result<Option<WaId>> {
+    contact: Option<UserId>,
+) -> Result<Option<UserId>> {
     if let Some(w) = deps.escalations.desk_owner(conversation_id).await? {
         return Ok(Some(w));
     }
@@ -169,19 +169,19 @@ async fn act(deps: &WebhookDeps, payload: &WebhookPayload) -> Result<WebhookOutc
     let (conversation_id, contact) = match &event {
         ChatwootEvent::AgentReply {
             conversation_id,
-            wa_id,
+            user_id,
             ..
         }
         | ChatwootEvent::Resolved {
             conversation_id,
-            wa_id,
-        } => (*conversation_id, wa_id.clone()),
+            user_id,
+        } => (*conversation_id, user_id.clone()),
         ChatwootEvent::PrivateNote { .. } => return Ok(WebhookOutcome::Ignored("private_note")),
         ChatwootEvent::ContactMessage { .. } => return Ok(WebhookOutcome::Ignored("incoming")),
         ChatwootEvent::StatusChanged { .. } => return Ok(WebhookOutcome::Ignored("status")),
         ChatwootEvent::Ignored { .. } => return Ok(WebhookOutcome::Ignored("ignored")),
     };
-    let Some(wa_id) = owner(deps, conversation_id, contact).await? else {
+    let Some(user_id) = owner(deps, conversation_id, contact).await? else {
         return Ok(WebhookOutcome::Ignored("not_ours"));
     };
     let Some(key) = payload.dedup_key() else {
@@ -192,8 +192,8 @@ async fn act(deps: &WebhookDeps, payload: &WebhookPayload) -> Result<WebhookOutc
         return Ok(WebhookOutcome::Duplicate);
     }
     let result = match &event {
-        ChatwootEvent::AgentReply { content, .. } => agent_reply(deps, &wa_id, content).await,
-        _ => hand_back(deps, &wa_id).await,
+        ChatwootEvent::AgentReply { content, .. } => agent_reply(deps, &user_id, content).await,
+        _ => hand_back(deps, &user_id).await,
     };
     if result.is_err() {
         // Not done: a retry of the same webhook may try again.
@@ -206,16 +206,20 @@ async fn act(deps: &WebhookDeps, payload: &WebhookPayload) -> Result<WebhookOutc
 
 /// A person's reply, sent to the user as is. People have the conversation
 /// now, whatever its state was.
-pub async fn agent_reply(deps: &WebhookDeps, wa_id: &WaId, text: &str) -> Result<WebhookOutcome> {
+pub async fn agent_reply(
+    deps: &WebhookDeps,
+    user_id: &UserId,
+    text: &str,
+) -> Result<WebhookOutcome> {
     let conv = deps
         .store
-        .conversation(wa_id)
+        .conversation(user_id)
         .await?
         .ok_or_else(|| Error::NotFound("conversation".into()))?;
     take_over(
         deps.records.as_ref(),
         deps.escalations.as_ref(),
-        &conv.wa_id,
+        &conv.user_id,
         conv.state,
     )
     .await?;
@@ -225,12 +229,12 @@ pub async fn agent_reply(deps: &WebhookDeps, wa_id: &WaId, text: &str) -> Result
             deps.store.as_ref(),
             deps.clock.as_ref(),
             &conv.phone_number_id,
-            wa_id,
+            user_id,
             &msg,
         )
         .await?;
     }
-    info!(wa_id = %phone(wa_id.as_str()), "agent reply sent");
+    info!(user_id = %phone(user_id.as_str()), "agent reply sent");
     observability::count("AgentReplySent", 1);
     Ok(WebhookOutcome::Sent)
 }
@@ -239,15 +243,15 @@ pub async fn agent_reply(deps: &WebhookDeps, wa_id: &WaId, text: &str) -> Result
 pub async fn take_over(
     records: &dyn AgentRecords,
     escalations: &dyn EscalationRecords,
-    wa_id: &WaId,
+    user_id: &UserId,
     state: ConversationState,
 ) -> Result<()> {
     if state != ConversationState::Human {
         records
-            .set_state(wa_id, state, ConversationState::Human)
+            .set_state(user_id, state, ConversationState::Human)
             .await?;
     }
-    crate::update_escalation(escalations, wa_id, |r| match &mut r.open {
+    crate::update_escalation(escalations, user_id, |r| match &mut r.open {
         Some(o) if !o.human_joined => {
             o.human_joined = true;
             true
@@ -258,9 +262,9 @@ pub async fn take_over(
 }
 
 /// People are done: the bot answers again, the escalation is closed.
-pub async fn hand_back(deps: &WebhookDeps, wa_id: &WaId) -> Result<WebhookOutcome> {
-    release(deps.records.as_ref(), deps.escalations.as_ref(), wa_id).await?;
-    info!(wa_id = %phone(wa_id.as_str()), "handed back to the bot");
+pub async fn hand_back(deps: &WebhookDeps, user_id: &UserId) -> Result<WebhookOutcome> {
+    release(deps.records.as_ref(), deps.escalations.as_ref(), user_id).await?;
+    info!(user_id = %phone(user_id.as_str()), "handed back to the bot");
     observability::count("HandedBack", 1);
     Ok(WebhookOutcome::HandedBack)
 }
@@ -270,15 +274,15 @@ pub async fn hand_back(deps: &WebhookDeps, wa_id: &WaId) -> Result<WebhookOutcom
 pub async fn release(
     records: &dyn AgentRecords,
     escalations: &dyn EscalationRecords,
-    wa_id: &WaId,
+    user_id: &UserId,
 ) -> Result<()> {
     for from in [ConversationState::Human, ConversationState::PendingHuman] {
         if records
-            .set_state(wa_id, from, ConversationState::Bot)
+            .set_state(user_id, from, ConversationState::Bot)
             .await?
         {
             break;
         }
     }
-    crate::update_escalation(escalations, wa_id, |r| r.open.take().is_some()).await
+    crate::update_escalation(escalations, user_id, |r| r.open.take().is_some()).await
 }

@@ -14,7 +14,7 @@ use domain::ports::{
     Notifier, Timers,
 };
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{Conversation, ConversationState, NewInbound, WaId};
+use domain::{Conversation, ConversationState, NewInbound, UserId};
 use domain::{Error, Result};
 use embedded::{LexiconSentiment, SqliteEscalations, SqliteStore};
 use escalation::webhook::{self, WebhookDeps};
@@ -35,8 +35,8 @@ fn event(name: &str) -> String {
     .expect("sample event")
 }
 
-fn wa() -> WaId {
-    WaId::parse(USER).expect("wa id")
+fn wa() -> UserId {
+    UserId::parse(USER).expect("wa id")
 }
 
 #[derive(Default)]
@@ -61,7 +61,7 @@ impl MessageSender for Sender {
     async fn send(
         &self,
         _: &str,
-        _: &WaId,
+        _: &UserId,
         msg: &OutboundMessage,
         _: Option<&str>,
     ) -> Result<String> {
@@ -171,7 +171,7 @@ async fn harness() -> H {
     store
         .record_inbound(&NewInbound {
             wamid: "wamid.IN1".into(),
-            wa_id: wa(),
+            user_id: wa(),
             phone_number_id: PHONE.into(),
             contact_name: Some("Lucía".into()),
             kind: "text".into(),

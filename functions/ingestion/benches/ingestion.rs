@@ -52,34 +52,39 @@ impl ConversationStore for MapStore {
     async fn apply_status(&self, _: &StatusUpdate) -> Result<StatusOutcome> {
         Ok(StatusOutcome::Unknown)
     }
-    async fn close_window(&self, _: &WaId) -> Result<()> {
+    async fn close_window(&self, _: &UserId) -> Result<()> {
         Ok(())
     }
-    async fn conversation(&self, _: &WaId) -> Result<Option<Conversation>> {
+    async fn conversation(&self, _: &UserId) -> Result<Option<Conversation>> {
         Err(not_on_this_path())
     }
-    async fn pending_inbound(&self, _: &WaId) -> Result<Vec<StoredMessage>> {
+    async fn pending_inbound(&self, _: &UserId) -> Result<Vec<StoredMessage>> {
         Err(not_on_this_path())
     }
-    async fn recent_messages(&self, _: &WaId, _: usize) -> Result<Vec<StoredMessage>> {
+    async fn recent_messages(&self, _: &UserId, _: usize) -> Result<Vec<StoredMessage>> {
         Err(not_on_this_path())
     }
     async fn claim_turn(&self, _: &TurnRecord) -> Result<ClaimOutcome> {
         Err(not_on_this_path())
     }
-    async fn record_sent_part(&self, _: &WaId, _: &str, _: usize, _: &SentRecord) -> Result<()> {
+    async fn record_sent_part(&self, _: &UserId, _: &str, _: usize, _: &SentRecord) -> Result<()> {
         Err(not_on_this_path())
     }
-    async fn complete_turn(&self, _: &WaId, _: &str, _: &[String]) -> Result<()> {
+    async fn complete_turn(&self, _: &UserId, _: &str, _: &[String]) -> Result<()> {
         Err(not_on_this_path())
     }
-    async fn record_outbound(&self, _: &WaId, _: &SentRecord) -> Result<()> {
+    async fn record_outbound(&self, _: &UserId, _: &SentRecord) -> Result<()> {
         Err(not_on_this_path())
     }
     async fn list_conversations(&self, _: usize, _: Option<&str>) -> Result<Page<Conversation>> {
         Err(not_on_this_path())
     }
-    async fn transcript(&self, _: &WaId, _: usize, _: Option<&str>) -> Result<Page<StoredMessage>> {
+    async fn transcript(
+        &self,
+        _: &UserId,
+        _: usize,
+        _: Option<&str>,
+    ) -> Result<Page<StoredMessage>> {
         Err(not_on_this_path())
     }
 }

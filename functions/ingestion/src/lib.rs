@@ -19,7 +19,7 @@ use domain::signature::{secrets_equal, verify_meta_signature};
 use domain::whatsapp::inbound::{
     parse_webhook, DeliveryState, InboundMessage, Metadata, WebhookEvent,
 };
-use domain::{Delivery, NewInbound, RecordOutcome, StatusUpdate, TurnJob, WaId};
+use domain::{Delivery, NewInbound, RecordOutcome, StatusUpdate, TurnJob, UserId};
 use domain::{Error, Result};
 use futures::{stream, StreamExt, TryStreamExt};
 use http::{header, Method, Request, Response, StatusCode};
@@ -183,8 +183,8 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                 };
                 let outcome = deps.store.apply_status(&update).await?;
                 if error_code == Some(OUTSIDE_WINDOW) {
-                    if let Ok(wa_id) = WaId::parse(&status.recipient_id) {
-                        deps.store.close_window(&wa_id).await?;
+                    if let Ok(user_id) = UserId::parse(&status.recipient_id) {
+                        deps.store.close_window(&user_id).await?;
                         observability::count("WindowClosedByStatus", 1);
                     }
                 }
@@ -233,7 +233,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
 
 /// One queue group: the same user writing to the same business number.
 fn same_user(a: &NewInbound, b: &NewInbound) -> bool {
-    a.wa_id == b.wa_id && a.phone_number_id == b.phone_number_id
+    a.user_id == b.user_id && a.phone_number_id == b.phone_number_id
 }
 
 async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
@@ -252,13 +252,13 @@ fn new_inbound(
     message: &InboundMessage,
     now_ms: i64,
 ) -> std::result::Result<NewInbound, String> {
-    let wa_id = WaId::parse(&message.from)?;
+    let user_id = UserId::parse(&message.from)?;
     if business.phone_number_id.is_empty() {
         return Err("metadata.phone_number_id is empty".into());
     }
     Ok(NewInbound {
         wamid: message.id.clone(),
-        wa_id,
+        user_id,
         phone_number_id: business.phone_number_id.clone(),
         contact_name,
         kind: message.content.type_name().to_string(),
@@ -316,7 +316,7 @@ async fn record_and_enqueue(
     if must_enqueue {
         let job = TurnJob {
             phone_number_id: msg.phone_number_id.clone(),
-            wa_id: msg.wa_id.clone(),
+            user_id: msg.user_id.clone(),
             wamid: msg.wamid.clone(),
             received_at_ms: msg.received_at_ms,
         };
@@ -332,7 +332,7 @@ async fn record_and_enqueue(
         summary.enqueued += 1;
     }
     info!(
-        wa_id = %phone(msg.wa_id.as_str()),
+        user_id = %phone(msg.user_id.as_str()),
         kind = %msg.kind,
         duplicate = matches!(outcome, RecordOutcome::Duplicate { .. }),
         enqueued = must_enqueue,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use domain::ports::{ArchiveKind, ConversationStore, Queue, QueueMessage};
 use domain::signature::meta_signature_header;
-use domain::{Delivery, TurnJob, WaId};
+use domain::{Delivery, TurnJob, UserId};
 use domain::{Error, Result};
 use embedded::SqliteStore;
 use ingestion::{handle, receive, Deps};
@@ -80,8 +80,8 @@ fn get(query: &str) -> http::Request<Bytes> {
         .expect("request")
 }
 
-fn wa(id: &str) -> WaId {
-    WaId::parse(id).expect("wa id")
+fn wa(id: &str) -> UserId {
+    UserId::parse(id).expect("wa id")
 }
 
 #[tokio::test]
@@ -123,7 +123,7 @@ async fn a_signed_text_message_is_recorded_and_enqueued_once() {
     let sent = h.queue.messages();
     assert_eq!(sent.len(), 1);
     let job: TurnJob = serde_json::from_str(&sent[0].body).expect("a turn job");
-    assert_eq!(job.wa_id.as_str(), USER);
+    assert_eq!(job.user_id.as_str(), USER);
     assert_eq!(sent[0].group_id, format!("106540352242922:{USER}"));
     assert_eq!(sent[0].dedup_id, job.wamid);
     let conv = h

@@ -36,7 +36,7 @@ use domain::ports::{
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::{
     ClaimOutcome, ConversationState, HandoffRequest, SentRecord, TurnJob, TurnRecord, TurnState,
-    WaId,
+    UserId,
 };
 use domain::{Error, Result};
 use runtime::observability::{self, phone};
@@ -250,7 +250,7 @@ pub async fn handle(deps: &Deps, input: serde_json::Value) -> Result<MediaJob, S
 }
 
 /// One task.
-#[instrument(skip_all, fields(step = ?step, kind = %job.media.kind, wa_id = %phone(job.media.wa_id.as_str())))]
+#[instrument(skip_all, fields(step = ?step, kind = %job.media.kind, user_id = %phone(job.media.user_id.as_str())))]
 pub async fn run_step(deps: &Deps, step: Step, mut job: MediaJob) -> Result<MediaJob> {
     match step {
         Step::Download => download(deps, &mut job).await?,
@@ -444,7 +444,7 @@ async fn fail(deps: &Deps, job: &MediaJob) -> Result<()> {
             },
         )
         .await?;
-    let language = conversation_language(deps, &job.media.wa_id).await;
+    let language = conversation_language(deps, &job.media.user_id).await;
     let notice = failure.notice(job.media.kind, &language);
     tell_once(deps, job, &notice).await?;
     release_turn(deps, job).await
@@ -461,7 +461,7 @@ async fn flag_for_review(deps: &Deps, job: &MediaJob, categories: &[String]) -> 
     observability::count("MediaUnsafe", 1);
     let request = EscalationMessage::Handoff(HandoffRequest {
         id: format!("{}:unsafe", job.media.wamid),
-        wa_id: job.media.wa_id.clone(),
+        user_id: job.media.user_id.clone(),
         phone_number_id: job.phone_number_id.clone(),
         reason: format!(
             "unsafe content in the {} the user sent ({})",
@@ -483,7 +483,7 @@ async fn flag_for_review(deps: &Deps, job: &MediaJob, categories: &[String]) -> 
     // people (or closed): nothing to change.
     deps.records
         .set_state(
-            &job.media.wa_id,
+            &job.media.user_id,
             ConversationState::Bot,
             ConversationState::PendingHuman,
         )
@@ -493,8 +493,8 @@ async fn flag_for_review(deps: &Deps, job: &MediaJob, categories: &[String]) -> 
 
 /// The conversation's language as the agent last detected it, else the
 /// profile's first. A store fault does not stop the notice.
-async fn conversation_language(deps: &Deps, wa_id: &WaId) -> String {
-    match deps.records.memory(wa_id).await {
+async fn conversation_language(deps: &Deps, user_id: &UserId) -> String {
+    match deps.records.memory(user_id).await {
         Ok(memory) => memory
             .language
             .filter(|l| !l.trim().is_empty())
@@ -511,10 +511,10 @@ async fn conversation_language(deps: &Deps, wa_id: &WaId) -> String {
 /// only what was not sent yet.
 async fn tell_once(deps: &Deps, job: &MediaJob, notice: &str) -> Result<()> {
     let store = &deps.conversations;
-    let wa_id = &job.media.wa_id;
+    let user_id = &job.media.user_id;
     let turn = TurnRecord {
         turn_id: format!("media-notice:{}", job.media.wamid),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         phone_number_id: job.phone_number_id.clone(),
         inbound: vec![job.media.wamid.clone()],
         replies: OutboundMessage::texts(notice),
@@ -530,13 +530,18 @@ async fn tell_once(deps: &Deps, job: &MediaJob, notice: &str) -> Result<()> {
     for (i, reply) in turn.replies.iter().enumerate().skip(turn.sent_parts) {
         match deps
             .sender
-            .send(&turn.phone_number_id, wa_id, reply, Some(&job.media.wamid))
+            .send(
+                &turn.phone_number_id,
+                user_id,
+                reply,
+                Some(&job.media.wamid),
+            )
             .await
         {
             Ok(wamid) => {
                 let sent = SentRecord::of(wamid, reply, deps.clock.now_ms());
                 store
-                    .record_sent_part(wa_id, &turn.turn_id, i, &sent)
+                    .record_sent_part(user_id, &turn.turn_id, i, &sent)
                     .await?;
             }
             // Refused for good (outside the window, blocked): recorded and
@@ -549,7 +554,7 @@ async fn tell_once(deps: &Deps, job: &MediaJob, notice: &str) -> Result<()> {
         }
     }
     store
-        .complete_turn(wa_id, &turn.turn_id, &turn.inbound)
+        .complete_turn(user_id, &turn.turn_id, &turn.inbound)
         .await
 }
 
@@ -557,13 +562,16 @@ async fn tell_once(deps: &Deps, job: &MediaJob, notice: &str) -> Result<()> {
 /// was in the works (see `text_ai::media_hold`). The first unanswered
 /// message keys the job, as ingestion's would.
 async fn release_turn(deps: &Deps, job: &MediaJob) -> Result<()> {
-    let pending = deps.conversations.pending_inbound(&job.media.wa_id).await?;
+    let pending = deps
+        .conversations
+        .pending_inbound(&job.media.user_id)
+        .await?;
     let Some(first) = pending.first() else {
         return Ok(());
     };
     let turn = TurnJob {
         phone_number_id: job.phone_number_id.clone(),
-        wa_id: job.media.wa_id.clone(),
+        user_id: job.media.user_id.clone(),
         wamid: first.wamid.clone(),
         received_at_ms: deps.clock.now_ms(),
     };

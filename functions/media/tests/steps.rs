@@ -13,7 +13,7 @@ use domain::media::MediaKeySalt;
 use domain::media::{ImageAnalysis, Label};
 use domain::media_pipeline::{MediaJob, MediaNote, Route};
 use domain::ports::{AgentRecords, ConversationStore, ImageAnalyzer, MediaNotes};
-use domain::{ConversationState, NewInbound, TurnJob, WaId};
+use domain::{ConversationState, NewInbound, TurnJob, UserId};
 use domain::{Error, Result};
 use embedded::{
     FileMediaStore, LocalDocuments, LocalImages, NoSpeech, Outbox, QueueSettings, SqliteMediaNotes,
@@ -118,7 +118,7 @@ async fn user_sent(store: &SqliteStore, wamid: &str, kind: &str, at_ms: i64) {
     store
         .record_inbound(&NewInbound {
             wamid: wamid.into(),
-            wa_id: WaId::parse(USER).expect("wa id"),
+            user_id: UserId::parse(USER).expect("wa id"),
             phone_number_id: "106540352242922".into(),
             contact_name: None,
             kind: kind.into(),
@@ -326,7 +326,7 @@ async fn fail_tells_the_user_once_and_releases_the_later_text() {
     );
     assert_eq!(sent[0].reply_to.as_deref(), Some(WAMID));
     // The photo is answered by the notice; the later text is what is pending.
-    let wa = WaId::parse(USER).expect("wa id");
+    let wa = UserId::parse(USER).expect("wa id");
     let pending = h.conversations.pending_inbound(&wa).await.expect("pending");
     assert_eq!(
         pending.iter().map(|m| m.wamid.as_str()).collect::<Vec<_>>(),
@@ -413,7 +413,7 @@ async fn unsafe_content_stops_the_pipeline_and_hands_the_conversation_to_people(
     serve(&graph, "3001", "image/png", &samples::png(64, 48), None).await;
     let mut h = harness(&graph.uri(), None);
     h.deps.images = Arc::new(FindsUnsafe);
-    let wa = WaId::parse(USER).expect("wa id");
+    let wa = UserId::parse(USER).expect("wa id");
     user_sent(&h.conversations, WAMID, "image", NOW_MS - 5_000).await;
     // The agent had answered this user in Portuguese before.
     h.conversations
@@ -436,7 +436,7 @@ async fn unsafe_content_stops_the_pipeline_and_hands_the_conversation_to_people(
     assert_eq!(handoffs.len(), 1, "{handoffs:?}");
     match EscalationMessage::parse(&handoffs[0].body).expect("escalation message") {
         EscalationMessage::Handoff(req) => {
-            assert_eq!(req.wa_id, wa);
+            assert_eq!(req.user_id, wa);
             assert_eq!(req.id, format!("{WAMID}:unsafe"));
             assert!(req.reason.contains("Graphic Violence"), "{}", req.reason);
             assert_eq!(req.source, "media pipeline");

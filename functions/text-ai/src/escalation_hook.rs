@@ -38,7 +38,7 @@ pub async fn turn_answered(
         .collect();
     let event = EscalationMessage::Turn(TurnEvent {
         turn_id: turn.turn_id.clone(),
-        wa_id: turn.wa_id.clone(),
+        user_id: turn.user_id.clone(),
         phone_number_id: turn.phone_number_id.clone(),
         text,
         language: note.language.clone(),
@@ -58,7 +58,7 @@ pub async fn pass_to_humans(
     for m in messages {
         let event = EscalationMessage::UserMessage(UserMessageEvent {
             wamid: m.wamid.clone(),
-            wa_id: conversation.wa_id.clone(),
+            user_id: conversation.user_id.clone(),
             phone_number_id: conversation.phone_number_id.clone(),
             message_type: m.kind.clone(),
             text: m.text.chars().take(MAX_TURN_TEXT_CHARS).collect(),

@@ -168,11 +168,11 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> Result<Outcome> {
 }
 
 /// Answers the turn that `job`'s message belongs to, once.
-#[instrument(skip_all, fields(wa_id = %phone(job.wa_id.as_str())))]
+#[instrument(skip_all, fields(user_id = %phone(job.user_id.as_str())))]
 pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     let store = &deps.store;
     let started = deps.clock.now_ms();
-    let mut pending = store.pending_inbound(&job.wa_id).await?;
+    let mut pending = store.pending_inbound(&job.user_id).await?;
     loop {
         if !pending.iter().any(|m| m.wamid == job.wamid) {
             return Ok(Outcome::AlreadyAnswered);
@@ -185,11 +185,11 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
             break;
         }
         tokio::time::sleep(Duration::from_millis((quiet_at - now) as u64)).await;
-        pending = store.pending_inbound(&job.wa_id).await?;
+        pending = store.pending_inbound(&job.user_id).await?;
     }
 
     let conversation = store
-        .conversation(&job.wa_id)
+        .conversation(&job.user_id)
         .await?
         .ok_or_else(|| Error::NotFound("conversation of a pending message".into()))?;
     if !conversation.state.bot_answers() {
@@ -206,7 +206,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         let inbound: Vec<String> = pending.iter().map(|m| m.wamid.clone()).collect();
         if let Some(first) = inbound.first() {
             store
-                .complete_turn(&job.wa_id, &format!("{first}:to-humans"), &inbound)
+                .complete_turn(&job.user_id, &format!("{first}:to-humans"), &inbound)
                 .await
                 .or_else(escalation_hook::no_turn_is_fine)?;
         }
@@ -231,7 +231,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         }
     }
     let mut history: Vec<_> = store
-        .recent_messages(&job.wa_id, deps.settings.history_limit + pending.len())
+        .recent_messages(&job.user_id, deps.settings.history_limit + pending.len())
         .await?
         .into_iter()
         .filter(|m| !inbound.contains(&m.wamid))
@@ -260,7 +260,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     }
     let turn = TurnRecord {
         turn_id,
-        wa_id: job.wa_id.clone(),
+        user_id: job.user_id.clone(),
         phone_number_id: job.phone_number_id.clone(),
         inbound,
         replies,
@@ -275,7 +275,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         ClaimOutcome::Claimed => turn,
         ClaimOutcome::Existing(t) if t.state == TurnState::Sent => {
             store
-                .complete_turn(&job.wa_id, &t.turn_id, &t.inbound)
+                .complete_turn(&job.user_id, &t.turn_id, &t.inbound)
                 .await?;
             return Ok(Outcome::AlreadyAnswered);
         }
@@ -314,13 +314,13 @@ async fn send_turn(deps: &Deps, turn: TurnRecord) -> Result<Outcome> {
     for (i, reply) in turn.replies.iter().enumerate().skip(turn.sent_parts) {
         match deps
             .sender
-            .send(&turn.phone_number_id, &turn.wa_id, reply, None)
+            .send(&turn.phone_number_id, &turn.user_id, reply, None)
             .await
         {
             Ok(wamid) => {
                 let record = SentRecord::of(wamid, reply, deps.clock.now_ms());
                 store
-                    .record_sent_part(&turn.wa_id, &turn.turn_id, i, &record)
+                    .record_sent_part(&turn.user_id, &turn.turn_id, i, &record)
                     .await?;
                 sent += 1;
             }
@@ -331,7 +331,7 @@ async fn send_turn(deps: &Deps, turn: TurnRecord) -> Result<Outcome> {
         }
     }
     store
-        .complete_turn(&turn.wa_id, &turn.turn_id, &turn.inbound)
+        .complete_turn(&turn.user_id, &turn.turn_id, &turn.inbound)
         .await?;
     info!(parts = sent, "turn answered");
     Ok(Outcome::Answered { parts: sent })
@@ -350,20 +350,20 @@ async fn give_up(
     warn!(code, ?class, "the Graph API refused the answer");
     observability::count("ReplyRefused", 1);
     if class == GraphErrorClass::OutsideWindow {
-        store.close_window(&turn.wa_id).await?;
+        store.close_window(&turn.user_id).await?;
         if let (Some((name, lang)), true) =
             (&deps.settings.reengage_template, reply.needs_open_window())
         {
             let template = OutboundMessage::template(name, lang);
             match deps
                 .sender
-                .send(&turn.phone_number_id, &turn.wa_id, &template, None)
+                .send(&turn.phone_number_id, &turn.user_id, &template, None)
                 .await
             {
                 Ok(wamid) => {
                     store
                         .record_outbound(
-                            &turn.wa_id,
+                            &turn.user_id,
                             &SentRecord::of(wamid, &template, deps.clock.now_ms()),
                         )
                         .await?
@@ -374,7 +374,7 @@ async fn give_up(
         }
     }
     store
-        .complete_turn(&turn.wa_id, &turn.turn_id, &turn.inbound)
+        .complete_turn(&turn.user_id, &turn.turn_id, &turn.inbound)
         .await?;
     Ok(Outcome::GaveUp { code })
 }

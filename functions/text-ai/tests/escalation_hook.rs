@@ -13,7 +13,7 @@ use domain::ports::{
 };
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::Result;
-use domain::{ConversationState, NewInbound, TurnJob, WaId};
+use domain::{ConversationState, NewInbound, TurnJob, UserId};
 use embedded::SqliteStore;
 use test_support::memory::MemoryQueue;
 use text_ai::media_hold::MediaHold;
@@ -30,7 +30,7 @@ impl MessageSender for Sender {
     async fn send(
         &self,
         _: &str,
-        _: &WaId,
+        _: &UserId,
         _: &OutboundMessage,
         _: Option<&str>,
     ) -> Result<String> {
@@ -63,8 +63,8 @@ impl Responder for Confused {
     }
 }
 
-fn wa() -> WaId {
-    WaId::parse(USER).expect("wa id")
+fn wa() -> UserId {
+    UserId::parse(USER).expect("wa id")
 }
 
 fn now() -> i64 {
@@ -76,7 +76,7 @@ async fn user_says(store: &SqliteStore, wamid: &str, body: &str) -> TurnJob {
     store
         .record_inbound(&NewInbound {
             wamid: wamid.into(),
-            wa_id: wa(),
+            user_id: wa(),
             phone_number_id: PHONE.into(),
             contact_name: None,
             kind: "text".into(),
@@ -90,7 +90,7 @@ async fn user_says(store: &SqliteStore, wamid: &str, body: &str) -> TurnJob {
         .expect("record");
     TurnJob {
         phone_number_id: PHONE.into(),
-        wa_id: wa(),
+        user_id: wa(),
         wamid: wamid.into(),
         received_at_ms: at,
     }
@@ -222,7 +222,7 @@ async fn people_get_the_pipelines_description_of_a_photo_not_image() {
     store
         .record_inbound(&NewInbound {
             wamid: "wamid.M1".into(),
-            wa_id: wa(),
+            user_id: wa(),
             phone_number_id: PHONE.into(),
             contact_name: None,
             kind: "image".into(),
@@ -236,7 +236,7 @@ async fn people_get_the_pipelines_description_of_a_photo_not_image() {
         .expect("record");
     let job = TurnJob {
         phone_number_id: PHONE.into(),
-        wa_id: wa(),
+        user_id: wa(),
         wamid: "wamid.M1".into(),
         received_at_ms: at,
     };

@@ -10,7 +10,7 @@ use domain::ports::{Clock, ConversationStore, MessageSender, Responder, SystemCl
 use domain::whatsapp::errors::GraphErrorClass;
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::{Error, Result};
-use domain::{NewInbound, TurnJob, WaId, WINDOW_MS};
+use domain::{NewInbound, TurnJob, UserId, WINDOW_MS};
 use embedded::SqliteStore;
 use test_support::memory::MemoryQueue;
 use text_ai::{handle_batch, handle_job, Deps, Outcome, Settings};
@@ -40,7 +40,7 @@ impl MessageSender for RecordingSender {
     async fn send(
         &self,
         _phone: &str,
-        to: &WaId,
+        to: &UserId,
         msg: &OutboundMessage,
         _reply_to: Option<&str>,
     ) -> Result<String> {
@@ -114,14 +114,14 @@ fn quick() -> Settings {
     }
 }
 
-fn wa() -> WaId {
-    WaId::parse(USER).expect("wa id")
+fn wa() -> UserId {
+    UserId::parse(USER).expect("wa id")
 }
 
 async fn user_says(store: &SqliteStore, wamid: &str, body: &str, at_ms: i64) -> TurnJob {
     let msg = NewInbound {
         wamid: wamid.into(),
-        wa_id: wa(),
+        user_id: wa(),
         phone_number_id: PHONE.into(),
         contact_name: Some("Ana".into()),
         kind: "text".into(),
@@ -134,7 +134,7 @@ async fn user_says(store: &SqliteStore, wamid: &str, body: &str, at_ms: i64) -> 
     store.record_inbound(&msg).await.expect("record");
     TurnJob {
         phone_number_id: PHONE.into(),
-        wa_id: wa(),
+        user_id: wa(),
         wamid: wamid.into(),
         received_at_ms: at_ms,
     }
@@ -262,7 +262,7 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
         async fn send(
             &self,
             p: &str,
-            to: &WaId,
+            to: &UserId,
             m: &OutboundMessage,
             r: Option<&str>,
         ) -> Result<String> {
@@ -391,11 +391,11 @@ async fn the_sample_sqs_event_is_answered() {
 #[tokio::test]
 async fn a_malformed_job_fails_alone_and_later_jobs_of_its_group_wait() {
     let h = harness(one_answer(), quick());
-    let other = WaId::parse("5491166667777").expect("wa");
+    let other = UserId::parse("5491166667777").expect("wa");
     let ok_job = user_says(&h.store, "wamid.G", "hola", now()).await;
     let msg = NewInbound {
         wamid: "wamid.H".into(),
-        wa_id: other.clone(),
+        user_id: other.clone(),
         phone_number_id: PHONE.into(),
         contact_name: None,
         kind: "text".into(),
@@ -408,7 +408,7 @@ async fn a_malformed_job_fails_alone_and_later_jobs_of_its_group_wait() {
     h.store.record_inbound(&msg).await.expect("record");
     let other_job = TurnJob {
         phone_number_id: PHONE.into(),
-        wa_id: other,
+        user_id: other,
         wamid: "wamid.H".into(),
         received_at_ms: now(),
     };

@@ -9,7 +9,7 @@ use domain::media_pipeline::MediaNote;
 use domain::ports::{ConversationStore, MediaNotes, Responder, TurnInput};
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::Result;
-use domain::{NewInbound, TurnJob, WaId};
+use domain::{NewInbound, TurnJob, UserId};
 use embedded::{Outbox, SqliteMediaNotes, SqliteStore};
 use test_support::memory::{FixedClock, MemoryQueue};
 use text_ai::media_hold::MediaHold;
@@ -74,7 +74,7 @@ async fn user_sent(h: &H, wamid: &str, kind: &str, text: &str, at_ms: i64) {
     h.store
         .record_inbound(&NewInbound {
             wamid: wamid.into(),
-            wa_id: WaId::parse(USER).expect("wa id"),
+            user_id: UserId::parse(USER).expect("wa id"),
             phone_number_id: PHONE.into(),
             contact_name: None,
             kind: kind.into(),
@@ -91,7 +91,7 @@ async fn user_sent(h: &H, wamid: &str, kind: &str, text: &str, at_ms: i64) {
 fn job(wamid: &str) -> TurnJob {
     TurnJob {
         phone_number_id: PHONE.into(),
-        wa_id: WaId::parse(USER).expect("wa id"),
+        user_id: UserId::parse(USER).expect("wa id"),
         wamid: wamid.into(),
         received_at_ms: NOW,
     }

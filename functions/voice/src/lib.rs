@@ -264,7 +264,7 @@ pub async fn run_tools(
             .collect());
     };
     let record = deps.calls.calls.get(&call_ref.request_id).await?;
-    let Some(record) = record.filter(|r| r.context.wa_id == call_ref.wa_id) else {
+    let Some(record) = record.filter(|r| r.context.user_id == call_ref.user_id) else {
         return Ok(calls
             .iter()
             .map(|_| Err("unknown call".to_string()))
@@ -278,7 +278,7 @@ pub async fn run_tools(
                 // A tool call id makes the tool's records idempotent
                 // (`{turn_id}:lead`...) across provider retries.
                 turn_id: format!("voice:{}", c.id),
-                wa_id: record.context.wa_id.clone(),
+                user_id: record.context.user_id.clone(),
                 phone_number_id: record.context.phone_number_id.clone(),
                 language: record.context.language.clone(),
                 source: "voice",
@@ -358,7 +358,7 @@ pub async fn apply_event(deps: &Deps, event: &VoiceEvent) -> Result<()> {
             info!(request = %call_ref.request_id, "event for an unknown call request; ignored");
             return Ok(());
         };
-        if record.context.wa_id != call_ref.wa_id {
+        if record.context.user_id != call_ref.user_id {
             return Err(Error::Invalid(
                 "call metadata does not match its record".into(),
             ));
@@ -431,7 +431,7 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
             next.summary = summary.clone().or(next.summary);
             match after_call(outcome, record.attempts.max(1), now) {
                 AfterCall::RetryAt(at) => {
-                    let due = c.next_window(&record.context.wa_id, at);
+                    let due = c.next_window(&record.context.user_id, at);
                     next.phase = CallPhase::Scheduled;
                     next.due_at_ms = Some(due);
                     next.call_id = None;
@@ -511,7 +511,7 @@ async fn save_outcome(deps: &Deps, record: &CallRecord) -> Result<()> {
         .records
         .save_lead(&Lead {
             id: format!("{}:outcome", ctx.request_id),
-            wa_id: ctx.wa_id.clone(),
+            user_id: ctx.user_id.clone(),
             name: ctx.customer_name.clone().unwrap_or_else(|| "-".into()),
             interest: ctx.interest.clone().unwrap_or_else(|| ctx.reason.clone()),
             notes: Some(notes.chars().take(1000).collect()),
@@ -532,7 +532,7 @@ async fn store_transcript(
     deps.calls
         .store
         .record_outbound(
-            &record.context.wa_id,
+            &record.context.user_id,
             &SentRecord {
                 wamid: format!("call:{call_id}:transcript"),
                 kind: "call_transcript".into(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use domain::ports::{AgentRecords, CallRecords, ConversationStore, VoiceProvider};
 use domain::voice::*;
-use domain::{NewInbound, WaId};
+use domain::{NewInbound, UserId};
 use embedded::{Outbox, SqliteStore};
 use http::{Request, StatusCode};
 use knowledge::LocalKnowledgeBase;
@@ -62,11 +62,11 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
     let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox"));
     let clock = Arc::new(FixedClock::at(NOW));
     let profile = Arc::new(profile());
-    let wa = WaId::parse(ANA).expect("wa");
+    let wa = UserId::parse(ANA).expect("wa");
     store
         .record_inbound(&NewInbound {
             wamid: "wamid.VOICE1".into(),
-            wa_id: wa.clone(),
+            user_id: wa.clone(),
             phone_number_id: "PN1".into(),
             contact_name: Some("Ana".into()),
             kind: "text".into(),
@@ -277,7 +277,7 @@ async fn vapi_tool_calls_are_served_by_the_tool_registry() {
     h.vapi("vapi_tool_calls.json").await;
     let leads = h
         .store
-        .leads(&WaId::parse(ANA).expect("wa"))
+        .leads(&UserId::parse(ANA).expect("wa"))
         .await
         .expect("leads");
     assert_eq!(leads.len(), 1);
@@ -317,7 +317,7 @@ async fn the_end_of_call_report_stores_the_transcript_and_follows_up_once() {
         told[0].contains("plan anual con envío a Córdoba"),
         "{told:?}"
     );
-    let wa = WaId::parse(ANA).expect("wa");
+    let wa = UserId::parse(ANA).expect("wa");
     let transcript = h
         .store
         .transcript(&wa, 50, None)

@@ -14,9 +14,10 @@ pub struct ChatArgs {
     /// The running server.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     pub server: String,
-    /// Your WhatsApp id (phone number, digits only).
-    #[arg(long, default_value = "5491155551234")]
-    pub wa_id: String,
+    /// Your WhatsApp id: a phone number (digits only) or a business-scoped
+    /// user id (`AR.1502576394655843`) to be a user known only by username.
+    #[arg(long, visible_alias = "wa-id", default_value = "5491155551234")]
+    pub user_id: String,
     /// Your profile name.
     #[arg(long, default_value = "Ana")]
     pub name: String,
@@ -29,7 +30,7 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = reqwest::Client::new();
     let server = args.server.trim_end_matches('/').to_string();
     // Start after what the outbox already holds for this user.
-    let mut seq = fetch(&client, &server, &args.wa_id, 0, 0)
+    let mut seq = fetch(&client, &server, &args.user_id, 0, 0)
         .await?
         .iter()
         .filter_map(|e| e["seq"].as_u64())
@@ -37,7 +38,7 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(0);
     println!(
         "Chatting with {server} as +{} ({}). Type a message; a number picks a button; /quit ends.",
-        args.wa_id, args.name
+        args.user_id, args.name
     );
     let mut buttons: Vec<(String, String)> = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -62,17 +63,17 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
                     .ok()
                     .and_then(|n| buttons.get(n.wrapping_sub(1)))
                 {
-                    Some((id, title)) => meta::button_reply_message(&args.wa_id, &wamid, id, title),
-                    None => meta::text_message(&args.wa_id, &wamid, &line),
+                    Some((id, title)) => meta::button_reply_message(&args.user_id, &wamid, id, title),
+                    None => meta::text_message(&args.user_id, &wamid, &line),
                 };
                 let body =
-                    serde_json::to_vec(&meta::message_webhook(&args.wa_id, &args.name, message))?;
+                    serde_json::to_vec(&meta::message_webhook(&args.user_id, &args.name, message))?;
                 let status = meta::post_signed(&client, &server, &args.app_secret, &body).await?;
                 if status != 200 {
                     println!("(server answered {status})");
                 }
             }
-            entries = fetch(&client, &server, &args.wa_id, seq, 20_000) => {
+            entries = fetch(&client, &server, &args.user_id, seq, 20_000) => {
                 for e in entries? {
                     seq = seq.max(e["seq"].as_u64().unwrap_or(seq));
                     if let Some(b) = show(&e["message"]) {
@@ -88,13 +89,13 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
 async fn fetch(
     client: &reqwest::Client,
     server: &str,
-    wa_id: &str,
+    user_id: &str,
     after: u64,
     wait_ms: u64,
 ) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let resp = client
         .get(format!(
-            "{server}/local/outbox?wa_id={wa_id}&after={after}&wait_ms={wait_ms}"
+            "{server}/local/outbox?user_id={user_id}&after={after}&wait_ms={wait_ms}"
         ))
         .timeout(Duration::from_millis(wait_ms + 5_000))
         .send()

@@ -113,20 +113,20 @@ pub async fn run(args: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         let permit = permits.clone().acquire_owned().await?;
         // One user per message, so that every webhook is its own turn.
-        let wa_id = format!("549{:06}{:04}", run_id, n % 10_000);
+        let user_id = format!("549{:06}{:04}", run_id, n % 10_000);
         n += 1;
         let wamid = meta::new_wamid();
         let body = serde_json::to_vec(&meta::message_webhook(
-            &wa_id,
+            &user_id,
             "Load",
-            meta::text_message(&wa_id, &wamid, "hola, ¿cuánto cuesta el plan?"),
+            meta::text_message(&user_id, &wamid, "hola, ¿cuánto cuesta el plan?"),
         ))?;
         let (client, server, secret) = (client.clone(), server.clone(), args.app_secret.clone());
         let (accepts, failures, sent) = (accepts.clone(), failures.clone(), fake.sent.clone());
         handles.push(tokio::spawn(async move {
             let t = Instant::now();
             if let Ok(mut s) = sent.lock() {
-                s.insert(wa_id.clone(), t);
+                s.insert(user_id.clone(), t);
             }
             match meta::post_signed(&client, &server, &secret, &body).await {
                 Ok(200) => {

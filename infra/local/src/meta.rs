@@ -25,9 +25,9 @@ fn envelope(value: Value) -> Value {
 }
 
 /// A `messages` webhook carrying `message` from `wa_id`.
-pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
+pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
     envelope(json!({
-        "contacts": [{ "profile": { "name": name }, "wa_id": wa_id }],
+        "contacts": [{ "profile": { "name": name }, "wa_id": user_id }],
         "messages": [message],
     }))
 }
@@ -41,9 +41,9 @@ pub fn new_wamid() -> String {
     format!("wamid.LOCAL{}", uuid::Uuid::new_v4().simple())
 }
 
-pub fn text_message(wa_id: &str, wamid: &str, body: &str) -> Value {
+pub fn text_message(user_id: &str, wamid: &str, body: &str) -> Value {
     json!({
-        "from": wa_id,
+        "from": user_id,
         "id": wamid,
         "timestamp": now_secs().to_string(),
         "type": "text",
@@ -51,9 +51,9 @@ pub fn text_message(wa_id: &str, wamid: &str, body: &str) -> Value {
     })
 }
 
-pub fn button_reply_message(wa_id: &str, wamid: &str, id: &str, title: &str) -> Value {
+pub fn button_reply_message(user_id: &str, wamid: &str, id: &str, title: &str) -> Value {
     json!({
-        "from": wa_id,
+        "from": user_id,
         "id": wamid,
         "timestamp": now_secs().to_string(),
         "type": "interactive",
@@ -62,13 +62,13 @@ pub fn button_reply_message(wa_id: &str, wamid: &str, id: &str, title: &str) -> 
 }
 
 /// A `statuses` webhook for a message we sent.
-pub fn status_webhook(wa_id: &str, wamid: &str, status: &str) -> Value {
+pub fn status_webhook(user_id: &str, wamid: &str, status: &str) -> Value {
     envelope(json!({
         "statuses": [{
             "id": wamid,
             "status": status,
             "timestamp": now_secs().to_string(),
-            "recipient_id": wa_id,
+            "recipient_id": user_id,
         }],
     }))
 }

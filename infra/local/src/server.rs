@@ -324,7 +324,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 #[derive(Deserialize)]
 struct OutboxQuery {
-    wa_id: String,
+    #[serde(alias = "wa_id")]
+    user_id: String,
     #[serde(default)]
     after: u64,
     #[serde(default)]
@@ -342,6 +343,6 @@ async fn outbox_feed(State(state): State<AppState>, Query(q): Query<OutboxQuery>
             .into_response();
     };
     let wait = Duration::from_millis(q.wait_ms.min(30_000));
-    let entries = outbox.wait_since(&q.wa_id, q.after, wait).await;
+    let entries = outbox.wait_since(&q.user_id, q.after, wait).await;
     Json(serde_json::json!({ "entries": entries })).into_response()
 }

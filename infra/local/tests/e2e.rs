@@ -69,11 +69,11 @@ async fn wait_for<F: Fn(&HashMap<String, Vec<Value>>) -> bool>(
     }
 }
 
-async fn say(server: &Server, wa_id: &str, wamid: &str, text: &str) -> u16 {
+async fn say(server: &Server, user_id: &str, wamid: &str, text: &str) -> u16 {
     let body = serde_json::to_vec(&meta::message_webhook(
-        wa_id,
+        user_id,
         "E2E",
-        meta::text_message(wa_id, wamid, text),
+        meta::text_message(user_id, wamid, text),
     ))
     .expect("json");
     post(server, &body).await
@@ -298,7 +298,7 @@ async fn the_admin_api_shows_the_transcript_behind_the_authorizer() {
     assert!(messages.iter().any(|m| m["direction"] == "outbound"
         && m["text"].as_str().unwrap_or_default().contains("lunes")));
     let list = admin_get(&server, "conversations").await;
-    assert_eq!(list["conversations"][0]["wa_id"], user);
+    assert_eq!(list["conversations"][0]["user_id"], user);
 }
 
 #[tokio::test]

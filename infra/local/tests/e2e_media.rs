@@ -82,7 +82,7 @@ async fn serve_media(graph: &MockServer, id: &str, mime: &str, bytes: &[u8]) {
 }
 
 fn media_message(
-    wa_id: &str,
+    user_id: &str,
     wamid: &str,
     kind: &str,
     media_id: &str,
@@ -95,7 +95,7 @@ fn media_message(
         m.extend(e.clone());
     }
     json!({
-        "from": wa_id,
+        "from": user_id,
         "id": wamid,
         "timestamp": meta::now_secs().to_string(),
         "type": kind,

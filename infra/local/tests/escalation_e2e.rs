@@ -131,11 +131,11 @@ where
     }
 }
 
-async fn say(server: &Server, wa_id: &str, wamid: &str, text: &str) -> u16 {
+async fn say(server: &Server, user_id: &str, wamid: &str, text: &str) -> u16 {
     let body = serde_json::to_vec(&meta::message_webhook(
-        wa_id,
+        user_id,
         "E2E",
-        meta::text_message(wa_id, wamid, text),
+        meta::text_message(user_id, wamid, text),
     ))
     .expect("json");
     meta::post_signed(&reqwest::Client::new(), &server.base, SECRET, &body)
@@ -160,9 +160,9 @@ async fn chatwoot(server: &Server, token: &str, sample: &str) -> u16 {
         .as_u16()
 }
 
-async fn state(server: &Server, wa_id: &str) -> String {
+async fn state(server: &Server, user_id: &str) -> String {
     let v: Value = reqwest::Client::new()
-        .get(format!("{}/admin/conversations/{wa_id}", server.base))
+        .get(format!("{}/admin/conversations/{user_id}", server.base))
         .bearer_auth(ADMIN_KEY)
         .send()
         .await

@@ -84,11 +84,11 @@ async fn fakes() -> (MockServer, MockServer) {
     (graph, vapi)
 }
 
-async fn say(server: &Server, wa_id: &str, wamid: &str, text: &str) {
+async fn say(server: &Server, user_id: &str, wamid: &str, text: &str) {
     let body = serde_json::to_vec(&meta::message_webhook(
-        wa_id,
+        user_id,
         "Ana",
-        meta::text_message(wa_id, wamid, text),
+        meta::text_message(user_id, wamid, text),
     ))
     .expect("json");
     let status = meta::post_signed(&reqwest::Client::new(), &server.base, SECRET, &body)
@@ -97,14 +97,14 @@ async fn say(server: &Server, wa_id: &str, wamid: &str, text: &str) {
     assert_eq!(status, 200);
 }
 
-async fn calls_for(vapi: &MockServer, wa_id: &str) -> Vec<Value> {
+async fn calls_for(vapi: &MockServer, user_id: &str) -> Vec<Value> {
     vapi.received_requests()
         .await
         .unwrap_or_default()
         .iter()
         .filter(|r| r.url.path() == "/call")
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["metadata"]["charla_conversation_id"] == wa_id)
+        .filter(|b| b["metadata"]["charla_conversation_id"] == user_id)
         .collect()
 }
 
@@ -123,14 +123,14 @@ where
     None
 }
 
-async fn texts_to(graph: &MockServer, wa_id: &str) -> Vec<String> {
+async fn texts_to(graph: &MockServer, user_id: &str) -> Vec<String> {
     graph
         .received_requests()
         .await
         .unwrap_or_default()
         .iter()
         .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|b| b["to"] == wa_id)
+        .filter(|b| b["to"] == user_id)
         .map(|b| b["text"]["body"].as_str().unwrap_or_default().to_string())
         .collect()
 }

@@ -11,6 +11,7 @@
 //! | memory       | `CONV#{wa_id}`  | `MEMORY`                     |
 //! | turn usage   | `CONV#{wa_id}`  | `USAGE#{turn_id}`            |
 //! | appointment  | `SLOT#{start_ms}` | `SLOT`                     |
+//! | identity     | `ID#{id}`       | `LINK`, `PHONE` (see `dynamodb::identity`) |
 //!
 //! Conversations are also in GSI `gsi1`: `gsi1pk = CONVS`,
 //! `gsi1sk = {last_message_at_ms:013}#{wa_id}`, so that they list by their
@@ -41,7 +42,7 @@ use base64::Engine as _;
 use domain::error::{Error, Result};
 use domain::{
     Appointment, CallRequest, CallRequestState, Conversation, ConversationState, Delivery,
-    Direction, Lead, Memory, StoredMessage, TurnRecord, TurnState, TurnUsage, Usage, WaId,
+    Direction, Lead, Memory, StoredMessage, TurnRecord, TurnState, TurnUsage, Usage, UserId,
 };
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -79,8 +80,8 @@ pub(super) const MESSAGE_PROJECTION: &[&str] = &[
     "starts_turn",
 ];
 
-pub(super) fn conv_pk(wa_id: &WaId) -> String {
-    format!("CONV#{wa_id}")
+pub(super) fn conv_pk(user_id: &UserId) -> String {
+    format!("CONV#{user_id}")
 }
 
 /// Zero-padded so that keys sort by time (13 digits of ms last until 2286).
@@ -96,8 +97,8 @@ pub(super) fn wamid_pk(wamid: &str) -> String {
     format!("WAMID#{wamid}")
 }
 
-pub(super) fn gsi1sk(last_message_at_ms: i64, wa_id: &WaId) -> String {
-    format!("{:013}#{wa_id}", last_message_at_ms.max(0))
+pub(super) fn gsi1sk(last_message_at_ms: i64, user_id: &UserId) -> String {
+    format!("{:013}#{user_id}", last_message_at_ms.max(0))
 }
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
@@ -116,20 +117,20 @@ pub(super) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
 }
 
-pub(super) fn meta_key(wa_id: &WaId) -> Item {
-    key(conv_pk(wa_id), META_SK)
+pub(super) fn meta_key(user_id: &UserId) -> Item {
+    key(conv_pk(user_id), META_SK)
 }
 
 pub(super) fn wamid_key(wamid: &str) -> Item {
     key(wamid_pk(wamid), WAMID_SK)
 }
 
-pub(super) fn turn_key(wa_id: &WaId, turn_id: &str) -> Item {
-    key(conv_pk(wa_id), turn_sk(turn_id))
+pub(super) fn turn_key(user_id: &UserId, turn_id: &str) -> Item {
+    key(conv_pk(user_id), turn_sk(turn_id))
 }
 
-pub(super) fn memory_key(wa_id: &WaId) -> Item {
-    key(conv_pk(wa_id), MEMORY_SK)
+pub(super) fn memory_key(user_id: &UserId) -> Item {
+    key(conv_pk(user_id), MEMORY_SK)
 }
 
 pub(super) fn slot_key(start_ms: i64) -> Item {
@@ -149,7 +150,7 @@ pub(super) fn appt_gsi1sk_bounds(from_ms: i64, to_ms: i64) -> Option<(String, St
     (from <= last).then(|| (format!("{from:013}"), format!("{last:013}$")))
 }
 
-fn bad_item(what: &'static str, detail: String) -> Error {
+pub(super) fn bad_item(what: &'static str, detail: String) -> Error {
     Error::dependency("dynamodb", format!("unexpected {what} item"), false, detail)
 }
 
@@ -227,10 +228,10 @@ impl Reader<'_> {
 
 pub(super) fn conversation_from(item: &Item) -> Result<Conversation> {
     let r = Reader::new(item, "conversation");
-    let wa_id = WaId::parse(r.str("wa_id")?).map_err(|e| bad_item("conversation", e))?;
+    let user_id = UserId::parse(r.str("wa_id")?).map_err(|e| bad_item("conversation", e))?;
     let state = r.str("state")?;
     Ok(Conversation {
-        wa_id,
+        user_id,
         phone_number_id: r.str("phone_number_id")?.to_string(),
         contact_name: r.opt_str("contact_name")?.map(str::to_string),
         state: ConversationState::parse(state)
@@ -281,8 +282,8 @@ pub(super) fn turn_from(item: &Item) -> Result<TurnRecord> {
     Ok(turn)
 }
 
-fn wa_id_of(r: &Reader<'_>, what: &'static str) -> Result<WaId> {
-    WaId::parse(r.str("wa_id")?).map_err(|e| bad_item(what, e))
+fn user_id_of(r: &Reader<'_>, what: &'static str) -> Result<UserId> {
+    UserId::parse(r.str("wa_id")?).map_err(|e| bad_item(what, e))
 }
 
 /// A count as a number attribute, saturating (tokens never get near).
@@ -297,10 +298,10 @@ fn put_opt_s(item: &mut Item, name: &str, v: Option<&str>) {
 }
 
 pub(super) fn lead_item(lead: &Lead) -> Item {
-    let mut item = key(conv_pk(&lead.wa_id), format!("{LEAD_PREFIX}{}", lead.id));
+    let mut item = key(conv_pk(&lead.user_id), format!("{LEAD_PREFIX}{}", lead.id));
     item.extend([
         ("id".to_string(), s(&lead.id)),
-        ("wa_id".to_string(), s(lead.wa_id.as_str())),
+        ("wa_id".to_string(), s(lead.user_id.as_str())),
         ("name".to_string(), s(&lead.name)),
         ("interest".to_string(), s(&lead.interest)),
         ("created_at_ms".to_string(), n(lead.created_at_ms)),
@@ -313,7 +314,7 @@ pub(super) fn lead_from(item: &Item) -> Result<Lead> {
     let r = Reader::new(item, "lead");
     Ok(Lead {
         id: r.str("id")?.to_string(),
-        wa_id: wa_id_of(&r, "lead")?,
+        user_id: user_id_of(&r, "lead")?,
         name: r.str("name")?.to_string(),
         interest: r.str("interest")?.to_string(),
         notes: r.opt_str("notes")?.map(str::to_string),
@@ -325,7 +326,7 @@ pub(super) fn appointment_item(a: &Appointment) -> Item {
     let mut item = slot_key(a.start_ms);
     item.extend([
         ("id".to_string(), s(&a.id)),
-        ("wa_id".to_string(), s(a.wa_id.as_str())),
+        ("wa_id".to_string(), s(a.user_id.as_str())),
         ("start_ms".to_string(), n(a.start_ms)),
         ("end_ms".to_string(), n(a.end_ms)),
         ("topic".to_string(), s(&a.topic)),
@@ -340,7 +341,7 @@ pub(super) fn appointment_from(item: &Item) -> Result<Appointment> {
     let r = Reader::new(item, "appointment");
     Ok(Appointment {
         id: r.str("id")?.to_string(),
-        wa_id: wa_id_of(&r, "appointment")?,
+        user_id: user_id_of(&r, "appointment")?,
         start_ms: r.i64("start_ms")?,
         end_ms: r.i64("end_ms")?,
         topic: r.str("topic")?.to_string(),
@@ -349,10 +350,10 @@ pub(super) fn appointment_from(item: &Item) -> Result<Appointment> {
 }
 
 pub(super) fn call_request_item(c: &CallRequest) -> Item {
-    let mut item = key(conv_pk(&c.wa_id), format!("{CALL_PREFIX}{}", c.id));
+    let mut item = key(conv_pk(&c.user_id), format!("{CALL_PREFIX}{}", c.id));
     item.extend([
         ("id".to_string(), s(&c.id)),
-        ("wa_id".to_string(), s(c.wa_id.as_str())),
+        ("wa_id".to_string(), s(c.user_id.as_str())),
         ("phone_number_id".to_string(), s(&c.phone_number_id)),
         ("reason".to_string(), s(&c.reason)),
         ("language".to_string(), s(&c.language)),
@@ -370,7 +371,7 @@ pub(super) fn call_request_from(item: &Item) -> Result<CallRequest> {
     let state = r.str("state")?;
     Ok(CallRequest {
         id: r.str("id")?.to_string(),
-        wa_id: wa_id_of(&r, "call request")?,
+        user_id: user_id_of(&r, "call request")?,
         phone_number_id: r.str("phone_number_id")?.to_string(),
         reason: r.str("reason")?.to_string(),
         when_ms: r.opt_i64("when_ms")?,
@@ -381,8 +382,8 @@ pub(super) fn call_request_from(item: &Item) -> Result<CallRequest> {
     })
 }
 
-pub(super) fn memory_item(wa_id: &WaId, m: &Memory) -> Item {
-    let mut item = memory_key(wa_id);
+pub(super) fn memory_item(user_id: &UserId, m: &Memory) -> Item {
+    let mut item = memory_key(user_id);
     item.extend([
         ("summary".to_string(), s(&m.summary)),
         ("summarized_until_ms".to_string(), n(m.summarized_until_ms)),
@@ -401,10 +402,10 @@ pub(super) fn memory_from(item: &Item) -> Result<Memory> {
 }
 
 pub(super) fn usage_item(u: &TurnUsage) -> Item {
-    let mut item = key(conv_pk(&u.wa_id), format!("{USAGE_PREFIX}{}", u.turn_id));
+    let mut item = key(conv_pk(&u.user_id), format!("{USAGE_PREFIX}{}", u.turn_id));
     item.extend([
         ("turn_id".to_string(), s(&u.turn_id)),
-        ("wa_id".to_string(), s(u.wa_id.as_str())),
+        ("wa_id".to_string(), s(u.user_id.as_str())),
         ("model".to_string(), s(&u.model)),
         ("input_tokens".to_string(), count(u.usage.input_tokens)),
         ("output_tokens".to_string(), count(u.usage.output_tokens)),
@@ -419,7 +420,7 @@ pub(super) fn usage_from(item: &Item) -> Result<TurnUsage> {
     let r = Reader::new(item, "usage");
     Ok(TurnUsage {
         turn_id: r.str("turn_id")?.to_string(),
-        wa_id: wa_id_of(&r, "usage")?,
+        user_id: user_id_of(&r, "usage")?,
         model: r.str("model")?.to_string(),
         usage: Usage {
             input_tokens: r.count("input_tokens")?,
@@ -466,8 +467,8 @@ pub(super) fn decode_cursor(
 mod tests {
     use super::*;
 
-    fn wa() -> WaId {
-        WaId::parse("5491155551234").expect("valid")
+    fn wa() -> UserId {
+        UserId::parse("5491155551234").expect("valid")
     }
 
     #[test]
@@ -496,7 +497,7 @@ mod tests {
     fn records_round_trip_through_items() {
         let lead = Lead {
             id: "t:lead".into(),
-            wa_id: wa(),
+            user_id: wa(),
             name: "Ana".into(),
             interest: "x".into(),
             notes: None,
@@ -510,7 +511,7 @@ mod tests {
         );
         let mut item = usage_item(&TurnUsage {
             turn_id: "t".into(),
-            wa_id: wa(),
+            user_id: wa(),
             model: "m".into(),
             usage: Usage::default(),
             model_calls: 1,

@@ -18,7 +18,7 @@ use super::sdk_error;
 use domain::error::{Error, Result};
 use domain::handoff::{DecisionRecord, EscalationRecord};
 use domain::ports::{DeskRef, EscalationRecords, Timers};
-use domain::WaId;
+use domain::UserId;
 
 /// Once-only markers outlive SQS's and Chatwoot's redeliveries by far.
 pub const CLAIM_TTL_SECS: i64 = 30 * 24 * 3600;
@@ -52,12 +52,12 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 
 #[async_trait]
 impl EscalationRecords for DynamoEscalations {
-    async fn escalation(&self, wa_id: &WaId) -> Result<(EscalationRecord, u64)> {
+    async fn escalation(&self, user_id: &UserId) -> Result<(EscalationRecord, u64)> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(conv_pk(wa_id), RECORD_SK)))
+            .set_key(Some(key(conv_pk(user_id), RECORD_SK)))
             .consistent_read(true)
             .send()
             .await
@@ -79,11 +79,11 @@ impl EscalationRecords for DynamoEscalations {
 
     async fn save_escalation(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         record: &EscalationRecord,
         version: u64,
     ) -> Result<bool> {
-        let mut item = key(conv_pk(wa_id), RECORD_SK);
+        let mut item = key(conv_pk(user_id), RECORD_SK);
         item.insert("record".into(), s(serde_json::to_string(record)?));
         let next = i64::try_from(version.saturating_add(1)).unwrap_or(i64::MAX);
         item.insert("version".into(), n(next));
@@ -112,7 +112,10 @@ impl EscalationRecords for DynamoEscalations {
     }
 
     async fn record_decision(&self, d: &DecisionRecord) -> Result<()> {
-        let mut item = key(conv_pk(&d.wa_id), format!("{DECISION_PREFIX}{}", d.turn_id));
+        let mut item = key(
+            conv_pk(&d.user_id),
+            format!("{DECISION_PREFIX}{}", d.turn_id),
+        );
         item.insert("record".into(), s(serde_json::to_string(d)?));
         item.insert("at_ms".into(), n(d.at_ms));
         // Put once: a redelivered turn keeps its first decision.
@@ -120,7 +123,7 @@ impl EscalationRecords for DynamoEscalations {
         Ok(())
     }
 
-    async fn decisions(&self, wa_id: &WaId) -> Result<Vec<DecisionRecord>> {
+    async fn decisions(&self, user_id: &UserId) -> Result<Vec<DecisionRecord>> {
         let mut out: Vec<DecisionRecord> = Vec::new();
         let mut start = None;
         loop {
@@ -131,7 +134,7 @@ impl EscalationRecords for DynamoEscalations {
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(conv_pk(wa_id)))
+                .expression_attribute_values(":pk", s(conv_pk(user_id)))
                 .expression_attribute_values(":prefix", s(DECISION_PREFIX))
                 .set_exclusive_start_key(start)
                 .send()
@@ -182,9 +185,9 @@ impl EscalationRecords for DynamoEscalations {
         Ok(out.item.is_some())
     }
 
-    async fn link_desk(&self, desk: &DeskRef, wa_id: &WaId) -> Result<()> {
+    async fn link_desk(&self, desk: &DeskRef, user_id: &UserId) -> Result<()> {
         let mut item = key(format!("DESK#{}", desk.conversation_id), "DESK");
-        item.insert("wa_id".into(), s(wa_id.as_str()));
+        item.insert("wa_id".into(), s(user_id.as_str()));
         item.insert(
             "contact_id".into(),
             n(i64::try_from(desk.contact_id).unwrap_or(i64::MAX)),
@@ -199,7 +202,7 @@ impl EscalationRecords for DynamoEscalations {
         Ok(())
     }
 
-    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<WaId>> {
+    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<UserId>> {
         let out = self
             .client
             .get_item()
@@ -211,7 +214,7 @@ impl EscalationRecords for DynamoEscalations {
         out.item
             .as_ref()
             .and_then(|i| text(i, "wa_id"))
-            .map(|w| WaId::parse(w).map_err(|e| corrupt("desk_owner", e)))
+            .map(|w| UserId::parse(w).map_err(|e| corrupt("desk_owner", e)))
             .transpose()
     }
 }

@@ -74,7 +74,7 @@ impl Notifier for SesNotifier {
             .send()
             .await
             .map_err(|e| sdk_error("ses", "sending an escalation email", e))?;
-        tracing::info!(notice = %notice.id, user = %notice.masked_wa_id(), "escalation emailed");
+        tracing::info!(notice = %notice.id, user = %notice.masked_user_id(), "escalation emailed");
         Ok(())
     }
 }

@@ -66,7 +66,7 @@ impl Notifier for SnsNotifier {
             .send()
             .await
             .map_err(|e| sdk_error("sns", "publishing an escalation", e))?;
-        tracing::info!(notice = %notice.id, user = %notice.masked_wa_id(), "escalation published");
+        tracing::info!(notice = %notice.id, user = %notice.masked_user_id(), "escalation published");
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ use domain::ports::{
 };
 use domain::voice::*;
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::{CallRequest, WaId};
+use domain::{CallRequest, UserId};
 use domain::{Error, Result};
 use jiff::tz::TimeZone;
 use runtime::observability::phone;
@@ -101,13 +101,13 @@ impl Deps {
 
 impl Deps {
     /// The customer's zone: from their number, else the business's.
-    pub fn zone(&self, wa_id: &WaId) -> (String, TimeZone) {
-        agent::timezone::for_wa_id(wa_id).unwrap_or_else(|| self.settings.default_zone.clone())
+    pub fn zone(&self, user_id: &UserId) -> (String, TimeZone) {
+        agent::timezone::for_user_id(user_id).unwrap_or_else(|| self.settings.default_zone.clone())
     }
 
     /// The first moment at or after `at_ms` inside the calling hours.
-    pub fn next_window(&self, wa_id: &WaId, at_ms: i64) -> i64 {
-        match calling_window(at_ms, self.settings.calling_hours, &self.zone(wa_id).1) {
+    pub fn next_window(&self, user_id: &UserId, at_ms: i64) -> i64 {
+        match calling_window(at_ms, self.settings.calling_hours, &self.zone(user_id).1) {
             CallWindow::Now => at_ms,
             CallWindow::At(t) => t,
         }
@@ -132,10 +132,10 @@ pub enum Outcome {
     Raced,
 }
 
-#[instrument(skip_all, fields(request = %req.id, to = %phone(req.wa_id.as_str())))]
+#[instrument(skip_all, fields(request = %req.id, to = %phone(req.user_id.as_str())))]
 pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
     let now = deps.clock.now_ms();
-    let stored = deps.records.call_requests(&req.wa_id).await?;
+    let stored = deps.records.call_requests(&req.user_id).await?;
     if let Err(refusal) = check_consent(req, &stored, now) {
         warn!(%refusal, "call request refused");
         return Ok(Outcome::Refused(refusal));
@@ -145,7 +145,7 @@ pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
     }
     let context = context_for(deps, req).await?;
     let wanted = req.when_ms.unwrap_or(now).max(now);
-    let due = deps.next_window(&req.wa_id, wanted);
+    let due = deps.next_window(&req.user_id, wanted);
     let record = CallRecord {
         context,
         provider: deps.provider.kind(),
@@ -169,7 +169,7 @@ pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
         // agent already said when for a time the user chose; the calling
         // hours may move it, and then the user hears the new time.
         if due != wanted || req.when_ms.is_none() {
-            let (zone_name, tz) = deps.zone(&req.wa_id);
+            let (zone_name, tz) = deps.zone(&req.user_id);
             let when = agent::schedule::format_in(due, &tz, &zone_name, &req.language);
             tell(
                 deps,
@@ -194,7 +194,7 @@ pub async fn sweep(deps: &Deps) -> Result<Vec<Outcome>> {
             continue;
         }
         // A retry that came due outside the calling hours waits again.
-        let due = deps.next_window(&record.context.wa_id, now);
+        let due = deps.next_window(&record.context.user_id, now);
         if due > now {
             let mut next = record.next(now);
             next.due_at_ms = Some(due);
@@ -220,7 +220,7 @@ async fn recover_dial(deps: &Deps, record: CallRecord) -> Result<Outcome> {
     let mut next = record.next(now);
     if record.attempts < MAX_ATTEMPTS {
         next.phase = CallPhase::Scheduled;
-        next.due_at_ms = Some(deps.next_window(&record.context.wa_id, now));
+        next.due_at_ms = Some(deps.next_window(&record.context.user_id, now));
         deps.calls.update(&record, &next).await?;
         Ok(Outcome::RetryLater)
     } else {
@@ -350,7 +350,7 @@ pub async fn tell(deps: &Deps, ctx: &CallContext, text: &str, kind: &str) -> Res
     let now = deps.clock.now_ms();
     let open = deps
         .store
-        .conversation(&ctx.wa_id)
+        .conversation(&ctx.user_id)
         .await?
         .is_some_and(|c| c.window_open(now));
     let msg = if open {
@@ -371,7 +371,7 @@ pub async fn tell(deps: &Deps, ctx: &CallContext, text: &str, kind: &str) -> Res
         deps.store.as_ref(),
         deps.clock.as_ref(),
         &ctx.phone_number_id,
-        &ctx.wa_id,
+        &ctx.user_id,
         &msg,
     )
     .await
@@ -380,10 +380,10 @@ pub async fn tell(deps: &Deps, ctx: &CallContext, text: &str, kind: &str) -> Res
 
 /// What the voice agent is told about the customer.
 async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
-    let conversation = deps.store.conversation(&req.wa_id).await?;
-    let leads = deps.records.leads(&req.wa_id).await?;
-    let memory = deps.records.memory(&req.wa_id).await?;
-    let recent = deps.store.recent_messages(&req.wa_id, 12).await?;
+    let conversation = deps.store.conversation(&req.user_id).await?;
+    let leads = deps.records.leads(&req.user_id).await?;
+    let memory = deps.records.memory(&req.user_id).await?;
+    let recent = deps.store.recent_messages(&req.user_id, 12).await?;
     let mut summary = memory.summary.trim().to_string();
     for m in &recent {
         if m.text.trim().is_empty() {
@@ -406,7 +406,7 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
     let lead = leads.last();
     Ok(CallContext {
         request_id: req.id.clone(),
-        wa_id: req.wa_id.clone(),
+        user_id: req.user_id.clone(),
         phone_number_id: req.phone_number_id.clone(),
         customer_name: lead
             .map(|l| l.name.clone())

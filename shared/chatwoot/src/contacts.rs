@@ -14,20 +14,20 @@ use domain::{mask, Conversation};
 impl ChatwootDesk {
     /// The contact of `wa_id` and its source id in our inbox, found or made.
     pub(crate) async fn contact(&self, conversation: &Conversation) -> Result<(u64, String)> {
-        let wa_id = conversation.wa_id.as_str();
-        if let Some(found) = self.find_contact(wa_id).await? {
+        let user_id = conversation.user_id.as_str();
+        if let Some(found) = self.find_contact(user_id).await? {
             return self.with_source_id(found).await;
         }
         let name = conversation
             .contact_name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| format!("WhatsApp {}", mask(wa_id)));
+            .unwrap_or_else(|| format!("WhatsApp {}", mask(user_id)));
         let body = json!({
             "inbox_id": self.inbox_id,
             "name": name,
-            "phone_number": format!("+{wa_id}"),
-            "identifier": wa_id,
+            "phone_number": format!("+{user_id}"),
+            "identifier": user_id,
         });
         let (status, value) = self
             .api
@@ -41,7 +41,7 @@ impl ChatwootDesk {
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             // Taken: created by a concurrent hand-off. Find it again.
             let found = self
-                .find_contact(wa_id)
+                .find_contact(user_id)
                 .await?
                 .ok_or_else(|| status_error("create contact", status))?;
             return self.with_source_id(found).await;
@@ -59,20 +59,20 @@ impl ChatwootDesk {
     }
 
     /// The contact (as JSON) whose identifier or phone number is `wa_id`.
-    async fn find_contact(&self, wa_id: &str) -> Result<Option<Value>> {
+    async fn find_contact(&self, user_id: &str) -> Result<Option<Value>> {
         let mut url = self.api.url(&["contacts", "search"]);
-        url.query_pairs_mut().append_pair("q", wa_id);
+        url.query_pairs_mut().append_pair("q", user_id);
         let value = self
             .api
             .call_ok("search contacts", Method::GET, url, None)
             .await?;
-        let phone = format!("+{wa_id}");
+        let phone = format!("+{user_id}");
         let found = value["payload"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|c| {
-                c["identifier"].as_str() == Some(wa_id)
+                c["identifier"].as_str() == Some(user_id)
                     || c["phone_number"].as_str() == Some(&phone)
             })
             .cloned();

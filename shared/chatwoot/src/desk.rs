@@ -196,7 +196,7 @@ impl HumanDesk for ChatwootDesk {
         tracing::info!(
             conversation_id,
             contact_id,
-            user = %mask(conversation.wa_id.as_str()),
+            user = %mask(conversation.user_id.as_str()),
             "hand-off opened in chatwoot"
         );
         Ok(DeskRef {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use domain::escalation::{KeywordCategory, Reason, TranscriptLine};
-use domain::{Conversation, ConversationState, WaId};
+use domain::{Conversation, ConversationState, UserId};
 use http_client::HttpPolicy;
 use secrecy::SecretString;
 use serde_json::json;
@@ -34,7 +34,7 @@ pub(crate) fn desk(server: &MockServer) -> ChatwootDesk {
 
 pub(crate) fn conversation() -> Conversation {
     Conversation {
-        wa_id: WaId::parse("5491155551234").expect("wa id"),
+        user_id: UserId::parse("5491155551234").expect("wa id"),
         phone_number_id: "106540352242922".into(),
         contact_name: Some("Lucía".into()),
         state: ConversationState::PendingHuman,

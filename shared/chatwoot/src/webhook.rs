@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use domain::conversation::WaId;
+use domain::conversation::UserId;
 use domain::error::{Error, Result};
 use domain::signature::secrets_equal;
 
@@ -134,11 +134,11 @@ pub struct Contact {
 
 impl Contact {
     /// The WhatsApp user: the identifier if it is one, else the phone number.
-    pub fn wa_id(&self) -> Option<WaId> {
+    pub fn user_id(&self) -> Option<UserId> {
         [&self.identifier, &self.phone_number]
             .into_iter()
             .flatten()
-            .find_map(|s| WaId::parse(s).ok())
+            .find_map(|s| UserId::parse(s).ok())
     }
 }
 
@@ -149,7 +149,7 @@ pub enum ChatwootEvent {
     AgentReply {
         message_id: u64,
         conversation_id: u64,
-        wa_id: Option<WaId>,
+        user_id: Option<UserId>,
         content: String,
     },
     /// An agent's private note: for people only.
@@ -165,7 +165,7 @@ pub enum ChatwootEvent {
     /// People are done: the bot takes over again.
     Resolved {
         conversation_id: u64,
-        wa_id: Option<WaId>,
+        user_id: Option<UserId>,
     },
     /// Another status change (open, pending, snoozed).
     StatusChanged {
@@ -218,7 +218,7 @@ impl WebhookPayload {
         let Some(conversation_id) = self.conversation_id() else {
             return ignored();
         };
-        let wa_id = || self.contact().and_then(Contact::wa_id);
+        let user_id = || self.contact().and_then(Contact::user_id);
         match self.event.as_str() {
             "message_created" => {
                 let Some(message_id) = self.id else {
@@ -238,7 +238,7 @@ impl WebhookPayload {
                             Some(text) if !text.is_empty() => ChatwootEvent::AgentReply {
                                 message_id,
                                 conversation_id,
-                                wa_id: wa_id(),
+                                user_id: user_id(),
                                 content: text.to_string(),
                             },
                             // Attachments only: not sent on (yet).
@@ -256,7 +256,7 @@ impl WebhookPayload {
                 match self.conversation_status() {
                     Some("resolved") => ChatwootEvent::Resolved {
                         conversation_id,
-                        wa_id: wa_id(),
+                        user_id: user_id(),
                     },
                     Some(status) => ChatwootEvent::StatusChanged {
                         conversation_id,
@@ -318,8 +318,8 @@ mod tests {
         WebhookPayload::parse(s.as_bytes()).expect("parses")
     }
 
-    fn wa() -> WaId {
-        WaId::parse("5491155551234").expect("wa id")
+    fn wa() -> UserId {
+        UserId::parse("5491155551234").expect("wa id")
     }
 
     #[test]
@@ -330,7 +330,7 @@ mod tests {
             ChatwootEvent::AgentReply {
                 message_id: 2041,
                 conversation_id: 57,
-                wa_id: Some(wa()),
+                user_id: Some(wa()),
                 content: "Hola Lucía, soy Marta. Ya veo el doble cobro, lo revierto hoy.".into(),
             }
         );
@@ -372,7 +372,7 @@ mod tests {
             p.event(),
             ChatwootEvent::Resolved {
                 conversation_id: 57,
-                wa_id: Some(wa()),
+                user_id: Some(wa()),
             }
         );
         assert_eq!(
@@ -415,7 +415,7 @@ mod tests {
             ChatwootEvent::AgentReply {
                 message_id: 1,
                 conversation_id: 2,
-                wa_id: None,
+                user_id: None,
                 content: "hi".into()
             }
         );

@@ -232,7 +232,7 @@ fn status_error(status: StatusCode) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::WaId;
+    use domain::UserId;
     use serde_json::json;
     use wiremock::matchers::{body_json, header, header_exists, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -262,7 +262,7 @@ mod tests {
     fn lead() -> Lead {
         Lead {
             id: "turn-42:lead".into(),
-            wa_id: WaId::parse("5491155551234").expect("wa id"),
+            user_id: UserId::parse("5491155551234").expect("wa id"),
             name: "Ana".into(),
             interest: "plan Empresa".into(),
             notes: None,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::chat::Usage;
-use super::conversation::WaId;
+use super::conversation::UserId;
 
 /// A passage from the knowledge base, with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,8 @@ pub struct Customer {
 pub struct Lead {
     /// Idempotency key: `{turn_id}:lead`.
     pub id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub name: String,
     pub interest: String,
     pub notes: Option<String>,
@@ -43,7 +44,8 @@ pub struct Lead {
 pub struct Appointment {
     /// Idempotency key: `{turn_id}:appointment`.
     pub id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     /// Start of the slot, UTC ms. One appointment per slot start.
     pub start_ms: i64,
     pub end_ms: i64,
@@ -99,7 +101,8 @@ impl CallRequestState {
 pub struct CallRequest {
     /// Idempotency key: `{turn_id}:call`.
     pub id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub reason: String,
     /// When the user asked to be called, UTC ms; `None`: as soon as possible.
@@ -114,7 +117,8 @@ pub struct CallRequest {
 pub struct HandoffRequest {
     /// Idempotency key: `{turn_id}:handoff`.
     pub id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub reason: String,
     /// `playbook`, `tool`, later `policy`.
@@ -136,7 +140,8 @@ pub struct Memory {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnUsage {
     pub turn_id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub model: String,
     pub usage: Usage,
     pub model_calls: u32,

@@ -9,44 +9,90 @@ pub const DEDUP_TTL_SECS: i64 = 7 * 24 * 3600;
 /// The customer-service window opened by each user message.
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 
-/// A WhatsApp user id (`wa_id`): the phone number in digits, no `+`.
+/// Who a conversation is with, as WhatsApp names users: the phone number
+/// (Meta's `wa_id`: E.164 digits, no `+`) or, for a user who hides it behind
+/// a username, the business-scoped user id (BSUID: `AR.1502576394655843`, a
+/// parent BSUID `US.ENT.11815799212886844830`). The two forms never collide
+/// (a BSUID has a dot, a number has none), so either is a store key as is;
+/// which one a user is known by is decided once, by the identity links (see
+/// `ports::IdentityStore`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct WaId(String);
+pub struct UserId(String);
 
-impl WaId {
-    /// E.164 without the `+`: 6 to 15 digits, no leading zero.
-    pub fn parse(s: &str) -> Result<WaId, String> {
+/// A BSUID's id part: Meta documents up to 128 alphanumeric characters.
+const BSUID_MAX_ID: usize = 128;
+
+impl UserId {
+    /// A phone number or a BSUID.
+    pub fn parse(s: &str) -> Result<UserId, String> {
+        UserId::phone(s).or_else(|_| UserId::bsuid(s))
+    }
+
+    /// A phone number only. E.164 without the `+`: 6 to 15 digits, no
+    /// leading zero.
+    pub fn phone(s: &str) -> Result<UserId, String> {
         let digits = s.trim().trim_start_matches('+');
         let ok = (6..=15).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
             && !digits.starts_with('0');
         if ok {
-            Ok(WaId(digits.to_string()))
+            Ok(UserId(digits.to_string()))
         } else {
             Err(format!("not a WhatsApp id: {:?}", mask(s)))
+        }
+    }
+
+    /// A business-scoped user id only: a two-letter country code, a dot,
+    /// `ENT.` for a parent BSUID, then 1 to 128 letters and digits.
+    pub fn bsuid(s: &str) -> Result<UserId, String> {
+        let s = s.trim();
+        let ok = match s.split_once('.') {
+            Some((country, rest)) => {
+                let id = rest.strip_prefix("ENT.").unwrap_or(rest);
+                country.len() == 2
+                    && country.bytes().all(|b| b.is_ascii_uppercase())
+                    && (1..=BSUID_MAX_ID).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
+            None => false,
+        };
+        if ok {
+            Ok(UserId(s.to_string()))
+        } else {
+            Err(format!("not a business-scoped user id: {:?}", mask(s)))
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl TryFrom<String> for WaId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        WaId::parse(&s)
+    /// Whether this is a phone number (and not a BSUID).
+    pub fn is_phone(&self) -> bool {
+        !self.0.contains('.')
+    }
+
+    /// The number in E.164 (`+5491155551234`), if this is a phone number.
+    pub fn e164(&self) -> Option<String> {
+        self.is_phone().then(|| format!("+{}", self.0))
     }
 }
 
-impl From<WaId> for String {
-    fn from(w: WaId) -> String {
+impl TryFrom<String> for UserId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        UserId::parse(&s)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(w: UserId) -> String {
         w.0
     }
 }
 
-impl std::fmt::Display for WaId {
+impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -168,7 +214,8 @@ impl Delivery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewInbound {
     pub wamid: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub contact_name: Option<String>,
     /// Meta's `type`.
@@ -234,7 +281,8 @@ pub enum StatusOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub contact_name: Option<String>,
     pub state: ConversationState,
@@ -265,7 +313,8 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnJob {
     pub phone_number_id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub wamid: String,
     pub received_at_ms: i64,
 }
@@ -273,7 +322,7 @@ pub struct TurnJob {
 impl TurnJob {
     /// FIFO group: one business number and one user, handled in order.
     pub fn group_id(&self) -> String {
-        format!("{}:{}", self.phone_number_id, self.wa_id)
+        format!("{}:{}", self.phone_number_id, self.user_id)
     }
 }
 
@@ -309,7 +358,8 @@ impl TurnState {
 pub struct TurnRecord {
     /// The wamid of the first user message the turn answers.
     pub turn_id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub inbound: Vec<String>,
     pub replies: Vec<OutboundMessage>,
@@ -353,20 +403,55 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn wa_ids_are_digits() {
+    fn phone_ids_are_digits() {
         assert_eq!(
-            WaId::parse("5491155551234").map(|w| w.to_string()),
+            UserId::parse("5491155551234").map(|w| w.to_string()),
             Ok("5491155551234".into())
         );
         assert_eq!(
-            WaId::parse("+15551234567").map(|w| w.to_string()),
+            UserId::parse("+15551234567").map(|w| w.to_string()),
             Ok("15551234567".into())
         );
-        assert!(WaId::parse("").is_err());
-        assert!(WaId::parse("12345").is_err());
-        assert!(WaId::parse("0123456789").is_err());
-        assert!(WaId::parse("12345678901234567").is_err());
-        assert!(WaId::parse("54911abc").is_err());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse("12345").is_err());
+        assert!(UserId::parse("0123456789").is_err());
+        assert!(UserId::parse("12345678901234567").is_err());
+        assert!(UserId::parse("54911abc").is_err());
+        assert!(UserId::parse("5491155551234").is_ok_and(|u| u.is_phone()));
+    }
+
+    #[test]
+    fn bsuids_are_country_dot_alphanumerics() {
+        for ok in [
+            "AR.1502576394655843",
+            "US.13491208655302741918",
+            "US.ENT.11815799212886844830",
+            "BR.abcDEF123",
+        ] {
+            let id = UserId::parse(ok).expect(ok);
+            assert_eq!(id.as_str(), ok);
+            assert!(!id.is_phone());
+            assert_eq!(id.e164(), None);
+        }
+        let long = format!("AR.{}", "9".repeat(128));
+        assert!(UserId::bsuid(&long).is_ok());
+        for bad in [
+            "ar.1502576394655843",
+            "ARG.150257",
+            "AR.",
+            "AR.15025-76",
+            "AR.1502.576",
+            ".1502576394655843",
+            "AR1502576394655843",
+        ] {
+            assert!(UserId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(UserId::bsuid(&format!("AR.{}", "9".repeat(129))).is_err());
+        assert!(UserId::phone("AR.1502576394655843").is_err());
+        assert_eq!(
+            UserId::parse("5491155551234").ok().and_then(|u| u.e164()),
+            Some("+5491155551234".into())
+        );
     }
 
     #[test]
@@ -454,7 +539,7 @@ mod tests {
     #[test]
     fn window_is_24_hours_from_the_last_user_message() {
         let c = Conversation {
-            wa_id: WaId::parse("5491155551234").expect("valid"),
+            user_id: UserId::parse("5491155551234").expect("valid"),
             phone_number_id: "1".into(),
             contact_name: None,
             state: ConversationState::Bot,
@@ -474,7 +559,7 @@ mod tests {
     proptest! {
         #[test]
         fn wa_id_parse_never_panics(s in "\\PC{0,30}") {
-            let _ = WaId::parse(&s);
+            let _ = UserId::parse(&s);
         }
     }
 }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::agent::HandoffRequest;
-use super::conversation::WaId;
+use super::conversation::UserId;
 use super::escalation::{Decision, EscalationState, Reason};
 use crate::error::{Error, Result};
 use crate::ports::DeskRef;
@@ -22,7 +22,8 @@ pub const MAX_TURN_TEXT_CHARS: usize = 8000;
 pub struct TurnEvent {
     /// The turn's id (its first wamid).
     pub turn_id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     /// The user's words in the turn, joined.
     pub text: String,
@@ -42,7 +43,8 @@ pub struct TurnEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserMessageEvent {
     pub wamid: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     /// Meta's message type (`text`, `image`...).
     pub message_type: String,
@@ -55,7 +57,8 @@ pub struct UserMessageEvent {
 pub struct NoHumanCheck {
     /// The escalation it belongs to: a check of an older one does nothing.
     pub escalation_id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
 }
 
@@ -112,12 +115,12 @@ impl EscalationMessage {
         Ok(serde_json::to_string(self)?)
     }
 
-    pub fn wa_id(&self) -> &WaId {
+    pub fn user_id(&self) -> &UserId {
         match self {
-            EscalationMessage::Handoff(h) => &h.wa_id,
-            EscalationMessage::Turn(t) => &t.wa_id,
-            EscalationMessage::UserMessage(m) => &m.wa_id,
-            EscalationMessage::NoHumanCheck(c) => &c.wa_id,
+            EscalationMessage::Handoff(h) => &h.user_id,
+            EscalationMessage::Turn(t) => &t.user_id,
+            EscalationMessage::UserMessage(m) => &m.user_id,
+            EscalationMessage::NoHumanCheck(c) => &c.user_id,
         }
     }
 
@@ -130,7 +133,7 @@ impl EscalationMessage {
             EscalationMessage::UserMessage(m) => &m.phone_number_id,
             EscalationMessage::NoHumanCheck(c) => &c.phone_number_id,
         };
-        format!("{number}:{}", self.wa_id())
+        format!("{number}:{}", self.user_id())
     }
 
     /// The queue's dedup id: a resend of the same thing is dropped.
@@ -174,7 +177,8 @@ pub struct EscalationRecord {
 /// A decision of the policy on one turn, kept for the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub turn_id: String,
     pub decision: Decision,
     /// The sentiment label and negative score, when known.
@@ -187,8 +191,8 @@ pub struct DecisionRecord {
 mod tests {
     use super::*;
 
-    fn wa() -> WaId {
-        WaId::parse("5491155551234").expect("wa id")
+    fn wa() -> UserId {
+        UserId::parse("5491155551234").expect("wa id")
     }
 
     #[test]
@@ -208,7 +212,7 @@ mod tests {
         let messages = vec![
             EscalationMessage::Turn(TurnEvent {
                 turn_id: "wamid.T".into(),
-                wa_id: wa(),
+                user_id: wa(),
                 phone_number_id: "111".into(),
                 text: "hola".into(),
                 language: "es".into(),
@@ -218,7 +222,7 @@ mod tests {
             }),
             EscalationMessage::UserMessage(UserMessageEvent {
                 wamid: "wamid.U".into(),
-                wa_id: wa(),
+                user_id: wa(),
                 phone_number_id: "111".into(),
                 message_type: "text".into(),
                 text: "sigo esperando".into(),
@@ -226,12 +230,12 @@ mod tests {
             }),
             EscalationMessage::NoHumanCheck(NoHumanCheck {
                 escalation_id: "wamid.T:policy".into(),
-                wa_id: wa(),
+                user_id: wa(),
                 phone_number_id: "111".into(),
             }),
             EscalationMessage::Handoff(HandoffRequest {
                 id: "x:handoff".into(),
-                wa_id: wa(),
+                user_id: wa(),
                 phone_number_id: "111".into(),
                 reason: "r".into(),
                 source: "tool".into(),

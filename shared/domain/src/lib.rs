@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod error;
 pub mod escalation;
 pub mod handoff;
+pub mod identity;
 pub mod media;
 pub mod media_pipeline;
 pub mod ports;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::whatsapp::inbound::{InboundMessage, Media, MessageContent};
-use super::WaId;
+use super::UserId;
 use crate::error::{Error, Result};
 
 const MB: u64 = 1024 * 1024;
@@ -148,7 +148,8 @@ pub struct MediaRef {
     pub voice: bool,
     pub animated: bool,
     pub wamid: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     /// The message's unix seconds: the storage key's month, and the media
     /// id's expiry.
     pub timestamp: i64,
@@ -191,7 +192,7 @@ impl MediaRef {
             voice: m.voice,
             animated: m.animated,
             wamid: wamid.to_string(),
-            wa_id: WaId::parse(from).map_err(Error::Invalid)?,
+            user_id: UserId::parse(from).map_err(Error::Invalid)?,
             timestamp,
         })
     }
@@ -357,7 +358,7 @@ pub fn media_key(salt: &MediaKeySalt, media: &MediaRef) -> Result<String> {
     let at = jiff::Timestamp::from_second(media.timestamp)
         .map_err(|e| Error::Invalid(format!("message timestamp: {e}")))?;
     let month = at.strftime("%Y/%m");
-    let user = salt.tag(media.wa_id.as_str());
+    let user = salt.tag(media.user_id.as_str());
     let message = hex::encode(&Sha256::digest(media.wamid.as_bytes())[..16]);
     Ok(format!("media/{month}/{user}/{message}"))
 }
@@ -482,13 +483,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn media_ref(wa_id: &str, wamid: &str, ts: i64) -> MediaRef {
+    fn media_ref(user_id: &str, wamid: &str, ts: i64) -> MediaRef {
         let m = Media {
             id: "1234567890".into(),
             mime_type: Some("image/jpeg".into()),
             ..Media::default()
         };
-        MediaRef::new(MediaKind::Image, &m, wamid, wa_id, ts).expect("valid")
+        MediaRef::new(MediaKind::Image, &m, wamid, user_id, ts).expect("valid")
     }
 
     fn salt(s: &str) -> MediaKeySalt {

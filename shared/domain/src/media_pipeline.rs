@@ -389,7 +389,7 @@ pub fn parse_job(value: serde_json::Value) -> Result<MediaJob> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WaId;
+    use crate::UserId;
 
     fn media(kind: MediaKind) -> MediaRef {
         MediaRef {
@@ -402,7 +402,7 @@ mod tests {
             voice: true,
             animated: false,
             wamid: "wamid.HBgLNTczMDAwMDAwMDAVAgASGBQzQUFBQUFBQUFBQUFBQUFBQUFBQQA=".into(),
-            wa_id: WaId::parse("573000000000").expect("valid"),
+            user_id: UserId::parse("573000000000").expect("valid"),
             timestamp: 1_700_000_000,
         }
     }

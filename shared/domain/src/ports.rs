@@ -24,15 +24,15 @@ pub trait ConversationStore: Send + Sync {
     async fn apply_status(&self, update: &StatusUpdate) -> Result<StatusOutcome>;
 
     /// Marks the window closed after a 131047 until the user writes again.
-    async fn close_window(&self, wa_id: &WaId) -> Result<()>;
+    async fn close_window(&self, user_id: &UserId) -> Result<()>;
 
-    async fn conversation(&self, wa_id: &WaId) -> Result<Option<Conversation>>;
+    async fn conversation(&self, user_id: &UserId) -> Result<Option<Conversation>>;
 
     /// Unanswered inbound messages that ask for an answer, oldest first.
-    async fn pending_inbound(&self, wa_id: &WaId) -> Result<Vec<StoredMessage>>;
+    async fn pending_inbound(&self, user_id: &UserId) -> Result<Vec<StoredMessage>>;
 
     /// The last `limit` messages either way, oldest first.
-    async fn recent_messages(&self, wa_id: &WaId, limit: usize) -> Result<Vec<StoredMessage>>;
+    async fn recent_messages(&self, user_id: &UserId, limit: usize) -> Result<Vec<StoredMessage>>;
 
     /// Records a turn's answer before it is sent. Atomic on `turn_id`.
     async fn claim_turn(&self, turn: &TurnRecord) -> Result<ClaimOutcome>;
@@ -41,17 +41,22 @@ pub trait ConversationStore: Send + Sync {
     /// outbound message and moves `sent_parts` to `index + 1`. Idempotent.
     async fn record_sent_part(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         turn_id: &str,
         index: usize,
         sent: &SentRecord,
     ) -> Result<()>;
 
     /// The turn is sent: its inbound messages are answered.
-    async fn complete_turn(&self, wa_id: &WaId, turn_id: &str, inbound: &[String]) -> Result<()>;
+    async fn complete_turn(
+        &self,
+        user_id: &UserId,
+        turn_id: &str,
+        inbound: &[String],
+    ) -> Result<()>;
 
     /// An outbound message outside a turn (templates, later: human agents).
-    async fn record_outbound(&self, wa_id: &WaId, sent: &SentRecord) -> Result<()>;
+    async fn record_outbound(&self, user_id: &UserId, sent: &SentRecord) -> Result<()>;
 
     /// Conversations, most recent message first.
     async fn list_conversations(
@@ -63,7 +68,7 @@ pub trait ConversationStore: Send + Sync {
     /// A conversation's messages, oldest first.
     async fn transcript(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<StoredMessage>>;
@@ -116,7 +121,7 @@ pub trait MessageSender: Send + Sync {
     async fn send(
         &self,
         phone_number_id: &str,
-        to: &WaId,
+        to: &UserId,
         msg: &OutboundMessage,
         reply_to: Option<&str>,
     ) -> Result<String>;
@@ -133,7 +138,7 @@ pub async fn send_and_record(
     store: &dyn ConversationStore,
     clock: &dyn Clock,
     phone_number_id: &str,
-    to: &WaId,
+    to: &UserId,
     msg: &OutboundMessage,
 ) -> Result<String> {
     let wamid = sender.send(phone_number_id, to, msg, None).await?;
@@ -237,7 +242,7 @@ pub trait AgentRecords: Send + Sync {
     async fn save_lead(&self, lead: &Lead) -> Result<bool>;
 
     /// A user's leads, oldest first.
-    async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>>;
+    async fn leads(&self, user_id: &UserId) -> Result<Vec<Lead>>;
 
     /// One atomic conditional write on the slot start: no double booking.
     async fn book(&self, appointment: &Appointment) -> Result<BookOutcome>;
@@ -249,21 +254,21 @@ pub trait AgentRecords: Send + Sync {
     async fn save_call_request(&self, request: &CallRequest) -> Result<bool>;
 
     /// A user's call requests, oldest first.
-    async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>>;
+    async fn call_requests(&self, user_id: &UserId) -> Result<Vec<CallRequest>>;
 
     /// Changes the conversation's state only if it is `from` now (one
     /// conditional write). Returns whether it changed.
     async fn set_state(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         from: ConversationState,
         to: ConversationState,
     ) -> Result<bool>;
 
     /// The conversation's memory; the default when none is kept yet.
-    async fn memory(&self, wa_id: &WaId) -> Result<Memory>;
+    async fn memory(&self, user_id: &UserId) -> Result<Memory>;
 
-    async fn save_memory(&self, wa_id: &WaId, memory: &Memory) -> Result<()>;
+    async fn save_memory(&self, user_id: &UserId, memory: &Memory) -> Result<()>;
 
     /// Idempotent on `(wa_id, turn_id)`.
     async fn record_usage(&self, usage: &TurnUsage) -> Result<()>;
@@ -322,14 +327,14 @@ pub trait HumanDesk: Send + Sync {
 #[async_trait]
 pub trait EscalationRecords: Send + Sync {
     /// The conversation's record and its version (0: none yet).
-    async fn escalation(&self, wa_id: &WaId) -> Result<(handoff::EscalationRecord, u64)>;
+    async fn escalation(&self, user_id: &UserId) -> Result<(handoff::EscalationRecord, u64)>;
 
     /// Writes `record` only if the stored version is still `version` (one
     /// conditional write); the new version is `version + 1`. Returns whether
     /// it was written.
     async fn save_escalation(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         record: &handoff::EscalationRecord,
         version: u64,
     ) -> Result<bool>;
@@ -338,7 +343,7 @@ pub trait EscalationRecords: Send + Sync {
     async fn record_decision(&self, decision: &handoff::DecisionRecord) -> Result<()>;
 
     /// A conversation's decisions, oldest first.
-    async fn decisions(&self, wa_id: &WaId) -> Result<Vec<handoff::DecisionRecord>>;
+    async fn decisions(&self, user_id: &UserId) -> Result<Vec<handoff::DecisionRecord>>;
 
     /// Takes `key` if nobody has (one atomic insert-if-absent). Returns
     /// `false` when it was taken before: the step is done (or being done).
@@ -352,10 +357,10 @@ pub trait EscalationRecords: Send + Sync {
     async fn claimed(&self, key: &str) -> Result<bool>;
 
     /// Remembers whose conversation a desk conversation is.
-    async fn link_desk(&self, desk: &DeskRef, wa_id: &WaId) -> Result<()>;
+    async fn link_desk(&self, desk: &DeskRef, user_id: &UserId) -> Result<()>;
 
     /// The user of a desk conversation, if it is one of ours.
-    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<WaId>>;
+    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<UserId>>;
 }
 
 /// Delayed work: a message delivered to the escalation function after a

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::agent::CallRequest;
-use super::conversation::WaId;
+use super::conversation::UserId;
 
 /// again (see [`CallRecord::due_marker`]).
 pub const DIAL_WATCHDOG_MS: i64 = 10 * 60 * 1000;
@@ -56,7 +56,8 @@ pub struct CallContext {
     /// The call request's id (`{turn_id}:call`): one call per request.
     pub request_id: String,
     /// The conversation: events come back here.
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub customer_name: Option<String>,
     pub language: String,
@@ -88,14 +89,14 @@ impl CallContext {
     pub fn metadata(&self) -> Value {
         json!({
             "charla_request_id": self.request_id,
-            "charla_conversation_id": self.wa_id.as_str(),
+            "charla_conversation_id": self.user_id.as_str(),
             "charla_phone_number_id": self.phone_number_id,
         })
     }
 
     /// The number to dial, E.164 with the `+`.
     pub fn to_e164(&self) -> String {
-        format!("+{}", self.wa_id.as_str())
+        format!("+{}", self.user_id.as_str())
     }
 }
 
@@ -103,7 +104,7 @@ impl CallContext {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRef {
     pub request_id: String,
-    pub wa_id: WaId,
+    pub user_id: UserId,
 }
 
 impl CallRef {
@@ -111,10 +112,10 @@ impl CallRef {
     /// provider's dashboard, say).
     pub fn from_metadata(metadata: &Value) -> Option<CallRef> {
         let request_id = metadata.get("charla_request_id")?.as_str()?;
-        let wa_id = WaId::parse(metadata.get("charla_conversation_id")?.as_str()?).ok()?;
+        let user_id = UserId::parse(metadata.get("charla_conversation_id")?.as_str()?).ok()?;
         (!request_id.is_empty() && request_id.len() <= 200).then(|| CallRef {
             request_id: request_id.to_string(),
-            wa_id,
+            user_id,
         })
     }
 }
@@ -336,7 +337,9 @@ pub fn check_consent(
     now_ms: i64,
 ) -> Result<(), ConsentRefusal> {
     let asked = stored.iter().find(|r| {
-        r.id == queued.id && r.wa_id == queued.wa_id && r.phone_number_id == queued.phone_number_id
+        r.id == queued.id
+            && r.user_id == queued.user_id
+            && r.phone_number_id == queued.phone_number_id
     });
     match asked {
         None => Err(ConsentRefusal::NotAsked),
@@ -509,7 +512,7 @@ mod tests {
     fn request(id: &str, wa: &str, created: i64) -> CallRequest {
         CallRequest {
             id: id.into(),
-            wa_id: WaId::parse(wa).expect("wa"),
+            user_id: UserId::parse(wa).expect("wa"),
             phone_number_id: "PN".into(),
             reason: "r".into(),
             when_ms: None,
@@ -678,7 +681,7 @@ mod tests {
         let mut r = CallRecord {
             context: CallContext {
                 request_id: "t:call".into(),
-                wa_id: WaId::parse("5491155550001").expect("wa"),
+                user_id: UserId::parse("5491155550001").expect("wa"),
                 phone_number_id: "PN".into(),
                 customer_name: None,
                 language: "es".into(),

@@ -10,7 +10,7 @@ use super::{corrupt, migrate, open_connection, to_i64, Db, SqliteContext, Sqlite
 use domain::error::Result;
 use domain::handoff::{DecisionRecord, EscalationRecord};
 use domain::ports::{DeskRef, EscalationRecords, QueueMessage, Timers};
-use domain::WaId;
+use domain::UserId;
 
 const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
@@ -74,14 +74,14 @@ fn from_json<T: serde::de::DeserializeOwned>(context: &str, s: &str) -> Result<T
 
 #[async_trait]
 impl EscalationRecords for SqliteEscalations {
-    async fn escalation(&self, wa_id: &WaId) -> Result<(EscalationRecord, u64)> {
-        let wa_id = wa_id.clone();
+    async fn escalation(&self, user_id: &UserId) -> Result<(EscalationRecord, u64)> {
+        let user_id = user_id.clone();
         let row: Option<(String, i64)> = self
             .db
             .call(move |conn| {
                 conn.prepare_cached("SELECT record, version FROM escalations WHERE wa_id = ?1")
                     .and_then(|mut s| {
-                        s.query_row([wa_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        s.query_row([user_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                             .optional()
                     })
                     .ctx("escalation")
@@ -98,11 +98,11 @@ impl EscalationRecords for SqliteEscalations {
 
     async fn save_escalation(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         record: &EscalationRecord,
         version: u64,
     ) -> Result<bool> {
-        let (wa_id, json) = (wa_id.clone(), serde_json::to_string(record)?);
+        let (user_id, json) = (user_id.clone(), serde_json::to_string(record)?);
         let (expected, next) = (to_i64(version), to_i64(version.saturating_add(1)));
         self.db
             .call(move |conn| {
@@ -111,13 +111,13 @@ impl EscalationRecords for SqliteEscalations {
                         "INSERT INTO escalations (wa_id, record, version) VALUES (?1, ?2, ?3)
                          ON CONFLICT (wa_id) DO NOTHING",
                     )
-                    .and_then(|mut s| s.execute(params![wa_id.as_str(), json, next]))
+                    .and_then(|mut s| s.execute(params![user_id.as_str(), json, next]))
                 } else {
                     conn.prepare_cached(
                         "UPDATE escalations SET record = ?2, version = ?4
                          WHERE wa_id = ?1 AND version = ?3",
                     )
-                    .and_then(|mut s| s.execute(params![wa_id.as_str(), json, expected, next]))
+                    .and_then(|mut s| s.execute(params![user_id.as_str(), json, expected, next]))
                 }
                 .ctx("save_escalation")?;
                 Ok(changed == 1)
@@ -127,8 +127,8 @@ impl EscalationRecords for SqliteEscalations {
 
     async fn record_decision(&self, decision: &DecisionRecord) -> Result<()> {
         let json = serde_json::to_string(decision)?;
-        let (wa_id, turn_id, at) = (
-            decision.wa_id.clone(),
+        let (user_id, turn_id, at) = (
+            decision.user_id.clone(),
             decision.turn_id.clone(),
             decision.at_ms,
         );
@@ -138,15 +138,15 @@ impl EscalationRecords for SqliteEscalations {
                     "INSERT INTO escalation_decisions (wa_id, turn_id, record, at_ms)
                      VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                 )
-                .and_then(|mut s| s.execute(params![wa_id.as_str(), turn_id, json, at]))
+                .and_then(|mut s| s.execute(params![user_id.as_str(), turn_id, json, at]))
                 .ctx("record_decision")
                 .map(|_| ())
             })
             .await
     }
 
-    async fn decisions(&self, wa_id: &WaId) -> Result<Vec<DecisionRecord>> {
-        let wa_id = wa_id.clone();
+    async fn decisions(&self, user_id: &UserId) -> Result<Vec<DecisionRecord>> {
+        let user_id = user_id.clone();
         let rows: Vec<String> = self
             .db
             .call(move |conn| {
@@ -157,7 +157,7 @@ impl EscalationRecords for SqliteEscalations {
                     )
                     .ctx("decisions")?;
                 let rows = s
-                    .query_map([wa_id.as_str()], |r| r.get(0))
+                    .query_map([user_id.as_str()], |r| r.get(0))
                     .ctx("decisions")?
                     .collect::<rusqlite::Result<Vec<String>>>()
                     .ctx("decisions")?;
@@ -206,11 +206,11 @@ impl EscalationRecords for SqliteEscalations {
             .await
     }
 
-    async fn link_desk(&self, desk: &DeskRef, wa_id: &WaId) -> Result<()> {
-        let (conv, contact, wa_id) = (
+    async fn link_desk(&self, desk: &DeskRef, user_id: &UserId) -> Result<()> {
+        let (conv, contact, user_id) = (
             to_i64(desk.conversation_id),
             to_i64(desk.contact_id),
-            wa_id.clone(),
+            user_id.clone(),
         );
         self.db
             .call(move |conn| {
@@ -220,14 +220,14 @@ impl EscalationRecords for SqliteEscalations {
                      ON CONFLICT (desk_conversation_id) DO UPDATE SET
                         contact_id = excluded.contact_id, wa_id = excluded.wa_id",
                 )
-                .and_then(|mut s| s.execute(params![conv, contact, wa_id.as_str()]))
+                .and_then(|mut s| s.execute(params![conv, contact, user_id.as_str()]))
                 .ctx("link_desk")
                 .map(|_| ())
             })
             .await
     }
 
-    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<WaId>> {
+    async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<UserId>> {
         let id = to_i64(desk_conversation_id);
         let owner: Option<String> = self
             .db
@@ -240,7 +240,7 @@ impl EscalationRecords for SqliteEscalations {
             })
             .await?;
         owner
-            .map(|s| WaId::parse(&s).map_err(|e| corrupt("desk_owner", e)))
+            .map(|s| UserId::parse(&s).map_err(|e| corrupt("desk_owner", e)))
             .transpose()
     }
 }
@@ -284,8 +284,8 @@ mod tests {
     use super::*;
     use domain::escalation::Decision;
 
-    fn wa() -> WaId {
-        WaId::parse("5491155551234").expect("wa id")
+    fn wa() -> UserId {
+        UserId::parse("5491155551234").expect("wa id")
     }
 
     #[tokio::test]
@@ -319,7 +319,7 @@ mod tests {
     async fn decisions_are_kept_once_per_turn_and_desks_map_back() {
         let r = SqliteEscalations::open_in_memory().expect("opens");
         let d = DecisionRecord {
-            wa_id: wa(),
+            user_id: wa(),
             turn_id: "t1".into(),
             decision: Decision::default(),
             sentiment: Some("neutral".into()),

@@ -17,7 +17,7 @@ use domain::error::{Error, Result};
 use domain::ports::{Clock, MessageSender, SystemClock};
 use domain::whatsapp::errors::GraphErrorClass;
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::WaId;
+use domain::UserId;
 use runtime::observability;
 
 const SERVICE: &str = "outbox";
@@ -252,7 +252,7 @@ impl MessageSender for Outbox {
     async fn send(
         &self,
         phone_number_id: &str,
-        to: &WaId,
+        to: &UserId,
         msg: &OutboundMessage,
         reply_to: Option<&str>,
     ) -> Result<String> {
@@ -302,8 +302,8 @@ mod tests {
     use domain::whatsapp::outbound::ReplyButton;
     use std::sync::Arc;
 
-    fn wa(s: &str) -> WaId {
-        WaId::parse(s).expect("valid")
+    fn wa(s: &str) -> UserId {
+        UserId::parse(s).expect("valid")
     }
 
     fn text(s: &str) -> OutboundMessage {

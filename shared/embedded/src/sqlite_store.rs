@@ -14,14 +14,15 @@ use domain::error::{Error, Result};
 use domain::ports::{Clock, ConversationStore, SystemClock};
 use domain::*;
 
+mod identity;
 mod records;
 
 /// The schema is the steps below, each idempotent (`IF NOT EXISTS`): all of
 /// them run at every open, so a file at an older version gains the later
 /// steps in place, and the recorded version moves to this one.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
-const SCHEMA: &[&str] = &[SCHEMA_V1, records::SCHEMA_V2];
+const SCHEMA: &[&str] = &[SCHEMA_V1, records::SCHEMA_V2, identity::SCHEMA_V3];
 
 /// Conversations, messages, dedup, turns.
 const SCHEMA_V1: &str = "
@@ -208,7 +209,7 @@ fn into_messages(rows: Vec<MessageRow>) -> Result<Vec<StoredMessage>> {
 }
 
 struct ConversationRow {
-    wa_id: String,
+    user_id: String,
     phone_number_id: String,
     contact_name: Option<String>,
     state: String,
@@ -223,7 +224,7 @@ const CONVERSATION_COLUMNS: &str = "wa_id, phone_number_id, contact_name, state,
 impl ConversationRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(ConversationRow {
-            wa_id: r.get(0)?,
+            user_id: r.get(0)?,
             phone_number_id: r.get(1)?,
             contact_name: r.get(2)?,
             state: r.get(3)?,
@@ -235,7 +236,7 @@ impl ConversationRow {
 
     fn into_conversation(self) -> Result<Conversation> {
         Ok(Conversation {
-            wa_id: WaId::parse(&self.wa_id).map_err(|e| corrupt("conversation row", e))?,
+            user_id: UserId::parse(&self.user_id).map_err(|e| corrupt("conversation row", e))?,
             phone_number_id: self.phone_number_id,
             contact_name: self.contact_name,
             state: ConversationState::parse(&self.state)
@@ -262,7 +263,7 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String)> {
 
 /// Inserts an outbound message (once per wamid) and moves the conversation's
 /// last message time forward.
-fn insert_outbound(conn: &Connection, wa_id: &str, sent: &SentRecord) -> Result<()> {
+fn insert_outbound(conn: &Connection, user_id: &str, sent: &SentRecord) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO messages (wamid, wa_id, direction, kind, text, at_ms, delivery,
                                delivery_rank, delivery_at_ms, answered, starts_turn)
@@ -272,7 +273,7 @@ fn insert_outbound(conn: &Connection, wa_id: &str, sent: &SentRecord) -> Result<
     .and_then(|mut s| {
         s.execute(params![
             sent.wamid,
-            wa_id,
+            user_id,
             sent.kind,
             sent.text,
             sent.at_ms,
@@ -285,7 +286,7 @@ fn insert_outbound(conn: &Connection, wa_id: &str, sent: &SentRecord) -> Result<
         "UPDATE conversations SET last_message_at_ms = max(last_message_at_ms, ?2)
          WHERE wa_id = ?1",
     )
-    .and_then(|mut s| s.execute(params![wa_id, sent.at_ms]))
+    .and_then(|mut s| s.execute(params![user_id, sent.at_ms]))
     .ctx("touch conversation")?;
     Ok(())
 }
@@ -325,7 +326,7 @@ fn record_inbound_tx(conn: &mut Connection, msg: &NewInbound) -> Result<RecordOu
     .and_then(|mut s| {
         s.execute(params![
             msg.wamid,
-            msg.wa_id.as_str(),
+            msg.user_id.as_str(),
             msg.kind,
             msg.text,
             payload,
@@ -350,7 +351,7 @@ fn record_inbound_tx(conn: &mut Connection, msg: &NewInbound) -> Result<RecordOu
     )
     .and_then(|mut s| {
         s.execute(params![
-            msg.wa_id.as_str(),
+            msg.user_id.as_str(),
             msg.phone_number_id,
             msg.contact_name,
             now,
@@ -361,13 +362,13 @@ fn record_inbound_tx(conn: &mut Connection, msg: &NewInbound) -> Result<RecordOu
     Ok(RecordOutcome::Recorded)
 }
 
-fn read_turn(conn: &Connection, wa_id: &str, turn_id: &str) -> Result<Option<TurnRecord>> {
+fn read_turn(conn: &Connection, user_id: &str, turn_id: &str) -> Result<Option<TurnRecord>> {
     let row: Option<(String, i64, String)> = conn
         .prepare_cached(
             "SELECT record, sent_parts, state FROM turns WHERE wa_id = ?1 AND turn_id = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![wa_id, turn_id], |r| {
+            s.query_row(params![user_id, turn_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
@@ -455,20 +456,20 @@ impl ConversationStore for SqliteStore {
             .await
     }
 
-    async fn close_window(&self, wa_id: &WaId) -> Result<()> {
-        let wa_id = wa_id.clone();
+    async fn close_window(&self, user_id: &UserId) -> Result<()> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 conn.prepare_cached("UPDATE conversations SET window_closed = 1 WHERE wa_id = ?1")
-                    .and_then(|mut s| s.execute([wa_id.as_str()]))
+                    .and_then(|mut s| s.execute([user_id.as_str()]))
                     .ctx("close_window")?;
                 Ok(())
             })
             .await
     }
 
-    async fn conversation(&self, wa_id: &WaId) -> Result<Option<Conversation>> {
-        let wa_id = wa_id.clone();
+    async fn conversation(&self, user_id: &UserId) -> Result<Option<Conversation>> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let sql =
@@ -476,7 +477,7 @@ impl ConversationStore for SqliteStore {
                 let row = conn
                     .prepare_cached(&sql)
                     .and_then(|mut s| {
-                        s.query_row([wa_id.as_str()], ConversationRow::from_row)
+                        s.query_row([user_id.as_str()], ConversationRow::from_row)
                             .optional()
                     })
                     .ctx("conversation")?;
@@ -485,8 +486,8 @@ impl ConversationStore for SqliteStore {
             .await
     }
 
-    async fn pending_inbound(&self, wa_id: &WaId) -> Result<Vec<StoredMessage>> {
-        let wa_id = wa_id.clone();
+    async fn pending_inbound(&self, user_id: &UserId) -> Result<Vec<StoredMessage>> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let sql = format!(
@@ -498,14 +499,14 @@ impl ConversationStore for SqliteStore {
                     conn,
                     "pending_inbound",
                     &sql,
-                    [wa_id.as_str()],
+                    [user_id.as_str()],
                 )?)
             })
             .await
     }
 
-    async fn recent_messages(&self, wa_id: &WaId, limit: usize) -> Result<Vec<StoredMessage>> {
-        let wa_id = wa_id.clone();
+    async fn recent_messages(&self, user_id: &UserId, limit: usize) -> Result<Vec<StoredMessage>> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let sql = format!(
@@ -516,7 +517,7 @@ impl ConversationStore for SqliteStore {
                     conn,
                     "recent_messages",
                     &sql,
-                    params![wa_id.as_str(), usize_to_i64(limit)],
+                    params![user_id.as_str(), usize_to_i64(limit)],
                 )?;
                 rows.reverse();
                 into_messages(rows)
@@ -540,7 +541,7 @@ impl ConversationStore for SqliteStore {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            turn.wa_id.as_str(),
+                            turn.user_id.as_str(),
                             turn.turn_id,
                             json,
                             usize_to_i64(turn.sent_parts),
@@ -553,7 +554,7 @@ impl ConversationStore for SqliteStore {
                 let outcome = if claimed {
                     ClaimOutcome::Claimed
                 } else {
-                    let existing = read_turn(&tx, turn.wa_id.as_str(), &turn.turn_id)?
+                    let existing = read_turn(&tx, turn.user_id.as_str(), &turn.turn_id)?
                         .ok_or_else(|| corrupt("claim_turn", "turn vanished"))?;
                     ClaimOutcome::Existing(existing)
                 };
@@ -565,12 +566,12 @@ impl ConversationStore for SqliteStore {
 
     async fn record_sent_part(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         turn_id: &str,
         index: usize,
         sent: &SentRecord,
     ) -> Result<()> {
-        let (wa_id, turn_id, sent) = (wa_id.clone(), turn_id.to_string(), sent.clone());
+        let (user_id, turn_id, sent) = (user_id.clone(), turn_id.to_string(), sent.clone());
         self.db
             .call(move |conn| {
                 let tx = conn
@@ -584,7 +585,7 @@ impl ConversationStore for SqliteStore {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            wa_id.as_str(),
+                            user_id.as_str(),
                             turn_id,
                             usize_to_i64(index.saturating_add(1))
                         ])
@@ -594,14 +595,19 @@ impl ConversationStore for SqliteStore {
                 if !found {
                     return Err(Error::NotFound(format!("turn {turn_id}")));
                 }
-                insert_outbound(&tx, wa_id.as_str(), &sent)?;
+                insert_outbound(&tx, user_id.as_str(), &sent)?;
                 tx.commit().ctx("record_sent_part")
             })
             .await
     }
 
-    async fn complete_turn(&self, wa_id: &WaId, turn_id: &str, inbound: &[String]) -> Result<()> {
-        let (wa_id, turn_id, inbound) = (wa_id.clone(), turn_id.to_string(), inbound.to_vec());
+    async fn complete_turn(
+        &self,
+        user_id: &UserId,
+        turn_id: &str,
+        inbound: &[String],
+    ) -> Result<()> {
+        let (user_id, turn_id, inbound) = (user_id.clone(), turn_id.to_string(), inbound.to_vec());
         self.db
             .call(move |conn| {
                 let tx = conn
@@ -610,7 +616,7 @@ impl ConversationStore for SqliteStore {
                 tx.prepare_cached(
                     "UPDATE turns SET state = 'sent' WHERE wa_id = ?1 AND turn_id = ?2",
                 )
-                .and_then(|mut s| s.execute(params![wa_id.as_str(), turn_id]))
+                .and_then(|mut s| s.execute(params![user_id.as_str(), turn_id]))
                 .ctx("complete_turn")?;
                 {
                     let mut answer = tx
@@ -621,7 +627,7 @@ impl ConversationStore for SqliteStore {
                         .ctx("complete_turn")?;
                     for wamid in &inbound {
                         answer
-                            .execute(params![wamid, wa_id.as_str()])
+                            .execute(params![wamid, user_id.as_str()])
                             .ctx("complete_turn")?;
                     }
                 }
@@ -630,14 +636,14 @@ impl ConversationStore for SqliteStore {
             .await
     }
 
-    async fn record_outbound(&self, wa_id: &WaId, sent: &SentRecord) -> Result<()> {
-        let (wa_id, sent) = (wa_id.clone(), sent.clone());
+    async fn record_outbound(&self, user_id: &UserId, sent: &SentRecord) -> Result<()> {
+        let (user_id, sent) = (user_id.clone(), sent.clone());
         self.db
             .call(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .ctx("record_outbound")?;
-                insert_outbound(&tx, wa_id.as_str(), &sent)?;
+                insert_outbound(&tx, user_id.as_str(), &sent)?;
                 tx.commit().ctx("record_outbound")
             })
             .await
@@ -688,9 +694,10 @@ impl ConversationStore for SqliteStore {
                     .map(ConversationRow::into_conversation)
                     .collect::<Result<Vec<_>>>()?;
                 let next = match items.last() {
-                    Some(last) if more => {
-                        Some(encode_cursor(last.last_message_at_ms, last.wa_id.as_str()))
-                    }
+                    Some(last) if more => Some(encode_cursor(
+                        last.last_message_at_ms,
+                        last.user_id.as_str(),
+                    )),
                     _ => None,
                 };
                 Ok(Page { items, next })
@@ -700,7 +707,7 @@ impl ConversationStore for SqliteStore {
 
     async fn transcript(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<StoredMessage>> {
@@ -712,7 +719,7 @@ impl ConversationStore for SqliteStore {
             ),
             None => (i64::MIN, i64::MIN),
         };
-        let wa_id = wa_id.clone();
+        let user_id = user_id.clone();
         let limit = limit.max(1);
         self.db
             .call(move |conn| {
@@ -726,7 +733,7 @@ impl ConversationStore for SqliteStore {
                     "transcript",
                     &sql,
                     params![
-                        wa_id.as_str(),
+                        user_id.as_str(),
                         at,
                         seq,
                         usize_to_i64(limit.saturating_add(1))
@@ -765,11 +772,84 @@ mod tests {
         store_contract::run_all(&store).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_store_keeps_the_identity_contract() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        test_support::identity_contract::run_all(&store).await;
+    }
+
+    /// A file written before BSUIDs (schema 2) opens in place: its
+    /// number-keyed conversations are where they were, and gain the links.
+    #[tokio::test]
+    async fn a_version_2_file_upgrades_in_place() {
+        use domain::identity::{self, SeenUser};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("charla.db");
+        let wa = store_contract::fresh_user_id();
+        let m = store_contract::inbound(&wa, SystemClock.now_ms(), true);
+        {
+            let mut conn = open_connection(Some(&path)).expect("open v2");
+            migrate(
+                &mut conn,
+                "store",
+                2,
+                &[SCHEMA_V1, records::SCHEMA_V2].concat(),
+            )
+            .expect("v2 schema");
+            let version: i64 = conn
+                .query_row(
+                    "SELECT version FROM charla_schema WHERE component = 'store'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("version");
+            assert_eq!(version, 2);
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'identity_links'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("tables");
+            assert_eq!(tables, 0, "version 2 has no links");
+        }
+        {
+            let store = SqliteStore::open(&path).expect("upgrade");
+            store.record_inbound(&m).await.expect("record");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        let version: i64 = store
+            .db
+            .call(|conn| {
+                conn.query_row(
+                    "SELECT version FROM charla_schema WHERE component = 'store'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ctx("version")
+            })
+            .await
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let bsuid = test_support::identity_contract::fresh_bsuid();
+        let seen = SeenUser {
+            phone: Some(wa.clone()),
+            bsuid: Some(bsuid.clone()),
+            username: Some("ana".into()),
+        };
+        let user = identity::resolve(&store, &seen, 1)
+            .await
+            .expect("resolve")
+            .user;
+        assert_eq!(user, wa, "the number-keyed history stays the user's");
+        assert!(store.conversation(&user).await.expect("read").is_some());
+    }
+
     #[tokio::test]
     async fn data_survives_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("charla.db");
-        let wa = store_contract::fresh_wa_id();
+        let wa = store_contract::fresh_user_id();
         // Near now: opening prunes dedup rows expired by the wall clock.
         let m = store_contract::inbound(&wa, SystemClock.now_ms(), true);
         {
@@ -793,7 +873,7 @@ mod tests {
     #[tokio::test]
     async fn expired_dedup_is_treated_as_absent() {
         let store = SqliteStore::open_in_memory().expect("open");
-        let wa = store_contract::fresh_wa_id();
+        let wa = store_contract::fresh_user_id();
         let mut m = store_contract::inbound(&wa, 1_000_000, true);
         assert_eq!(
             store.record_inbound(&m).await.expect("record"),
@@ -818,7 +898,7 @@ mod tests {
     #[tokio::test]
     async fn pruning_removes_only_expired_dedup_rows() {
         let store = SqliteStore::open_in_memory().expect("open");
-        let wa = store_contract::fresh_wa_id();
+        let wa = store_contract::fresh_user_id();
         let old = store_contract::inbound(&wa, 1_000, true);
         let new = store_contract::inbound(&wa, 2 * DEDUP_TTL_MS, true);
         store.record_inbound(&old).await.expect("record");
@@ -849,7 +929,7 @@ mod tests {
     #[tokio::test]
     async fn bad_cursors_are_invalid_input() {
         let store = SqliteStore::open_in_memory().expect("open");
-        let wa = store_contract::fresh_wa_id();
+        let wa = store_contract::fresh_user_id();
         for bad in ["!!!", "bm90LWEtY3Vyc29y", ""] {
             assert!(matches!(
                 store.transcript(&wa, 5, Some(bad)).await,
@@ -865,7 +945,7 @@ mod tests {
     #[tokio::test]
     async fn a_part_of_an_unknown_turn_is_refused() {
         let store = SqliteStore::open_in_memory().expect("open");
-        let wa = store_contract::fresh_wa_id();
+        let wa = store_contract::fresh_user_id();
         let r = store
             .record_sent_part(&wa, "nope", 0, &store_contract::sent(1, "x"))
             .await;
@@ -886,7 +966,7 @@ mod tests {
         for _ in 0..8 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                let wa = store_contract::fresh_wa_id();
+                let wa = store_contract::fresh_user_id();
                 for i in 0..50 {
                     let m = store_contract::inbound(&wa, 1_700_000_000_000 + i, true);
                     assert_eq!(

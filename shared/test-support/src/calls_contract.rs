@@ -2,14 +2,14 @@
 
 use domain::ports::CallRecords;
 use domain::voice::*;
-use domain::WaId;
+use domain::UserId;
 
 /// A fresh record for `request_id`, version 1, dialing.
 pub fn record(request_id: &str) -> CallRecord {
     CallRecord {
         context: CallContext {
             request_id: request_id.to_string(),
-            wa_id: WaId::parse("5491155550123").unwrap_or_else(|_| unreachable!()),
+            user_id: UserId::parse("5491155550123").unwrap_or_else(|_| unreachable!()),
             phone_number_id: "PN1".into(),
             customer_name: Some("Ana Núñez".into()),
             language: "es".into(),

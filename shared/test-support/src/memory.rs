@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use domain::error::{Error, Result};
+use domain::identity::IdentityLinks;
 use domain::ports::{AgentRecords, ArchiveKind, Clock, PayloadArchive, Queue, QueueMessage};
 use domain::*;
 
@@ -59,6 +60,46 @@ impl PayloadArchive for MemoryArchive {
     }
 }
 
+/// [`IdentityLinks`] in memory (the identity contract runs on it).
+#[derive(Debug, Default)]
+pub struct MemoryIdentities {
+    links: Mutex<HashMap<UserId, UserId>>,
+    phones: Mutex<HashMap<UserId, UserId>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::Conflict("identity lock poisoned".into()))
+}
+
+#[async_trait]
+impl IdentityLinks for MemoryIdentities {
+    async fn link_of(&self, id: &UserId) -> Result<Option<UserId>> {
+        Ok(locked(&self.links)?.get(id).cloned())
+    }
+
+    async fn link_if_absent(&self, id: &UserId, user: &UserId, _at_ms: i64) -> Result<UserId> {
+        Ok(locked(&self.links)?
+            .entry(id.clone())
+            .or_insert_with(|| user.clone())
+            .clone())
+    }
+
+    async fn relink(&self, id: &UserId, user: &UserId, _at_ms: i64) -> Result<()> {
+        locked(&self.links)?.insert(id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn phone_of(&self, user: &UserId) -> Result<Option<UserId>> {
+        Ok(locked(&self.phones)?.get(user).cloned())
+    }
+
+    async fn set_phone(&self, user: &UserId, phone: &UserId, _at_ms: i64) -> Result<()> {
+        locked(&self.phones)?.insert(user.clone(), phone.clone());
+        Ok(())
+    }
+}
+
 /// A clock that only moves when told.
 #[derive(Debug, Default)]
 pub struct FixedClock(pub AtomicI64);
@@ -95,8 +136,8 @@ struct Records {
     /// By slot start.
     appointments: BTreeMap<i64, Appointment>,
     call_requests: Vec<CallRequest>,
-    states: HashMap<WaId, ConversationState>,
-    memory: HashMap<WaId, Memory>,
+    states: HashMap<UserId, ConversationState>,
+    memory: HashMap<UserId, Memory>,
     usage: Vec<TurnUsage>,
 }
 
@@ -111,29 +152,29 @@ impl MemoryRecords {
     }
 
     /// With `wa_id`'s conversation in `state`.
-    pub fn with_state(self, wa_id: &WaId, state: ConversationState) -> Self {
-        self.lock().states.insert(wa_id.clone(), state);
+    pub fn with_state(self, user_id: &UserId, state: ConversationState) -> Self {
+        self.lock().states.insert(user_id.clone(), state);
         self
     }
 
     /// What a user message does to the conversation's state: starts it as
     /// `bot` if new, leaves it as it is otherwise.
-    pub fn user_writes(&self, wa_id: &WaId) {
-        self.lock().states.entry(wa_id.clone()).or_default();
+    pub fn user_writes(&self, user_id: &UserId) {
+        self.lock().states.entry(user_id.clone()).or_default();
     }
 
     /// The conversation's state; `None` when it is not known.
-    pub fn state(&self, wa_id: &WaId) -> Option<ConversationState> {
-        self.lock().states.get(wa_id).copied()
+    pub fn state(&self, user_id: &UserId) -> Option<ConversationState> {
+        self.lock().states.get(user_id).copied()
     }
 
     /// The usage recorded for `wa_id`'s turns, oldest first.
-    pub fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage> {
+    pub fn usage(&self, user_id: &UserId) -> Vec<TurnUsage> {
         let mut usage: Vec<TurnUsage> = self
             .lock()
             .usage
             .iter()
-            .filter(|u| &u.wa_id == wa_id)
+            .filter(|u| &u.user_id == user_id)
             .cloned()
             .collect();
         by_time(&mut usage, |u| (u.at_ms, u.turn_id.clone()));
@@ -153,7 +194,7 @@ impl AgentRecords for MemoryRecords {
         let mut r = self.lock();
         if r.leads
             .iter()
-            .any(|l| l.wa_id == lead.wa_id && l.id == lead.id)
+            .any(|l| l.user_id == lead.user_id && l.id == lead.id)
         {
             return Ok(false);
         }
@@ -161,12 +202,12 @@ impl AgentRecords for MemoryRecords {
         Ok(true)
     }
 
-    async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>> {
+    async fn leads(&self, user_id: &UserId) -> Result<Vec<Lead>> {
         let mut leads: Vec<Lead> = self
             .lock()
             .leads
             .iter()
-            .filter(|l| &l.wa_id == wa_id)
+            .filter(|l| &l.user_id == user_id)
             .cloned()
             .collect();
         by_time(&mut leads, |l| (l.created_at_ms, l.id.clone()));
@@ -202,7 +243,7 @@ impl AgentRecords for MemoryRecords {
         let mut r = self.lock();
         if r.call_requests
             .iter()
-            .any(|c| c.wa_id == request.wa_id && c.id == request.id)
+            .any(|c| c.user_id == request.user_id && c.id == request.id)
         {
             return Ok(false);
         }
@@ -210,12 +251,12 @@ impl AgentRecords for MemoryRecords {
         Ok(true)
     }
 
-    async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>> {
+    async fn call_requests(&self, user_id: &UserId) -> Result<Vec<CallRequest>> {
         let mut requests: Vec<CallRequest> = self
             .lock()
             .call_requests
             .iter()
-            .filter(|c| &c.wa_id == wa_id)
+            .filter(|c| &c.user_id == user_id)
             .cloned()
             .collect();
         by_time(&mut requests, |c| (c.created_at_ms, c.id.clone()));
@@ -224,15 +265,14 @@ impl AgentRecords for MemoryRecords {
 
     async fn set_state(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         from: ConversationState,
         to: ConversationState,
     ) -> Result<bool> {
         let mut r = self.lock();
-        let state = r
-            .states
-            .get_mut(wa_id)
-            .ok_or_else(|| Error::NotFound(format!("conversation of {}", mask(wa_id.as_str()))))?;
+        let state = r.states.get_mut(user_id).ok_or_else(|| {
+            Error::NotFound(format!("conversation of {}", mask(user_id.as_str())))
+        })?;
         if *state != from {
             return Ok(false);
         }
@@ -240,12 +280,12 @@ impl AgentRecords for MemoryRecords {
         Ok(true)
     }
 
-    async fn memory(&self, wa_id: &WaId) -> Result<Memory> {
-        Ok(self.lock().memory.get(wa_id).cloned().unwrap_or_default())
+    async fn memory(&self, user_id: &UserId) -> Result<Memory> {
+        Ok(self.lock().memory.get(user_id).cloned().unwrap_or_default())
     }
 
-    async fn save_memory(&self, wa_id: &WaId, memory: &Memory) -> Result<()> {
-        self.lock().memory.insert(wa_id.clone(), memory.clone());
+    async fn save_memory(&self, user_id: &UserId, memory: &Memory) -> Result<()> {
+        self.lock().memory.insert(user_id.clone(), memory.clone());
         Ok(())
     }
 
@@ -254,7 +294,7 @@ impl AgentRecords for MemoryRecords {
         if !r
             .usage
             .iter()
-            .any(|u| u.wa_id == usage.wa_id && u.turn_id == usage.turn_id)
+            .any(|u| u.user_id == usage.user_id && u.turn_id == usage.turn_id)
         {
             r.usage.push(usage.clone());
         }
@@ -268,13 +308,18 @@ mod tests {
     use crate::records_contract;
 
     #[tokio::test]
+    async fn memory_identities_keep_the_identity_contract() {
+        crate::identity_contract::run_all(&MemoryIdentities::default()).await;
+    }
+
+    #[tokio::test]
     async fn memory_records_keep_the_records_contract() {
         records_contract::run_all(&MemoryRecords::new()).await;
     }
 
     #[tokio::test]
     async fn a_seeded_state_can_be_handed_off() {
-        let wa = WaId::parse("5491155551234").expect("valid");
+        let wa = UserId::parse("5491155551234").expect("valid");
         let records = MemoryRecords::new().with_state(&wa, ConversationState::Human);
         assert!(records
             .set_state(&wa, ConversationState::Human, ConversationState::Bot)

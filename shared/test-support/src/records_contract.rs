@@ -19,7 +19,7 @@
 
 use async_trait::async_trait;
 
-use super::store_contract::fresh_wa_id;
+use super::store_contract::fresh_user_id;
 use crate::memory::MemoryRecords;
 use domain::error::Error;
 use domain::ports::ConversationStore;
@@ -38,27 +38,30 @@ pub trait Subject: Send + Sync {
 
     /// A user message from `wa_id`: creates the conversation (state `bot`)
     /// or refreshes it.
-    async fn user_writes(&self, wa_id: &WaId);
+    async fn user_writes(&self, user_id: &UserId);
 
     /// The conversation's state as text-ai reads it; `None` when absent.
-    async fn state(&self, wa_id: &WaId) -> Option<ConversationState>;
+    async fn state(&self, user_id: &UserId) -> Option<ConversationState>;
 
     /// The usage recorded for `wa_id`'s turns.
-    async fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage>;
+    async fn usage(&self, user_id: &UserId) -> Vec<TurnUsage>;
 }
 
 /// A store that is both the conversation store and the records: the state
 /// must be the one `ConversationStore::conversation` returns.
-async fn user_writes_via_store(store: &dyn ConversationStore, wa_id: &WaId) {
+async fn user_writes_via_store(store: &dyn ConversationStore, user_id: &UserId) {
     store
-        .record_inbound(&super::store_contract::inbound(wa_id, now_ms(), true))
+        .record_inbound(&super::store_contract::inbound(user_id, now_ms(), true))
         .await
         .expect("record_inbound");
 }
 
-async fn state_via_store(store: &dyn ConversationStore, wa_id: &WaId) -> Option<ConversationState> {
+async fn state_via_store(
+    store: &dyn ConversationStore,
+    user_id: &UserId,
+) -> Option<ConversationState> {
     store
-        .conversation(wa_id)
+        .conversation(user_id)
         .await
         .expect("conversation")
         .map(|c| c.state)
@@ -69,14 +72,14 @@ impl Subject for embedded::SqliteStore {
     fn records(&self) -> &dyn AgentRecords {
         self
     }
-    async fn user_writes(&self, wa_id: &WaId) {
-        user_writes_via_store(self, wa_id).await;
+    async fn user_writes(&self, user_id: &UserId) {
+        user_writes_via_store(self, user_id).await;
     }
-    async fn state(&self, wa_id: &WaId) -> Option<ConversationState> {
-        state_via_store(self, wa_id).await
+    async fn state(&self, user_id: &UserId) -> Option<ConversationState> {
+        state_via_store(self, user_id).await
     }
-    async fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage> {
-        embedded::SqliteStore::usage(self, wa_id)
+    async fn usage(&self, user_id: &UserId) -> Vec<TurnUsage> {
+        embedded::SqliteStore::usage(self, user_id)
             .await
             .expect("usage")
     }
@@ -87,14 +90,14 @@ impl Subject for aws_adapters::DynamoStore {
     fn records(&self) -> &dyn AgentRecords {
         self
     }
-    async fn user_writes(&self, wa_id: &WaId) {
-        user_writes_via_store(self, wa_id).await;
+    async fn user_writes(&self, user_id: &UserId) {
+        user_writes_via_store(self, user_id).await;
     }
-    async fn state(&self, wa_id: &WaId) -> Option<ConversationState> {
-        state_via_store(self, wa_id).await
+    async fn state(&self, user_id: &UserId) -> Option<ConversationState> {
+        state_via_store(self, user_id).await
     }
-    async fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage> {
-        aws_adapters::DynamoStore::usage(self, wa_id)
+    async fn usage(&self, user_id: &UserId) -> Vec<TurnUsage> {
+        aws_adapters::DynamoStore::usage(self, user_id)
             .await
             .expect("usage")
     }
@@ -105,14 +108,14 @@ impl Subject for MemoryRecords {
     fn records(&self) -> &dyn AgentRecords {
         self
     }
-    async fn user_writes(&self, wa_id: &WaId) {
-        self.user_writes(wa_id);
+    async fn user_writes(&self, user_id: &UserId) {
+        self.user_writes(user_id);
     }
-    async fn state(&self, wa_id: &WaId) -> Option<ConversationState> {
-        MemoryRecords::state(self, wa_id)
+    async fn state(&self, user_id: &UserId) -> Option<ConversationState> {
+        MemoryRecords::state(self, user_id)
     }
-    async fn usage(&self, wa_id: &WaId) -> Vec<TurnUsage> {
-        MemoryRecords::usage(self, wa_id)
+    async fn usage(&self, user_id: &UserId) -> Vec<TurnUsage> {
+        MemoryRecords::usage(self, user_id)
     }
 }
 
@@ -146,10 +149,10 @@ fn fresh_day_ms() -> i64 {
     2_000_000_000_000 / DAY_MS * DAY_MS + day * DAY_MS
 }
 
-pub fn lead(wa_id: &WaId, id: &str, at_ms: i64) -> Lead {
+pub fn lead(user_id: &UserId, id: &str, at_ms: i64) -> Lead {
     Lead {
         id: id.to_string(),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         name: "Ana".into(),
         interest: "plan familiar".into(),
         notes: Some("prefiere la tarde".into()),
@@ -157,10 +160,10 @@ pub fn lead(wa_id: &WaId, id: &str, at_ms: i64) -> Lead {
     }
 }
 
-pub fn appointment(wa_id: &WaId, id: &str, start_ms: i64) -> Appointment {
+pub fn appointment(user_id: &UserId, id: &str, start_ms: i64) -> Appointment {
     Appointment {
         id: id.to_string(),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         start_ms,
         end_ms: start_ms + HOUR_MS / 2,
         topic: "revisión".into(),
@@ -168,10 +171,10 @@ pub fn appointment(wa_id: &WaId, id: &str, start_ms: i64) -> Appointment {
     }
 }
 
-pub fn call_request(wa_id: &WaId, id: &str, at_ms: i64) -> CallRequest {
+pub fn call_request(user_id: &UserId, id: &str, at_ms: i64) -> CallRequest {
     CallRequest {
         id: id.to_string(),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         phone_number_id: "pn-contract".into(),
         reason: "quiere hablar con ventas".into(),
         when_ms: Some(at_ms + HOUR_MS),
@@ -181,10 +184,10 @@ pub fn call_request(wa_id: &WaId, id: &str, at_ms: i64) -> CallRequest {
     }
 }
 
-pub fn turn_usage(wa_id: &WaId, turn_id: &str, input_tokens: u64) -> TurnUsage {
+pub fn turn_usage(user_id: &UserId, turn_id: &str, input_tokens: u64) -> TurnUsage {
     TurnUsage {
         turn_id: turn_id.to_string(),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         model: "bedrock:contract".into(),
         usage: Usage {
             input_tokens,
@@ -198,7 +201,7 @@ pub fn turn_usage(wa_id: &WaId, turn_id: &str, input_tokens: u64) -> TurnUsage {
 
 pub async fn leads_are_saved_once(subject: &dyn Subject) {
     let store = subject.records();
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let first = lead(&wa, &fresh_id("lead"), now_ms());
     assert!(store.save_lead(&first).await.expect("save"));
     // A retried turn: same id, what the model said may differ.
@@ -213,7 +216,7 @@ pub async fn leads_are_saved_once(subject: &dyn Subject) {
 
 pub async fn leads_are_listed_per_user_oldest_first(subject: &dyn Subject) {
     let store = subject.records();
-    let (ana, bob) = (fresh_wa_id(), fresh_wa_id());
+    let (ana, bob) = (fresh_user_id(), fresh_user_id());
     let t = now_ms();
     // Ids that sort the other way round from their times.
     let newer = lead(&ana, &format!("a-{}", fresh_id("lead")), t + 1_000);
@@ -224,12 +227,16 @@ pub async fn leads_are_listed_per_user_oldest_first(subject: &dyn Subject) {
     }
     assert_eq!(store.leads(&ana).await.expect("leads"), vec![older, newer]);
     assert_eq!(store.leads(&bob).await.expect("leads"), vec![other]);
-    assert!(store.leads(&fresh_wa_id()).await.expect("leads").is_empty());
+    assert!(store
+        .leads(&fresh_user_id())
+        .await
+        .expect("leads")
+        .is_empty());
 }
 
 pub async fn a_slot_is_booked_once(subject: &dyn Subject) {
     let store = subject.records();
-    let (ana, bob) = (fresh_wa_id(), fresh_wa_id());
+    let (ana, bob) = (fresh_user_id(), fresh_user_id());
     let start = fresh_day_ms() + 10 * HOUR_MS;
     let mine = appointment(&ana, &fresh_id("appointment"), start);
     assert_eq!(store.book(&mine).await.expect("book"), BookOutcome::Booked);
@@ -257,8 +264,8 @@ pub async fn concurrent_bookings_of_one_slot_book_once(subject: &dyn Subject) {
     let store = subject.records();
     for _ in 0..5 {
         let start = fresh_day_ms() + 9 * HOUR_MS;
-        let a = appointment(&fresh_wa_id(), &fresh_id("appointment"), start);
-        let b = appointment(&fresh_wa_id(), &fresh_id("appointment"), start);
+        let a = appointment(&fresh_user_id(), &fresh_id("appointment"), start);
+        let b = appointment(&fresh_user_id(), &fresh_id("appointment"), start);
         let (ra, rb) = tokio::join!(store.book(&a), store.book(&b));
         let outcomes = [ra.expect("book a"), rb.expect("book b")];
         assert!(
@@ -280,7 +287,7 @@ pub async fn concurrent_bookings_of_one_slot_book_once(subject: &dyn Subject) {
 
 pub async fn appointments_between_is_the_range_in_order_across_days(subject: &dyn Subject) {
     let store = subject.records();
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let midnight = fresh_day_ms() + DAY_MS;
     let at = |offset_min: i64| midnight + offset_min * 60_000;
     // 22:00 and 23:00 of one day, 00:00, 00:30 and 01:00 of the next.
@@ -314,7 +321,7 @@ pub async fn appointments_between_is_the_range_in_order_across_days(subject: &dy
 
 pub async fn call_requests_are_saved_once_per_id(subject: &dyn Subject) {
     let store = subject.records();
-    let (ana, bob) = (fresh_wa_id(), fresh_wa_id());
+    let (ana, bob) = (fresh_user_id(), fresh_user_id());
     let t = now_ms();
     let first = call_request(&ana, &fresh_id("call"), t);
     let second = CallRequest {
@@ -341,7 +348,7 @@ pub async fn call_requests_are_saved_once_per_id(subject: &dyn Subject) {
 pub async fn set_state_moves_only_from_the_given_state(subject: &dyn Subject) {
     use ConversationState::*;
     let store = subject.records();
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     subject.user_writes(&wa).await;
     assert_eq!(subject.state(&wa).await, Some(Bot));
 
@@ -370,7 +377,7 @@ pub async fn set_state_moves_only_from_the_given_state(subject: &dyn Subject) {
 pub async fn concurrent_hand_offs_change_the_state_once(subject: &dyn Subject) {
     use ConversationState::*;
     let store = subject.records();
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     subject.user_writes(&wa).await;
     let (a, b) = tokio::join!(
         store.set_state(&wa, Bot, PendingHuman),
@@ -384,7 +391,7 @@ pub async fn concurrent_hand_offs_change_the_state_once(subject: &dyn Subject) {
 
 pub async fn set_state_of_an_unknown_conversation_is_not_found(subject: &dyn Subject) {
     use ConversationState::*;
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let r = subject.records().set_state(&wa, Bot, PendingHuman).await;
     assert!(matches!(r, Err(Error::NotFound(_))), "got {r:?}");
     assert_eq!(subject.state(&wa).await, None, "nothing was created");
@@ -392,7 +399,7 @@ pub async fn set_state_of_an_unknown_conversation_is_not_found(subject: &dyn Sub
 
 pub async fn memory_is_the_default_until_saved(subject: &dyn Subject) {
     let store = subject.records();
-    let (ana, bob) = (fresh_wa_id(), fresh_wa_id());
+    let (ana, bob) = (fresh_user_id(), fresh_user_id());
     assert_eq!(store.memory(&ana).await.expect("memory"), Memory::default());
     let first = Memory {
         summary: "Ana pregunta por el plan familiar.".into(),
@@ -413,7 +420,7 @@ pub async fn memory_is_the_default_until_saved(subject: &dyn Subject) {
 
 pub async fn usage_of_a_turn_is_kept_once(subject: &dyn Subject) {
     let store = subject.records();
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let turn = fresh_id("turn");
     let first = turn_usage(&wa, &turn, 1_000);
     store.record_usage(&first).await.expect("record");
@@ -428,5 +435,5 @@ pub async fn usage_of_a_turn_is_kept_once(subject: &dyn Subject) {
     let mut want = vec![first, other];
     want.sort_by(|a, b| a.turn_id.cmp(&b.turn_id));
     assert_eq!(kept, want);
-    assert!(subject.usage(&fresh_wa_id()).await.is_empty());
+    assert!(subject.usage(&fresh_user_id()).await.is_empty());
 }

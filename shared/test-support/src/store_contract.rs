@@ -41,9 +41,9 @@ pub async fn run_all(store: &dyn ConversationStore) {
 }
 
 /// A `wa_id` no other check (or run) uses: 12 digits, no leading zero.
-pub fn fresh_wa_id() -> WaId {
+pub fn fresh_user_id() -> UserId {
     let n = uuid::Uuid::new_v4().as_u128() % 100_000_000_000;
-    WaId::parse(&format!("1{n:011}")).expect("generated wa_id is valid")
+    UserId::parse(&format!("1{n:011}")).expect("generated wa_id is valid")
 }
 
 pub fn fresh_wamid() -> String {
@@ -56,11 +56,11 @@ fn now_ms() -> i64 {
 
 /// A text message from `wa_id`, received at `at_ms` (Meta stamped it a bit
 /// earlier, so a store using the wrong timestamp is caught).
-pub fn inbound(wa_id: &WaId, at_ms: i64, starts_turn: bool) -> NewInbound {
+pub fn inbound(user_id: &UserId, at_ms: i64, starts_turn: bool) -> NewInbound {
     let wamid = fresh_wamid();
     NewInbound {
         wamid: wamid.clone(),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         phone_number_id: "pn-contract".into(),
         contact_name: Some("Ana".into()),
         kind: if starts_turn { "text" } else { "reaction" }.into(),
@@ -82,14 +82,14 @@ pub fn sent(at_ms: i64, text: &str) -> SentRecord {
 }
 
 fn turn(
-    wa_id: &WaId,
+    user_id: &UserId,
     inbound: Vec<String>,
     replies: Vec<OutboundMessage>,
     at_ms: i64,
 ) -> TurnRecord {
     TurnRecord {
         turn_id: inbound.first().cloned().unwrap_or_else(fresh_wamid),
-        wa_id: wa_id.clone(),
+        user_id: user_id.clone(),
         phone_number_id: "pn-contract".into(),
         inbound,
         replies,
@@ -122,12 +122,12 @@ fn two_replies() -> Vec<OutboundMessage> {
 }
 
 /// The whole transcript, following cursors.
-async fn full_transcript(store: &dyn ConversationStore, wa_id: &WaId) -> Vec<StoredMessage> {
+async fn full_transcript(store: &dyn ConversationStore, user_id: &UserId) -> Vec<StoredMessage> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1_000 {
         let page = store
-            .transcript(wa_id, 50, cursor.as_deref())
+            .transcript(user_id, 50, cursor.as_deref())
             .await
             .expect("transcript");
         all.extend(page.items);
@@ -139,8 +139,8 @@ async fn full_transcript(store: &dyn ConversationStore, wa_id: &WaId) -> Vec<Sto
     panic!("transcript cursor never ends");
 }
 
-async fn message(store: &dyn ConversationStore, wa_id: &WaId, wamid: &str) -> StoredMessage {
-    let all = full_transcript(store, wa_id).await;
+async fn message(store: &dyn ConversationStore, user_id: &UserId, wamid: &str) -> StoredMessage {
+    let all = full_transcript(store, user_id).await;
     let found: Vec<_> = all.into_iter().filter(|m| m.wamid == wamid).collect();
     assert_eq!(
         found.len(),
@@ -155,7 +155,7 @@ fn wamids(messages: &[StoredMessage]) -> Vec<&str> {
 }
 
 pub async fn record_inbound_is_deduplicated(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let m = inbound(&wa, now_ms(), true);
     assert_eq!(
         store.record_inbound(&m).await.expect("record"),
@@ -176,7 +176,7 @@ pub async fn record_inbound_is_deduplicated(store: &dyn ConversationStore) {
 }
 
 pub async fn duplicates_report_enqueue(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let m = inbound(&wa, now_ms(), true);
     assert_eq!(
         store.record_inbound(&m).await.expect("record"),
@@ -210,7 +210,7 @@ pub async fn duplicates_report_enqueue(store: &dyn ConversationStore) {
 
 pub async fn concurrent_record_inbound_records_once(store: &dyn ConversationStore) {
     for _ in 0..3 {
-        let wa = fresh_wa_id();
+        let wa = fresh_user_id();
         let m = inbound(&wa, now_ms(), true);
         let (a, b, c, d) = tokio::join!(
             store.record_inbound(&m),
@@ -233,7 +233,7 @@ pub async fn concurrent_record_inbound_records_once(store: &dyn ConversationStor
 }
 
 pub async fn conversation_is_created_and_refreshed(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     assert_eq!(store.conversation(&wa).await.expect("read"), None);
     let t = now_ms();
     let first = inbound(&wa, t, true);
@@ -243,7 +243,7 @@ pub async fn conversation_is_created_and_refreshed(store: &dyn ConversationStore
         .await
         .expect("read")
         .expect("created");
-    assert_eq!(c.wa_id, wa);
+    assert_eq!(c.user_id, wa);
     assert_eq!(c.phone_number_id, "pn-contract");
     assert_eq!(c.contact_name.as_deref(), Some("Ana"));
     assert_eq!(c.state, ConversationState::Bot);
@@ -289,7 +289,7 @@ pub async fn conversation_is_created_and_refreshed(store: &dyn ConversationStore
 }
 
 pub async fn window_reopens_on_new_inbound(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     store
         .record_inbound(&inbound(&wa, t, true))
@@ -319,7 +319,7 @@ pub async fn window_reopens_on_new_inbound(store: &dyn ConversationStore) {
 pub async fn pending_inbound_is_unanswered_turn_starters_oldest_first(
     store: &dyn ConversationStore,
 ) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let m1 = inbound(&wa, t, true);
     let reaction = inbound(&wa, t + 1_000, false);
@@ -339,21 +339,21 @@ pub async fn pending_inbound_is_unanswered_turn_starters_oldest_first(
         .all(|m| m.direction == Direction::Inbound && !m.answered));
 
     // Another user's messages never show.
-    let other = fresh_wa_id();
+    let other = fresh_user_id();
     store
         .record_inbound(&inbound(&other, t, true))
         .await
         .expect("record");
     assert_eq!(store.pending_inbound(&wa).await.expect("pending").len(), 2);
     assert!(store
-        .pending_inbound(&fresh_wa_id())
+        .pending_inbound(&fresh_user_id())
         .await
         .expect("pending")
         .is_empty());
 }
 
 pub async fn recent_messages_are_bounded_and_oldest_first(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let mut expected = Vec::new();
     for i in 0..6 {
@@ -381,14 +381,14 @@ pub async fn recent_messages_are_bounded_and_oldest_first(store: &dyn Conversati
         expected.iter().map(String::as_str).collect::<Vec<_>>()
     );
     assert!(store
-        .recent_messages(&fresh_wa_id(), 5)
+        .recent_messages(&fresh_user_id(), 5)
         .await
         .expect("recent")
         .is_empty());
 }
 
 pub async fn claim_turn_is_atomic(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let m = inbound(&wa, t, true);
     store.record_inbound(&m).await.expect("record");
@@ -408,9 +408,9 @@ pub async fn claim_turn_is_atomic(store: &dyn ConversationStore) {
         ClaimOutcome::Existing(claimed.clone())
     );
     // Turn ids are per user: the same id for another user is another turn.
-    let other = fresh_wa_id();
+    let other = fresh_user_id();
     let elsewhere = TurnRecord {
-        wa_id: other,
+        user_id: other,
         ..claimed.clone()
     };
     assert_eq!(
@@ -420,7 +420,7 @@ pub async fn claim_turn_is_atomic(store: &dyn ConversationStore) {
 }
 
 pub async fn concurrent_claims_claim_once(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let m = inbound(&wa, t, true);
     store.record_inbound(&m).await.expect("record");
@@ -435,7 +435,7 @@ pub async fn concurrent_claims_claim_once(store: &dyn ConversationStore) {
 }
 
 pub async fn record_sent_part_is_idempotent(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let m = inbound(&wa, t, true);
     store.record_inbound(&m).await.expect("record");
@@ -489,7 +489,7 @@ pub async fn record_sent_part_is_idempotent(store: &dyn ConversationStore) {
 }
 
 pub async fn complete_turn_answers_inbound(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let m1 = inbound(&wa, t, true);
     let m2 = inbound(&wa, t + 1_000, true);
@@ -533,7 +533,7 @@ pub async fn complete_turn_answers_inbound(store: &dyn ConversationStore) {
 }
 
 pub async fn apply_status_moves_forward_only(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     store
         .record_inbound(&inbound(&wa, t, true))
@@ -582,7 +582,7 @@ pub async fn apply_status_moves_forward_only(store: &dyn ConversationStore) {
 }
 
 pub async fn apply_status_records_failure(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     store
         .record_inbound(&inbound(&wa, t, true))
@@ -634,7 +634,7 @@ pub async fn apply_status_of_unknown_wamid(store: &dyn ConversationStore) {
 }
 
 pub async fn record_outbound_appears_in_transcript(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let m = inbound(&wa, t, true);
     store.record_inbound(&m).await.expect("record");
@@ -677,14 +677,14 @@ pub async fn list_conversations_most_recent_first(store: &dyn ConversationStore)
     // the most recent conversations in a shared store, and a later run's are
     // more recent still.
     let base = 4_000_000_000_000 + now_ms();
-    let ours: Vec<WaId> = (0..3).map(|_| fresh_wa_id()).collect();
+    let ours: Vec<UserId> = (0..3).map(|_| fresh_user_id()).collect();
     for (i, wa) in ours.iter().enumerate() {
         store
             .record_inbound(&inbound(wa, base + i as i64 * 1_000, true))
             .await
             .expect("record");
     }
-    let newest_first: Vec<&WaId> = ours.iter().rev().collect();
+    let newest_first: Vec<&UserId> = ours.iter().rev().collect();
 
     let mut seen: Vec<Conversation> = Vec::new();
     let mut cursor: Option<String> = None;
@@ -697,7 +697,7 @@ pub async fn list_conversations_most_recent_first(store: &dyn ConversationStore)
         seen.extend(page.items);
         let found = newest_first
             .iter()
-            .filter(|w| seen.iter().any(|c| &c.wa_id == **w))
+            .filter(|w| seen.iter().any(|c| &c.user_id == **w))
             .count();
         if found == 3 {
             break;
@@ -707,7 +707,7 @@ pub async fn list_conversations_most_recent_first(store: &dyn ConversationStore)
             None => break,
         }
     }
-    let mut ids: Vec<&WaId> = seen.iter().map(|c| &c.wa_id).collect();
+    let mut ids: Vec<&UserId> = seen.iter().map(|c| &c.user_id).collect();
     let total = ids.len();
     ids.sort();
     ids.dedup();
@@ -722,21 +722,21 @@ pub async fn list_conversations_most_recent_first(store: &dyn ConversationStore)
             "most recent first"
         );
     }
-    let order: Vec<&WaId> = seen
+    let order: Vec<&UserId> = seen
         .iter()
-        .map(|c| &c.wa_id)
+        .map(|c| &c.user_id)
         .filter(|w| ours.contains(w))
         .collect();
     assert_eq!(order, newest_first, "all three found, most recent first");
     let newest = seen
         .iter()
-        .find(|c| c.wa_id == ours[2])
+        .find(|c| c.user_id == ours[2])
         .expect("found above");
     assert_eq!(newest.last_message_at_ms, base + 2_000);
 }
 
 pub async fn transcript_pages_oldest_first(store: &dyn ConversationStore) {
-    let wa = fresh_wa_id();
+    let wa = fresh_user_id();
     let t = now_ms();
     let mut expected = Vec::new();
     for i in 0..5 {
@@ -774,7 +774,7 @@ pub async fn transcript_pages_oldest_first(store: &dyn ConversationStore) {
         vec![expected[2].as_str(), expected[3].as_str()]
     );
     assert!(store
-        .transcript(&fresh_wa_id(), 10, None)
+        .transcript(&fresh_user_id(), 10, None)
         .await
         .expect("empty")
         .items

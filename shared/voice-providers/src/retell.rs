@@ -85,7 +85,7 @@ impl VoiceProvider for RetellClient {
 mod tests {
     use super::*;
     use domain::voice::CallContext;
-    use domain::WaId;
+    use domain::UserId;
     use wiremock::matchers::{body_partial_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -93,7 +93,7 @@ mod tests {
         CallOrder {
             context: CallContext {
                 request_id: "wamid.Y:call".into(),
-                wa_id: WaId::parse("5215512345678").expect("wa"),
+                user_id: UserId::parse("5215512345678").expect("wa"),
                 phone_number_id: "PN1".into(),
                 customer_name: None,
                 language: "es".into(),

@@ -90,7 +90,7 @@ impl VoiceProvider for VapiClient {
 mod tests {
     use super::*;
     use domain::voice::CallContext;
-    use domain::WaId;
+    use domain::UserId;
     use std::time::Duration;
     use wiremock::matchers::{body_partial_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -99,7 +99,7 @@ mod tests {
         CallOrder {
             context: CallContext {
                 request_id: "wamid.X:call".into(),
-                wa_id: WaId::parse("5491155550123").expect("wa"),
+                user_id: UserId::parse("5491155550123").expect("wa"),
                 phone_number_id: "PN1".into(),
                 customer_name: Some("Ana Núñez".into()),
                 language: "es".into(),

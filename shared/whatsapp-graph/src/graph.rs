@@ -25,7 +25,7 @@ use crate::GraphSettings;
 use domain::error::{Error, Result};
 use domain::ports::MessageSender;
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::WaId;
+use domain::UserId;
 use runtime::observability::phone;
 
 pub(crate) const SERVICE: &str = "whatsapp";
@@ -146,7 +146,7 @@ impl MessageSender for GraphClient {
     async fn send(
         &self,
         phone_number_id: &str,
-        to: &WaId,
+        to: &UserId,
         msg: &OutboundMessage,
         reply_to: Option<&str>,
     ) -> Result<String> {

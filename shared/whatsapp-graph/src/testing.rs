@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use domain::whatsapp::outbound::OutboundMessage;
-use domain::WaId;
+use domain::UserId;
 use http_client::HttpPolicy;
 use secrecy::SecretString;
 use serde_json::json;
@@ -42,8 +42,8 @@ pub(crate) fn client(server: &MockServer, http: HttpPolicy) -> GraphClient {
     .expect("client")
 }
 
-pub(crate) fn to() -> WaId {
-    WaId::parse("5491155551234").expect("valid")
+pub(crate) fn to() -> UserId {
+    UserId::parse("5491155551234").expect("valid")
 }
 
 pub(crate) fn messages_path() -> String {

@@ -64,7 +64,7 @@ impl FakeGraph {
     }
 
     /// Bodies of the sends to `wa_id` (messages, not read receipts), in order.
-    pub async fn messages_to(&self, wa_id: &str) -> Vec<Value> {
+    pub async fn messages_to(&self, user_id: &str) -> Vec<Value> {
         self.server
             .received_requests()
             .await
@@ -72,7 +72,7 @@ impl FakeGraph {
             .iter()
             .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/messages"))
             .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-            .filter(|b| b["to"] == wa_id && b.get("status").is_none())
+            .filter(|b| b["to"] == user_id && b.get("status").is_none())
             .collect()
     }
 

@@ -43,7 +43,7 @@ pub struct Authorizer {
 
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// `GET /admin/conversations/{wa_id}`.
+    /// `GET /admin/conversations/{user_id}`.
     pub route_key: String,
     method: String,
     segs: Vec<Seg>,
@@ -578,12 +578,12 @@ mod tests {
     #[test]
     fn routes_match_by_specificity() {
         let lit = segments("/admin/conversations");
-        let param = segments("/admin/conversations/{wa_id}");
+        let param = segments("/admin/conversations/{user_id}");
         let greedy = segments("/{proxy+}");
         assert!(matches(&lit, "/admin/conversations").is_some());
         assert!(matches(&lit, "/admin/conversations/1").is_none());
         let (p, _) = matches(&param, "/admin/conversations/549%2B1").expect("match");
-        assert_eq!(p["wa_id"], "549+1");
+        assert_eq!(p["user_id"], "549+1");
         let (g, _) = matches(&greedy, "/a/b/c").expect("greedy");
         assert_eq!(g["proxy"], "a/b/c");
         assert!(

@@ -10,7 +10,7 @@ pub fn now_secs() -> i64 {
 }
 
 /// A `messages` webhook carrying `message` from `wa_id`.
-pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
+pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{
@@ -18,16 +18,16 @@ pub fn message_webhook(wa_id: &str, name: &str, message: Value) -> Value {
             "changes": [{ "field": "messages", "value": {
                 "messaging_product": "whatsapp",
                 "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
-                "contacts": [{ "profile": { "name": name }, "wa_id": wa_id }],
+                "contacts": [{ "profile": { "name": name }, "wa_id": user_id }],
                 "messages": [message],
             }}],
         }],
     })
 }
 
-pub fn text_message(wa_id: &str, wamid: &str, body: &str) -> Value {
+pub fn text_message(user_id: &str, wamid: &str, body: &str) -> Value {
     json!({
-        "from": wa_id,
+        "from": user_id,
         "id": wamid,
         "timestamp": now_secs().to_string(),
         "type": "text",
@@ -35,9 +35,15 @@ pub fn text_message(wa_id: &str, wamid: &str, body: &str) -> Value {
     })
 }
 
-pub fn image_message(wa_id: &str, wamid: &str, media_id: &str, mime: &str, sha256: &str) -> Value {
+pub fn image_message(
+    user_id: &str,
+    wamid: &str,
+    media_id: &str,
+    mime: &str,
+    sha256: &str,
+) -> Value {
     json!({
-        "from": wa_id,
+        "from": user_id,
         "id": wamid,
         "timestamp": now_secs().to_string(),
         "type": "image",
@@ -51,7 +57,7 @@ pub fn new_wamid() -> String {
 }
 
 /// A fresh Argentine mobile number, so parallel tests never share a user.
-pub fn new_wa_id() -> String {
+pub fn new_user_id() -> String {
     let n = u64::from_le_bytes(
         uuid::Uuid::new_v4().as_bytes()[..8]
             .try_into()

@@ -81,20 +81,23 @@ async fn post_signed(stack: &Stack, body: &[u8]) -> u16 {
     post_webhook(stack, body, Some(fakes::meta_signature(APP_SECRET, body))).await
 }
 
-async fn say(stack: &Stack, wa_id: &str, wamid: &str, text: &str) -> u16 {
+async fn say(stack: &Stack, user_id: &str, wamid: &str, text: &str) -> u16 {
     let body = serde_json::to_vec(&meta::message_webhook(
-        wa_id,
+        user_id,
         "As Deployed",
-        meta::text_message(wa_id, wamid, text),
+        meta::text_message(user_id, wamid, text),
     ))
     .unwrap_or_default();
     post_signed(stack, &body).await
 }
 
 /// Waits for at least `n` sends to `wa_id`; returns what was sent.
-async fn wait_messages(graph: &FakeGraph, wa_id: &str, n: usize) -> Vec<Value> {
-    until(WAIT, || async { graph.messages_to(wa_id).await.len() >= n }).await;
-    graph.messages_to(wa_id).await
+async fn wait_messages(graph: &FakeGraph, user_id: &str, n: usize) -> Vec<Value> {
+    until(WAIT, || async {
+        graph.messages_to(user_id).await.len() >= n
+    })
+    .await;
+    graph.messages_to(user_id).await
 }
 
 async fn admin_get(stack: &Stack, path: &str, key: Option<&str>) -> (u16, Value) {
@@ -115,7 +118,7 @@ async fn admin_get(stack: &Stack, path: &str, key: Option<&str>) -> (u16, Value)
 async fn a_signed_text_message_is_answered_through_the_graph_api() {
     let graph = FakeGraph::start().await;
     let stack = deploy(options(&graph)).await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     assert_eq!(say(&stack, &user, &meta::new_wamid(), "hola").await, 200);
     let sent = wait_messages(&graph, &user, 1).await;
     assert!(
@@ -159,7 +162,7 @@ async fn a_signed_text_message_is_answered_through_the_graph_api() {
 async fn a_redelivered_webhook_is_answered_once_and_bad_ones_are_refused_or_kept() {
     let graph = FakeGraph::start().await;
     let stack = deploy(options(&graph)).await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     let body = serde_json::to_vec(&meta::message_webhook(
         &user,
         "As Deployed",
@@ -185,7 +188,7 @@ async fn a_redelivered_webhook_is_answered_once_and_bad_ones_are_refused_or_kept
     );
 
     // Unsigned and badly signed: 401, nothing answered.
-    let other = meta::new_wa_id();
+    let other = meta::new_user_id();
     let forged = serde_json::to_vec(&meta::message_webhook(
         &other,
         "X",
@@ -325,7 +328,7 @@ async fn an_answered_turn_that_the_policy_escalates_goes_to_people() {
     // People hear of every escalation on the topic: subscribe a queue.
     let probe = subscribe_probe(&stack).await;
 
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     // The playbook answers the hours question; "darme de baja" is in the
     // escalation policy's cancellation words (not in the profile's own
     // [escalation] keywords, which the playbook would hand off by itself).
@@ -402,7 +405,7 @@ async fn a_turn_on_the_escalation_queue_is_handed_to_people() {
     let graph = FakeGraph::start().await;
     let stack = deploy(options(&graph)).await;
     let probe = subscribe_probe(&stack).await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     assert_eq!(say(&stack, &user, &meta::new_wamid(), "hola").await, 200);
     assert!(
         !wait_messages(&graph, &user, 1).await.is_empty(),
@@ -519,7 +522,7 @@ async fn a_photo_runs_the_media_state_machine_and_is_answered() {
     let graph = FakeGraph::start().await;
     let rekognition = fakes::fake_rekognition().await;
     let stack = deploy(options(&graph).endpoint("REKOGNITION", rekognition.uri())).await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     let photo = png(64, 48);
     graph.serve_media("7001", "image/png", &photo).await;
     let body = serde_json::to_vec(&meta::message_webhook(
@@ -650,7 +653,7 @@ async fn call_me_places_a_call_at_vapi() {
             .parameter("CallingHours", "always"),
     )
     .await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     assert_eq!(
         say(&stack, &user, &meta::new_wamid(), "llamame por favor").await,
         200
@@ -713,7 +716,7 @@ async fn without_voice_settings_a_call_request_is_refused_and_the_user_told() {
             .parameter("CallingHours", "always"),
     )
     .await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     assert_eq!(
         say(&stack, &user, &meta::new_wamid(), "llamame por favor").await,
         200
@@ -740,7 +743,7 @@ async fn without_voice_settings_a_call_request_is_refused_and_the_user_told() {
 async fn the_admin_api_is_behind_the_authorizer() {
     let graph = FakeGraph::start().await;
     let stack = deploy(options(&graph)).await;
-    let user = meta::new_wa_id();
+    let user = meta::new_user_id();
     assert_eq!(say(&stack, &user, &meta::new_wamid(), "hola").await, 200);
     assert!(
         !wait_messages(&graph, &user, 1).await.is_empty(),
@@ -756,7 +759,7 @@ async fn the_admin_api_is_behind_the_authorizer() {
     assert!(
         body["conversations"]
             .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["wa_id"] == user.as_str())),
+            .is_some_and(|c| c.iter().any(|c| c["user_id"] == user.as_str())),
         "{body}"
     );
     let (status, _) = admin_get(&stack, "nothing-here", Some(ADMIN_KEY)).await;

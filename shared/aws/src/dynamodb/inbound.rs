@@ -10,14 +10,14 @@ use domain::error::{Error, Result};
 use domain::*;
 
 pub(super) async fn record_inbound(store: &DynamoStore, msg: &NewInbound) -> Result<RecordOutcome> {
-    let wa_id = &msg.wa_id;
+    let user_id = &msg.user_id;
     let at = msg.received_at_ms;
     let now_s = at.div_euclid(1000);
     let sk = msg_sk(at, &msg.wamid);
 
     let mut pointer = wamid_key(&msg.wamid);
     pointer.extend([
-        ("wa_id".to_string(), s(wa_id.as_str())),
+        ("wa_id".to_string(), s(user_id.as_str())),
         ("msg_sk".to_string(), s(sk.clone())),
         ("direction".to_string(), s(Direction::Inbound.as_str())),
         ("enqueued".to_string(), b(false)),
@@ -32,7 +32,7 @@ pub(super) async fn record_inbound(store: &DynamoStore, msg: &NewInbound) -> Res
             .expression_attribute_values(":now", n(now_s)),
     )?;
 
-    let mut message = key(conv_pk(wa_id), sk);
+    let mut message = key(conv_pk(user_id), sk);
     message.extend([
         ("wamid".to_string(), s(&msg.wamid)),
         ("direction".to_string(), s(Direction::Inbound.as_str())),
@@ -56,15 +56,15 @@ pub(super) async fn record_inbound(store: &DynamoStore, msg: &NewInbound) -> Res
     );
     let mut meta = store
         .update()
-        .set_key(Some(meta_key(wa_id)))
+        .set_key(Some(meta_key(user_id)))
         .condition_expression("attribute_not_exists(last_user_at_ms) OR last_user_at_ms <= :at")
         .expression_attribute_names("#state", "state")
-        .expression_attribute_values(":wa", s(wa_id.as_str()))
+        .expression_attribute_values(":wa", s(user_id.as_str()))
         .expression_attribute_values(":pn", s(&msg.phone_number_id))
         .expression_attribute_values(":at", n(at))
         .expression_attribute_values(":false", b(false))
         .expression_attribute_values(":convs", s(CONVS))
-        .expression_attribute_values(":g1", s(gsi1sk(at, wa_id)))
+        .expression_attribute_values(":g1", s(gsi1sk(at, user_id)))
         .expression_attribute_values(":bot", s(ConversationState::Bot.as_str()));
     if let Some(name) = &msg.contact_name {
         set.push_str(", contact_name = :name");

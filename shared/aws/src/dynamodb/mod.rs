@@ -22,6 +22,7 @@ use domain::error::Result;
 use domain::ports::ConversationStore;
 use domain::*;
 
+mod identity;
 mod inbound;
 mod outbound;
 mod reads;
@@ -72,20 +73,20 @@ impl ConversationStore for DynamoStore {
         outbound::apply_status(self, update).await
     }
 
-    async fn close_window(&self, wa_id: &WaId) -> Result<()> {
-        outbound::close_window(self, wa_id).await
+    async fn close_window(&self, user_id: &UserId) -> Result<()> {
+        outbound::close_window(self, user_id).await
     }
 
-    async fn conversation(&self, wa_id: &WaId) -> Result<Option<Conversation>> {
-        reads::conversation(self, wa_id).await
+    async fn conversation(&self, user_id: &UserId) -> Result<Option<Conversation>> {
+        reads::conversation(self, user_id).await
     }
 
-    async fn pending_inbound(&self, wa_id: &WaId) -> Result<Vec<StoredMessage>> {
-        reads::pending_inbound(self, wa_id).await
+    async fn pending_inbound(&self, user_id: &UserId) -> Result<Vec<StoredMessage>> {
+        reads::pending_inbound(self, user_id).await
     }
 
-    async fn recent_messages(&self, wa_id: &WaId, limit: usize) -> Result<Vec<StoredMessage>> {
-        reads::recent_messages(self, wa_id, limit).await
+    async fn recent_messages(&self, user_id: &UserId, limit: usize) -> Result<Vec<StoredMessage>> {
+        reads::recent_messages(self, user_id, limit).await
     }
 
     async fn claim_turn(&self, turn: &TurnRecord) -> Result<ClaimOutcome> {
@@ -94,20 +95,25 @@ impl ConversationStore for DynamoStore {
 
     async fn record_sent_part(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         turn_id: &str,
         index: usize,
         sent: &SentRecord,
     ) -> Result<()> {
-        turns::record_sent_part(self, wa_id, turn_id, index, sent).await
+        turns::record_sent_part(self, user_id, turn_id, index, sent).await
     }
 
-    async fn complete_turn(&self, wa_id: &WaId, turn_id: &str, inbound: &[String]) -> Result<()> {
-        turns::complete_turn(self, wa_id, turn_id, inbound).await
+    async fn complete_turn(
+        &self,
+        user_id: &UserId,
+        turn_id: &str,
+        inbound: &[String],
+    ) -> Result<()> {
+        turns::complete_turn(self, user_id, turn_id, inbound).await
     }
 
-    async fn record_outbound(&self, wa_id: &WaId, sent: &SentRecord) -> Result<()> {
-        outbound::record_outbound(self, wa_id, sent).await
+    async fn record_outbound(&self, user_id: &UserId, sent: &SentRecord) -> Result<()> {
+        outbound::record_outbound(self, user_id, sent).await
     }
 
     async fn list_conversations(
@@ -120,10 +126,10 @@ impl ConversationStore for DynamoStore {
 
     async fn transcript(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<StoredMessage>> {
-        reads::transcript(self, wa_id, limit, cursor).await
+        reads::transcript(self, user_id, limit, cursor).await
     }
 }

@@ -19,7 +19,7 @@ impl DynamoStore {
     /// returned for the caller (the indexes of `items` are kept).
     pub(super) async fn write_outbound(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         at_ms: i64,
         items: Vec<TransactWriteItem>,
         context: &str,
@@ -28,13 +28,13 @@ impl DynamoStore {
         let mut with_bump = items.clone();
         with_bump.push(write_update(
             self.update()
-                .set_key(Some(meta_key(wa_id)))
+                .set_key(Some(meta_key(user_id)))
                 .update_expression("SET last_message_at_ms = :at, gsi1sk = :g1")
                 .condition_expression(
                     "attribute_exists(pk) AND (attribute_not_exists(last_message_at_ms) OR last_message_at_ms <= :at)",
                 )
                 .expression_attribute_values(":at", n(at_ms))
-                .expression_attribute_values(":g1", s(gsi1sk(at_ms, wa_id))),
+                .expression_attribute_values(":g1", s(gsi1sk(at_ms, user_id))),
         )?);
         let tx = self.transact(with_bump, context).await?;
         if !tx.failed_at(meta_at) || (0..meta_at).any(|i| tx.failed_at(i)) {
@@ -45,14 +45,14 @@ impl DynamoStore {
         with_check.push(write_check(
             ConditionCheck::builder()
                 .table_name(&self.table)
-                .set_key(Some(meta_key(wa_id)))
+                .set_key(Some(meta_key(user_id)))
                 .condition_expression("attribute_exists(pk)"),
         )?);
         let tx = self.transact(with_check, context).await?;
         if tx.failed_at(meta_at) {
             return Err(Error::NotFound(format!(
                 "conversation of {}",
-                mask(wa_id.as_str())
+                mask(user_id.as_str())
             )));
         }
         Ok(tx)
@@ -60,13 +60,13 @@ impl DynamoStore {
 
     pub(super) fn outbound_items(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         sent: &SentRecord,
         turn_id: Option<&str>,
         message_condition: Option<&str>,
     ) -> Result<Vec<TransactWriteItem>> {
         let sk = msg_sk(sent.at_ms, &sent.wamid);
-        let mut message = key(conv_pk(wa_id), sk.clone());
+        let mut message = key(conv_pk(user_id), sk.clone());
         message.extend([
             ("wamid".to_string(), s(&sent.wamid)),
             ("direction".to_string(), s(Direction::Outbound.as_str())),
@@ -84,7 +84,7 @@ impl DynamoStore {
         }
         let mut pointer = wamid_key(&sent.wamid);
         pointer.extend([
-            ("wa_id".to_string(), s(wa_id.as_str())),
+            ("wa_id".to_string(), s(user_id.as_str())),
             ("msg_sk".to_string(), s(sk)),
             ("direction".to_string(), s(Direction::Outbound.as_str())),
             (
@@ -105,15 +105,15 @@ impl DynamoStore {
 
 pub(super) async fn record_outbound(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
     sent: &SentRecord,
 ) -> Result<()> {
     let context = "recording an outbound message";
     // Recorded once: a second call must not reset a delivery state that
     // statuses have moved since.
-    let items = store.outbound_items(wa_id, sent, None, Some("attribute_not_exists(pk)"))?;
+    let items = store.outbound_items(user_id, sent, None, Some("attribute_not_exists(pk)"))?;
     match store
-        .write_outbound(wa_id, sent.at_ms, items, context)
+        .write_outbound(user_id, sent.at_ms, items, context)
         .await?
     {
         Tx::Done => Ok(()),
@@ -141,14 +141,14 @@ pub(super) async fn apply_status(
     if r.str("direction")? != Direction::Outbound.as_str() {
         return Ok(StatusOutcome::Unknown);
     }
-    let wa_id = WaId::parse(r.str("wa_id")?)
+    let user_id = UserId::parse(r.str("wa_id")?)
         .map_err(|e| Error::dependency("dynamodb", "unexpected wamid item", false, e))?;
     let mut set = String::from("SET delivery = :d, delivery_rank = :rank, delivery_at_ms = :at");
     let mut req = store
         .client
         .update_item()
         .table_name(&store.table)
-        .set_key(Some(key(conv_pk(&wa_id), r.str("msg_sk")?)))
+        .set_key(Some(key(conv_pk(&user_id), r.str("msg_sk")?)))
         .condition_expression(
             "attribute_exists(pk) AND (attribute_not_exists(delivery_rank) OR delivery_rank < :rank)",
         )
@@ -171,12 +171,12 @@ pub(super) async fn apply_status(
     }
 }
 
-pub(super) async fn close_window(store: &DynamoStore, wa_id: &WaId) -> Result<()> {
+pub(super) async fn close_window(store: &DynamoStore, user_id: &UserId) -> Result<()> {
     let result = store
         .client
         .update_item()
         .table_name(&store.table)
-        .set_key(Some(meta_key(wa_id)))
+        .set_key(Some(meta_key(user_id)))
         .update_expression("SET window_closed = :true")
         .condition_expression("attribute_exists(pk)")
         .expression_attribute_values(":true", b(true))

@@ -23,16 +23,16 @@ fn project_messages(q: QueryFluentBuilder, extra: &[&str]) -> QueryFluentBuilder
 
 impl DynamoStore {
     /// A conversation's messages, newest first (consistent read).
-    fn messages_newest_first(&self, wa_id: &WaId) -> QueryFluentBuilder {
-        project_messages(self.messages_query(wa_id).scan_index_forward(false), &[])
+    fn messages_newest_first(&self, user_id: &UserId) -> QueryFluentBuilder {
+        project_messages(self.messages_query(user_id).scan_index_forward(false), &[])
     }
 
-    pub(super) fn messages_query(&self, wa_id: &WaId) -> QueryFluentBuilder {
+    pub(super) fn messages_query(&self, user_id: &UserId) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
-            .expression_attribute_values(":pk", s(conv_pk(wa_id)))
+            .expression_attribute_values(":pk", s(conv_pk(user_id)))
             .expression_attribute_values(":msg", s(MSG_PREFIX))
             .consistent_read(true)
     }
@@ -40,10 +40,10 @@ impl DynamoStore {
 
 pub(super) async fn conversation(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
 ) -> Result<Option<Conversation>> {
     store
-        .get(meta_key(wa_id), "reading a conversation")
+        .get(meta_key(user_id), "reading a conversation")
         .await?
         .map(|item| conversation_from(&item))
         .transpose()
@@ -51,11 +51,11 @@ pub(super) async fn conversation(
 
 pub(super) async fn pending_inbound(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
 ) -> Result<Vec<StoredMessage>> {
     let items = store
         .query_upto(
-            store.messages_newest_first(wa_id),
+            store.messages_newest_first(user_id),
             PENDING_SCAN,
             None,
             "reading pending messages",
@@ -73,7 +73,7 @@ pub(super) async fn pending_inbound(
 
 pub(super) async fn recent_messages(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
     limit: usize,
 ) -> Result<Vec<StoredMessage>> {
     if limit == 0 {
@@ -81,7 +81,7 @@ pub(super) async fn recent_messages(
     }
     let items = store
         .query_upto(
-            store.messages_newest_first(wa_id),
+            store.messages_newest_first(user_id),
             limit,
             None,
             "reading recent messages",
@@ -136,12 +136,12 @@ pub(super) async fn list_conversations(
 
 pub(super) async fn transcript(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<Page<StoredMessage>> {
     const KEY: &[&str] = &[PK, SK];
-    let pk = conv_pk(wa_id);
+    let pk = conv_pk(user_id);
     let start = cursor
         .map(|c| {
             decode_cursor(c, KEY, |k| {
@@ -156,7 +156,7 @@ pub(super) async fn transcript(
         });
     }
     // The cursor needs `pk` and `sk`, so they are projected too.
-    let query = project_messages(store.messages_query(wa_id).scan_index_forward(true), KEY);
+    let query = project_messages(store.messages_query(user_id).scan_index_forward(true), KEY);
     let mut items = store
         .query_upto(
             query,

@@ -22,7 +22,7 @@ impl DynamoStore {
     /// `prefix` (consistent read: a record just saved is listed).
     async fn conversation_items(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         prefix: &str,
         context: &str,
     ) -> Result<Vec<Item>> {
@@ -31,7 +31,7 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(conv_pk(wa_id)))
+            .expression_attribute_values(":pk", s(conv_pk(user_id)))
             .expression_attribute_values(":prefix", s(prefix))
             .consistent_read(true);
         self.query_upto(query, usize::MAX, None, context).await
@@ -39,9 +39,9 @@ impl DynamoStore {
 
     /// The usage recorded for `wa_id`'s turns, oldest first: for reports
     /// (and the records contract; the agent only writes usage).
-    pub async fn usage(&self, wa_id: &WaId) -> Result<Vec<TurnUsage>> {
+    pub async fn usage(&self, user_id: &UserId) -> Result<Vec<TurnUsage>> {
         let mut usage = self
-            .conversation_items(wa_id, USAGE_PREFIX, "reading usage")
+            .conversation_items(user_id, USAGE_PREFIX, "reading usage")
             .await?
             .iter()
             .map(usage_from)
@@ -57,10 +57,10 @@ impl AgentRecords for DynamoStore {
         put_if_absent(&self.client, &self.table, lead_item(lead), "saving a lead").await
     }
 
-    async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>> {
+    async fn leads(&self, user_id: &UserId) -> Result<Vec<Lead>> {
         // Keyed by id, so sorted here: a user has a handful.
         let mut leads = self
-            .conversation_items(wa_id, LEAD_PREFIX, "reading leads")
+            .conversation_items(user_id, LEAD_PREFIX, "reading leads")
             .await?
             .iter()
             .map(lead_from)
@@ -126,9 +126,9 @@ impl AgentRecords for DynamoStore {
         .await
     }
 
-    async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>> {
+    async fn call_requests(&self, user_id: &UserId) -> Result<Vec<CallRequest>> {
         let mut requests = self
-            .conversation_items(wa_id, CALL_PREFIX, "reading call requests")
+            .conversation_items(user_id, CALL_PREFIX, "reading call requests")
             .await?
             .iter()
             .map(call_request_from)
@@ -139,7 +139,7 @@ impl AgentRecords for DynamoStore {
 
     async fn set_state(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         from: ConversationState,
         to: ConversationState,
     ) -> Result<bool> {
@@ -156,7 +156,7 @@ impl AgentRecords for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(meta_key(wa_id)))
+            .set_key(Some(meta_key(user_id)))
             .update_expression("SET #state = :to")
             .condition_expression(condition)
             .expression_attribute_names("#state", "state")
@@ -177,7 +177,7 @@ impl AgentRecords for DynamoStore {
         // it gets a consistent read.
         let exists = failed.item().is_some()
             || self
-                .get(meta_key(wa_id), "reading a conversation")
+                .get(meta_key(user_id), "reading a conversation")
                 .await?
                 .is_some();
         if exists {
@@ -185,25 +185,25 @@ impl AgentRecords for DynamoStore {
         } else {
             Err(Error::NotFound(format!(
                 "conversation of {}",
-                mask(wa_id.as_str())
+                mask(user_id.as_str())
             )))
         }
     }
 
-    async fn memory(&self, wa_id: &WaId) -> Result<Memory> {
-        self.get(memory_key(wa_id), "reading memory")
+    async fn memory(&self, user_id: &UserId) -> Result<Memory> {
+        self.get(memory_key(user_id), "reading memory")
             .await?
             .map(|item| memory_from(&item))
             .transpose()
             .map(Option::unwrap_or_default)
     }
 
-    async fn save_memory(&self, wa_id: &WaId, memory: &Memory) -> Result<()> {
+    async fn save_memory(&self, user_id: &UserId, memory: &Memory) -> Result<()> {
         // Last write wins: one user's turns run one at a time (FIFO group).
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(memory_item(wa_id, memory)))
+            .set_item(Some(memory_item(user_id, memory)))
             .send()
             .await
             .map_err(|e| sdk_error("dynamodb", "saving memory", e))?;

@@ -21,7 +21,7 @@ const TRANSACT_GET_MAX: usize = 25;
 pub(super) async fn claim_turn(store: &DynamoStore, turn: &TurnRecord) -> Result<ClaimOutcome> {
     let record = serde_json::to_string(turn)
         .map_err(|e| Error::dependency("dynamodb", "encoding a turn", false, e))?;
-    let mut item = turn_key(&turn.wa_id, &turn.turn_id);
+    let mut item = turn_key(&turn.user_id, &turn.turn_id);
     item.extend([
         ("record".to_string(), s(record)),
         ("sent_parts".to_string(), n(turn.sent_parts as i64)),
@@ -33,7 +33,7 @@ pub(super) async fn claim_turn(store: &DynamoStore, turn: &TurnRecord) -> Result
     }
     // Claimed before (a redelivery, or another worker): say by whom and how far.
     let existing = store
-        .get(turn_key(&turn.wa_id, &turn.turn_id), "reading a turn")
+        .get(turn_key(&turn.user_id, &turn.turn_id), "reading a turn")
         .await?
         .ok_or_else(|| Error::Conflict("turn claimed but not readable".into()))?;
     Ok(ClaimOutcome::Existing(turn_from(&existing)?))
@@ -41,7 +41,7 @@ pub(super) async fn claim_turn(store: &DynamoStore, turn: &TurnRecord) -> Result
 
 pub(super) async fn record_sent_part(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
     turn_id: &str,
     index: usize,
     sent: &SentRecord,
@@ -51,15 +51,15 @@ pub(super) async fn record_sent_part(
     let mut items = vec![write_update(
         store
             .update()
-            .set_key(Some(turn_key(wa_id, turn_id)))
+            .set_key(Some(turn_key(user_id, turn_id)))
             .update_expression("SET sent_parts = :next")
             .condition_expression("sent_parts = :index")
             .expression_attribute_values(":next", n(index + 1))
             .expression_attribute_values(":index", n(index)),
     )?];
-    items.extend(store.outbound_items(wa_id, sent, Some(turn_id), None)?);
+    items.extend(store.outbound_items(user_id, sent, Some(turn_id), None)?);
     let tx = store
-        .write_outbound(wa_id, sent.at_ms, items, context)
+        .write_outbound(user_id, sent.at_ms, items, context)
         .await?;
     if !tx.failed_at(0) {
         return match tx {
@@ -73,7 +73,7 @@ pub(super) async fn record_sent_part(
         };
     }
     let turn = store
-        .get(turn_key(wa_id, turn_id), "reading a turn")
+        .get(turn_key(user_id, turn_id), "reading a turn")
         .await?
         .ok_or_else(|| Error::NotFound(format!("turn {turn_id}")))?;
     let sent_parts = Reader::new(&turn, "turn").i64("sent_parts")?;
@@ -89,19 +89,19 @@ pub(super) async fn record_sent_part(
 
 pub(super) async fn complete_turn(
     store: &DynamoStore,
-    wa_id: &WaId,
+    user_id: &UserId,
     turn_id: &str,
     inbound: &[String],
 ) -> Result<()> {
     let context = "completing a turn";
-    let sort_keys = store.inbound_sort_keys(wa_id, inbound).await?;
+    let sort_keys = store.inbound_sort_keys(user_id, inbound).await?;
     for chunk in sort_keys.chunks(TRANSACT_WRITE_MAX) {
         let mut items = Vec::with_capacity(chunk.len());
         for sk in chunk {
             items.push(write_update(
                 store
                     .update()
-                    .set_key(Some(key(conv_pk(wa_id), sk.clone())))
+                    .set_key(Some(key(conv_pk(user_id), sk.clone())))
                     .update_expression("SET answered = :true")
                     .condition_expression("attribute_exists(pk)")
                     .expression_attribute_values(":true", b(true)),
@@ -121,7 +121,7 @@ pub(super) async fn complete_turn(
         .client
         .update_item()
         .table_name(&store.table)
-        .set_key(Some(turn_key(wa_id, turn_id)))
+        .set_key(Some(turn_key(user_id, turn_id)))
         .update_expression("SET #state = :sent")
         .condition_expression("attribute_exists(pk)")
         .expression_attribute_names("#state", "state")
@@ -144,7 +144,7 @@ impl DynamoStore {
     /// The sort keys of `wamids`' inbound messages in `wa_id`'s conversation,
     /// through their pointers, then (for pointers already expired) through
     /// the newest messages.
-    async fn inbound_sort_keys(&self, wa_id: &WaId, wamids: &[String]) -> Result<Vec<String>> {
+    async fn inbound_sort_keys(&self, user_id: &UserId, wamids: &[String]) -> Result<Vec<String>> {
         let mut wanted: Vec<&str> = wamids.iter().map(String::as_str).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -173,7 +173,7 @@ impl DynamoStore {
                 let sk = match pointer {
                     Some(p) => {
                         let r = Reader::new(p, "wamid");
-                        let ours = r.str("wa_id")? == wa_id.as_str()
+                        let ours = r.str("wa_id")? == user_id.as_str()
                             && r.str("direction")? == Direction::Inbound.as_str();
                         ours.then(|| r.str("msg_sk").map(str::to_string))
                             .transpose()?
@@ -187,7 +187,7 @@ impl DynamoStore {
             }
         }
         if !missing.is_empty() {
-            let query = self.messages_query(wa_id).scan_index_forward(false);
+            let query = self.messages_query(user_id).scan_index_forward(false);
             for item in self
                 .query_upto(query, PENDING_SCAN, None, "reading messages")
                 .await?

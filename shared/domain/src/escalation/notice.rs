@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{transcript_text, truncate_chars, KeywordCategory, TranscriptLine};
-use crate::conversation::{mask, WaId};
+use crate::conversation::{mask, UserId};
 
 /// Why a conversation goes to people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,7 +94,8 @@ pub const SUBJECT_MAX_CHARS: usize = 100;
 pub struct EscalationNotice {
     /// Idempotency key: the hand-off request's id.
     pub id: String,
-    pub wa_id: WaId,
+    #[serde(alias = "wa_id")]
+    pub user_id: UserId,
     pub phone_number_id: String,
     pub contact_name: Option<String>,
     pub reasons: Vec<Reason>,
@@ -134,8 +135,8 @@ impl EscalationNotice {
     }
 
     /// The masked user id: what subjects and logs show.
-    pub fn masked_wa_id(&self) -> String {
-        mask(self.wa_id.as_str())
+    pub fn masked_user_id(&self) -> String {
+        mask(self.user_id.as_str())
     }
 
     /// A one-line subject without the phone number (masked) or the
@@ -152,7 +153,7 @@ impl EscalationNotice {
         } else {
             codes.join(", ")
         };
-        let s = format!("Charla escalation {}: {why}", self.masked_wa_id());
+        let s = format!("Charla escalation {}: {why}", self.masked_user_id());
         let clean: String = s.chars().filter(|c| !c.is_control()).collect();
         truncate_chars(&clean, SUBJECT_MAX_CHARS)
     }
@@ -162,7 +163,7 @@ impl EscalationNotice {
         let mut out = String::new();
         out.push_str(&format!(
             "Conversation with {} needs a person.\n\nReasons:\n",
-            self.masked_wa_id()
+            self.masked_user_id()
         ));
         for r in &self.reasons {
             out.push_str(&format!("- {r}\n"));
@@ -190,7 +191,7 @@ mod tests {
     fn notice(reasons: Vec<Reason>) -> EscalationNotice {
         EscalationNotice {
             id: "wamid.1:handoff".into(),
-            wa_id: WaId::parse("5491155551234").expect("wa id"),
+            user_id: UserId::parse("5491155551234").expect("wa id"),
             phone_number_id: "106540352242922".into(),
             contact_name: Some("Lucía".into()),
             reasons,

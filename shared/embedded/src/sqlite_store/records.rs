@@ -69,8 +69,8 @@ CREATE TABLE IF NOT EXISTS turn_usage (
 ) WITHOUT ROWID;
 ";
 
-fn wa_id_from(context: &str, s: &str) -> Result<WaId> {
-    WaId::parse(s).map_err(|e| corrupt(context, e))
+fn user_id_from(context: &str, s: &str) -> Result<UserId> {
+    UserId::parse(s).map_err(|e| corrupt(context, e))
 }
 
 /// Counts are stored as SQLite integers (i64); a negative one is not ours.
@@ -97,10 +97,10 @@ fn query_all<T>(
 type LeadRow = (String, String, String, String, Option<String>, i64);
 
 fn lead_from(r: LeadRow) -> Result<Lead> {
-    let (id, wa_id, name, interest, notes, created_at_ms) = r;
+    let (id, user_id, name, interest, notes, created_at_ms) = r;
     Ok(Lead {
         id,
-        wa_id: wa_id_from("lead row", &wa_id)?,
+        user_id: user_id_from("lead row", &user_id)?,
         name,
         interest,
         notes,
@@ -111,10 +111,10 @@ fn lead_from(r: LeadRow) -> Result<Lead> {
 type AppointmentRow = (String, String, i64, i64, String, i64);
 
 fn appointment_from(r: AppointmentRow) -> Result<Appointment> {
-    let (id, wa_id, start_ms, end_ms, topic, created_at_ms) = r;
+    let (id, user_id, start_ms, end_ms, topic, created_at_ms) = r;
     Ok(Appointment {
         id,
-        wa_id: wa_id_from("appointment row", &wa_id)?,
+        user_id: user_id_from("appointment row", &user_id)?,
         start_ms,
         end_ms,
         topic,
@@ -125,8 +125,8 @@ fn appointment_from(r: AppointmentRow) -> Result<Appointment> {
 impl SqliteStore {
     /// The usage recorded for `wa_id`'s turns, oldest first: for reports
     /// (and the records contract; the agent only writes usage).
-    pub async fn usage(&self, wa_id: &WaId) -> Result<Vec<TurnUsage>> {
-        let wa_id = wa_id.clone();
+    pub async fn usage(&self, user_id: &UserId) -> Result<Vec<TurnUsage>> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let rows = query_all(
@@ -135,7 +135,7 @@ impl SqliteStore {
                     "SELECT turn_id, model, input_tokens, output_tokens, model_calls,
                             tool_calls, at_ms
                      FROM turn_usage WHERE wa_id = ?1 ORDER BY at_ms, turn_id",
-                    [wa_id.as_str()],
+                    [user_id.as_str()],
                     |r| {
                         Ok((
                             r.get::<_, String>(0)?,
@@ -153,7 +153,7 @@ impl SqliteStore {
                     .map(|(turn_id, model, input, output, calls, tools, at_ms)| {
                         Ok(TurnUsage {
                             turn_id,
-                            wa_id: wa_id.clone(),
+                            user_id: user_id.clone(),
                             model,
                             usage: Usage {
                                 input_tokens: count_from(ctx, "input_tokens", input)?,
@@ -184,7 +184,7 @@ impl AgentRecords for SqliteStore {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            lead.wa_id.as_str(),
+                            lead.user_id.as_str(),
                             lead.id,
                             lead.name,
                             lead.interest,
@@ -198,8 +198,8 @@ impl AgentRecords for SqliteStore {
             .await
     }
 
-    async fn leads(&self, wa_id: &WaId) -> Result<Vec<Lead>> {
-        let wa_id = wa_id.clone();
+    async fn leads(&self, user_id: &UserId) -> Result<Vec<Lead>> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 query_all(
@@ -207,7 +207,7 @@ impl AgentRecords for SqliteStore {
                     "leads",
                     "SELECT id, wa_id, name, interest, notes, created_at_ms FROM leads
                      WHERE wa_id = ?1 ORDER BY created_at_ms, id",
-                    [wa_id.as_str()],
+                    [user_id.as_str()],
                     |r| {
                         Ok((
                             r.get(0)?,
@@ -244,7 +244,7 @@ impl AgentRecords for SqliteStore {
                         s.execute(params![
                             a.start_ms,
                             a.id,
-                            a.wa_id.as_str(),
+                            a.user_id.as_str(),
                             a.end_ms,
                             a.topic,
                             a.created_at_ms,
@@ -311,7 +311,7 @@ impl AgentRecords for SqliteStore {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            c.wa_id.as_str(),
+                            c.user_id.as_str(),
                             c.id,
                             c.phone_number_id,
                             c.reason,
@@ -327,8 +327,8 @@ impl AgentRecords for SqliteStore {
             .await
     }
 
-    async fn call_requests(&self, wa_id: &WaId) -> Result<Vec<CallRequest>> {
-        let wa_id = wa_id.clone();
+    async fn call_requests(&self, user_id: &UserId) -> Result<Vec<CallRequest>> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let rows = query_all(
@@ -336,7 +336,7 @@ impl AgentRecords for SqliteStore {
                     "call_requests",
                     "SELECT id, phone_number_id, reason, when_ms, language, state, created_at_ms
                      FROM call_requests WHERE wa_id = ?1 ORDER BY created_at_ms, id",
-                    [wa_id.as_str()],
+                    [user_id.as_str()],
                     |r| {
                         Ok((
                             r.get::<_, String>(0)?,
@@ -354,7 +354,7 @@ impl AgentRecords for SqliteStore {
                         |(id, phone_number_id, reason, when_ms, language, state, created_at_ms)| {
                             Ok(CallRequest {
                                 id,
-                                wa_id: wa_id.clone(),
+                                user_id: user_id.clone(),
                                 phone_number_id,
                                 reason,
                                 when_ms,
@@ -373,11 +373,11 @@ impl AgentRecords for SqliteStore {
 
     async fn set_state(
         &self,
-        wa_id: &WaId,
+        user_id: &UserId,
         from: ConversationState,
         to: ConversationState,
     ) -> Result<bool> {
-        let wa_id = wa_id.clone();
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let changed = conn
@@ -385,7 +385,7 @@ impl AgentRecords for SqliteStore {
                         "UPDATE conversations SET state = ?3 WHERE wa_id = ?1 AND state = ?2",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![wa_id.as_str(), from.as_str(), to.as_str()])
+                        s.execute(params![user_id.as_str(), from.as_str(), to.as_str()])
                     })
                     .ctx("set_state")?
                     == 1;
@@ -396,7 +396,7 @@ impl AgentRecords for SqliteStore {
                 let exists = conn
                     .prepare_cached("SELECT 1 FROM conversations WHERE wa_id = ?1")
                     .and_then(|mut s| {
-                        s.query_row([wa_id.as_str()], |r| r.get::<_, i64>(0))
+                        s.query_row([user_id.as_str()], |r| r.get::<_, i64>(0))
                             .optional()
                     })
                     .ctx("set_state")?
@@ -406,15 +406,15 @@ impl AgentRecords for SqliteStore {
                 } else {
                     Err(Error::NotFound(format!(
                         "conversation of {}",
-                        mask(wa_id.as_str())
+                        mask(user_id.as_str())
                     )))
                 }
             })
             .await
     }
 
-    async fn memory(&self, wa_id: &WaId) -> Result<Memory> {
-        let wa_id = wa_id.clone();
+    async fn memory(&self, user_id: &UserId) -> Result<Memory> {
+        let user_id = user_id.clone();
         self.db
             .call(move |conn| {
                 let row = conn
@@ -423,7 +423,7 @@ impl AgentRecords for SqliteStore {
                          WHERE wa_id = ?1",
                     )
                     .and_then(|mut s| {
-                        s.query_row([wa_id.as_str()], |r| {
+                        s.query_row([user_id.as_str()], |r| {
                             Ok(Memory {
                                 summary: r.get(0)?,
                                 summarized_until_ms: r.get(1)?,
@@ -438,8 +438,8 @@ impl AgentRecords for SqliteStore {
             .await
     }
 
-    async fn save_memory(&self, wa_id: &WaId, memory: &Memory) -> Result<()> {
-        let (wa_id, m) = (wa_id.clone(), memory.clone());
+    async fn save_memory(&self, user_id: &UserId, memory: &Memory) -> Result<()> {
+        let (user_id, m) = (user_id.clone(), memory.clone());
         self.db
             .call(move |conn| {
                 conn.prepare_cached(
@@ -452,7 +452,7 @@ impl AgentRecords for SqliteStore {
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        wa_id.as_str(),
+                        user_id.as_str(),
                         m.summary,
                         m.summarized_until_ms,
                         m.language
@@ -476,7 +476,7 @@ impl AgentRecords for SqliteStore {
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        u.wa_id.as_str(),
+                        u.user_id.as_str(),
                         u.turn_id,
                         u.model,
                         to_i64(u.usage.input_tokens),
@@ -536,7 +536,7 @@ mod tests {
             .await
             .expect("version");
         assert_eq!(version, SCHEMA_VERSION);
-        let wa = WaId::parse("5491155551234").expect("valid");
+        let wa = UserId::parse("5491155551234").expect("valid");
         let c = store.conversation(&wa).await.expect("read").expect("kept");
         assert_eq!(c.contact_name.as_deref(), Some("Ana"));
         assert!(store
