@@ -105,6 +105,7 @@ fn deps(store: Arc<dyn ConversationStore>) -> Deps {
     Deps {
         secrets: WhatsAppSecrets::new(SECRET.into(), "v".into(), None).expect("secrets"),
         store,
+        identities: Arc::new(test_support::memory::MemoryIdentities::default()),
         queue: Arc::new(CountingQueue::default()),
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),

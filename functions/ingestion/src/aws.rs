@@ -18,12 +18,14 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         &config.whatsapp_secret_arn,
     )
     .await?;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        config.table.clone(),
+    ));
     Ok(Deps {
         secrets,
-        store: Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            config.table.clone(),
-        )),
+        store: store.clone(),
+        identities: store,
         queue: Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             config.text_queue_url.clone(),

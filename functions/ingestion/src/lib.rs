@@ -11,6 +11,7 @@ pub mod config;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use domain::identity::{self, IdentityLinks, SeenUser};
 use domain::media_pipeline::MediaJob;
 use domain::ports::{
     ArchiveKind, Clock, ConversationStore, MediaPipeline, PayloadArchive, Queue, QueueMessage,
@@ -42,6 +43,8 @@ const USERS_AT_ONCE: usize = 8;
 pub struct Deps {
     pub secrets: WhatsAppSecrets,
     pub store: Arc<dyn ConversationStore>,
+    /// Which user a number or BSUID belongs to (the store's links).
+    pub identities: Arc<dyn IdentityLinks>,
     pub queue: Arc<dyn Queue>,
     pub archive: Arc<dyn PayloadArchive>,
     pub clock: Arc<dyn Clock>,
@@ -154,16 +157,21 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
             WebhookEvent::Message {
                 business,
                 contact_name,
+                username,
                 message,
-            } => match new_inbound(&business, contact_name, &message, now) {
-                Ok(msg) => {
-                    let media = media_job(deps, &message, &business.phone_number_id);
-                    match users.iter_mut().find(|u| same_user(&u[0].0, &msg)) {
-                        Some(user) => user.push((msg, media)),
-                        None => users.push(vec![(msg, media)]),
-                    }
-                }
+            } => match sender(deps, &message, username.as_deref(), now).await? {
                 Err(reason) => problems.push(reason),
+                Ok(user) => match new_inbound(&business, user, contact_name, &message, now) {
+                    Ok(msg) => {
+                        let media =
+                            media_job(deps, &message, &msg.user_id, &business.phone_number_id);
+                        match users.iter_mut().find(|u| same_user(&u[0].0, &msg)) {
+                            Some(user) => user.push((msg, media)),
+                            None => users.push(vec![(msg, media)]),
+                        }
+                    }
+                    Err(reason) => problems.push(reason),
+                },
             },
             WebhookEvent::Status { status, .. } => {
                 summary.statuses += 1;
@@ -183,8 +191,13 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                 };
                 let outcome = deps.store.apply_status(&update).await?;
                 if error_code == Some(OUTSIDE_WINDOW) {
-                    if let Ok(user_id) = UserId::parse(&status.recipient_id) {
-                        deps.store.close_window(&user_id).await?;
+                    let recipient = status
+                        .recipient_user_id
+                        .as_deref()
+                        .unwrap_or(&status.recipient_id);
+                    if let Ok(id) = UserId::parse(recipient) {
+                        let user = identity::user_of(deps.identities.as_ref(), &id).await?;
+                        deps.store.close_window(&user).await?;
                         observability::count("WindowClosedByStatus", 1);
                     }
                 }
@@ -195,6 +208,51 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                     warn!(code = e.code, title = %e.title, "webhook reported an error");
                 }
                 observability::count("WebhookErrors", 1);
+            }
+            WebhookEvent::IdChanged { previous, current } => {
+                match (UserId::parse(&previous), UserId::parse(&current)) {
+                    (Ok(previous), Ok(current)) => {
+                        let user =
+                            identity::moved(deps.identities.as_ref(), &previous, &current, now)
+                                .await?;
+                        observability::count("UserIdChanged", 1);
+                        info!(
+                            previous = %phone(previous.as_str()),
+                            current = %phone(current.as_str()),
+                            user = %phone(user.as_str()),
+                            "a user's id changed: linked to the same user"
+                        );
+                    }
+                    (Err(e), _) | (_, Err(e)) => problems.push(format!("id change: {e}")),
+                }
+            }
+            WebhookEvent::Preference { preference, .. } => {
+                summary.other += 1;
+                let seen = SeenUser::from_raw(
+                    preference.wa_id.as_deref(),
+                    preference.user_id.as_deref(),
+                    None,
+                );
+                match seen {
+                    Ok(seen) => {
+                        let user = identity::resolve(deps.identities.as_ref(), &seen, now).await?;
+                        observability::count("MarketingPreference", 1);
+                        info!(
+                            user = %phone(user.user.as_str()),
+                            stopped = ?preference.marketing_stopped(),
+                            category = %preference.category,
+                            "marketing preference"
+                        );
+                    }
+                    Err(e) => problems.push(format!("user_preferences: {e}")),
+                }
+                // Kept whole with the other events, for the record.
+                if !archived_other {
+                    deps.archive
+                        .put(ArchiveKind::Event, body, "field user_preferences")
+                        .await?;
+                    archived_other = true;
+                }
             }
             WebhookEvent::Other { field, .. } => {
                 summary.other += 1;
@@ -246,13 +304,44 @@ async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
     Ok(())
 }
 
+/// The user a message is from: its number and BSUID resolved to the one
+/// user they belong to (linked when both are new together). A malformed id
+/// is the message's problem (`Ok(Err(..))`); a store failure fails the POST.
+async fn sender(
+    deps: &Deps,
+    message: &InboundMessage,
+    username: Option<&str>,
+    now_ms: i64,
+) -> Result<std::result::Result<UserId, String>> {
+    let seen = match SeenUser::from_raw(
+        message.from.as_deref(),
+        message.from_user_id.as_deref(),
+        username,
+    ) {
+        Ok(seen) => seen,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let resolved = identity::resolve(deps.identities.as_ref(), &seen, now_ms).await?;
+    if let Some(other) = &resolved.conflict {
+        // A number and a BSUID that were two users are one: new messages go
+        // to the BSUID's; the other history stays where it was.
+        observability::count("IdentityConflict", 1);
+        warn!(
+            user = %phone(resolved.user.as_str()),
+            other = %phone(other.as_str()),
+            "a number and a BSUID seen apart belong to one user"
+        );
+    }
+    Ok(Ok(resolved.user))
+}
+
 fn new_inbound(
     business: &Metadata,
+    user_id: UserId,
     contact_name: Option<String>,
     message: &InboundMessage,
     now_ms: i64,
 ) -> std::result::Result<NewInbound, String> {
-    let user_id = UserId::parse(&message.from)?;
     if business.phone_number_id.is_empty() {
         return Err("metadata.phone_number_id is empty".into());
     }
@@ -272,9 +361,14 @@ fn new_inbound(
 
 /// The media pipeline's job for a media message, when there is a pipeline.
 /// A media message that cannot make one (no media id) stays a plain turn.
-fn media_job(deps: &Deps, message: &InboundMessage, phone_number_id: &str) -> Option<MediaJob> {
+fn media_job(
+    deps: &Deps,
+    message: &InboundMessage,
+    user: &UserId,
+    phone_number_id: &str,
+) -> Option<MediaJob> {
     deps.media.as_ref()?;
-    match MediaJob::from_inbound(message, phone_number_id)? {
+    match MediaJob::from_inbound(message, user, phone_number_id)? {
         Ok(job) => Some(job),
         Err(e) => {
             warn!(error = %e, "media message without usable media: answered as text");

@@ -31,6 +31,7 @@ fn harness_with_queue(queue: Arc<dyn Queue>) -> (Deps, Arc<SqliteStore>, Arc<Mem
         secrets: WhatsAppSecrets::new(SECRET.into(), "dev-verify-token".into(), None)
             .expect("secrets"),
         store: store.clone(),
+        identities: store.clone(),
         queue,
         archive: archive.clone(),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
@@ -603,4 +604,244 @@ async fn a_batch_handles_users_side_by_side_and_each_users_messages_in_order() {
             .collect();
         assert_eq!(theirs, expected);
     }
+}
+
+// ------------------------------------------------ business-scoped user ids
+
+const BSUID: &str = "AR.1502576394655843";
+const NEW_BSUID: &str = "AR.2609930124488107";
+
+fn sample(name: &str) -> String {
+    let path = format!(
+        "{}/../../events/whatsapp/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn jobs(h: &Harness) -> Vec<(String, TurnJob)> {
+    h.queue
+        .messages()
+        .into_iter()
+        .map(|m| (m.group_id, serde_json::from_str(&m.body).expect("job")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_username_only_user_is_answered_under_their_bsuid() {
+    let h = harness();
+    let body = sample("text_username_only");
+    assert_eq!(handle(&h.deps, signed(body.as_bytes())).await.status(), 200);
+    assert!(h.archive.kinds().is_empty(), "not quarantined");
+    let jobs = jobs(&h).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].1.user_id.as_str(), BSUID);
+    assert_eq!(jobs[0].0, format!("106540352242922:{BSUID}"));
+    let conv = h
+        .store
+        .conversation(&wa(BSUID))
+        .await
+        .expect("store")
+        .expect("conversation");
+    assert_eq!(conv.contact_name.as_deref(), Some("Lucía"));
+}
+
+#[tokio::test]
+async fn the_same_user_sharing_a_number_later_keeps_one_conversation() {
+    let h = harness();
+    let first = sample("text_username_only");
+    assert_eq!(
+        handle(&h.deps, signed(first.as_bytes())).await.status(),
+        200
+    );
+    let later = sample("text_with_bsuid");
+    assert_eq!(
+        handle(&h.deps, signed(later.as_bytes())).await.status(),
+        200
+    );
+    // The number alone again, in a third message.
+    let number_only = sample("text").replace("wamid.HBgL", "wamid.NUMBERONLY");
+    assert_eq!(
+        handle(&h.deps, signed(number_only.as_bytes()))
+            .await
+            .status(),
+        200
+    );
+    let jobs = jobs(&h).await;
+    assert_eq!(jobs.len(), 3);
+    assert!(
+        jobs.iter().all(|(group, job)| job.user_id.as_str() == BSUID
+            && group == &format!("106540352242922:{BSUID}")),
+        "{jobs:?}"
+    );
+    assert_eq!(
+        h.store
+            .pending_inbound(&wa(BSUID))
+            .await
+            .expect("pending")
+            .len(),
+        3
+    );
+    assert!(h
+        .store
+        .conversation(&wa(USER))
+        .await
+        .expect("store")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_known_number_keeps_its_history_when_its_bsuid_appears() {
+    let h = harness();
+    let before = sample("text");
+    assert_eq!(
+        handle(&h.deps, signed(before.as_bytes())).await.status(),
+        200
+    );
+    let with_bsuid = sample("text_with_bsuid");
+    assert_eq!(
+        handle(&h.deps, signed(with_bsuid.as_bytes()))
+            .await
+            .status(),
+        200
+    );
+    let username_only = sample("text_username_only");
+    assert_eq!(
+        handle(&h.deps, signed(username_only.as_bytes()))
+            .await
+            .status(),
+        200
+    );
+    let jobs = jobs(&h).await;
+    assert_eq!(jobs.len(), 3);
+    assert!(
+        jobs.iter().all(|(_, j)| j.user_id.as_str() == USER),
+        "{jobs:?}"
+    );
+    assert!(h
+        .store
+        .conversation(&wa(BSUID))
+        .await
+        .expect("store")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_changed_bsuid_moves_the_identity_not_the_history() {
+    for change in ["user_id_update", "system_user_changed_user_id"] {
+        let h = harness();
+        let first = sample("text_username_only");
+        assert_eq!(
+            handle(&h.deps, signed(first.as_bytes())).await.status(),
+            200
+        );
+        assert_eq!(
+            handle(&h.deps, signed(sample(change).as_bytes()))
+                .await
+                .status(),
+            200,
+            "{change}"
+        );
+        assert!(h.archive.kinds().is_empty(), "{change}: not quarantined");
+        let next = sample("text_username_only")
+            .replace(BSUID, NEW_BSUID)
+            .replace("wamid.HBgLQlNVSURPTkxZMDE", "wamid.HBgLQlNVSURORVcwMQ");
+        assert_eq!(handle(&h.deps, signed(next.as_bytes())).await.status(), 200);
+        let jobs = jobs(&h).await;
+        assert!(
+            jobs.iter().all(|(_, j)| j.user_id.as_str() == BSUID),
+            "{change}: {jobs:?}"
+        );
+        assert_eq!(jobs.len(), 2, "{change}");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_number_keeps_the_conversation() {
+    let h = harness();
+    assert_eq!(
+        handle(&h.deps, signed(sample("text").as_bytes()))
+            .await
+            .status(),
+        200
+    );
+    let changed = sample("system_user_changed_number");
+    assert_eq!(
+        handle(&h.deps, signed(changed.as_bytes())).await.status(),
+        200
+    );
+    let from_new = sample("text")
+        .replace(USER, "5491166667777")
+        .replace("wamid.HBgL", "wamid.NEWNUMBER");
+    assert_eq!(
+        handle(&h.deps, signed(from_new.as_bytes())).await.status(),
+        200
+    );
+    let jobs = jobs(&h).await;
+    assert_eq!(jobs.last().map(|(_, j)| j.user_id.as_str()), Some(USER));
+}
+
+#[tokio::test]
+async fn a_131047_sent_to_a_bsuid_closes_the_window_of_its_user() {
+    let h = harness();
+    // Known by number first, so the status's BSUID must be resolved.
+    for s in ["text", "text_with_bsuid"] {
+        assert_eq!(
+            handle(&h.deps, signed(sample(s).as_bytes())).await.status(),
+            200
+        );
+    }
+    let failed = sample("statuses_failed_131047_bsuid").replace("5491155551234", BSUID);
+    assert_eq!(
+        handle(&h.deps, signed(failed.as_bytes())).await.status(),
+        200
+    );
+    let conv = h
+        .store
+        .conversation(&wa(USER))
+        .await
+        .expect("store")
+        .expect("conv");
+    assert!(conv.window_closed);
+}
+
+#[tokio::test]
+async fn a_status_read_by_a_bsuid_user_is_applied() {
+    let h = harness();
+    let body = sample("statuses_read_bsuid");
+    let summary = receive(
+        &h.deps,
+        Some(&meta_signature_header(SECRET.as_bytes(), body.as_bytes())),
+        body.as_bytes(),
+    )
+    .await
+    .expect("accepted");
+    assert_eq!(summary.statuses, 1);
+    assert!(!summary.quarantined);
+}
+
+#[tokio::test]
+async fn a_marketing_preference_is_understood_and_kept() {
+    let h = harness();
+    let body = sample("user_preferences");
+    assert_eq!(handle(&h.deps, signed(body.as_bytes())).await.status(), 200);
+    assert_eq!(h.archive.kinds(), vec![ArchiveKind::Event]);
+    assert!(h.queue.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_message_from_nobody_or_a_malformed_id_is_quarantined() {
+    let h = harness();
+    let nobody = sample("text_without_sender");
+    assert_eq!(
+        handle(&h.deps, signed(nobody.as_bytes())).await.status(),
+        200
+    );
+    let bad = sample("text_username_only").replace(BSUID, "ar.not-a-bsuid");
+    assert_eq!(handle(&h.deps, signed(bad.as_bytes())).await.status(), 200);
+    assert_eq!(
+        h.archive.kinds(),
+        vec![ArchiveKind::Quarantine, ArchiveKind::Quarantine]
+    );
+    assert!(h.queue.messages().is_empty());
 }

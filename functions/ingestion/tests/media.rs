@@ -47,10 +47,12 @@ impl MediaPipeline for Recording {
 }
 
 fn deps(pipeline: Arc<Recording>, queue: Arc<MemoryQueue>) -> Deps {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
     Deps {
         secrets: WhatsAppSecrets::new(SECRET.into(), "dev-verify-token".into(), None)
             .expect("secrets"),
-        store: Arc::new(SqliteStore::open_in_memory().expect("store")),
+        store: store.clone(),
+        identities: store,
         queue,
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),

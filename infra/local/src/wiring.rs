@@ -233,7 +233,8 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
     )?;
     let ingestion = ingestion::Deps {
         secrets: secrets.clone(),
-        store,
+        store: store.clone(),
+        identities: store,
         queue: text.clone(),
         archive,
         clock,

@@ -156,8 +156,9 @@ pub struct MediaRef {
 }
 
 impl MediaRef {
-    /// The media of an inbound message; `None` for messages without media.
-    pub fn from_inbound(msg: &InboundMessage) -> Option<Result<Self>> {
+    /// The media of an inbound message from `user` (the user the sender's
+    /// ids resolved to); `None` for messages without media.
+    pub fn from_inbound(msg: &InboundMessage, user: &UserId) -> Option<Result<Self>> {
         let (kind, media) = match &msg.content {
             MessageContent::Image(m) => (MediaKind::Image, m),
             MessageContent::Audio(m) => (MediaKind::Audio, m),
@@ -166,7 +167,7 @@ impl MediaRef {
             MessageContent::Sticker(m) => (MediaKind::Sticker, m),
             _ => return None,
         };
-        Some(Self::new(kind, media, &msg.id, &msg.from, msg.timestamp))
+        Some(Self::new(kind, media, &msg.id, user.as_str(), msg.timestamp))
     }
 
     pub fn new(

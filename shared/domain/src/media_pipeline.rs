@@ -2,6 +2,7 @@
 //! to task, how each media message ends up (understood, or failed), and the
 //! words the user and the responder see about it.
 
+use crate::UserId;
 use serde::{Deserialize, Serialize};
 
 use super::media::{
@@ -91,8 +92,12 @@ pub struct MediaJob {
 
 impl MediaJob {
     /// The job for an inbound media message; `None` for other messages.
-    pub fn from_inbound(msg: &InboundMessage, phone_number_id: &str) -> Option<Result<Self>> {
-        let media = MediaRef::from_inbound(msg)?;
+    pub fn from_inbound(
+        msg: &InboundMessage,
+        user: &UserId,
+        phone_number_id: &str,
+    ) -> Option<Result<Self>> {
+        let media = MediaRef::from_inbound(msg, user)?;
         Some(media.map(|media| MediaJob::new(media, phone_number_id)))
     }
 

@@ -50,17 +50,26 @@ pub struct Metadata {
     pub phone_number_id: String,
 }
 
+/// Who wrote. `wa_id` (the number) is absent for a user who hides it behind
+/// a username; `user_id` (the BSUID) comes with every message since 2026.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Contact {
     #[serde(default)]
     pub profile: Option<Profile>,
-    pub wa_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Profile {
     #[serde(default)]
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -87,10 +96,16 @@ pub struct MessageContext {
     pub frequently_forwarded: bool,
 }
 
-/// One user message.
+/// One user message. At least one of `from` (the number) and
+/// `from_user_id` (the BSUID) is present.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboundMessage {
-    pub from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_parent_user_id: Option<String>,
     pub id: String,
     /// Unix seconds.
     pub timestamp: i64,
@@ -170,8 +185,18 @@ pub struct Order {
 pub struct SystemNotice {
     #[serde(default)]
     pub body: String,
+    /// `user_changed_number`: the new number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wa_id: Option<String>,
+    /// The BSUID now (`user_changed_user_id`, and a changed number's new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_parent_user_id: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
@@ -425,13 +450,22 @@ impl<'de> Deserialize<'de> for InboundMessage {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let mut obj = Map::deserialize(d)?;
-        let mut str_field = |k: &str| match obj.remove(k) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s),
-            _ => Err(D::Error::custom(format!("message.{k} missing"))),
+        let mut opt_str = |k: &str| match obj.remove(k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            _ => None,
         };
-        let from = str_field("from")?;
-        let id = str_field("id")?;
-        let type_name = str_field("type")?;
+        let from = opt_str("from");
+        let from_user_id = opt_str("from_user_id");
+        let from_parent_user_id = opt_str("from_parent_user_id");
+        let id = opt_str("id").ok_or_else(|| D::Error::custom("message.id missing"))?;
+        let type_name = opt_str("type").ok_or_else(|| D::Error::custom("message.type missing"))?;
+        // A system notice of a changed BSUID may name no sender: what changed
+        // is in the notice itself.
+        if from.is_none() && from_user_id.is_none() && type_name != "system" {
+            return Err(D::Error::custom(
+                "message.from and message.from_user_id missing",
+            ));
+        }
         let timestamp = timestamp_from(&obj.remove("timestamp").unwrap_or(Value::Null))
             .map_err(D::Error::custom)?;
         let context = match obj.remove("context") {
@@ -446,6 +480,8 @@ impl<'de> Deserialize<'de> for InboundMessage {
         let content = content_from(&type_name, &mut obj).map_err(D::Error::custom)?;
         Ok(InboundMessage {
             from,
+            from_user_id,
+            from_parent_user_id,
             id,
             timestamp,
             context,
@@ -473,7 +509,11 @@ pub struct Status {
     pub id: String,
     pub status: DeliveryState,
     pub timestamp: i64,
+    /// The number or BSUID the message was sent to.
     pub recipient_id: String,
+    /// The recipient's BSUID, also when it was sent to the number.
+    pub recipient_user_id: Option<String>,
+    pub recipient_parent_user_id: Option<String>,
     pub conversation: Option<Value>,
     pub pricing: Option<Value>,
     pub errors: Vec<ApiError>,
@@ -490,6 +530,10 @@ impl<'de> Deserialize<'de> for Status {
             #[serde(default)]
             recipient_id: String,
             #[serde(default)]
+            recipient_user_id: Option<String>,
+            #[serde(default)]
+            recipient_parent_user_id: Option<String>,
+            #[serde(default)]
             conversation: Option<Value>,
             #[serde(default)]
             pricing: Option<Value>,
@@ -502,6 +546,8 @@ impl<'de> Deserialize<'de> for Status {
             id: raw.id,
             status: raw.status,
             recipient_id: raw.recipient_id,
+            recipient_user_id: raw.recipient_user_id.filter(|s| !s.is_empty()),
+            recipient_parent_user_id: raw.recipient_parent_user_id.filter(|s| !s.is_empty()),
             conversation: raw.conversation,
             pricing: raw.pricing,
             errors: raw.errors,
@@ -512,9 +558,13 @@ impl<'de> Deserialize<'de> for Status {
 /// One thing a webhook told us, flattened out of entries and changes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookEvent {
+    /// A user message. Its sender has a number (`from`), a BSUID
+    /// (`from_user_id`, filled in from `contacts` when only they carry it),
+    /// or both.
     Message {
         business: Metadata,
         contact_name: Option<String>,
+        username: Option<String>,
         message: InboundMessage,
     },
     Status {
@@ -526,11 +576,79 @@ pub enum WebhookEvent {
         business: Metadata,
         errors: Vec<ApiError>,
     },
+    /// A user's id changed: `previous` is now `current`. From a
+    /// `user_changed_number` or `user_changed_user_id` system notice, or a
+    /// `user_id_update` change.
+    IdChanged { previous: String, current: String },
+    /// A user stopped or resumed marketing messages (`user_preferences`).
+    Preference {
+        business: Metadata,
+        preference: UserPreference,
+    },
     /// Any other `field` (template status, account updates, ...).
     Other {
         field: String,
         value: Value,
     },
+}
+
+/// `value` of a `field: "user_id_update"` change (one entry per user).
+#[derive(Debug, Clone, Deserialize)]
+struct UserIdUpdateValue {
+    #[serde(default)]
+    user_id_update: Vec<UserIdUpdate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct UserIdUpdate {
+    user_id: IdChange,
+    #[serde(default)]
+    parent_user_id: Option<IdChange>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct IdChange {
+    previous: String,
+    current: String,
+}
+
+/// `value` of a `field: "user_preferences"` change.
+#[derive(Debug, Clone, Deserialize)]
+struct PreferencesValue {
+    metadata: Metadata,
+    #[serde(default)]
+    contacts: Vec<Contact>,
+    #[serde(default)]
+    user_preferences: Vec<UserPreference>,
+}
+
+/// One user's marketing preference: `category` `marketing_messages`,
+/// `value` `stop` or `resume`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct UserPreference {
+    #[serde(default)]
+    pub wa_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub parent_user_id: Option<String>,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl UserPreference {
+    /// Marketing messages stopped (`Some(true)`), resumed (`Some(false)`).
+    pub fn marketing_stopped(&self) -> Option<bool> {
+        match (self.category.as_str(), self.value.as_str()) {
+            ("marketing_messages", "stop") => Some(true),
+            ("marketing_messages", "resume") => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// The result of reading a webhook body: what could be understood, and what
@@ -552,38 +670,132 @@ pub fn parse_webhook(body: &[u8]) -> Result<ParsedWebhook, String> {
     let mut out = ParsedWebhook::default();
     for entry in payload.entry {
         for change in entry.changes {
-            if change.field != "messages" {
-                out.events.push(WebhookEvent::Other {
+            let problem = |e: serde_json::Error| format!("entry {} ({}): {e}", entry.id, change.field);
+            match change.field.as_str() {
+                "messages" => match serde_json::from_value::<MessagesValue>(change.value.clone()) {
+                    Ok(value) => flatten(value, &mut out.events),
+                    Err(e) => out.problems.push(problem(e)),
+                },
+                "user_id_update" => {
+                    match serde_json::from_value::<UserIdUpdateValue>(change.value.clone()) {
+                        Ok(value) => {
+                            for u in value.user_id_update {
+                                let changes = std::iter::once(u.user_id).chain(u.parent_user_id);
+                                for c in changes.filter(|c| c.previous != c.current) {
+                                    out.events.push(WebhookEvent::IdChanged {
+                                        previous: c.previous,
+                                        current: c.current,
+                                    });
+                                }
+                            }
+                        }
+                        Err(e) => out.problems.push(problem(e)),
+                    }
+                }
+                "user_preferences" => {
+                    match serde_json::from_value::<PreferencesValue>(change.value.clone()) {
+                        Ok(value) => preferences(value, &mut out.events),
+                        Err(e) => out.problems.push(problem(e)),
+                    }
+                }
+                _ => out.events.push(WebhookEvent::Other {
                     field: change.field,
                     value: change.value,
-                });
-                continue;
-            }
-            match serde_json::from_value::<MessagesValue>(change.value) {
-                Ok(value) => flatten(value, &mut out.events),
-                Err(e) => out.problems.push(format!("entry {}: {e}", entry.id)),
+                }),
             }
         }
     }
     Ok(out)
 }
 
+/// A preference names its user in itself or, failing that, in `contacts`.
+fn preferences(value: PreferencesValue, events: &mut Vec<WebhookEvent>) {
+    for mut preference in value.user_preferences {
+        if let [only] = value.contacts.as_slice() {
+            preference.wa_id = preference.wa_id.or_else(|| only.wa_id.clone());
+            preference.user_id = preference.user_id.or_else(|| only.user_id.clone());
+        }
+        events.push(WebhookEvent::Preference {
+            business: value.metadata.clone(),
+            preference,
+        });
+    }
+}
+
+/// The id changes a system notice reports.
+fn id_changes(message: &InboundMessage, events: &mut Vec<WebhookEvent>) {
+    let MessageContent::System(notice) = &message.content else {
+        return;
+    };
+    let mut push = |previous: Option<&String>, current: Option<&String>| {
+        if let (Some(p), Some(c)) = (previous, current) {
+            if p != c && !p.is_empty() && !c.is_empty() {
+                events.push(WebhookEvent::IdChanged {
+                    previous: p.clone(),
+                    current: c.clone(),
+                });
+            }
+        }
+    };
+    match notice.kind.as_deref() {
+        Some("user_changed_number") => {
+            push(message.from.as_ref(), notice.wa_id.as_ref());
+            push(notice.previous_user_id.as_ref(), notice.user_id.as_ref());
+        }
+        Some("user_changed_user_id") => {
+            push(notice.previous_user_id.as_ref(), notice.user_id.as_ref());
+            push(
+                notice.previous_parent_user_id.as_ref(),
+                notice.parent_user_id.as_ref(),
+            );
+        }
+        _ => {}
+    }
+}
+
 fn flatten(value: MessagesValue, events: &mut Vec<WebhookEvent>) {
-    let name_of = |wa_id: &str| {
+    // The contact of a message: by number, by BSUID, or the only one.
+    let contact_of = |m: &InboundMessage| {
+        let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
         value
             .contacts
             .iter()
-            .find(|c| c.wa_id == wa_id)
-            .and_then(|c| c.profile.as_ref())
-            .map(|p| p.name.clone())
-            .filter(|n| !n.is_empty())
+            .find(|c| same(&c.wa_id, &m.from) || same(&c.user_id, &m.from_user_id))
+            .or(match value.contacts.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            })
     };
     for message in &value.messages {
-        events.push(WebhookEvent::Message {
-            business: value.metadata.clone(),
-            contact_name: name_of(&message.from),
-            message: message.clone(),
-        });
+        let contact = contact_of(message);
+        let mut message = message.clone();
+        if let Some(c) = contact {
+            if message.from_user_id.is_none() {
+                message.from_user_id = c.user_id.clone();
+            }
+            if message.from_parent_user_id.is_none() {
+                message.from_parent_user_id = c.parent_user_id.clone();
+            }
+        }
+        // The notice first, in the conversation it was about; then the id
+        // change it reports. A notice that names no sender has no
+        // conversation to be recorded in: only its id change counts.
+        let changes = {
+            let mut changes = Vec::new();
+            id_changes(&message, &mut changes);
+            changes
+        };
+        if message.from.is_some() || message.from_user_id.is_some() {
+            let profile = contact.and_then(|c| c.profile.as_ref());
+            let nonempty = |s: &String| (!s.trim().is_empty()).then(|| s.clone());
+            events.push(WebhookEvent::Message {
+                business: value.metadata.clone(),
+                contact_name: profile.and_then(|p| nonempty(&p.name)),
+                username: profile.and_then(|p| p.username.as_ref()).and_then(nonempty),
+                message,
+            });
+        }
+        events.extend(changes);
     }
     for status in &value.statuses {
         events.push(WebhookEvent::Status {
@@ -608,8 +820,14 @@ mod tests {
         parse_webhook(body.as_bytes()).expect("a webhook")
     }
 
+    /// The one message of a sample (id changes a notice reports aside).
     fn only_message(p: &ParsedWebhook) -> &InboundMessage {
-        match p.events.as_slice() {
+        let messages: Vec<_> = p
+            .events
+            .iter()
+            .filter(|e| !matches!(e, WebhookEvent::IdChanged { .. }))
+            .collect();
+        match messages.as_slice() {
             [WebhookEvent::Message { message, .. }] => message,
             other => panic!("expected one message, got {other:?}"),
         }
@@ -783,6 +1001,147 @@ mod tests {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
+    }
+
+    // ------------------------------------------------ business-scoped user ids
+
+    fn only_event(p: &ParsedWebhook) -> &WebhookEvent {
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        match p.events.as_slice() {
+            [one] => one,
+            other => panic!("expected one event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_username_only_user_is_named_by_bsuid() {
+        let p = parse(sample!("text_username_only"));
+        let WebhookEvent::Message {
+            contact_name,
+            username,
+            message,
+            ..
+        } = only_event(&p)
+        else {
+            panic!("not a message")
+        };
+        assert_eq!(message.from, None);
+        assert_eq!(message.from_user_id.as_deref(), Some("AR.1502576394655843"));
+        assert_eq!(contact_name.as_deref(), Some("Lucía"));
+        assert_eq!(username.as_deref(), Some("lucia.f"));
+        assert_eq!(message.content.summary(), "Hola, ¿tienen turno mañana?");
+    }
+
+    #[test]
+    fn a_user_with_both_ids_keeps_both_and_the_parent() {
+        let p = parse(sample!("text_with_bsuid"));
+        let WebhookEvent::Message { message, username, .. } = only_event(&p) else {
+            panic!("not a message")
+        };
+        assert_eq!(message.from.as_deref(), Some("5491155551234"));
+        assert_eq!(message.from_user_id.as_deref(), Some("AR.1502576394655843"));
+        assert_eq!(
+            message.from_parent_user_id.as_deref(),
+            Some("AR.ENT.11815799212886844830")
+        );
+        assert_eq!(*username, None);
+        // Kept in what ingestion records.
+        let kept = serde_json::to_value(message).expect("json");
+        assert_eq!(kept["from_parent_user_id"], "AR.ENT.11815799212886844830");
+    }
+
+    #[test]
+    fn the_bsuid_of_contacts_fills_a_message_that_lacks_it() {
+        let body = sample!("text_with_bsuid").replace(
+            "\"from_user_id\": \"AR.1502576394655843\",",
+            "",
+        );
+        let p = parse(&body);
+        let WebhookEvent::Message { message, .. } = only_event(&p) else {
+            panic!("not a message")
+        };
+        assert_eq!(message.from_user_id.as_deref(), Some("AR.1502576394655843"));
+    }
+
+    #[test]
+    fn a_message_with_neither_id_is_a_problem() {
+        let p = parse(sample!("text_without_sender"));
+        assert!(p.events.is_empty());
+        assert!(
+            p.problems[0].contains("message.from and message.from_user_id missing"),
+            "{:?}",
+            p.problems
+        );
+    }
+
+    #[test]
+    fn statuses_to_a_bsuid_and_to_a_number_carry_the_bsuid() {
+        let p = parse(sample!("statuses_read_bsuid"));
+        let WebhookEvent::Status { status, .. } = only_event(&p) else {
+            panic!("not a status")
+        };
+        assert_eq!(status.recipient_id, "AR.1502576394655843");
+        assert_eq!(status.recipient_user_id.as_deref(), Some("AR.1502576394655843"));
+        let p = parse(sample!("statuses_failed_131047_bsuid"));
+        let WebhookEvent::Status { status, .. } = only_event(&p) else {
+            panic!("not a status")
+        };
+        assert_eq!(status.recipient_id, "5491155551234");
+        assert_eq!(status.recipient_user_id.as_deref(), Some("AR.1502576394655843"));
+        assert_eq!(status.errors[0].code, 131047);
+    }
+
+    #[test]
+    fn a_changed_bsuid_is_an_id_change_in_either_form() {
+        let changed = WebhookEvent::IdChanged {
+            previous: "AR.1502576394655843".into(),
+            current: "AR.2609930124488107".into(),
+        };
+        let p = parse(sample!("user_id_update"));
+        assert_eq!(only_event(&p), &changed);
+        let p = parse(sample!("system_user_changed_user_id"));
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        // The notice itself is recorded in the conversation, as before.
+        assert!(matches!(&p.events[0], WebhookEvent::Message { message, .. }
+            if message.content.type_name() == "system"));
+        assert_eq!(p.events[1], changed);
+    }
+
+    #[test]
+    fn a_changed_number_is_an_id_change() {
+        let p = parse(sample!("system_user_changed_number"));
+        assert_eq!(
+            p.events[1],
+            WebhookEvent::IdChanged {
+                previous: "5491155551234".into(),
+                current: "5491166667777".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_marketing_preference_names_its_user() {
+        let p = parse(sample!("user_preferences"));
+        let WebhookEvent::Preference { business, preference } = only_event(&p) else {
+            panic!("not a preference")
+        };
+        assert_eq!(business.phone_number_id, "106540352242922");
+        assert_eq!(preference.user_id.as_deref(), Some("AR.1502576394655843"));
+        assert_eq!(preference.marketing_stopped(), Some(true));
+        let resumed = sample!("user_preferences").replace("\"stop\"", "\"resume\"");
+        let p = parse(&resumed);
+        let WebhookEvent::Preference { preference, .. } = only_event(&p) else {
+            panic!("not a preference")
+        };
+        assert_eq!(preference.marketing_stopped(), Some(false));
+    }
+
+    #[test]
+    fn a_malformed_user_id_update_is_a_problem_not_a_panic() {
+        let body = sample!("user_id_update").replace("\"previous\"", "\"before\"");
+        let p = parse(&body);
+        assert!(p.events.is_empty());
+        assert!(p.problems[0].contains("user_id_update"), "{:?}", p.problems);
     }
 
     proptest! {
