@@ -5,6 +5,25 @@ use domain::whatsapp::outbound::{OutboundMessage, ReplyButton, BUTTON_TITLE_MAX}
 
 pub use domain::text::{fold, has_phrase as has_word};
 
+/// A phone number the user wrote with its country code (`+54 9 11
+/// 5555-1234`, `+1 (555) 123-4567`), as E.164 digits. Only with the `+`:
+/// without it the country is a guess.
+pub fn phone_in(text: &str) -> Option<String> {
+    let start = text.find('+')?;
+    let mut digits = String::new();
+    for c in text[start + 1..].chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => break,
+        }
+    }
+    domain::UserId::phone(&digits)
+        .ok()
+        .map(|p| p.as_str().to_string())
+        .or_else(|| phone_in(&text[start + 1..]))
+}
+
 /// Common short words per language: what tells a two-word message apart,
 /// where statistical detection needs more text.
 fn hint_words(lang: &str) -> &'static [&'static str] {
@@ -151,6 +170,26 @@ fn choice(line: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn phone_numbers_with_their_country_code_are_found() {
+        use super::phone_in;
+        assert_eq!(
+            phone_in("llamame al +54 9 11 5555-1234 porfa").as_deref(),
+            Some("5491155551234")
+        );
+        assert_eq!(
+            phone_in("call me on +1 (555) 123-4567.").as_deref(),
+            Some("15551234567")
+        );
+        assert_eq!(
+            phone_in("me liga no +55 11 91234 5678").as_deref(),
+            Some("5511912345678")
+        );
+        assert_eq!(phone_in("llamame al 11 5555 1234"), None);
+        assert_eq!(phone_in("2+2 = 4, llamame"), None);
+        assert_eq!(phone_in("+ +5491155551234"), Some("5491155551234".into()));
+    }
+
     use super::*;
 
     fn langs() -> Vec<String> {

@@ -62,7 +62,7 @@ impl ToolName {
             ToolName::LookupCustomer => "Look up the customer by the national ID or account number THEY gave for themselves. Returns their account data, or found=false.",
             ToolName::CreateLead => "Record a sales lead for this user: their name and what they are interested in.",
             ToolName::BookAppointment => "Book an appointment for this user at a local date and time (YYYY-MM-DDTHH:MM, the business's time zone) within business hours. Returns the confirmed time, or the free slots nearby when it is not possible.",
-            ToolName::RequestCall => "Ask for a phone call to this user (they want to talk). Optionally when (YYYY-MM-DDTHH:MM, business time zone). Returns when to expect it.",
+            ToolName::RequestCall => "Ask for a phone call to this user (they want to talk). Optionally when (YYYY-MM-DDTHH:MM, business time zone). Returns when to expect it. A user who writes by username may have no number on record: then it answers needs_number, and you ask them for the number to call and pass it as phone.",
             ToolName::HandoffToHuman => "Hand this conversation to a human agent. The bot stops answering it. Use when the user asks for a person, is upset, or you cannot help.",
         }
     }
@@ -97,6 +97,7 @@ impl ToolName {
                 json!({
                     "reason": s(300, "why the user wants a call"),
                     "when": s(25, "optional local date and time, YYYY-MM-DDTHH:MM"),
+                    "phone": s(25, "optional number the user gave to be called on, with the country code (+5491155551234)"),
                 }),
                 &["reason"],
             ),
@@ -152,6 +153,10 @@ pub struct ToolContext {
     pub turn_id: String,
     pub user_id: UserId,
     pub phone_number_id: String,
+    /// The number the user can be called on: the user id when it is one,
+    /// else the number they shared; `None` for a user known only by
+    /// username.
+    pub phone: Option<UserId>,
     pub language: String,
     /// Where a handoff or call request came from: `playbook` or `model`.
     pub source: &'static str,
@@ -491,6 +496,8 @@ impl Registry {
             reason: String,
             #[serde(default)]
             when: Option<String>,
+            #[serde(default)]
+            phone: Option<String>,
         }
         let a: Args = match parse_args(args) {
             Ok(a) => a,
@@ -499,6 +506,26 @@ impl Registry {
         if let Some(r) = check_len("reason", &a.reason, 300) {
             return Ok(r);
         }
+        // A number typed in the chat is used for this call only: never
+        // linked to the user (anyone can type anyone's number).
+        let given = match a.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => match UserId::phone(&p.replace([' ', '-', '(', ')', '.'], "")) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return Ok(ToolOutcome::Refused(
+                        "phone: not a number with its country code, like +5491155551234".into(),
+                    ))
+                }
+            },
+            None => None,
+        };
+        if given.is_none() && ctx.phone.is_none() {
+            return Ok(ToolOutcome::Done(json!({
+                "requested": false,
+                "needs_number": true,
+            })));
+        }
+        let phone = given.filter(|g| Some(g) != ctx.phone.as_ref());
         let hours = &self.profile.hours;
         let now = self.deps.clock.now_ms();
         let when_ms = match a.when.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
@@ -525,6 +552,7 @@ impl Registry {
             language: ctx.language.clone(),
             state: CallRequestState::Requested,
             created_at_ms: now,
+            phone: phone.clone(),
         };
         self.deps.records.save_call_request(&request).await?;
         self.deps
@@ -536,11 +564,15 @@ impl Registry {
             })
             .await?;
         effects.call_requested = true;
-        Ok(ToolOutcome::Done(json!({
+        let mut done = json!({
             "requested": true,
             "soon": expected <= now,
             "expected": schedule::format_local(expected, hours, &ctx.language),
-        })))
+        });
+        if let Some(number) = phone.as_ref().and_then(UserId::e164) {
+            done["number"] = json!(number);
+        }
+        Ok(ToolOutcome::Done(done))
     }
 
     async fn handoff(

@@ -110,6 +110,7 @@ impl Bot {
         Bot {
             deps: Deps {
                 store: store.clone(),
+                identities: store.clone(),
                 sender: sender.clone(),
                 responder: Arc::new(agent),
                 escalation_queue: escalations.clone(),

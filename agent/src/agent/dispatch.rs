@@ -71,7 +71,12 @@ impl Agent {
                     self.handoff_reply(ctx, effects, &args).await?
                 }
                 IntentAction::Call => {
-                    let args = json!({"reason": "the user asked to be called"});
+                    let mut args = json!({"reason": "the user asked to be called"});
+                    // "llamame al +54 9 11 ...": the number they gave, for
+                    // a user with none on record (or another one).
+                    if let Some(number) = crate::text::phone_in(text) {
+                        args["phone"] = json!(number);
+                    }
                     let outcome = self
                         .registry
                         .call(ctx, effects, ToolName::RequestCall.as_str(), &args)

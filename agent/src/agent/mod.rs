@@ -88,6 +88,7 @@ impl Agent {
             turn_id: turn.turn_id.clone(),
             user_id: user_id.clone(),
             phone_number_id: turn.conversation.phone_number_id.clone(),
+            phone: turn.phone.clone(),
             language: lang.clone(),
             source: "playbook",
         };

@@ -207,6 +207,25 @@ pub(super) fn handoff_reply(outcome: &ToolOutcome, lang: &str) -> String {
 
 pub(super) fn call_reply(outcome: &ToolOutcome, lang: &str) -> String {
     match outcome {
+        ToolOutcome::Done(v) if v["needs_number"] == true => pick(
+            lang,
+            "Para llamarte necesito un número de teléfono: escribilo acá con el código de país (por ejemplo: llamame al +54 9 11 5555 1234).",
+            "To call you I need a phone number: write it here with the country code (for example: call me on +1 555 123 4567).",
+            "Para ligar para você preciso de um número de telefone: escreva aqui com o código do país (por exemplo: me liga no +55 11 91234 5678).",
+        )
+        .to_string(),
+        ToolOutcome::Done(v) if v["number"].is_string() => {
+            let number = v["number"].as_str().unwrap_or_default();
+            let when = v["expected"].as_str().unwrap_or_default();
+            match (lang, v["soon"] == true) {
+                ("es", true) => format!("¡Listo! Te vamos a llamar al {number} en unos minutos."),
+                ("es", false) => format!("¡Listo! Te vamos a llamar al {number} el {when}."),
+                ("pt", true) => format!("Pronto! Vamos ligar para {number} em alguns minutos."),
+                ("pt", false) => format!("Pronto! Vamos ligar para {number} {when}."),
+                (_, true) => format!("Done! We'll call you on {number} within a few minutes."),
+                (_, false) => format!("Done! We'll call you on {number} on {when}."),
+            }
+        }
         ToolOutcome::Done(v) if v["soon"] == true => pick(
             lang,
             "¡Listo! Te vamos a llamar a este número en unos minutos.",

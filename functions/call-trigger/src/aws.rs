@@ -25,6 +25,7 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         &profile,
         Ports {
             records: store.clone(),
+            identities: store.clone(),
             store,
             calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
             sender: Arc::new(

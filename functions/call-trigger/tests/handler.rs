@@ -69,6 +69,7 @@ async fn harness(now: i64) -> Harness {
     let deps = Deps {
         records: store.clone(),
         store: store.clone(),
+        identities: store.clone(),
         calls: calls.clone(),
         provider: provider.clone(),
         sender: outbox.clone(),
@@ -89,8 +90,19 @@ async fn harness(now: i64) -> Harness {
 impl Harness {
     /// The user wrote "llamame" and the agent recorded a request.
     async fn asked(&self, turn: &str, when_ms: Option<i64>) -> CallRequest {
+        self.asked_as(ANA, turn, when_ms, None).await
+    }
+
+    /// As [`Harness::asked`], by `user`, with the number they gave, if any.
+    async fn asked_as(
+        &self,
+        user: &str,
+        turn: &str,
+        when_ms: Option<i64>,
+        phone: Option<&str>,
+    ) -> CallRequest {
         let now = self.clock.0.load(std::sync::atomic::Ordering::SeqCst);
-        let wa = UserId::parse(ANA).expect("wa");
+        let wa = UserId::parse(user).expect("wa");
         self.store
             .record_inbound(&NewInbound {
                 wamid: turn.into(),
@@ -115,6 +127,7 @@ impl Harness {
             language: "es".into(),
             state: CallRequestState::Requested,
             created_at_ms: now,
+            phone: phone.map(|p| UserId::phone(p).expect("phone")),
         };
         assert!(self.store.save_call_request(&req).await.expect("save"));
         req
@@ -317,4 +330,81 @@ async fn a_dial_that_never_reached_the_provider_is_recovered_by_the_sweep() {
         .expect("get")
         .expect("record");
     assert_eq!((rec.attempts, rec.due_marker()), (2, None));
+}
+
+// ------------------------------------------------ users known by username
+
+const BSUID: &str = "AR.1502576394655843";
+
+async fn handle(h: &Harness, req: &CallRequest) -> Outcome {
+    call_lifecycle::handle_request(&h.deps, req)
+        .await
+        .expect("handled")
+}
+
+#[tokio::test]
+async fn a_username_only_user_is_asked_for_a_number_not_dialled() {
+    let h = harness(TUESDAY_10AM).await;
+    let req = h.asked_as(BSUID, "wamid.U1", None, None).await;
+    assert_eq!(handle(&h, &req).await, Outcome::NoNumber);
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
+    let told: Vec<String> = h
+        .outbox
+        .since(BSUID, 0)
+        .into_iter()
+        .filter_map(|e| match e.message? {
+            domain::whatsapp::outbound::OutboundMessage::Text { body } => Some(body),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        told.iter().any(|t| t.contains("código de país")),
+        "{told:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_username_user_who_shared_a_number_is_called_on_it() {
+    use domain::identity::{self, SeenUser};
+    let h = harness(TUESDAY_10AM).await;
+    let seen = SeenUser::from_raw(None, Some(BSUID), None).expect("seen");
+    identity::resolve(h.store.as_ref(), &seen, TUESDAY_10AM)
+        .await
+        .expect("resolve");
+    let both = SeenUser::from_raw(Some(ANA), Some(BSUID), None).expect("seen");
+    let user = identity::resolve(h.store.as_ref(), &both, TUESDAY_10AM)
+        .await
+        .expect("resolve")
+        .user;
+    assert_eq!(user.as_str(), BSUID);
+    let req = h.asked_as(BSUID, "wamid.U2", None, None).await;
+    assert!(matches!(handle(&h, &req).await, Outcome::Calling(_)));
+    let orders = h.provider.orders.lock().expect("lock").clone();
+    assert_eq!(
+        orders[0].context.to_e164().expect("number"),
+        format!("+{ANA}")
+    );
+    assert_eq!(orders[0].context.user_id.as_str(), BSUID);
+}
+
+#[tokio::test]
+async fn a_number_given_in_the_chat_is_called_and_cannot_be_swapped_on_the_queue() {
+    let h = harness(TUESDAY_10AM).await;
+    let req = h
+        .asked_as(BSUID, "wamid.U3", None, Some("5215512345678"))
+        .await;
+    // The same request with another number put on the queue is not one the
+    // user made.
+    let swapped = CallRequest {
+        phone: Some(UserId::phone("5491100000000").expect("phone")),
+        ..req.clone()
+    };
+    assert!(matches!(handle(&h, &swapped).await, Outcome::Refused(_)));
+    assert!(matches!(handle(&h, &req).await, Outcome::Calling(_)));
+    let orders = h.provider.orders.lock().expect("lock").clone();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(
+        orders[0].context.to_e164().expect("number"),
+        "+5215512345678"
+    );
 }

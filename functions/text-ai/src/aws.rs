@@ -37,6 +37,7 @@ pub fn ports(
         .then(|| Arc::new(DynamoMediaNotes::new(dynamo, r.table.clone())) as Arc<dyn MediaNotes>);
     Ok(Ports {
         store: store.clone(),
+        identities: store.clone(),
         records: store,
         sender: Arc::new(
             config

@@ -18,6 +18,7 @@ pub mod config;
 pub mod escalation_hook;
 pub mod media_hold;
 
+use domain::identity::{self, IdentityLinks};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ impl Default for Settings {
 
 pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
+    /// The number a user known by BSUID shared (for calls).
+    pub identities: Arc<dyn IdentityLinks>,
     pub sender: Arc<dyn MessageSender>,
     pub responder: Arc<dyn Responder>,
     /// Answered turns go here for the escalation policy, and user messages
@@ -77,6 +80,7 @@ pub struct Deps {
 /// embedded ones in the one-process runner.
 pub struct Ports {
     pub store: Arc<dyn ConversationStore>,
+    pub identities: Arc<dyn IdentityLinks>,
     /// What the agent's tools write (leads, appointments, call requests).
     pub records: Arc<dyn AgentRecords>,
     pub sender: Arc<dyn MessageSender>,
@@ -120,6 +124,7 @@ impl Deps {
         };
         Ok(Deps {
             store: ports.store,
+            identities: ports.identities,
             sender: ports.sender,
             responder: Arc::new(agent),
             escalation_queue: ports.escalation_queue,
@@ -248,11 +253,13 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         info!("turn held for media being understood");
         return Ok(Outcome::HeldForMedia);
     }
+    let phone = identity::phone_of(deps.identities.as_ref(), &job.user_id).await?;
     let input = TurnInput {
         turn_id: turn_id.clone(),
         conversation: conversation.clone(),
         new_messages,
         history,
+        phone,
     };
     let (mut replies, note) = deps.responder.respond_noted(&input).await?;
     if !conversation.window_open(deps.clock.now_ms()) {

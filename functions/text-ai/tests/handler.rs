@@ -95,6 +95,7 @@ fn harness(responder: Arc<dyn Responder>, settings: Settings) -> H {
     H {
         deps: Deps {
             store: store.clone(),
+            identities: store.clone(),
             sender: sender.clone(),
             responder,
             escalation_queue: Arc::new(MemoryQueue::default()),
@@ -284,6 +285,7 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
     }
     let deps = Deps {
         store: h.deps.store.clone(),
+        identities: h.deps.identities.clone(),
         sender: Arc::new(OneThenFail {
             inner: h.sender.clone(),
             calls: Mutex::new(0),

@@ -47,6 +47,7 @@ fn harness() -> H {
     let clock = Arc::new(FixedClock::at(NOW));
     let deps = Deps {
         store: store.clone(),
+        identities: store.clone(),
         sender: Arc::new(Outbox::open(dir.path()).expect("outbox")),
         responder: seen.clone(),
         escalation_queue: Arc::new(MemoryQueue::default()),

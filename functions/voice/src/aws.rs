@@ -36,6 +36,7 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         &secrets,
         Ports {
             store: store.clone(),
+            identities: store.clone(),
             records: store,
             calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
             sender,

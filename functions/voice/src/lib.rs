@@ -55,6 +55,7 @@ pub struct Deps {
 /// The adapters the voice webhooks run on.
 pub struct Ports {
     pub store: Arc<dyn domain::ports::ConversationStore>,
+    pub identities: Arc<dyn domain::identity::IdentityLinks>,
     pub records: Arc<dyn domain::ports::AgentRecords>,
     pub calls: Arc<dyn domain::ports::CallRecords>,
     pub sender: Arc<dyn domain::ports::MessageSender>,
@@ -93,6 +94,7 @@ impl Deps {
             call_lifecycle::Ports {
                 records: ports.records,
                 store: ports.store,
+                identities: ports.identities,
                 calls: ports.calls,
                 sender: ports.sender,
                 clock: ports.clock,
@@ -280,6 +282,14 @@ pub async fn run_tools(
                 turn_id: format!("voice:{}", c.id),
                 user_id: record.context.user_id.clone(),
                 phone_number_id: record.context.phone_number_id.clone(),
+                // On the phone: the number this call reached.
+                phone: record.context.phone.clone().or_else(|| {
+                    record
+                        .context
+                        .user_id
+                        .is_phone()
+                        .then(|| record.context.user_id.clone())
+                }),
                 language: record.context.language.clone(),
                 source: "voice",
             };

@@ -101,6 +101,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
         calls: Arc::new(call_lifecycle::Deps {
             records: store.clone(),
             store: store.clone(),
+            identities: store.clone(),
             calls: calls.clone(),
             provider: Arc::new(NoProvider),
             sender: outbox.clone(),

@@ -168,6 +168,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         secrets,
         text_ai::Ports {
             store: store.clone(),
+            identities: store.clone(),
             records: store.clone(),
             sender: sender.clone(),
             call_queue: calls.clone(),
@@ -219,6 +220,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             secrets,
             voice::Ports {
                 store: store.clone(),
+                identities: store.clone(),
                 records: store.clone(),
                 calls: Arc::new(SqliteCallRecords::open(&db)?),
                 sender,

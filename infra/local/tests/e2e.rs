@@ -33,7 +33,8 @@ async fn replies(graph: &MockServer) -> HashMap<String, Vec<Value>> {
     let mut out: HashMap<String, Vec<Value>> = HashMap::new();
     for r in graph.received_requests().await.unwrap_or_default() {
         let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        if let Some(to) = body["to"].as_str() {
+        // A number in `to`, a BSUID in `recipient`.
+        if let Some(to) = body["to"].as_str().or(body["recipient"].as_str()) {
             out.entry(to.to_string()).or_default().push(body);
         }
     }

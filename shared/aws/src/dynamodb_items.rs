@@ -363,6 +363,7 @@ pub(super) fn call_request_item(c: &CallRequest) -> Item {
     if let Some(when) = c.when_ms {
         item.insert("when_ms".to_string(), n(when));
     }
+    put_opt_s(&mut item, "phone", c.phone.as_ref().map(UserId::as_str));
     item
 }
 
@@ -379,6 +380,10 @@ pub(super) fn call_request_from(item: &Item) -> Result<CallRequest> {
         state: CallRequestState::parse(state)
             .ok_or_else(|| bad_item("call request", format!("unknown state {state:?}")))?,
         created_at_ms: r.i64("created_at_ms")?,
+        phone: r
+            .opt_str("phone")?
+            .map(|p| UserId::phone(p).map_err(|e| bad_item("call request", e)))
+            .transpose()?,
     })
 }
 

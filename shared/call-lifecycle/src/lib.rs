@@ -17,6 +17,7 @@ pub mod aws;
 pub mod config;
 pub mod messages;
 
+use domain::identity::{self, IdentityLinks};
 use std::sync::Arc;
 
 use domain::ports::{
@@ -52,6 +53,8 @@ pub struct Settings {
 pub struct Deps {
     pub records: Arc<dyn AgentRecords>,
     pub store: Arc<dyn ConversationStore>,
+    /// The number a user known by BSUID shared.
+    pub identities: Arc<dyn IdentityLinks>,
     pub calls: Arc<dyn CallRecords>,
     pub provider: Arc<dyn VoiceProvider>,
     pub sender: Arc<dyn MessageSender>,
@@ -63,6 +66,7 @@ pub struct Deps {
 pub struct Ports {
     pub records: Arc<dyn AgentRecords>,
     pub store: Arc<dyn ConversationStore>,
+    pub identities: Arc<dyn IdentityLinks>,
     pub calls: Arc<dyn CallRecords>,
     pub sender: Arc<dyn MessageSender>,
     pub clock: Arc<dyn Clock>,
@@ -90,6 +94,7 @@ impl Deps {
         Ok(Deps {
             records: ports.records,
             store: ports.store,
+            identities: ports.identities,
             calls: ports.calls,
             provider: provider(&config.voice, profile)?,
             sender: ports.sender,
@@ -124,6 +129,9 @@ pub enum Outcome {
     /// This request has a record already (a redelivery): nothing done.
     Duplicate,
     Refused(ConsentRefusal),
+    /// No number to call (a user known only by username who gave none):
+    /// the user was asked for one.
+    NoNumber,
     /// The provider refused the call; the user was told.
     Failed,
     /// Could not reach the provider; scheduled again shortly.
@@ -144,6 +152,17 @@ pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
         return Ok(Outcome::Duplicate);
     }
     let context = context_for(deps, req).await?;
+    if context.to_e164().is_err() {
+        warn!("call request without a number to call");
+        tell(
+            deps,
+            &context,
+            &messages::needs_number(&req.language),
+            "needs-number",
+        )
+        .await?;
+        return Ok(Outcome::NoNumber);
+    }
     let wanted = req.when_ms.unwrap_or(now).max(now);
     let due = deps.next_window(&req.user_id, wanted);
     let record = CallRecord {
@@ -404,6 +423,11 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
         .iter()
         .collect();
     let lead = leads.last();
+    let phone = match &req.phone {
+        Some(given) => Some(given.clone()),
+        None if req.user_id.is_phone() => None,
+        None => identity::phone_of(deps.identities.as_ref(), &req.user_id).await?,
+    };
     Ok(CallContext {
         request_id: req.id.clone(),
         user_id: req.user_id.clone(),
@@ -415,6 +439,7 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
         summary,
         interest: lead.map(|l| l.interest.clone()),
         reason: req.reason.clone(),
+        phone,
     })
 }
 

@@ -9,6 +9,14 @@ pub fn scheduled(lang: &str, when: &str) -> String {
     }
 }
 
+pub fn needs_number(lang: &str) -> String {
+    match lang {
+        "en" => "To call you we need a phone number: write it here with the country code (call me on +1 555 123 4567).".into(),
+        "pt" => "Para ligar para você precisamos de um número: escreva aqui com o código do país (me liga no +55 11 91234 5678).".into(),
+        _ => "Para llamarte necesitamos un número de teléfono: escribilo acá con el código de país (llamame al +54 9 11 5555 1234).".into(),
+    }
+}
+
 pub fn could_not_connect(lang: &str) -> String {
     match lang {
         "en" => "We tried to call you but couldn't get through. Write to us here whenever you like, or ask again for a call.".into(),

@@ -110,6 +110,10 @@ pub struct CallRequest {
     pub language: String,
     pub state: CallRequestState,
     pub created_at_ms: i64,
+    /// The number the user gave in the chat to be called on: a user known
+    /// only by username has none on record. `None`: the user's own number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<UserId>,
 }
 
 /// The conversation goes to people. The body of an escalation-queue message.

@@ -167,7 +167,13 @@ impl MediaRef {
             MessageContent::Sticker(m) => (MediaKind::Sticker, m),
             _ => return None,
         };
-        Some(Self::new(kind, media, &msg.id, user.as_str(), msg.timestamp))
+        Some(Self::new(
+            kind,
+            media,
+            &msg.id,
+            user.as_str(),
+            msg.timestamp,
+        ))
     }
 
     pub fn new(

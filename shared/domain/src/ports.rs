@@ -159,6 +159,9 @@ pub struct TurnInput {
     pub new_messages: Vec<StoredMessage>,
     /// Earlier messages, oldest first, bounded.
     pub history: Vec<StoredMessage>,
+    /// The number the user can be called on (`identity::phone_of`): `None`
+    /// for a user known only by username.
+    pub phone: Option<UserId>,
 }
 
 /// Decides the answer to a turn.

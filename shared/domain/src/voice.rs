@@ -67,6 +67,10 @@ pub struct CallContext {
     pub interest: Option<String>,
     /// Why the call was asked for.
     pub reason: String,
+    /// The number to dial when it is not the user id itself (a user known
+    /// by BSUID: the number they shared, or gave for this call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<UserId>,
 }
 
 impl CallContext {
@@ -94,9 +98,14 @@ impl CallContext {
         })
     }
 
-    /// The number to dial, E.164 with the `+`.
-    pub fn to_e164(&self) -> String {
-        format!("+{}", self.user_id.as_str())
+    /// The number to dial, E.164 with the `+`: `phone`, else the user id
+    /// when it is a number. `Error::Invalid` for a user with no number.
+    pub fn to_e164(&self) -> crate::Result<String> {
+        self.phone
+            .as_ref()
+            .unwrap_or(&self.user_id)
+            .e164()
+            .ok_or_else(|| crate::Error::Invalid("no phone number to call".into()))
     }
 }
 
@@ -340,6 +349,7 @@ pub fn check_consent(
         r.id == queued.id
             && r.user_id == queued.user_id
             && r.phone_number_id == queued.phone_number_id
+            && r.phone == queued.phone
     });
     match asked {
         None => Err(ConsentRefusal::NotAsked),
@@ -519,6 +529,7 @@ mod tests {
             language: "es".into(),
             state: CallRequestState::Requested,
             created_at_ms: created,
+            phone: None,
         }
     }
 
@@ -688,6 +699,7 @@ mod tests {
                 summary: String::new(),
                 interest: None,
                 reason: "r".into(),
+                phone: None,
             },
             provider: ProviderKind::Vapi,
             phase: CallPhase::Dialing,

@@ -115,6 +115,7 @@ impl SqliteStore {
 
     fn from_connection(mut conn: Connection) -> Result<Self> {
         migrate(&mut conn, "store", SCHEMA_VERSION, &SCHEMA.concat())?;
+        identity::upgrade_v3(&conn)?;
         prune_dedup(&conn, SystemClock.now_ms())?;
         Ok(SqliteStore {
             db: Db::new(conn)?,

@@ -16,6 +16,7 @@ pub fn record(request_id: &str) -> CallRecord {
             summary: "Quiere el plan anual; preguntó por precios.".into(),
             interest: Some("plan anual".into()),
             reason: "the user asked to be called".into(),
+            phone: None,
         },
         provider: ProviderKind::Vapi,
         phase: CallPhase::Dialing,

@@ -181,6 +181,7 @@ pub fn call_request(user_id: &UserId, id: &str, at_ms: i64) -> CallRequest {
         language: "es".into(),
         state: CallRequestState::Requested,
         created_at_ms: at_ms,
+        phone: None,
     }
 }
 
@@ -324,9 +325,11 @@ pub async fn call_requests_are_saved_once_per_id(subject: &dyn Subject) {
     let (ana, bob) = (fresh_user_id(), fresh_user_id());
     let t = now_ms();
     let first = call_request(&ana, &fresh_id("call"), t);
+    // A number given in the chat (a user known by username) is kept.
     let second = CallRequest {
         when_ms: None,
         state: CallRequestState::Scheduled,
+        phone: Some(fresh_user_id()),
         ..call_request(&ana, &fresh_id("call"), t + 1_000)
     };
     let other = call_request(&bob, &fresh_id("call"), t);

@@ -61,7 +61,7 @@ impl VoiceProvider for RetellClient {
         let c = &order.context;
         let mut body = json!({
             "from_number": self.from_number,
-            "to_number": c.to_e164(),
+            "to_number": c.to_e164()?,
             "metadata": c.metadata(),
             "retell_llm_dynamic_variables": c.variables(),
         });
@@ -99,6 +99,7 @@ mod tests {
                 language: "es".into(),
                 summary: "Pidió una llamada".into(),
                 interest: None,
+                phone: None,
                 reason: "the user asked to be called".into(),
             },
             attempt: 1,

@@ -59,7 +59,7 @@ impl VoiceProvider for VapiClient {
 
     async fn start_call(&self, order: &CallOrder) -> Result<StartedCall> {
         let c = &order.context;
-        let mut customer = json!({"number": c.to_e164()});
+        let mut customer = json!({"number": c.to_e164()?});
         if let Some(name) = &c.customer_name {
             customer["name"] = json!(name.chars().take(40).collect::<String>());
         }
@@ -105,6 +105,7 @@ mod tests {
                 language: "es".into(),
                 summary: "Quiere el plan anual".into(),
                 interest: Some("plan anual".into()),
+                phone: None,
                 reason: "the user asked to be called".into(),
             },
             attempt: 1,

@@ -3,15 +3,19 @@
 //! limits, are `domain::whatsapp::outbound`).
 
 use domain::whatsapp::outbound::OutboundMessage;
+use domain::UserId;
 use serde_json::{json, Value};
 
-/// The request body for `POST /{phone_number_id}/messages`.
-pub fn message_body(msg: &OutboundMessage, to: &str, reply_to: Option<&str>) -> Value {
+/// The request body for `POST /{phone_number_id}/messages`. A number goes
+/// in `to`; a business-scoped user id (a user known only by username) in
+/// `recipient`, as Meta takes it (`to` would win if both were set).
+pub fn message_body(msg: &OutboundMessage, to: &UserId, reply_to: Option<&str>) -> Value {
+    let field = if to.is_phone() { "to" } else { "recipient" };
     let mut body = json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": to,
     });
+    body[field] = json!(to.as_str());
     let (kind, payload) = match msg {
         OutboundMessage::Text { body } => ("text", json!({ "body": body, "preview_url": false })),
         OutboundMessage::Buttons {
@@ -93,11 +97,28 @@ mod tests {
         }
     }
 
+    fn user() -> UserId {
+        UserId::parse("5491155551234").expect("phone")
+    }
+
+    #[test]
+    fn a_number_goes_in_to_and_a_bsuid_in_recipient() {
+        let text = OutboundMessage::Text { body: "hi".into() };
+        let body = message_body(&text, &user(), None);
+        assert_eq!(body["to"], "5491155551234");
+        assert!(body.get("recipient").is_none());
+        let bsuid = UserId::parse("AR.1502576394655843").expect("bsuid");
+        let body = message_body(&text, &bsuid, None);
+        assert_eq!(body["recipient"], "AR.1502576394655843");
+        assert!(body.get("to").is_none());
+        assert_eq!(body["type"], "text");
+    }
+
     #[test]
     fn graph_body_for_text_reply_has_context() {
         let body = message_body(
             &OutboundMessage::Text { body: "hi".into() },
-            "549",
+            &user(),
             Some("wamid.X"),
         );
         assert_eq!(body["type"], "text");
@@ -110,7 +131,7 @@ mod tests {
     #[test]
     fn graph_body_for_buttons_template_and_reaction() {
         let b = OutboundMessage::buttons("Elige", vec![button("menu", "Menú")]).expect("valid");
-        let body = message_body(&b, "549", None);
+        let body = message_body(&b, &user(), None);
         assert_eq!(body["interactive"]["type"], "button");
         assert_eq!(
             body["interactive"]["action"]["buttons"][0]["reply"]["id"],
@@ -118,7 +139,7 @@ mod tests {
         );
         let t = message_body(
             &OutboundMessage::template("hello_world", "en_US"),
-            "549",
+            &user(),
             None,
         );
         assert_eq!(t["template"]["language"]["code"], "en_US");
@@ -126,7 +147,7 @@ mod tests {
             message_id: "wamid.X".into(),
             emoji: "👍".into(),
         };
-        let r = message_body(&reaction, "549", None);
+        let r = message_body(&reaction, &user(), None);
         assert_eq!(r["reaction"]["emoji"], "👍");
     }
 

@@ -151,7 +151,7 @@ impl MessageSender for GraphClient {
         reply_to: Option<&str>,
     ) -> Result<String> {
         msg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
-        let body = message_body(msg, to.as_str(), reply_to);
+        let body = message_body(msg, to, reply_to);
         let answer: SendAnswer = self.post("send", phone_number_id, &body, true).await?;
         let wamid = answer
             .messages

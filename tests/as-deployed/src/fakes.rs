@@ -31,13 +31,17 @@ struct Accepted(AtomicU64);
 impl Respond for Accepted {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let n = self.0.fetch_add(1, Ordering::SeqCst);
-        let to = serde_json::from_slice::<Value>(&req.body)
-            .ok()
-            .and_then(|b| b["to"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let body = serde_json::from_slice::<Value>(&req.body).unwrap_or_default();
+        // A number in `to`, a BSUID in `recipient`; Meta answers with
+        // `wa_id` for the one and `user_id` for the other.
+        let contact = match (body["to"].as_str(), body["recipient"].as_str()) {
+            (Some(to), _) => json!({"input": to, "wa_id": to}),
+            (None, Some(bsuid)) => json!({"input": bsuid, "user_id": bsuid}),
+            (None, None) => json!({}),
+        };
         ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
-            "contacts": [{"input": to, "wa_id": to}],
+            "contacts": [contact],
             "messages": [{"id": format!("wamid.ASDEPLOYED{n:08}")}],
         }))
     }
@@ -72,7 +76,9 @@ impl FakeGraph {
             .iter()
             .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/messages"))
             .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-            .filter(|b| b["to"] == user_id && b.get("status").is_none())
+            .filter(|b| {
+                (b["to"] == user_id || b["recipient"] == user_id) && b.get("status").is_none()
+            })
             .collect()
     }
 

@@ -579,7 +579,10 @@ pub enum WebhookEvent {
     /// A user's id changed: `previous` is now `current`. From a
     /// `user_changed_number` or `user_changed_user_id` system notice, or a
     /// `user_id_update` change.
-    IdChanged { previous: String, current: String },
+    IdChanged {
+        previous: String,
+        current: String,
+    },
     /// A user stopped or resumed marketing messages (`user_preferences`).
     Preference {
         business: Metadata,
@@ -670,7 +673,8 @@ pub fn parse_webhook(body: &[u8]) -> Result<ParsedWebhook, String> {
     let mut out = ParsedWebhook::default();
     for entry in payload.entry {
         for change in entry.changes {
-            let problem = |e: serde_json::Error| format!("entry {} ({}): {e}", entry.id, change.field);
+            let problem =
+                |e: serde_json::Error| format!("entry {} ({}): {e}", entry.id, change.field);
             match change.field.as_str() {
                 "messages" => match serde_json::from_value::<MessagesValue>(change.value.clone()) {
                     Ok(value) => flatten(value, &mut out.events),
@@ -1035,7 +1039,10 @@ mod tests {
     #[test]
     fn a_user_with_both_ids_keeps_both_and_the_parent() {
         let p = parse(sample!("text_with_bsuid"));
-        let WebhookEvent::Message { message, username, .. } = only_event(&p) else {
+        let WebhookEvent::Message {
+            message, username, ..
+        } = only_event(&p)
+        else {
             panic!("not a message")
         };
         assert_eq!(message.from.as_deref(), Some("5491155551234"));
@@ -1052,10 +1059,8 @@ mod tests {
 
     #[test]
     fn the_bsuid_of_contacts_fills_a_message_that_lacks_it() {
-        let body = sample!("text_with_bsuid").replace(
-            "\"from_user_id\": \"AR.1502576394655843\",",
-            "",
-        );
+        let body =
+            sample!("text_with_bsuid").replace("\"from_user_id\": \"AR.1502576394655843\",", "");
         let p = parse(&body);
         let WebhookEvent::Message { message, .. } = only_event(&p) else {
             panic!("not a message")
@@ -1081,13 +1086,19 @@ mod tests {
             panic!("not a status")
         };
         assert_eq!(status.recipient_id, "AR.1502576394655843");
-        assert_eq!(status.recipient_user_id.as_deref(), Some("AR.1502576394655843"));
+        assert_eq!(
+            status.recipient_user_id.as_deref(),
+            Some("AR.1502576394655843")
+        );
         let p = parse(sample!("statuses_failed_131047_bsuid"));
         let WebhookEvent::Status { status, .. } = only_event(&p) else {
             panic!("not a status")
         };
         assert_eq!(status.recipient_id, "5491155551234");
-        assert_eq!(status.recipient_user_id.as_deref(), Some("AR.1502576394655843"));
+        assert_eq!(
+            status.recipient_user_id.as_deref(),
+            Some("AR.1502576394655843")
+        );
         assert_eq!(status.errors[0].code, 131047);
     }
 
@@ -1122,7 +1133,11 @@ mod tests {
     #[test]
     fn a_marketing_preference_names_its_user() {
         let p = parse(sample!("user_preferences"));
-        let WebhookEvent::Preference { business, preference } = only_event(&p) else {
+        let WebhookEvent::Preference {
+            business,
+            preference,
+        } = only_event(&p)
+        else {
             panic!("not a preference")
         };
         assert_eq!(business.phone_number_id, "106540352242922");

@@ -11,8 +11,9 @@ use domain::error::Result;
 use domain::identity::IdentityLinks;
 use domain::UserId;
 
-/// Added in place to a file of version 2: two new tables, nothing else
-/// changes (a number-keyed conversation needs no link).
+/// Added in place to a file of version 2: two new tables, and the number a
+/// call request was given (see [`upgrade_v3`]). A number-keyed conversation
+/// needs no link: nothing else changes.
 pub(super) const SCHEMA_V3: &str = "
 CREATE TABLE IF NOT EXISTS identity_links (
     id TEXT PRIMARY KEY,
@@ -26,6 +27,21 @@ CREATE TABLE IF NOT EXISTS user_phones (
     at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// What `CREATE ... IF NOT EXISTS` cannot say: `call_requests.phone`, added
+/// once (SQLite has no `ADD COLUMN IF NOT EXISTS`). Runs at every open, after
+/// the schema steps; a file that has the column is left as it is.
+pub(super) fn upgrade_v3(conn: &rusqlite::Connection) -> Result<()> {
+    let has_phone = conn
+        .prepare("SELECT 1 FROM pragma_table_info('call_requests') WHERE name = 'phone'")
+        .and_then(|mut s| s.exists([]))
+        .ctx("schema 3: call_requests columns")?;
+    if !has_phone {
+        conn.execute_batch("ALTER TABLE call_requests ADD COLUMN phone TEXT")
+            .ctx("schema 3: call_requests.phone")?;
+    }
+    Ok(())
+}
 
 fn user_from(context: &str, s: Option<String>) -> Result<Option<UserId>> {
     s.map(|s| UserId::parse(&s).map_err(|e| corrupt(context, e)))

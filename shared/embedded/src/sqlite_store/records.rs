@@ -305,8 +305,8 @@ impl AgentRecords for SqliteStore {
                 let n = conn
                     .prepare_cached(
                         "INSERT INTO call_requests (wa_id, id, phone_number_id, reason, when_ms,
-                                                    language, state, created_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                                                    language, state, created_at_ms, phone)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                          ON CONFLICT(wa_id, id) DO NOTHING",
                     )
                     .and_then(|mut s| {
@@ -319,6 +319,7 @@ impl AgentRecords for SqliteStore {
                             c.language,
                             c.state.as_str(),
                             c.created_at_ms,
+                            c.phone.as_ref().map(UserId::as_str),
                         ])
                     })
                     .ctx("save_call_request")?;
@@ -334,7 +335,8 @@ impl AgentRecords for SqliteStore {
                 let rows = query_all(
                     conn,
                     "call_requests",
-                    "SELECT id, phone_number_id, reason, when_ms, language, state, created_at_ms
+                    "SELECT id, phone_number_id, reason, when_ms, language, state, created_at_ms,
+                            phone
                      FROM call_requests WHERE wa_id = ?1 ORDER BY created_at_ms, id",
                     [user_id.as_str()],
                     |r| {
@@ -346,12 +348,22 @@ impl AgentRecords for SqliteStore {
                             r.get::<_, String>(4)?,
                             r.get::<_, String>(5)?,
                             r.get::<_, i64>(6)?,
+                            r.get::<_, Option<String>>(7)?,
                         ))
                     },
                 )?;
                 rows.into_iter()
                     .map(
-                        |(id, phone_number_id, reason, when_ms, language, state, created_at_ms)| {
+                        |(
+                            id,
+                            phone_number_id,
+                            reason,
+                            when_ms,
+                            language,
+                            state,
+                            created_at_ms,
+                            phone,
+                        )| {
                             Ok(CallRequest {
                                 id,
                                 user_id: user_id.clone(),
@@ -363,6 +375,10 @@ impl AgentRecords for SqliteStore {
                                     corrupt("call request row", format!("state {state:?}"))
                                 })?,
                                 created_at_ms,
+                                phone: phone
+                                    .map(|p| UserId::phone(p.as_str()))
+                                    .transpose()
+                                    .map_err(|e| corrupt("call request row", e))?,
                             })
                         },
                     )
