@@ -28,6 +28,7 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         &secrets,
         Ports {
             store: store.clone(),
+            identities: store.clone(),
             records: store,
             escalations: Arc::new(DynamoEscalations::new(dynamo, config.table.clone())),
             sender,

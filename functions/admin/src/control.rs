@@ -123,11 +123,10 @@ async fn move_state(
 pub async fn serve(
     control: &Control,
     store: &dyn ConversationStore,
-    raw_user_id: &str,
+    user_id: &UserId,
     action: Action,
     body: &[u8],
 ) -> Result<serde_json::Value> {
-    let user_id = UserId::parse(raw_user_id).map_err(Error::Invalid)?;
     let message = match action {
         Action::Message => {
             let m: MessageBody = serde_json::from_slice(body)

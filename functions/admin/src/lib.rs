@@ -17,6 +17,7 @@ pub mod aws;
 pub mod config;
 pub mod control;
 
+use domain::identity::{self, IdentityLinks};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -41,6 +42,8 @@ const LIST_PATH: &str = "/admin/conversations";
 
 pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
+    /// A number or BSUID in a path is the user it is linked to.
+    pub identities: Arc<dyn IdentityLinks>,
     /// Takeover, release and messages ([`control`]); `None`: those routes
     /// answer 404.
     pub control: Option<control::Control>,
@@ -49,6 +52,7 @@ pub struct Deps {
 /// The adapters admin runs on.
 pub struct Ports {
     pub store: Arc<dyn ConversationStore>,
+    pub identities: Arc<dyn IdentityLinks>,
     pub records: Arc<dyn AgentRecords>,
     pub escalations: Arc<dyn EscalationRecords>,
     /// `None` (no Graph API token): takeover, release and messages answer 404.
@@ -76,8 +80,16 @@ impl Deps {
                 desk,
             }),
             store: ports.store,
+            identities: ports.identities,
         })
     }
+}
+
+/// The user a path names: by the id their conversation is keyed by, or by
+/// any other id linked to it (their number, their BSUID).
+async fn user_in_path(deps: &Deps, raw: &str) -> Result<UserId> {
+    let id = UserId::parse(raw).map_err(Error::Invalid)?;
+    identity::user_of(deps.identities.as_ref(), &id).await
 }
 
 /// Answers one admin API request. Never fails: errors become responses.
@@ -97,7 +109,13 @@ pub async fn handle_at(deps: &Deps, req: Request<Bytes>, now_ms: i64) -> Respons
                 action.name(),
             ),
             Some(c) => {
-                match control::serve(c, deps.store.as_ref(), user_id, action, req.body()).await {
+                let served = match user_in_path(deps, user_id).await {
+                    Ok(user) => {
+                        control::serve(c, deps.store.as_ref(), &user, action, req.body()).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match served {
                     Ok(body) => json_response(StatusCode::OK, &body),
                     Err(e) => error_response(&e, action.name()),
                 }
@@ -172,7 +190,7 @@ async fn serve(
             Ok(list_body(page, now_ms))
         }
         Route::Conversation(raw) => {
-            let user_id = UserId::parse(raw).map_err(Error::Invalid)?;
+            let user_id = user_in_path(deps, raw).await?;
             let conversation = deps
                 .store
                 .conversation(&user_id)
@@ -393,6 +411,7 @@ mod tests {
     fn deps(store: Arc<dyn ConversationStore>) -> Deps {
         Deps {
             store,
+            identities: Arc::new(test_support::memory::MemoryIdentities::default()),
             control: None,
         }
     }

@@ -83,6 +83,7 @@ async fn harness(with_control: bool) -> H {
     H {
         deps: Deps {
             store: store.clone(),
+            identities: store.clone(),
             control,
         },
         store,
@@ -356,4 +357,35 @@ async fn a_desk_that_refuses_leaves_the_conversation_with_people() {
     assert_eq!(state(&h).await, ConversationState::Human);
     let (r, _) = h.escalations.escalation(&wa()).await.expect("record");
     assert!(r.open.is_some());
+}
+
+/// A user known by number whose BSUID appeared: either id in the path is
+/// the same conversation.
+#[tokio::test]
+async fn a_user_is_found_by_their_number_or_their_bsuid() {
+    use domain::identity::{self, SeenUser};
+    let h = harness(true).await;
+    let bsuid = "AR.1502576394655843";
+    let seen = SeenUser::from_raw(Some(USER), Some(bsuid), None).expect("seen");
+    identity::resolve(h.store.as_ref(), &seen, NOW)
+        .await
+        .expect("resolve");
+    for id in [USER, bsuid] {
+        let (status, body) = call(&h, "GET", &format!("/admin/conversations/{id}"), "").await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["user_id"], USER, "{id}: {body}");
+    }
+    let (status, body) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{bsuid}/takeover"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(state(&h).await, ConversationState::Human);
+    let (status, _) = call(&h, "GET", "/admin/conversations/AR.1111111111", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&h, "GET", "/admin/conversations/ar.bad", "").await;
+    assert_eq!(status, 400);
 }

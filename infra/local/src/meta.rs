@@ -24,10 +24,25 @@ fn envelope(value: Value) -> Value {
     })
 }
 
-/// A `messages` webhook carrying `message` from `wa_id`.
+/// A `messages` webhook carrying `message` from `user_id`: a number (Meta's
+/// `wa_id` and `from`), or a business-scoped user id (`AR.1502...`), as Meta
+/// sends a user who hides their number behind a username (`user_id` and
+/// `from_user_id`, no number anywhere).
 pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
+    let mut message = message;
+    let contact = if user_id.contains('.') {
+        if let Some(obj) = message.as_object_mut() {
+            if let Some(from) = obj.remove("from") {
+                obj.insert("from_user_id".into(), from);
+            }
+        }
+        let username = name.to_lowercase().replace(' ', ".");
+        json!({ "profile": { "name": name, "username": username }, "user_id": user_id })
+    } else {
+        json!({ "profile": { "name": name }, "wa_id": user_id })
+    };
     envelope(json!({
-        "contacts": [{ "profile": { "name": name }, "wa_id": user_id }],
+        "contacts": [contact],
         "messages": [message],
     }))
 }

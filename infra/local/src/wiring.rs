@@ -184,6 +184,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         secrets,
         admin::Ports {
             store: store.clone(),
+            identities: store.clone(),
             records: store.clone(),
             escalations: escalation_records.clone(),
             sender: Some(sender.clone()),

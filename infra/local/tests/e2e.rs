@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use local::meta;
-use serde_json::Value;
+use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -535,4 +535,60 @@ async fn an_openai_compatible_model_answers_over_http_with_a_tool_round() {
             .contains("devoluciones.md"),
         "{tool_message}"
     );
+}
+
+// ------------------------------------------------ users known by username
+
+/// A user who hides their number behind a username writes (Meta sends a
+/// BSUID and no number): answered at the BSUID; asked for a number when
+/// they want a call; and when they later share their number, still one
+/// conversation, found by either id.
+#[tokio::test]
+async fn a_username_only_user_is_answered_and_keeps_one_conversation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    let bsuid = "AR.1502576394600001";
+    assert_eq!(say(&server, bsuid, "wamid.BSUID1", "hola").await, 200);
+    let r = wait_for(&graph, Duration::from_secs(10), |r| r.contains_key(bsuid)).await;
+    let first = &r[bsuid][0];
+    assert_eq!(first["recipient"], bsuid, "{first}");
+    assert!(first.get("to").is_none(), "{first}");
+
+    assert_eq!(say(&server, bsuid, "wamid.BSUID2", "llamame").await, 200);
+    let r = wait_for(&graph, Duration::from_secs(10), |r| {
+        r.get(bsuid).is_some_and(|v| v.len() >= 2)
+    })
+    .await;
+    let asked = reply_text(&r[bsuid][1]);
+    assert!(asked.contains("código de país"), "{asked}");
+
+    // They share their number: both ids come now.
+    let phone = "5491100000077";
+    let mut shared = meta::message_webhook(
+        phone,
+        "E2E",
+        meta::text_message(phone, "wamid.BSUID3", "¿cuáles son los horarios?"),
+    );
+    let value = &mut shared["entry"][0]["changes"][0]["value"];
+    value["contacts"][0]["user_id"] = json!(bsuid);
+    value["messages"][0]["from_user_id"] = json!(bsuid);
+    let body = serde_json::to_vec(&shared).expect("json");
+    assert_eq!(post(&server, &body).await, 200);
+    let r = wait_for(&graph, Duration::from_secs(10), |r| {
+        r.get(bsuid).is_some_and(|v| v.len() >= 3)
+    })
+    .await;
+    assert!(!r.contains_key(phone), "one conversation: {:?}", r.keys());
+    for id in [phone, bsuid] {
+        let t = admin_get(&server, &format!("conversations/{id}")).await;
+        assert_eq!(t["user_id"], bsuid, "{id}: {t}");
+        let inbound = t["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter(|m| m["direction"] == "inbound")
+            .count();
+        assert_eq!(inbound, 3, "{id}: {t}");
+    }
 }

@@ -1,7 +1,9 @@
 //! The user's contact in Chatwoot and its contact inbox in ours, found or
-//! made: a contact is found by its `identifier` (the wa_id) or its
-//! `phone_number` (`+{wa_id}`) before one is created, and a 422 on create
-//! (another worker created it a moment ago) finds it again.
+//! made: a contact is found by its `identifier` (the user id: number or
+//! BSUID) or its `phone_number` (`+{number}`, for a user known by number)
+//! before one is created, and a 422 on create (another worker created it a
+//! moment ago) finds it again. A user known only by username has no phone
+//! number in Chatwoot: the BSUID is the identifier.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -15,7 +17,8 @@ impl ChatwootDesk {
     /// The contact of `wa_id` and its source id in our inbox, found or made.
     pub(crate) async fn contact(&self, conversation: &Conversation) -> Result<(u64, String)> {
         let user_id = conversation.user_id.as_str();
-        if let Some(found) = self.find_contact(user_id).await? {
+        let phone = conversation.user_id.e164();
+        if let Some(found) = self.find_contact(user_id, phone.as_deref()).await? {
             return self.with_source_id(found).await;
         }
         let name = conversation
@@ -23,12 +26,14 @@ impl ChatwootDesk {
             .clone()
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| format!("WhatsApp {}", mask(user_id)));
-        let body = json!({
+        let mut body = json!({
             "inbox_id": self.inbox_id,
             "name": name,
-            "phone_number": format!("+{user_id}"),
             "identifier": user_id,
         });
+        if let Some(phone) = &phone {
+            body["phone_number"] = json!(phone);
+        }
         let (status, value) = self
             .api
             .call(
@@ -41,7 +46,7 @@ impl ChatwootDesk {
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             // Taken: created by a concurrent hand-off. Find it again.
             let found = self
-                .find_contact(user_id)
+                .find_contact(user_id, phone.as_deref())
                 .await?
                 .ok_or_else(|| status_error("create contact", status))?;
             return self.with_source_id(found).await;
@@ -58,22 +63,22 @@ impl ChatwootDesk {
         }
     }
 
-    /// The contact (as JSON) whose identifier or phone number is `wa_id`.
-    async fn find_contact(&self, user_id: &str) -> Result<Option<Value>> {
+    /// The contact (as JSON) whose identifier is `user_id` or whose phone
+    /// number is `phone`.
+    async fn find_contact(&self, user_id: &str, phone: Option<&str>) -> Result<Option<Value>> {
         let mut url = self.api.url(&["contacts", "search"]);
         url.query_pairs_mut().append_pair("q", user_id);
         let value = self
             .api
             .call_ok("search contacts", Method::GET, url, None)
             .await?;
-        let phone = format!("+{user_id}");
         let found = value["payload"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|c| {
                 c["identifier"].as_str() == Some(user_id)
-                    || c["phone_number"].as_str() == Some(&phone)
+                    || (phone.is_some() && c["phone_number"].as_str() == phone)
             })
             .cloned();
         Ok(found)
@@ -243,5 +248,55 @@ mod tests {
             .await
             .expect("hand-off");
         assert_eq!(desk_ref.contact_id, 31);
+    }
+
+    #[tokio::test]
+    async fn a_user_known_by_username_is_a_contact_by_bsuid_without_a_phone() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/search")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "payload": [
+                // Same digits in a phone number: not this user.
+                { "id": 30, "identifier": null, "phone_number": "+1502576394655843" }
+            ] })),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(p("/contacts")))
+            .and(body_json(json!({
+                "inbox_id": 2,
+                "name": "Ana",
+                "identifier": "AR.1502576394655843",
+            })))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "payload": {
+                "contact": { "id": 32 },
+                "contact_inbox": { "source_id": "src-32" },
+            } })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(p("/contacts/32/conversations")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "payload": [] })))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(p("/conversations")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 59 })))
+            .mount(&server)
+            .await;
+        mount_note_and_open(&server, 59).await;
+        let mut c = conversation();
+        c.user_id = domain::UserId::parse("AR.1502576394655843").expect("bsuid");
+        c.contact_name = Some("Ana".into());
+        let desk_ref = desk(&server)
+            .open_handoff(&c, &transcript(), &reasons())
+            .await
+            .expect("hand-off");
+        assert_eq!(desk_ref.contact_id, 32);
     }
 }
