@@ -98,7 +98,8 @@ impl std::fmt::Display for UserId {
     }
 }
 
-/// Masks a phone number or id for logs: keeps the last 4 characters.
+/// Masks a phone number, BSUID or other id for logs: keeps the last 4
+/// characters (a BSUID's country prefix is masked with the rest).
 pub fn mask(s: &str) -> String {
     let n = s.chars().count();
     if n <= 4 {
@@ -457,6 +458,7 @@ mod tests {
     #[test]
     fn masking_keeps_the_last_four() {
         assert_eq!(mask("5491155551234"), "*********1234");
+        assert_eq!(mask("AR.1502576394655843"), "***************5843");
         assert_eq!(mask("12"), "**");
     }
 

@@ -353,7 +353,7 @@ impl MediaKeySalt {
 ///
 /// - No phone number in it, in any form: keys show up in S3 access logs,
 ///   CloudTrail, inventories and error messages, which are not guarded like
-///   the data. `user` is an HMAC of the wa_id with a secret salt (128 bits
+///   the data. `user` is an HMAC of the user id (number or BSUID) with a secret salt (128 bits
 ///   shown), so it cannot be reversed by hashing every phone number, yet one
 ///   user's media share a folder per month (erasure: compute the folder).
 /// - `message` is a plain hash of the wamid, since a wamid embeds the
@@ -546,6 +546,18 @@ mod tests {
             &media_ref(wa, "wamid.2", 1_763_900_000),
         );
         assert_eq!(user(&key), user(&same_user.expect("key")));
+    }
+
+    #[test]
+    fn the_key_of_a_user_known_by_bsuid_hides_the_bsuid() {
+        let bsuid = "AR.1502576394655843";
+        let r = media_ref(bsuid, "wamid.BSUID", 1_763_900_000);
+        let key = media_key(&salt("0123456789abcdef"), &r).expect("key");
+        assert!(is_media_key(&key), "{key}");
+        assert!(
+            !key.contains("1502576394655843") && !key.contains("AR."),
+            "{key}"
+        );
     }
 
     #[test]

@@ -9,8 +9,19 @@ pub fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// A `messages` webhook carrying `message` from `wa_id`.
+/// A `messages` webhook carrying `message` from `user_id`: a number, or a
+/// business-scoped user id (`AR.1502...`) sent as Meta sends a user known
+/// only by username (`user_id`, `from_user_id`, no number).
 pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
+    let mut message = message;
+    let contact = if user_id.contains('.') {
+        if let Some(from) = message.as_object_mut().and_then(|m| m.remove("from")) {
+            message["from_user_id"] = from;
+        }
+        json!({ "profile": { "name": name, "username": "as.deployed" }, "user_id": user_id })
+    } else {
+        json!({ "profile": { "name": name }, "wa_id": user_id })
+    };
     json!({
         "object": "whatsapp_business_account",
         "entry": [{
@@ -18,7 +29,7 @@ pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
             "changes": [{ "field": "messages", "value": {
                 "messaging_product": "whatsapp",
                 "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
-                "contacts": [{ "profile": { "name": name }, "wa_id": user_id }],
+                "contacts": [contact],
                 "messages": [message],
             }}],
         }],
@@ -57,6 +68,11 @@ pub fn new_wamid() -> String {
 }
 
 /// A fresh Argentine mobile number, so parallel tests never share a user.
+/// A fresh business-scoped user id (a user known only by username).
+pub fn new_bsuid() -> String {
+    format!("AR.{}", uuid::Uuid::new_v4().as_u128() % 10_u128.pow(19))
+}
+
 pub fn new_user_id() -> String {
     let n = u64::from_le_bytes(
         uuid::Uuid::new_v4().as_bytes()[..8]

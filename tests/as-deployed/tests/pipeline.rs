@@ -766,3 +766,41 @@ async fn the_admin_api_is_behind_the_authorizer() {
     assert_eq!(status, 404, "an unknown route");
     stack.teardown().await;
 }
+
+/// On the Lambda wiring: a user known only by username is answered at their
+/// BSUID, and when they share their number later it is one conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_username_only_user_is_answered_and_keeps_one_conversation() {
+    let graph = FakeGraph::start().await;
+    let stack = deploy(options(&graph)).await;
+    let bsuid = meta::new_bsuid();
+    assert_eq!(say(&stack, &bsuid, &meta::new_wamid(), "hola").await, 200);
+    let sent = wait_messages(&graph, &bsuid, 1).await;
+    assert!(
+        !sent.is_empty(),
+        "no reply for {bsuid}; the Graph API saw {:?}\n{}",
+        graph.requests().await,
+        stack.diagnostics()
+    );
+    assert_eq!(sent[0]["recipient"], bsuid.as_str());
+    assert!(sent[0].get("to").is_none(), "{}", sent[0]);
+
+    let phone = meta::new_user_id();
+    let mut shared = meta::message_webhook(
+        &phone,
+        "As Deployed",
+        meta::text_message(&phone, &meta::new_wamid(), "¿cuáles son los horarios?"),
+    );
+    let value = &mut shared["entry"][0]["changes"][0]["value"];
+    value["contacts"][0]["user_id"] = json!(bsuid);
+    value["messages"][0]["from_user_id"] = json!(bsuid);
+    let body = serde_json::to_vec(&shared).unwrap_or_default();
+    assert_eq!(post_signed(&stack, &body).await, 200);
+    let sent = wait_messages(&graph, &bsuid, 2).await;
+    assert!(sent.len() >= 2, "{}", stack.diagnostics());
+    assert!(graph.messages_to(&phone).await.is_empty());
+    let (status, body) =
+        admin_get(&stack, &format!("conversations/{phone}"), Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], bsuid.as_str(), "{body}");
+}
