@@ -142,7 +142,7 @@ pub async fn serve(
         _ => None,
     };
     let conversation = store
-        .conversation(&user_id)
+        .conversation(user_id)
         .await?
         .ok_or_else(|| Error::NotFound("conversation".into()))?;
     if conversation.state == ConversationState::Closed {
@@ -156,7 +156,7 @@ pub async fn serve(
             // The desk first: if it fails, nothing has changed here and the
             // release can be asked again. (Chatwoot's "resolved" webhook then
             // finds the bot with it already: nothing more happens.)
-            let (record, _) = control.escalations.escalation(&user_id).await?;
+            let (record, _) = control.escalations.escalation(user_id).await?;
             let with_people = record.open.is_some() || conversation.state != Bot;
             if let (Some(desk), Some(desk_ref), true) = (&control.desk, &record.desk, with_people) {
                 desk.resolve(desk_ref, RELEASE_NOTE).await?;
@@ -164,12 +164,12 @@ pub async fn serve(
             }
             move_state(
                 control.records.as_ref(),
-                &user_id,
+                user_id,
                 &[Human, PendingHuman],
                 Bot,
             )
             .await?;
-            update(control.escalations.as_ref(), &user_id, |r| {
+            update(control.escalations.as_ref(), user_id, |r| {
                 r.open.take().is_some()
             })
             .await?;
@@ -177,12 +177,12 @@ pub async fn serve(
         Action::Takeover | Action::Message => {
             move_state(
                 control.records.as_ref(),
-                &user_id,
+                user_id,
                 &[Bot, PendingHuman],
                 Human,
             )
             .await?;
-            update(control.escalations.as_ref(), &user_id, |r| {
+            update(control.escalations.as_ref(), user_id, |r| {
                 match &mut r.open {
                     Some(o) if !o.human_joined => {
                         o.human_joined = true;
@@ -207,7 +207,7 @@ pub async fn serve(
                 store,
                 control.clock.as_ref(),
                 &conversation.phone_number_id,
-                &user_id,
+                user_id,
                 &msg,
             )
             .await?;
@@ -216,7 +216,7 @@ pub async fn serve(
         wamid = Some(ids);
     }
     let state = store
-        .conversation(&user_id)
+        .conversation(user_id)
         .await?
         .map(|c| c.state)
         .unwrap_or(conversation.state);

@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(blank.phone, None);
         assert_eq!(blank.username, None);
         assert!(SeenUser::from_raw(None, None, Some("ana"))
-            .unwrap_err()
+            .expect_err("no id")
             .contains("no user id"));
         assert!(SeenUser::from_raw(Some("AR.150257"), None, None).is_err());
         assert!(SeenUser::from_raw(None, Some("5491155551234"), None).is_err());

@@ -565,7 +565,8 @@ pub enum WebhookEvent {
         business: Metadata,
         contact_name: Option<String>,
         username: Option<String>,
-        message: InboundMessage,
+        /// Boxed: a message is several times the size of the other events.
+        message: Box<InboundMessage>,
     },
     Status {
         business: Metadata,
@@ -796,7 +797,7 @@ fn flatten(value: MessagesValue, events: &mut Vec<WebhookEvent>) {
                 business: value.metadata.clone(),
                 contact_name: profile.and_then(|p| nonempty(&p.name)),
                 username: profile.and_then(|p| p.username.as_ref()).and_then(nonempty),
-                message,
+                message: Box::new(message),
             });
         }
         events.extend(changes);
