@@ -313,11 +313,11 @@ async fn sender(
     username: Option<&str>,
     now_ms: i64,
 ) -> Result<std::result::Result<UserId, String>> {
-    let seen = match SeenUser::from_raw(
-        message.from.as_deref(),
-        message.from_user_id.as_deref(),
-        username,
-    ) {
+    // A user known by username who shares their own number on request is
+    // that number's user from now on.
+    let shared = message.content.own_number_shared();
+    let number = message.from.as_deref().or(shared.as_deref());
+    let seen = match SeenUser::from_raw(number, message.from_user_id.as_deref(), username) {
         Ok(seen) => seen,
         Err(reason) => return Ok(Err(reason)),
     };

@@ -845,3 +845,53 @@ async fn a_message_from_nobody_or_a_malformed_id_is_quarantined() {
     );
     assert!(h.queue.messages().is_empty());
 }
+
+#[tokio::test]
+async fn a_number_shared_on_request_joins_the_username_user() {
+    let h = harness();
+    let first = sample("text_username_only");
+    assert_eq!(
+        handle(&h.deps, signed(first.as_bytes())).await.status(),
+        200
+    );
+    let shared = sample("contacts_shared_on_request");
+    assert_eq!(
+        handle(&h.deps, signed(shared.as_bytes())).await.status(),
+        200
+    );
+    // Their number alone now reaches the same conversation.
+    let number_only = sample("text").replace("wamid.HBgL", "wamid.AFTERSHARE");
+    assert_eq!(
+        handle(&h.deps, signed(number_only.as_bytes()))
+            .await
+            .status(),
+        200
+    );
+    let jobs = jobs(&h).await;
+    assert_eq!(jobs.len(), 3);
+    assert!(
+        jobs.iter().all(|(_, j)| j.user_id.as_str() == BSUID),
+        "{jobs:?}"
+    );
+    let phone = domain::identity::phone_of(h.store.as_ref(), &wa(BSUID))
+        .await
+        .expect("phone_of");
+    assert_eq!(phone, Some(wa(USER)));
+}
+
+#[tokio::test]
+async fn a_number_typed_in_a_contact_card_is_not_linked() {
+    let h = harness();
+    let first = sample("text_username_only");
+    assert_eq!(
+        handle(&h.deps, signed(first.as_bytes())).await.status(),
+        200
+    );
+    // The same card, sent by the user on their own (no origin).
+    let card = sample("contacts_shared_on_request").replace("\"origin\": \"contact_request\",", "");
+    assert_eq!(handle(&h.deps, signed(card.as_bytes())).await.status(), 200);
+    let phone = domain::identity::phone_of(h.store.as_ref(), &wa(BSUID))
+        .await
+        .expect("phone_of");
+    assert_eq!(phone, None);
+}

@@ -1,5 +1,6 @@
-//! Put-if-absent on the single table: the one idempotent write that every
-//! DynamoDB adapter here needs (a claim, a once-only record, a slot).
+//! Puts on the single table: put-if-absent, the one idempotent write that
+//! every DynamoDB adapter here needs (a claim, a once-only record, a slot),
+//! and the plain put (last write wins).
 //!
 //! One conditional `PutItem` on `attribute_not_exists(pk)`: the condition
 //! is on the write itself, so two racing callers cannot both win.
@@ -11,6 +12,18 @@ use aws_sdk_dynamodb::Client;
 use super::dynamodb_items::Item;
 use super::sdk_error;
 use domain::error::Result;
+
+/// Puts `item`, replacing any item with its key (last write wins).
+pub(crate) async fn put(client: &Client, table: &str, item: Item, context: &str) -> Result<()> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| sdk_error("dynamodb", context, e))?;
+    Ok(())
+}
 
 /// How a [`put_if_absent_or_holder`] ended.
 pub(crate) enum PutOnce {

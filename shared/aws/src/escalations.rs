@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{conv_pk, key, n, s, Item, EXPIRES_AT, PK, SK};
-use super::dynamodb_put::put_if_absent;
+use super::dynamodb_put::{put, put_if_absent};
 use super::sdk_error;
 use domain::error::{Error, Result};
 use domain::handoff::{DecisionRecord, EscalationRecord};
@@ -192,14 +192,13 @@ impl EscalationRecords for DynamoEscalations {
             "contact_id".into(),
             n(i64::try_from(desk.contact_id).unwrap_or(i64::MAX)),
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| sdk_error("dynamodb", "linking a desk conversation", e))?;
-        Ok(())
+        put(
+            &self.client,
+            &self.table,
+            item,
+            "linking a desk conversation",
+        )
+        .await
     }
 
     async fn desk_owner(&self, desk_conversation_id: u64) -> Result<Option<UserId>> {

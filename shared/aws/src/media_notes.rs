@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{key, n, s, Item, EXPIRES_AT};
+use super::dynamodb_put::put;
 use super::sdk_error;
 use domain::error::{Error, Result};
 use domain::media_pipeline::MediaNote;
@@ -44,14 +45,7 @@ impl MediaNotes for DynamoMediaNotes {
         let mut item = note_key(wamid);
         item.insert(NOTE.into(), s(serde_json::to_string(note)?));
         item.insert(EXPIRES_AT.into(), n(expires));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, "record media note", e))?;
-        Ok(())
+        put(&self.client, &self.table, item, "record media note").await
     }
 
     async fn notes(&self, wamids: &[String]) -> Result<HashMap<String, MediaNote>> {

@@ -124,6 +124,24 @@ impl SqliteStore {
     }
 }
 
+#[cfg(test)]
+impl SqliteStore {
+    /// The schema version the file records (upgrade tests).
+    pub(crate) async fn schema_version(&self) -> i64 {
+        self.db
+            .call(|conn| {
+                conn.query_row(
+                    "SELECT version FROM charla_schema WHERE component = 'store'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ctx("schema version")
+            })
+            .await
+            .expect("schema version")
+    }
+}
+
 fn prune_dedup(conn: &Connection, now_ms: i64) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM dedup WHERE wamid IN
@@ -819,19 +837,7 @@ mod tests {
             store.record_inbound(&m).await.expect("record");
         }
         let store = SqliteStore::open(&path).expect("reopen");
-        let version: i64 = store
-            .db
-            .call(|conn| {
-                conn.query_row(
-                    "SELECT version FROM charla_schema WHERE component = 'store'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ctx("version")
-            })
-            .await
-            .expect("version");
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(store.schema_version().await, SCHEMA_VERSION);
         let bsuid = test_support::identity_contract::fresh_bsuid();
         let seen = SeenUser {
             phone: Some(wa.clone()),
@@ -844,6 +850,15 @@ mod tests {
             .user;
         assert_eq!(user, wa, "the number-keyed history stays the user's");
         assert!(store.conversation(&user).await.expect("read").is_some());
+        // call_requests gained its phone column.
+        use domain::ports::AgentRecords;
+        let mut request = test_support::records_contract::call_request(&bsuid, "t:call", 1);
+        request.phone = Some(wa.clone());
+        assert!(store.save_call_request(&request).await.expect("save"));
+        assert_eq!(
+            store.call_requests(&bsuid).await.expect("list"),
+            vec![request]
+        );
     }
 
     #[tokio::test]

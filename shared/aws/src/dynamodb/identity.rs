@@ -14,8 +14,7 @@ use async_trait::async_trait;
 
 use super::DynamoStore;
 use crate::dynamodb_items::*;
-use crate::dynamodb_put::{put_if_absent_or_holder, PutOnce};
-use crate::sdk_error;
+use crate::dynamodb_put::{put, put_if_absent_or_holder, PutOnce};
 use domain::error::Result;
 use domain::identity::IdentityLinks;
 use domain::UserId;
@@ -42,19 +41,6 @@ fn with(mut item: Item, attrs: [(&str, aws_sdk_dynamodb::types::AttributeValue);
 fn id_from(item: &Item, name: &str, what: &'static str) -> Result<UserId> {
     let r = Reader::new(item, what);
     UserId::parse(r.str(name)?).map_err(|e| bad_item(what, e))
-}
-
-impl DynamoStore {
-    async fn put_plain(&self, item: Item, context: &str) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| sdk_error("dynamodb", context, e))?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -86,7 +72,7 @@ impl IdentityLinks for DynamoStore {
             link_key(id),
             [("user_id", s(user.as_str())), ("at_ms", n(at_ms))],
         );
-        self.put_plain(item, "relinking an identity").await
+        put(&self.client, &self.table, item, "relinking an identity").await
     }
 
     async fn phone_of(&self, user: &UserId) -> Result<Option<UserId>> {
@@ -101,6 +87,6 @@ impl IdentityLinks for DynamoStore {
             phone_key(user),
             [("phone", s(phone.as_str())), ("at_ms", n(at_ms))],
         );
-        self.put_plain(item, "recording a user's phone").await
+        put(&self.client, &self.table, item, "recording a user's phone").await
     }
 }

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::DynamoStore;
 use crate::dynamodb_items::*;
-use crate::dynamodb_put::{put_if_absent, put_if_absent_or_holder, PutOnce};
+use crate::dynamodb_put::{put, put_if_absent, put_if_absent_or_holder, PutOnce};
 use crate::sdk_error;
 use domain::error::{Error, Result};
 use domain::ports::AgentRecords;
@@ -200,14 +200,13 @@ impl AgentRecords for DynamoStore {
 
     async fn save_memory(&self, user_id: &UserId, memory: &Memory) -> Result<()> {
         // Last write wins: one user's turns run one at a time (FIFO group).
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(memory_item(user_id, memory)))
-            .send()
-            .await
-            .map_err(|e| sdk_error("dynamodb", "saving memory", e))?;
-        Ok(())
+        put(
+            &self.client,
+            &self.table,
+            memory_item(user_id, memory),
+            "saving memory",
+        )
+        .await
     }
 
     async fn record_usage(&self, usage: &TurnUsage) -> Result<()> {

@@ -216,6 +216,10 @@ pub enum MessageContent {
     Location(Location),
     Contacts {
         contacts: Vec<Value>,
+        /// `contact_request`: the user shared their own number, tapping a
+        /// template's `REQUEST_CONTACT_INFO` button.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
     },
     Interactive(Interactive),
     Button {
@@ -303,7 +307,7 @@ impl MessageContent {
                     None => format!("[location] {}, {}", l.latitude, l.longitude),
                 }
             }
-            MessageContent::Contacts { contacts } => format!("[contacts: {}]", contacts.len()),
+            MessageContent::Contacts { contacts, .. } => format!("[contacts: {}]", contacts.len()),
             MessageContent::Interactive(Interactive::ButtonReply { title, .. })
             | MessageContent::Interactive(Interactive::ListReply { title, .. }) => title.clone(),
             MessageContent::Interactive(Interactive::NfmReply { body, .. }) => {
@@ -320,6 +324,28 @@ impl MessageContent {
             MessageContent::Unsupported => "[unsupported message]".into(),
             MessageContent::Unknown { type_name, .. } => format!("[{type_name}]"),
         }
+    }
+
+    /// The user's own number, when they shared it at the business's request
+    /// (a `contacts` message of origin `contact_request`): WhatsApp says it
+    /// is theirs, unlike a number typed in a text.
+    pub fn own_number_shared(&self) -> Option<String> {
+        let MessageContent::Contacts {
+            contacts,
+            origin: Some(origin),
+        } = self
+        else {
+            return None;
+        };
+        if origin != "contact_request" {
+            return None;
+        }
+        let phone = contacts.first()?.get("phones")?.get(0)?;
+        phone
+            .get("wa_id")
+            .and_then(Value::as_str)
+            .or_else(|| phone.get("phone").and_then(Value::as_str))
+            .map(|p| p.chars().filter(char::is_ascii_digit).collect())
     }
 
     /// The id a reply button or list row carried, if this is such a reply.
@@ -397,6 +423,10 @@ fn content_from(type_name: &str, rest: &mut Map<String, Value>) -> Result<Messag
         "location" => MessageContent::Location(field(take(rest))?),
         "contacts" => MessageContent::Contacts {
             contacts: field(take(rest))?,
+            origin: match rest.remove("origin") {
+                Some(Value::String(o)) if !o.is_empty() => Some(o),
+                _ => None,
+            },
         },
         "interactive" => MessageContent::Interactive(parse_interactive(take(rest))?),
         "button" => {

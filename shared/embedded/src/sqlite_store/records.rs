@@ -539,19 +539,7 @@ mod tests {
             .expect("v1 conversation");
         }
         let store = SqliteStore::open(&path).expect("open v2");
-        let version: i64 = store
-            .db
-            .call(|c| {
-                c.query_row(
-                    "SELECT version FROM charla_schema WHERE component = 'store'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ctx("version")
-            })
-            .await
-            .expect("version");
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(store.schema_version().await, SCHEMA_VERSION);
         let wa = UserId::parse("5491155551234").expect("valid");
         let c = store.conversation(&wa).await.expect("read").expect("kept");
         assert_eq!(c.contact_name.as_deref(), Some("Ana"));
