@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use domain::identity::IdentityLinks;
 use domain::ports::{ConversationStore, Queue, QueueMessage};
 use domain::signature::meta_signature_header;
 use domain::*;
@@ -16,7 +17,7 @@ use domain::{Error, Result};
 use embedded::SqliteStore;
 use ingestion::{receive, Deps};
 use runtime::config::WhatsAppSecrets;
-use test_support::memory::{FixedClock, MemoryArchive};
+use test_support::memory::{FixedClock, MemoryArchive, MemoryIdentities};
 
 const SECRET: &str = "bench-secret";
 
@@ -101,11 +102,11 @@ impl Queue for CountingQueue {
     }
 }
 
-fn deps(store: Arc<dyn ConversationStore>) -> Deps {
+fn deps(store: Arc<dyn ConversationStore>, identities: Arc<dyn IdentityLinks>) -> Deps {
     Deps {
         secrets: WhatsAppSecrets::new(SECRET.into(), "v".into(), None).expect("secrets"),
         store,
-        identities: Arc::new(test_support::memory::MemoryIdentities::default()),
+        identities,
         queue: Arc::new(CountingQueue::default()),
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
@@ -115,23 +116,31 @@ fn deps(store: Arc<dyn ConversationStore>) -> Deps {
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn message(n: u64, text: &str) -> serde_json::Value {
-    serde_json::json!({
+/// A text message from a user with a fresh number and, with `bsuid`, their
+/// business-scoped user id beside it (as Meta sends every message since
+/// 2026: both ids are resolved and linked on the first message).
+fn message(n: u64, text: &str, bsuid: bool) -> serde_json::Value {
+    let mut m = serde_json::json!({
         "from": format!("54911{:08}", n % 100_000_000),
         "id": format!("wamid.HBgLNTQ5MTE1NTU1MTIzNBUCABIYFDNBQjBFRkI0{n:016}AA=="),
         "timestamp": "1732147200",
         "type": "text",
         "text": { "body": text },
-    })
+    });
+    if bsuid {
+        m["from_user_id"] = serde_json::json!(format!("AR.{n:019}"));
+    }
+    m
 }
 
 /// A signed webhook with `count` messages, each with a fresh wamid.
-fn webhook(count: usize, text: &str) -> (Vec<u8>, String) {
+fn webhook(count: usize, text: &str, bsuid: bool) -> (Vec<u8>, String) {
     let messages: Vec<_> = (0..count)
         .map(|_| {
             message(
                 COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 text,
+                bsuid,
             )
         })
         .collect();
@@ -161,25 +170,38 @@ fn bench(c: &mut Criterion) {
     // A text body that brings the webhook to about 1 KB.
     let text = "Hola, quisiera saber el precio del plan Plus y si el envío a Córdoba es gratis. "
         .repeat(7);
-    let (sample, _) = webhook(1, &text);
+    let (sample, _) = webhook(1, &text, false);
     eprintln!("1-message webhook: {} bytes", sample.len());
 
     let mut group = c.benchmark_group("ingestion");
-    for (name, store) in [
+    let memory: Arc<dyn IdentityLinks> = Arc::new(MemoryIdentities::default());
+    let sqlite = || Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let (phone_only, with_bsuid) = (sqlite(), sqlite());
+    for (name, store, identities, bsuid) in [
         (
             "memory",
             Arc::new(MapStore::default()) as Arc<dyn ConversationStore>,
+            memory,
+            false,
         ),
         (
             "sqlite",
-            Arc::new(SqliteStore::open_in_memory().expect("store")),
+            phone_only.clone() as Arc<dyn ConversationStore>,
+            phone_only as Arc<dyn IdentityLinks>,
+            false,
+        ),
+        (
+            "sqlite_bsuid",
+            with_bsuid.clone() as Arc<dyn ConversationStore>,
+            with_bsuid as Arc<dyn IdentityLinks>,
+            true,
         ),
     ] {
-        let d = deps(store);
+        let d = deps(store, identities);
         group.throughput(Throughput::Elements(1));
         group.bench_function(format!("text_1kb/{name}"), |b| {
             b.to_async(&rt).iter_batched(
-                || webhook(1, &text),
+                || webhook(1, &text, bsuid),
                 |(body, sig)| {
                     let d = &d;
                     async move { receive(d, Some(&sig), &body).await.expect("accepted") }
@@ -190,7 +212,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(50));
         group.bench_function(format!("batch_50/{name}"), |b| {
             b.to_async(&rt).iter_batched(
-                || webhook(50, "hola, ¿cuánto cuesta?"),
+                || webhook(50, "hola, ¿cuánto cuesta?", bsuid),
                 |(body, sig)| {
                     let d = &d;
                     async move { receive(d, Some(&sig), &body).await.expect("accepted") }
@@ -202,7 +224,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let mut parts = c.benchmark_group("parts");
-    let (body, sig) = webhook(1, &text);
+    let (body, sig) = webhook(1, &text, false);
     parts.bench_function("signature_1kb", |b| {
         b.iter(|| domain::signature::verify_meta_signature(SECRET.as_bytes(), &body, Some(&sig)))
     });
