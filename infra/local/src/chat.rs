@@ -37,8 +37,12 @@ pub async fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         .max()
         .unwrap_or(0);
     println!(
-        "Chatting with {server} as +{} ({}). Type a message; a number picks a button; /quit ends.",
-        args.user_id, args.name
+        "Chatting with {server} as {} ({}). Type a message; a number picks a button; /quit ends.",
+        domain::UserId::parse(&args.user_id)
+            .ok()
+            .and_then(|u| u.e164())
+            .unwrap_or_else(|| args.user_id.clone()),
+        args.name
     );
     let mut buttons: Vec<(String, String)> = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
