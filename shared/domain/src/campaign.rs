@@ -566,6 +566,18 @@ impl CampaignContact {
     }
 }
 
+/// A number on the do-not-contact list: every campaign checks it before
+/// each dial and each template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOut {
+    pub phone: UserId,
+    pub reason: String,
+    /// `whatsapp` (they wrote STOP), `call` (they asked on the call),
+    /// `operator`, `meta` (marketing stopped in WhatsApp).
+    pub source: String,
+    pub at_ms: i64,
+}
+
 /// What follows a call that ended with `outcome` (the attempt already in
 /// `contact.attempts`): the contact's new state and when it is due.
 pub fn after_call(
