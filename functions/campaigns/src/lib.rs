@@ -124,11 +124,16 @@ async fn serve(deps: &Deps, route: Route<'_>, req: &Request<Bytes>) -> Result<Re
             let campaigns = deps.campaigns.campaigns(LIST_LIMIT).await?;
             let views: Vec<Value> = campaigns
                 .iter()
-                .map(|c| json!({"id": c.id, "name": c.spec.name, "state": c.state.as_str(),
+                .map(|c| {
+                    json!({"id": c.id, "name": c.spec.name, "state": c.state.as_str(),
                                 "channel": c.spec.channel, "contacts": c.contacts,
-                                "created_at": iso(c.created_at_ms)}))
+                                "created_at": iso(c.created_at_ms)})
+                })
                 .collect();
-            Ok(json_response(StatusCode::OK, &json!({ "campaigns": views })))
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "campaigns": views }),
+            ))
         }
         Route::Get(id) => {
             let campaign = found(deps, id).await?;
@@ -178,7 +183,9 @@ async fn serve(deps: &Deps, route: Route<'_>, req: &Request<Bytes>) -> Result<Re
                 reason: String,
             }
             let body: Body = serde_json::from_slice(req.body()).map_err(|e| {
-                Error::Invalid(format!("expected {{\"phone\": \"+...\", \"reason\": \"...\"}}: {e}"))
+                Error::Invalid(format!(
+                    "expected {{\"phone\": \"+...\", \"reason\": \"...\"}}: {e}"
+                ))
             })?;
             let entry = OptOut {
                 phone: phone_of(&body.phone)?,
@@ -194,7 +201,10 @@ async fn serve(deps: &Deps, route: Route<'_>, req: &Request<Bytes>) -> Result<Re
             if !deps.campaigns.remove_opt_out(&phone).await? {
                 return Err(Error::NotFound("that number is not on the list".into()));
             }
-            Ok(json_response(StatusCode::OK, &json!({ "removed": phone.e164() })))
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "removed": phone.e164() }),
+            ))
         }
     }
 }
@@ -247,8 +257,8 @@ async fn create(deps: &Deps, body: &[u8], now: i64) -> Result<Campaign> {
             limit: MAX_SPEC_BYTES,
         });
     }
-    let spec: CampaignSpec = serde_json::from_slice(body)
-        .map_err(|e| Error::Invalid(format!("not a campaign: {e}")))?;
+    let spec: CampaignSpec =
+        serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("not a campaign: {e}")))?;
     spec.validate().map_err(Error::Invalid)?;
     if let Some(zone) = &spec.time_zone {
         jiff::tz::TimeZone::get(zone)
@@ -374,7 +384,10 @@ async fn act(deps: &Deps, id: &str, action: CampaignAction, now: i64) -> Result<
         return Err(Error::Conflict(format!(
             "the campaign is {}; that needs it {}",
             now_state.as_str(),
-            from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+            from.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
         )));
     }
     tracing::info!(campaign = %id, state = to.as_str(), "campaign moved");
@@ -406,7 +419,12 @@ fn campaign_view(
 ) -> Value {
     let counts: serde_json::Map<String, Value> = ContactState::ALL
         .into_iter()
-        .map(|s| (s.as_str().to_string(), json!(counts.get(&s).copied().unwrap_or(0))))
+        .map(|s| {
+            (
+                s.as_str().to_string(),
+                json!(counts.get(&s).copied().unwrap_or(0)),
+            )
+        })
         .collect();
     json!({
         "id": c.id,
@@ -452,9 +470,15 @@ mod tests {
 
     #[test]
     fn routes_are_read_by_method_and_path() {
-        assert_eq!(route(&Method::POST, "/admin/campaigns"), Some(Route::Create));
+        assert_eq!(
+            route(&Method::POST, "/admin/campaigns"),
+            Some(Route::Create)
+        );
         assert_eq!(route(&Method::GET, "/admin/campaigns/"), Some(Route::List));
-        assert_eq!(route(&Method::GET, "/admin/campaigns/c1"), Some(Route::Get("c1")));
+        assert_eq!(
+            route(&Method::GET, "/admin/campaigns/c1"),
+            Some(Route::Get("c1"))
+        );
         assert_eq!(
             route(&Method::PUT, "/admin/campaigns/c1/contacts"),
             Some(Route::Upload("c1"))
@@ -474,8 +498,10 @@ mod tests {
     #[test]
     fn numbers_are_read_as_operators_write_them() {
         assert_eq!(
-            phone_of(&percent_decode("%2B54 9 11 5555-1234")).map(|p| p.to_string()),
-            Ok("5491155551234".to_string())
+            phone_of(&percent_decode("%2B54 9 11 5555-1234"))
+                .ok()
+                .map(|p| p.to_string()),
+            Some("5491155551234".to_string())
         );
         assert!(phone_of("call me").is_err());
         assert!(phone_of("+12").is_err());

@@ -37,10 +37,7 @@ pub(crate) async fn serve(deps: &Deps, campaign: &Campaign, csv: bool) -> Result
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}-report.{ext}\"",
         campaign.id
@@ -130,7 +127,11 @@ pub(crate) fn table(contacts: &[CampaignContact]) -> Table {
                 last_call
                     .and_then(|a| a.duration_secs)
                     .map_or(Cell::Empty, |d| Cell::Number(f64::from(d))),
-                text(last_call.and_then(|a| a.summary.clone()).unwrap_or_default()),
+                text(
+                    last_call
+                        .and_then(|a| a.summary.clone())
+                        .unwrap_or_default(),
+                ),
                 text(
                     last_call
                         .and_then(|a| a.results.as_ref())

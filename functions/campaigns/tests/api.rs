@@ -147,17 +147,41 @@ async fn an_operator_runs_a_campaign_from_a_messy_spreadsheet() {
         MESSY_CSV,
     )
     .await;
-    assert_eq!((status, again["accepted"].as_u64()), (200, Some(2)), "sniffed as CSV");
+    assert_eq!(
+        (status, again["accepted"].as_u64()),
+        (200, Some(2)),
+        "sniffed as CSV"
+    );
 
-    for (action, state) in [("start", "running"), ("pause", "paused"), ("resume", "running")] {
-        let (status, body, _) =
-            call(&h, "POST", &format!("/admin/campaigns/{id}/{action}"), None, "").await;
+    for (action, state) in [
+        ("start", "running"),
+        ("pause", "paused"),
+        ("resume", "running"),
+    ] {
+        let (status, body, _) = call(
+            &h,
+            "POST",
+            &format!("/admin/campaigns/{id}/{action}"),
+            None,
+            "",
+        )
+        .await;
         assert_eq!(status, 200, "{action}: {body}");
         assert_eq!(body["state"], state);
     }
-    let (status, body, _) = call(&h, "POST", &format!("/admin/campaigns/{id}/start"), None, "").await;
+    let (status, body, _) = call(
+        &h,
+        "POST",
+        &format!("/admin/campaigns/{id}/start"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"].as_str().unwrap_or_default().contains("running"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("running"));
     let (status, body, _) = call(
         &h,
         "PUT",
@@ -180,7 +204,14 @@ async fn an_operator_runs_a_campaign_from_a_messy_spreadsheet() {
         .iter()
         .any(|c| c["id"] == id.as_str()));
 
-    let (status, _, headers) = call(&h, "GET", &format!("/admin/campaigns/{id}/report"), None, "").await;
+    let (status, _, headers) = call(
+        &h,
+        "GET",
+        &format!("/admin/campaigns/{id}/report"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(headers["content-type"]
         .to_str()
@@ -198,7 +229,14 @@ async fn an_operator_runs_a_campaign_from_a_messy_spreadsheet() {
     assert!(csv.contains("+5491155550001"), "{csv}");
     assert_eq!(csv.lines().count(), 3, "header and two contacts: {csv}");
 
-    let (status, body, _) = call(&h, "POST", &format!("/admin/campaigns/{id}/cancel"), None, "").await;
+    let (status, body, _) = call(
+        &h,
+        "POST",
+        &format!("/admin/campaigns/{id}/cancel"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!((status, body["state"].as_str()), (200, Some("cancelled")));
     let counts = h.store.counts(&id).await.expect("counts");
     assert_eq!(counts.get(&ContactState::Pending), Some(&2));
@@ -208,14 +246,26 @@ async fn an_operator_runs_a_campaign_from_a_messy_spreadsheet() {
 async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let h = harness();
     for (spec, field) in [
-        (json!({"name": "x", "channel": "fax"}), "channel"),
+        (
+            json!({"name": "x", "channel": "fax"}),
+            "`call`, `whatsapp`, `whatsapp_then_call`",
+        ),
         (json!({"name": "x", "channel": "whatsapp"}), "template"),
-        (json!({"name": "x", "channel": "call", "window": "25:00-26:00"}), "window"),
-        (json!({"name": "x", "channel": "call", "time_zone": "Mars/Base"}), "time_zone"),
+        (
+            json!({"name": "x", "channel": "call", "window": "25:00-26:00"}),
+            "window",
+        ),
+        (
+            json!({"name": "x", "channel": "call", "time_zone": "Mars/Base"}),
+            "time_zone",
+        ),
     ] {
         let (status, body, _) = call(&h, "POST", "/admin/campaigns", None, spec.to_string()).await;
         assert_eq!(status, 400, "{spec}: {body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains(field), "{body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(field),
+            "{body}"
+        );
     }
     let (status, _, _) = call(&h, "POST", "/admin/campaigns", None, "not json").await;
     assert_eq!(status, 400);
@@ -229,18 +279,44 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj".to_vec();
     let (status, body, _) = call(&h, "PUT", &path, Some("application/pdf"), pdf).await;
     assert_eq!(status, 400, "{body}");
-    let (status, body, _) = call(&h, "PUT", &path, Some("text/csv"), "Nombre,Monto\nAna,10\n").await;
+    let (status, body, _) =
+        call(&h, "PUT", &path, Some("text/csv"), "Nombre,Monto\nAna,10\n").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap_or_default().contains("phone"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains("phone"),
+        "{body}"
+    );
     let huge = vec![b'a'; campaigns::config::MAX_UPLOAD_BYTES + 1];
     let (status, _, _) = call(&h, "PUT", &path, Some("text/csv"), huge).await;
     assert_eq!(status, 413);
-    let (status, body, _) = call(&h, "POST", &format!("/admin/campaigns/{id}/start"), None, "").await;
+    let (status, body, _) = call(
+        &h,
+        "POST",
+        &format!("/admin/campaigns/{id}/start"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 400, "no contacts: {body}");
-    assert_eq!(h.store.counts(&id).await.expect("counts").values().sum::<u64>(), 0);
+    assert_eq!(
+        h.store
+            .counts(&id)
+            .await
+            .expect("counts")
+            .values()
+            .sum::<u64>(),
+        0
+    );
     let (status, _, _) = call(&h, "GET", "/admin/campaigns/cmp_nope", None, "").await;
     assert_eq!(status, 404);
-    let (status, _, _) = call(&h, "POST", "/admin/opt-outs", None, "{\"phone\": \"call me\"}").await;
+    let (status, _, _) = call(
+        &h,
+        "POST",
+        "/admin/opt-outs",
+        None,
+        "{\"phone\": \"call me\"}",
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, _, _) = call(&h, "DELETE", "/admin/opt-outs/%2B5491199999999", None, "").await;
     assert_eq!(status, 404);

@@ -12,8 +12,8 @@ use domain::ports::{Clock, MessageSender, SystemClock};
 use domain::Result;
 use embedded::{
     FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
-    QueueSettings, QueueTimers, SqliteCallRecords, SqliteCampaigns, SqliteEscalations, SqliteMediaNotes,
-    SqliteQueue, SqliteStore,
+    QueueSettings, QueueTimers, SqliteCallRecords, SqliteCampaigns, SqliteEscalations,
+    SqliteMediaNotes, SqliteQueue, SqliteStore,
 };
 use secrecy::SecretString;
 use tracing::info;
