@@ -66,6 +66,17 @@ async fn dynamo_store_passes_the_records_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_campaigns_pass_the_campaign_contract() {
+    let table = unique("charla-campaigns");
+    new_store(&moto_config().await, &table).await;
+    let store = aws_adapters::DynamoCampaigns::new(
+        aws_sdk_dynamodb::Client::new(&moto_config().await),
+        &table,
+    );
+    test_support::campaign_contract::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamo_store_passes_the_identity_contract() {
     let store = new_store(&moto_config().await, &unique("charla-identity")).await;
     test_support::identity_contract::run_all(&store).await;

@@ -25,6 +25,7 @@ use crate::wiring::{self, Functions, Health};
 struct AppState {
     ingestion: Arc<ingestion::Deps>,
     admin: Arc<admin::Deps>,
+    campaigns: Arc<campaigns::Deps>,
     keys: Arc<authorizer::AdminKeys>,
     outbox: Option<Arc<Outbox>>,
     health: Health,
@@ -46,6 +47,7 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         ingestion,
         text_ai,
         admin,
+        campaigns,
         escalation,
         chatwoot,
         voice,
@@ -100,6 +102,7 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
     let state = AppState {
         ingestion,
         admin,
+        campaigns,
         keys: Arc::new(settings.admin_keys.clone()),
         outbox: outbox.clone(),
         health,
@@ -282,6 +285,14 @@ async fn admin_route(State(state): State<AppState>, req: Request) -> Response {
             Json(serde_json::json!({"message": status.canonical_reason()})),
         )
             .into_response();
+    }
+    // The campaigns routes are the campaigns function's, as in template.yaml.
+    let path = req.uri().path();
+    if path.starts_with("/admin/campaigns") || path.starts_with("/admin/opt-outs") {
+        return match body_bytes(req, campaigns::config::MAX_UPLOAD_BYTES).await {
+            Ok(req) => to_axum(campaigns::handle(&state.campaigns, req).await),
+            Err(resp) => resp,
+        };
     }
     match body_bytes(req, 1024 * 1024).await {
         Ok(req) => to_axum(admin::handle(&state.admin, req).await),

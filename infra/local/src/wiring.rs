@@ -12,8 +12,8 @@ use domain::ports::{Clock, MessageSender, SystemClock};
 use domain::Result;
 use embedded::{
     FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
-    QueueSettings, QueueTimers, SqliteCallRecords, SqliteEscalations, SqliteMediaNotes,
-    SqliteQueue, SqliteStore,
+    QueueSettings, QueueTimers, SqliteCallRecords, SqliteCampaigns, SqliteEscalations,
+    SqliteMediaNotes, SqliteQueue, SqliteStore,
 };
 use secrecy::SecretString;
 use tracing::info;
@@ -27,6 +27,7 @@ pub struct Functions {
     pub ingestion: Arc<ingestion::Deps>,
     pub text_ai: Arc<text_ai::Deps>,
     pub admin: Arc<admin::Deps>,
+    pub campaigns: Arc<campaigns::Deps>,
     pub escalation: Arc<escalation::Deps>,
     pub chatwoot: Arc<escalation::webhook::WebhookDeps>,
     /// The voice webhooks (and, in `calls`, call-trigger); `None` when no
@@ -240,15 +241,21 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         identities: store,
         queue: text.clone(),
         archive,
-        clock,
+        clock: clock.clone(),
         media: Some(Arc::new(media::QueuedPipeline {
             queue: media.clone(),
         })),
+    };
+    let campaigns = campaigns::Deps {
+        campaigns: Arc::new(SqliteCampaigns::open(&db)?),
+        clock: clock.clone(),
+        settings: settings.campaigns.clone(),
     };
     Ok(Functions {
         ingestion: Arc::new(ingestion),
         text_ai: Arc::new(text_ai),
         admin: Arc::new(admin),
+        campaigns: Arc::new(campaigns),
         escalation: Arc::new(escalation),
         chatwoot: Arc::new(chatwoot),
         voice,
@@ -395,6 +402,10 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
         ingestion: Arc::new(ingestion),
         text_ai: Arc::new(text_ai),
         admin: Arc::new(admin),
+        campaigns: Arc::new(campaigns::aws::deps(
+            &campaigns::config::Config::from_vars(vars)?,
+            &sdk,
+        )),
         escalation: Arc::new(escalation),
         chatwoot: Arc::new(chatwoot),
         voice,

@@ -5,6 +5,7 @@
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
 pub mod calls;
+pub mod campaigns;
 #[cfg(feature = "escalation")]
 pub mod comprehend;
 pub mod dynamodb;
@@ -30,6 +31,7 @@ pub mod sqs;
 #[cfg(feature = "bedrock")]
 pub use bedrock::BedrockModel;
 pub use calls::DynamoCallRecords;
+pub use campaigns::DynamoCampaigns;
 #[cfg(feature = "escalation")]
 pub use comprehend::ComprehendSentiment;
 pub use dynamodb::DynamoStore;

@@ -3,6 +3,7 @@
 //! runtime: everything here is plain data and functions, tested without I/O.
 
 pub mod agent;
+pub mod campaign;
 pub mod chat;
 pub mod conversation;
 pub mod error;

@@ -523,3 +523,83 @@ pub trait MediaNotes: Send + Sync {
         wamids: &[String],
     ) -> Result<std::collections::HashMap<String, media_pipeline::MediaNote>>;
 }
+
+// ------------------------------------------------------------------ campaigns
+
+/// Campaigns, their contacts and the do-not-contact list. Every write that
+/// moves a contact is conditional on its version, so that a contact is never
+/// dialled twice at once whatever is redelivered or retried.
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Creates `campaign`; `Error::Conflict` when its id exists.
+    async fn create_campaign(&self, campaign: &campaign::Campaign) -> Result<()>;
+
+    async fn campaign(&self, id: &str) -> Result<Option<campaign::Campaign>>;
+
+    /// The newest `limit` campaigns, newest first.
+    async fn campaigns(&self, limit: usize) -> Result<Vec<campaign::Campaign>>;
+
+    /// Moves the campaign to `to` when it is in one of `from`; answers
+    /// whether it moved.
+    async fn set_campaign_state(
+        &self,
+        id: &str,
+        from: &[campaign::CampaignState],
+        to: campaign::CampaignState,
+        at_ms: i64,
+    ) -> Result<bool>;
+
+    /// A draft's contacts become `contacts` (under the new `upload` id; the
+    /// earlier upload's are not the campaign's any more), in one switch.
+    /// `false`, and nothing changed, when the campaign is not a draft.
+    async fn replace_contacts(
+        &self,
+        id: &str,
+        upload: &str,
+        contacts: &[campaign::CampaignContact],
+        at_ms: i64,
+    ) -> Result<bool>;
+
+    /// Waiting contacts (pending, scheduled) due at or before `now_ms`,
+    /// oldest due first, at most `limit`. May include a contact that was
+    /// just moved (an index read); writes are what guard.
+    async fn due_contacts(
+        &self,
+        id: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<campaign::CampaignContact>>;
+
+    async fn contact(&self, id: &str, row: u32) -> Result<Option<campaign::CampaignContact>>;
+
+    /// The current upload's contacts in row order, after `after_row`.
+    async fn contacts_page(
+        &self,
+        id: &str,
+        after_row: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<campaign::CampaignContact>>;
+
+    /// Writes `contact` when the stored one is at `contact.version - 1`
+    /// (and moves the campaign's counts with it); `false` when another
+    /// writer moved it first (nothing written).
+    async fn update_contact(&self, contact: &campaign::CampaignContact) -> Result<bool>;
+
+    /// The current upload's contacts per state.
+    async fn counts(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeMap<campaign::ContactState, u64>>;
+
+    /// Puts `phone` on the do-not-contact list (again: the reason is
+    /// replaced).
+    async fn opt_out(&self, entry: &campaign::OptOut) -> Result<()>;
+
+    /// Takes `phone` off the list; `false` when it was not on it.
+    async fn remove_opt_out(&self, phone: &UserId) -> Result<bool>;
+
+    async fn opted_out(&self, phone: &UserId) -> Result<Option<campaign::OptOut>>;
+
+    /// The list, most recent first, at most `limit`.
+    async fn opt_outs(&self, limit: usize) -> Result<Vec<campaign::OptOut>>;
+}

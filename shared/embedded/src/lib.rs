@@ -10,6 +10,7 @@
 //!   [`LocalDocuments`] reading them (no speech: [`NoSpeech`]).
 
 mod call_records;
+mod campaigns;
 mod escalations;
 mod files;
 mod media_analysis;
@@ -21,6 +22,7 @@ mod sqlite_queue;
 mod sqlite_store;
 
 pub use call_records::SqliteCallRecords;
+pub use campaigns::SqliteCampaigns;
 pub use escalations::{QueueTimers, SqliteEscalations};
 pub use files::FileArchive;
 pub use media_analysis::{LocalDocuments, LocalImages, NoSpeech};

@@ -3,6 +3,7 @@
 //! only: no production build links this crate.
 
 pub mod calls_contract;
+pub mod campaign_contract;
 pub mod identity_contract;
 pub mod media_samples;
 pub mod memory;

@@ -1,0 +1,77 @@
+//! Every variable campaigns reads, read once at start.
+
+use domain::{Error, Result};
+use runtime::config::{FromVars, Vars};
+
+/// Contact files bigger than this are refused (API Gateway's own limit on a
+/// request body is 10 MB).
+pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+
+/// What campaigns needs wherever it runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `CHARLA_CAMPAIGN_TIME_ZONE`: the zone of contacts without one, when
+    /// the campaign sets none (IANA name; default the demo business's).
+    pub default_time_zone: String,
+    /// `CHARLA_CAMPAIGN_COUNTRY`: the country of numbers written without
+    /// `+`, when the campaign sets none (ISO alpha-2; default `AR`).
+    pub default_country: String,
+    pub max_upload_bytes: usize,
+    /// `CHARLA_LOG_CONTENT`
+    pub log_content: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_time_zone: "America/Argentina/Buenos_Aires".into(),
+            default_country: "AR".into(),
+            max_upload_bytes: MAX_UPLOAD_BYTES,
+            log_content: false,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_vars(vars: &Vars) -> Result<Settings> {
+        let defaults = Settings::default();
+        let zone = vars
+            .optional("CHARLA_CAMPAIGN_TIME_ZONE")
+            .unwrap_or(defaults.default_time_zone);
+        jiff::tz::TimeZone::get(&zone).map_err(|_| {
+            Error::Config(format!("CHARLA_CAMPAIGN_TIME_ZONE: unknown zone {zone:?}"))
+        })?;
+        let country = vars
+            .optional("CHARLA_CAMPAIGN_COUNTRY")
+            .unwrap_or(defaults.default_country)
+            .to_ascii_uppercase();
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(Error::Config(format!(
+                "CHARLA_CAMPAIGN_COUNTRY: {country:?} is not a two-letter country code"
+            )));
+        }
+        Ok(Settings {
+            default_time_zone: zone,
+            default_country: country,
+            max_upload_bytes: MAX_UPLOAD_BYTES,
+            log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+        })
+    }
+}
+
+/// campaigns as Lambda runs it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    /// `CHARLA_TABLE`
+    pub table: String,
+}
+
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Config> {
+        Ok(Config {
+            settings: Settings::from_vars(vars)?,
+            table: vars.required("CHARLA_TABLE")?,
+        })
+    }
+}

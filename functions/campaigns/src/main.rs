@@ -1,0 +1,15 @@
+//! Lambda wiring only: tracing, config, AWS clients, `Deps`, run.
+
+use campaigns::config::Config;
+use runtime::config::FromVars;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "campaigns cannot start"))?;
+    runtime::observability::set_log_content(config.settings.log_content);
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = campaigns::aws::deps(&config, &sdk);
+    runtime::lambda_http_glue::run(|req| campaigns::handle(&deps, req)).await
+}
