@@ -107,6 +107,7 @@ fn deps(store: Arc<dyn ConversationStore>, identities: Arc<dyn IdentityLinks>) -
         secrets: WhatsAppSecrets::new(SECRET.into(), "v".into(), None).expect("secrets"),
         store,
         identities,
+        campaigns: None,
         queue: Arc::new(CountingQueue::default()),
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use aws_adapters::{
-    load_whatsapp_secrets, s3_client, DynamoStore, S3Archive, SfnMediaPipeline, SqsQueue,
+    load_whatsapp_secrets, s3_client, DynamoCampaigns, DynamoStore, S3Archive, SfnMediaPipeline,
+    SqsQueue,
 };
 use domain::ports::{MediaPipeline, SystemClock};
 use domain::Result;
@@ -26,6 +27,10 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         secrets,
         store: store.clone(),
         identities: store,
+        campaigns: Some(Arc::new(DynamoCampaigns::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table.clone(),
+        ))),
         queue: Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             config.text_queue_url.clone(),

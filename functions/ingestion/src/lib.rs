@@ -14,7 +14,8 @@ use bytes::Bytes;
 use domain::identity::{self, IdentityLinks, SeenUser};
 use domain::media_pipeline::MediaJob;
 use domain::ports::{
-    ArchiveKind, Clock, ConversationStore, MediaPipeline, PayloadArchive, Queue, QueueMessage,
+    ArchiveKind, CampaignStore, Clock, ConversationStore, MediaPipeline, PayloadArchive, Queue,
+    QueueMessage,
 };
 use domain::signature::{secrets_equal, verify_meta_signature};
 use domain::whatsapp::inbound::{
@@ -45,6 +46,9 @@ pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
     /// Which user a number or BSUID belongs to (the store's links).
     pub identities: Arc<dyn IdentityLinks>,
+    /// The do-not-contact list: a user who stops marketing messages in
+    /// WhatsApp is put on it. `None`: no campaigns here.
+    pub campaigns: Option<Arc<dyn CampaignStore>>,
     pub queue: Arc<dyn Queue>,
     pub archive: Arc<dyn PayloadArchive>,
     pub clock: Arc<dyn Clock>,
@@ -243,6 +247,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                             category = %preference.category,
                             "marketing preference"
                         );
+                        marketing_preference(deps, &user.user, &preference, now).await?;
                     }
                     Err(e) => problems.push(format!("user_preferences: {e}")),
                 }
@@ -301,6 +306,45 @@ async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
         .await?;
     warn!(%key, %reason, "webhook quarantined: signed but not understood");
     observability::count("WebhookQuarantined", 1);
+    Ok(())
+}
+
+/// A stop puts the user's number on the do-not-contact list (source
+/// `meta`); a resume takes it off, unless someone else put it there (the
+/// user asked on a call, an operator did).
+async fn marketing_preference(
+    deps: &Deps,
+    user: &UserId,
+    preference: &domain::whatsapp::inbound::UserPreference,
+    now_ms: i64,
+) -> Result<()> {
+    let (Some(campaigns), Some(stopped)) = (&deps.campaigns, preference.marketing_stopped()) else {
+        return Ok(());
+    };
+    let Some(number) = identity::phone_of(deps.identities.as_ref(), user).await? else {
+        // A campaign reaches numbers only: a username-only user is on no list.
+        return Ok(());
+    };
+    if stopped {
+        let reason = match preference.detail.trim() {
+            "" => "stopped marketing messages in WhatsApp".to_string(),
+            d => d.chars().take(300).collect(),
+        };
+        campaigns
+            .opt_out(&domain::campaign::OptOut {
+                phone: number,
+                reason,
+                source: "meta".into(),
+                at_ms: now_ms,
+            })
+            .await?;
+    } else if campaigns
+        .opted_out(&number)
+        .await?
+        .is_some_and(|o| o.source == "meta")
+    {
+        campaigns.remove_opt_out(&number).await?;
+    }
     Ok(())
 }
 

@@ -32,6 +32,7 @@ fn harness_with_queue(queue: Arc<dyn Queue>) -> (Deps, Arc<SqliteStore>, Arc<Mem
             .expect("secrets"),
         store: store.clone(),
         identities: store.clone(),
+        campaigns: None,
         queue,
         archive: archive.clone(),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
@@ -894,4 +895,46 @@ async fn a_number_typed_in_a_contact_card_is_not_linked() {
         .await
         .expect("phone_of");
     assert_eq!(phone, None);
+}
+
+#[tokio::test]
+async fn a_marketing_stop_puts_the_number_on_the_do_not_contact_list_and_a_resume_takes_it_off() {
+    use domain::campaign::OptOut;
+    use domain::ports::CampaignStore;
+    let queue = Arc::new(MemoryQueue::default());
+    let (mut deps, _store, _archive) = harness_with_queue(queue);
+    let campaigns = Arc::new(embedded::SqliteCampaigns::open_in_memory().expect("campaigns"));
+    deps.campaigns = Some(campaigns.clone());
+    // The preference names the number too (a user whose number is shared).
+    let mut body: serde_json::Value =
+        serde_json::from_str(&sample("user_preferences")).expect("json");
+    body["entry"][0]["changes"][0]["value"]["user_preferences"][0]["wa_id"] =
+        serde_json::json!(USER);
+    let stop = body.to_string();
+    assert_eq!(handle(&deps, signed(stop.as_bytes())).await.status(), 200);
+    let listed = campaigns
+        .opted_out(&wa(USER))
+        .await
+        .expect("read")
+        .expect("listed");
+    assert_eq!(listed.source, "meta");
+    let resume = stop.replace("\"stop\"", "\"resume\"");
+    assert_eq!(handle(&deps, signed(resume.as_bytes())).await.status(), 200);
+    assert_eq!(campaigns.opted_out(&wa(USER)).await.expect("read"), None);
+    // An operator's entry is not Meta's to take off.
+    campaigns
+        .opt_out(&OptOut {
+            phone: wa(USER),
+            reason: "pidió en la llamada".into(),
+            source: "call".into(),
+            at_ms: 1,
+        })
+        .await
+        .expect("opt out");
+    assert_eq!(handle(&deps, signed(resume.as_bytes())).await.status(), 200);
+    assert!(campaigns
+        .opted_out(&wa(USER))
+        .await
+        .expect("read")
+        .is_some());
 }

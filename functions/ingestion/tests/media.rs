@@ -53,6 +53,7 @@ fn deps(pipeline: Arc<Recording>, queue: Arc<MemoryQueue>) -> Deps {
             .expect("secrets"),
         store: store.clone(),
         identities: store,
+        campaigns: None,
         queue,
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
