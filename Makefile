@@ -36,7 +36,9 @@ build-Media:
 	$(BUILD_LAMBDAS) media "$(ARTIFACTS_DIR)" 2>&1
 build-Campaigns:
 	$(BUILD_LAMBDAS) campaigns "$(ARTIFACTS_DIR)" 2>&1
+build-CampaignDispatcher:
+	$(BUILD_LAMBDAS) campaign-dispatcher "$(ARTIFACTS_DIR)" 2>&1
 
 .PHONY: build-Ingestion build-TextAi build-Escalation build-ChatwootWebhook \
 	build-CallTrigger build-Voice build-Authorizer build-Admin build-Media \
-	build-Campaigns
+	build-Campaigns build-CampaignDispatcher

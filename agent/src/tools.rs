@@ -553,6 +553,7 @@ impl Registry {
             state: CallRequestState::Requested,
             created_at_ms: now,
             phone: phone.clone(),
+            campaign: None,
         };
         self.deps.records.save_call_request(&request).await?;
         self.deps

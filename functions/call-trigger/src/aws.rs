@@ -26,6 +26,10 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         Ports {
             records: store.clone(),
             identities: store.clone(),
+            campaigns: Some(Arc::new(aws_adapters::DynamoCampaigns::new(
+                dynamo.clone(),
+                config.table.clone(),
+            ))),
             store,
             calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
             sender: Arc::new(

@@ -48,6 +48,7 @@ struct Harness {
     provider: Arc<FakeProvider>,
     outbox: Arc<Outbox>,
     clock: Arc<FixedClock>,
+    campaigns: Arc<embedded::SqliteCampaigns>,
     _dir: tempfile::TempDir,
 }
 
@@ -66,10 +67,12 @@ async fn harness(now: i64) -> Harness {
     let provider = Arc::new(FakeProvider::default());
     let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox"));
     let clock = Arc::new(FixedClock::at(now));
+    let campaigns = Arc::new(embedded::SqliteCampaigns::open_in_memory().expect("campaigns"));
     let deps = Deps {
         records: store.clone(),
         store: store.clone(),
         identities: store.clone(),
+        campaigns: Some(campaigns.clone()),
         calls: calls.clone(),
         provider: provider.clone(),
         sender: outbox.clone(),
@@ -83,6 +86,7 @@ async fn harness(now: i64) -> Harness {
         provider,
         outbox,
         clock,
+        campaigns,
         _dir: dir,
     }
 }
@@ -128,6 +132,7 @@ impl Harness {
             state: CallRequestState::Requested,
             created_at_ms: now,
             phone: phone.map(|p| UserId::phone(p).expect("phone")),
+            campaign: None,
         };
         assert!(self.store.save_call_request(&req).await.expect("save"));
         req
@@ -407,4 +412,159 @@ async fn a_number_given_in_the_chat_is_called_and_cannot_be_swapped_on_the_queue
         orders[0].context.to_e164().expect("number"),
         "+5215512345678"
     );
+}
+
+// ------------------------------------------------------------- campaigns
+
+use domain::campaign::{
+    Attempt, Campaign, CampaignCall, CampaignContact, CampaignState, ContactState,
+};
+use domain::ports::CampaignStore;
+
+/// A running campaign with Ana as row 2, claimed by the dispatcher for its
+/// first call (`claim: false`: still pending); the call request it queued.
+async fn campaign_call(h: &Harness, claim: bool) -> (String, CallRequest) {
+    let now = h.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    let id = "cmp_test".to_string();
+    let spec =
+        serde_json::json!({"name": "Cobranza", "channel": "call", "assistant": "asst_campaign"});
+    h.campaigns
+        .create_campaign(&Campaign {
+            id: id.clone(),
+            spec: serde_json::from_value(spec).expect("spec"),
+            state: CampaignState::Draft,
+            upload: None,
+            contacts: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+        .await
+        .expect("create");
+    let mut variables = std::collections::BTreeMap::new();
+    variables.insert("Monto".to_string(), "1200".to_string());
+    let contact = CampaignContact {
+        campaign_id: id.clone(),
+        row: 2,
+        phone: UserId::parse(ANA).expect("phone"),
+        name: Some("Ana".into()),
+        time_zone: "America/Argentina/Buenos_Aires".into(),
+        language: Some("es".into()),
+        variables: variables.clone(),
+        state: ContactState::Pending,
+        next_at_ms: Some(0),
+        attempts: vec![],
+        replies: vec![],
+        version: 1,
+    };
+    assert!(h
+        .campaigns
+        .replace_contacts(&id, "up", std::slice::from_ref(&contact), now)
+        .await
+        .expect("upload"));
+    if claim {
+        let mut claimed = contact.clone();
+        claimed.version = 2;
+        claimed.state = ContactState::Calling;
+        claimed.next_at_ms = None;
+        claimed.attempts.push(Attempt {
+            channel: "call".into(),
+            at_ms: now,
+            outcome: None,
+            duration_secs: None,
+            summary: None,
+            results: None,
+            reference: None,
+        });
+        assert!(h.campaigns.update_contact(&claimed).await.expect("claim"));
+    }
+    let req = CallRequest {
+        id: format!("campaign:{id}:2:1"),
+        user_id: UserId::parse(ANA).expect("phone"),
+        phone_number_id: "PN1".into(),
+        reason: "campaign: Cobranza".into(),
+        when_ms: None,
+        language: "es".into(),
+        state: CallRequestState::Requested,
+        created_at_ms: now,
+        phone: None,
+        campaign: Some(CampaignCall {
+            campaign_id: id.clone(),
+            row: 2,
+            attempt: 1,
+            assistant: Some("asst_campaign".into()),
+            name: Some("Ana".into()),
+            variables,
+        }),
+    };
+    (id, req)
+}
+
+#[tokio::test]
+async fn a_claimed_campaign_contact_is_called_with_the_campaigns_assistant_and_columns() {
+    let h = harness(TUESDAY_10AM).await;
+    let (_, req) = campaign_call(&h, true).await;
+    let body = serde_json::to_string(&req).expect("json");
+    let resp = call_trigger::handle_batch(&h.deps, sqs(std::slice::from_ref(&body))).await;
+    assert!(resp.batch_item_failures.is_empty());
+    // Redelivered: nothing more.
+    call_trigger::handle_batch(&h.deps, sqs(&[body])).await;
+    let orders = h.provider.orders.lock().expect("lock").clone();
+    assert_eq!(orders.len(), 1);
+    let ctx = &orders[0].context;
+    assert_eq!(ctx.assistant(), Some("asst_campaign"));
+    assert_eq!(
+        ctx.variables().get("Monto").map(String::as_str),
+        Some("1200")
+    );
+    assert_eq!(ctx.to_e164().expect("number"), format!("+{ANA}"));
+    assert!(
+        h.told().is_empty(),
+        "a campaign's call sends no WhatsApp message"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_call_for_a_contact_not_waiting_for_it_is_refused() {
+    let h = harness(TUESDAY_10AM).await;
+    let (_, req) = campaign_call(&h, false).await;
+    assert!(matches!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::Refused(_)
+    ));
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_campaign_call_is_the_contacts_failed_attempt_retried_by_the_campaign() {
+    let h = harness(TUESDAY_10AM).await;
+    let (id, req) = campaign_call(&h, true).await;
+    *h.provider.fail_with.lock().expect("lock") =
+        Some(|| Error::Invalid("number not reachable".into()));
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::Failed
+    );
+    let contact = h
+        .campaigns
+        .contact(&id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(
+        contact.state,
+        ContactState::Scheduled,
+        "failed: 2 attempts by default"
+    );
+    assert_eq!(
+        contact.attempts[0].outcome,
+        Some(domain::voice::CallOutcome::Failed)
+    );
+    assert!(contact
+        .next_at_ms
+        .is_some_and(|t| t >= TUESDAY_10AM + 30 * 60_000));
+    assert!(h.told().is_empty(), "no WhatsApp message");
 }

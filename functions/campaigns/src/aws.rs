@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use aws_adapters::DynamoCampaigns;
-use domain::ports::SystemClock;
+use aws_adapters::{load_whatsapp_secrets, DynamoCampaigns, DynamoStore, SqsQueue};
+use domain::ports::{MessageSender, SystemClock};
+use domain::Result;
 
-use crate::config::Config;
+use crate::config::{Config, DispatchConfig};
+use crate::dispatch::Dispatcher;
 use crate::Deps;
 
 pub fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Deps {
@@ -17,4 +19,36 @@ pub fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Deps {
         clock: Arc::new(SystemClock),
         settings: config.settings.clone(),
     }
+}
+
+/// The dispatcher on AWS: the table, the call queue, the Graph API.
+pub async fn dispatcher(
+    config: &DispatchConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Dispatcher> {
+    let secrets = load_whatsapp_secrets(
+        &aws_sdk_secretsmanager::Client::new(sdk),
+        &config.whatsapp_secret_arn,
+    )
+    .await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let store = Arc::new(DynamoStore::new(dynamo.clone(), config.table.clone()));
+    let sender = match secrets.access_token.as_ref() {
+        Some(token) => {
+            Some(Arc::new(config.graph.client(Some(token), "campaigns")?) as Arc<dyn MessageSender>)
+        }
+        None => None,
+    };
+    Ok(Dispatcher {
+        campaigns: Arc::new(DynamoCampaigns::new(dynamo, config.table.clone())),
+        call_queue: Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.call_queue_url.clone(),
+        )),
+        sender,
+        store: store.clone(),
+        identities: store,
+        clock: Arc::new(SystemClock),
+        settings: config.settings.clone(),
+    })
 }

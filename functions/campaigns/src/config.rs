@@ -2,6 +2,9 @@
 
 use domain::{Error, Result};
 use runtime::config::{FromVars, Vars};
+use whatsapp_graph::GraphConfig;
+
+use crate::dispatch::DispatchSettings;
 
 /// Contact files bigger than this are refused (API Gateway's own limit on a
 /// request body is 10 MB).
@@ -72,6 +75,63 @@ impl FromVars for Config {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,
+        })
+    }
+}
+
+impl DispatchSettings {
+    /// `WHATSAPP_PHONE_NUMBER_ID` (the business number templates go out
+    /// from), `CHARLA_CAMPAIGN_NUMBER_CALLS` (calls in flight across
+    /// campaigns, at most; default 10).
+    pub fn from_vars(vars: &Vars) -> Result<DispatchSettings> {
+        let defaults = DispatchSettings::default();
+        let number_calls = match vars.optional("CHARLA_CAMPAIGN_NUMBER_CALLS") {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "CHARLA_CAMPAIGN_NUMBER_CALLS: {v:?} is not 1 to 1000"
+                    ))
+                })?,
+            None => defaults.number_calls,
+        };
+        Ok(DispatchSettings {
+            phone_number_id: vars
+                .optional("WHATSAPP_PHONE_NUMBER_ID")
+                .filter(|v| !v.trim().is_empty()),
+            number_calls,
+            ..defaults
+        })
+    }
+}
+
+/// The dispatcher as Lambda runs it.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub settings: DispatchSettings,
+    pub graph: GraphConfig,
+    /// `CHARLA_TABLE`
+    pub table: String,
+    /// `CHARLA_CALL_QUEUE_URL`: call-trigger places the calls.
+    pub call_queue_url: String,
+    /// `WHATSAPP_SECRET_ARN`: the Graph API token, for templates.
+    pub whatsapp_secret_arn: String,
+    /// `CHARLA_LOG_CONTENT`
+    pub log_content: bool,
+}
+
+impl FromVars for DispatchConfig {
+    fn from_vars(vars: &Vars) -> Result<DispatchConfig> {
+        Ok(DispatchConfig {
+            settings: DispatchSettings::from_vars(vars)?,
+            graph: GraphConfig::from_vars(vars)?,
+            table: vars.required("CHARLA_TABLE")?,
+            call_queue_url: vars.required("CHARLA_CALL_QUEUE_URL")?,
+            whatsapp_secret_arn: vars.required("WHATSAPP_SECRET_ARN")?,
+            log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
         })
     }
 }

@@ -18,6 +18,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod dispatch;
 mod report;
 
 use std::collections::BTreeMap;

@@ -579,6 +579,7 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
                 created_at_ms: deps.clock.now_ms(),
                 // "llámenme al +54 ...": the number they gave.
                 phone: agent::text::phone_in(&m.text).and_then(|p| UserId::phone(&p).ok()),
+                campaign: None,
             };
             deps.records.save_call_request(&request).await?;
             queue

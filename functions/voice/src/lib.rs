@@ -56,6 +56,8 @@ pub struct Deps {
 pub struct Ports {
     pub store: Arc<dyn domain::ports::ConversationStore>,
     pub identities: Arc<dyn domain::identity::IdentityLinks>,
+    /// Campaigns' contacts: a campaign's call ends there.
+    pub campaigns: Option<Arc<dyn domain::ports::CampaignStore>>,
     pub records: Arc<dyn domain::ports::AgentRecords>,
     pub calls: Arc<dyn domain::ports::CallRecords>,
     pub sender: Arc<dyn domain::ports::MessageSender>,
@@ -95,6 +97,7 @@ impl Deps {
                 records: ports.records,
                 store: ports.store,
                 identities: ports.identities,
+                campaigns: ports.campaigns,
                 calls: ports.calls,
                 sender: ports.sender,
                 clock: ports.clock,
@@ -436,6 +439,22 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                 store_transcript(deps, record, &event.call_id, t).await?;
             }
             let outcome = CallOutcome::from_reason(reason);
+            if record.context.campaign.is_some() {
+                // One attempt per record: the campaign's rules retry.
+                next.outcome = Some(outcome);
+                next.ended_reason = Some(reason.chars().take(200).collect());
+                next.summary = summary.clone().or(next.summary);
+                next.phase = CallPhase::Done;
+                if !c.calls.update(record, &next).await? {
+                    return Ok(Step::Lost);
+                }
+                let report = call_lifecycle::campaign::CallReport {
+                    summary: next.summary.clone(),
+                    ..Default::default()
+                };
+                call_lifecycle::campaign::apply_outcome(c, &next, outcome, &report).await?;
+                return Ok(Step::Done);
+            }
             next.outcome = Some(outcome);
             next.ended_reason = Some(reason.chars().take(200).collect());
             next.summary = summary.clone().or(next.summary);
@@ -480,6 +499,14 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                     Ok(Step::Done)
                 }
             }
+        }
+        EventKind::Analysed { summary } if record.context.campaign.is_some() => {
+            let report = call_lifecycle::campaign::CallReport {
+                summary: summary.clone(),
+                ..Default::default()
+            };
+            call_lifecycle::campaign::add_summary(c, record, &report).await?;
+            Ok(Step::Done)
         }
         EventKind::Analysed { summary } => {
             if record.followed_up || record.phase == CallPhase::Scheduled {

@@ -43,6 +43,7 @@ struct H {
     calls: Arc<MemoryCallRecords>,
     outbox: Arc<Outbox>,
     clock: Arc<FixedClock>,
+    campaigns: Arc<embedded::SqliteCampaigns>,
     _dir: tempfile::TempDir,
 }
 
@@ -97,11 +98,13 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
             clock: clock.clone(),
         },
     );
+    let campaigns = Arc::new(embedded::SqliteCampaigns::open_in_memory().expect("campaigns"));
     let deps = voice::Deps {
         calls: Arc::new(call_lifecycle::Deps {
             records: store.clone(),
             store: store.clone(),
             identities: store.clone(),
+            campaigns: Some(campaigns.clone()),
             calls: calls.clone(),
             provider: Arc::new(NoProvider),
             sender: outbox.clone(),
@@ -121,6 +124,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
         calls,
         outbox,
         clock,
+        campaigns,
         _dir: dir,
     }
 }
@@ -413,4 +417,93 @@ async fn retell_custom_functions_answer_with_the_result_as_the_body() {
         body["passages"].as_array().is_some_and(|p| !p.is_empty()),
         "{body}"
     );
+}
+
+/// A campaign's call: its end goes to the campaign's contact (outcome,
+/// summary, the call's id), and no WhatsApp message goes out.
+#[tokio::test]
+async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
+    use domain::campaign::*;
+    use domain::ports::CampaignStore;
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let call = CampaignCall {
+        campaign_id: "cmp_voice".into(),
+        row: 2,
+        attempt: 1,
+        assistant: None,
+        name: Some("Ana".into()),
+        variables: Default::default(),
+    };
+    let record = h.record().await;
+    let mut campaign_record = record.next(NOW);
+    campaign_record.context.campaign = Some(call.clone());
+    assert!(h
+        .calls
+        .update(&record, &campaign_record)
+        .await
+        .expect("update"));
+    h.campaigns
+        .create_campaign(&Campaign {
+            id: call.campaign_id.clone(),
+            spec: serde_json::from_value(serde_json::json!({"name": "c", "channel": "call"}))
+                .expect("spec"),
+            state: CampaignState::Draft,
+            upload: None,
+            contacts: 0,
+            created_at_ms: NOW,
+            updated_at_ms: NOW,
+        })
+        .await
+        .expect("create");
+    let contact = CampaignContact {
+        campaign_id: call.campaign_id.clone(),
+        row: 2,
+        phone: UserId::parse(ANA).expect("phone"),
+        name: Some("Ana".into()),
+        time_zone: "America/Argentina/Buenos_Aires".into(),
+        language: Some("es".into()),
+        variables: Default::default(),
+        state: ContactState::Calling,
+        next_at_ms: None,
+        attempts: vec![Attempt {
+            channel: "call".into(),
+            at_ms: NOW,
+            outcome: None,
+            duration_secs: None,
+            summary: None,
+            results: None,
+            reference: None,
+        }],
+        replies: vec![],
+        version: 1,
+    };
+    assert!(h
+        .campaigns
+        .replace_contacts(&call.campaign_id, "up", &[contact], NOW)
+        .await
+        .expect("upload"));
+    for _ in 0..2 {
+        assert_eq!(
+            h.vapi("vapi_end_of_call_report.json").await.0,
+            StatusCode::OK
+        );
+    }
+    let c = h
+        .campaigns
+        .contact(&call.campaign_id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(c.state, ContactState::Answered);
+    assert_eq!(c.attempts[0].outcome, Some(CallOutcome::Completed));
+    assert_eq!(c.attempts[0].reference.as_deref(), Some("vapi-call-1"));
+    assert!(
+        c.attempts[0]
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("plan anual")),
+        "{c:?}"
+    );
+    assert!(h.told().is_empty(), "no WhatsApp follow-up: {:?}", h.told());
+    assert_eq!(h.record().await.phase, CallPhase::Done);
 }

@@ -37,6 +37,9 @@ pub struct Settings {
     pub text_ai: text_ai::config::Settings,
     pub admin: admin::config::Settings,
     pub campaigns: campaigns::config::Settings,
+    pub dispatch: campaigns::dispatch::DispatchSettings,
+    /// How often the campaigns' dispatcher runs (EventBridge's minute on AWS).
+    pub campaign_tick_ms: u64,
     pub escalation: escalation::config::Settings,
     pub voice: voice::config::Settings,
     pub media: media::config::Settings,
@@ -112,6 +115,15 @@ impl Settings {
             text_ai: text_ai::config::Settings::from_vars(&vars)?,
             admin: admin::config::Settings::from_vars(&vars)?,
             campaigns: campaigns::config::Settings::from_vars(&vars)?,
+            dispatch: {
+                let mut d = campaigns::dispatch::DispatchSettings::from_vars(&vars)?;
+                // Locally the demo's business number labels the templates.
+                d.phone_number_id = d
+                    .phone_number_id
+                    .or_else(|| Some(crate::meta::DEMO_PHONE_NUMBER_ID.to_string()));
+                d
+            },
+            campaign_tick_ms: vars.parse("CHARLA_CAMPAIGN_TICK_MS", 60_000u64)?.max(100),
             escalation: escalation::config::Settings::from_vars(&vars)?,
             voice: voice::config::Settings::from_vars(&vars)?,
             media: media::config::Settings::from_vars(&vars)?,

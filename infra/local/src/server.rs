@@ -48,6 +48,7 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         text_ai,
         admin,
         campaigns,
+        dispatcher,
         escalation,
         chatwoot,
         voice,
@@ -95,6 +96,13 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
     }
     if let Some(media) = &media {
         workers.extend(crate::media_pipeline::spawn(2, media, stop_rx.clone()));
+    }
+    if let Some(dispatcher) = dispatcher {
+        workers.push(spawn_dispatcher(
+            dispatcher,
+            settings.campaign_tick_ms,
+            stop_rx.clone(),
+        ));
     }
     if let Some(place) = &settings.escalation.chatwoot {
         eprintln!("  humans:   Chatwoot at {}", place.url);
@@ -263,6 +271,28 @@ async fn chatwoot_webhook(State(state): State<AppState>, req: Request) -> Respon
         Ok(req) => to_axum(escalation::webhook::handle(&state.chatwoot, req).await),
         Err(resp) => resp,
     }
+}
+
+/// The campaigns' dispatcher every `every_ms` (EventBridge's minute on AWS),
+/// until the stop.
+fn spawn_dispatcher(
+    dispatcher: Arc<campaigns::dispatch::Dispatcher>,
+    every_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(every_ms));
+        while !*stop.borrow() {
+            tokio::select! {
+                _ = every.tick() => {
+                    if let Err(e) = campaigns::dispatch::tick(&dispatcher).await {
+                        tracing::warn!(error = %e, "campaign tick failed; the next one tries again");
+                    }
+                }
+                _ = stop.changed() => {}
+            }
+        }
+    })
 }
 
 /// The same authorizer code API Gateway runs, then the admin handler.

@@ -28,6 +28,9 @@ pub struct Functions {
     pub text_ai: Arc<text_ai::Deps>,
     pub admin: Arc<admin::Deps>,
     pub campaigns: Arc<campaigns::Deps>,
+    /// The campaigns' dispatcher (EventBridge's minute on AWS): `None` with
+    /// `--aws`, where the campaign-dispatcher function runs it.
+    pub dispatcher: Option<Arc<campaigns::dispatch::Dispatcher>>,
     pub escalation: Arc<escalation::Deps>,
     pub chatwoot: Arc<escalation::webhook::WebhookDeps>,
     /// The voice webhooks (and, in `calls`, call-trigger); `None` when no
@@ -139,6 +142,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             }
         };
     let escalation_records = Arc::new(SqliteEscalations::open(&db)?);
+    let campaign_store = Arc::new(SqliteCampaigns::open(&db)?);
 
     let media = crate::media_pipeline::open(settings)?;
     let files = FileMediaStore::open(&settings.data_dir.join("media"))?;
@@ -223,9 +227,10 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             voice::Ports {
                 store: store.clone(),
                 identities: store.clone(),
+                campaigns: Some(campaign_store.clone()),
                 records: store.clone(),
                 calls: Arc::new(SqliteCallRecords::open(&db)?),
-                sender,
+                sender: sender.clone(),
                 call_queue: calls.clone(),
                 escalation_queue: escalations.clone(),
                 archive: archive.clone(),
@@ -235,10 +240,20 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         )
         .await,
     )?;
+    let dispatcher = campaigns::dispatch::Dispatcher {
+        campaigns: campaign_store.clone(),
+        call_queue: calls.clone(),
+        sender: Some(sender),
+        store: store.clone(),
+        identities: store.clone(),
+        clock: clock.clone(),
+        settings: settings.dispatch.clone(),
+    };
     let ingestion = ingestion::Deps {
         secrets: secrets.clone(),
         store: store.clone(),
         identities: store,
+        campaigns: Some(campaign_store.clone()),
         queue: text.clone(),
         archive,
         clock: clock.clone(),
@@ -247,7 +262,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         })),
     };
     let campaigns = campaigns::Deps {
-        campaigns: Arc::new(SqliteCampaigns::open(&db)?),
+        campaigns: campaign_store,
         clock: clock.clone(),
         settings: settings.campaigns.clone(),
     };
@@ -256,6 +271,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         text_ai: Arc::new(text_ai),
         admin: Arc::new(admin),
         campaigns: Arc::new(campaigns),
+        dispatcher: Some(Arc::new(dispatcher)),
         escalation: Arc::new(escalation),
         chatwoot: Arc::new(chatwoot),
         voice,
@@ -406,6 +422,7 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
             &campaigns::config::Config::from_vars(vars)?,
             &sdk,
         )),
+        dispatcher: None,
         escalation: Arc::new(escalation),
         chatwoot: Arc::new(chatwoot),
         voice,

@@ -384,6 +384,8 @@ pub(super) fn call_request_from(item: &Item) -> Result<CallRequest> {
             .opt_str("phone")?
             .map(|p| UserId::phone(p).map_err(|e| bad_item("call request", e)))
             .transpose()?,
+        // A campaign's call is not a request kept in a conversation.
+        campaign: None,
     })
 }
 

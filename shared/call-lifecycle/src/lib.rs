@@ -14,6 +14,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod campaign;
 pub mod config;
 pub mod messages;
 
@@ -21,8 +22,8 @@ use domain::identity::{self, IdentityLinks};
 use std::sync::Arc;
 
 use domain::ports::{
-    send_and_record, AgentRecords, CallRecords, Clock, ConversationStore, MessageSender,
-    VoiceProvider,
+    send_and_record, AgentRecords, CallRecords, CampaignStore, Clock, ConversationStore,
+    MessageSender, VoiceProvider,
 };
 use domain::voice::*;
 use domain::whatsapp::outbound::OutboundMessage;
@@ -55,6 +56,9 @@ pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
     /// The number a user known by BSUID shared.
     pub identities: Arc<dyn IdentityLinks>,
+    /// Campaigns' contacts: a campaign's call is placed while its contact
+    /// waits for it, and its outcome goes back there. `None`: no campaigns.
+    pub campaigns: Option<Arc<dyn CampaignStore>>,
     pub calls: Arc<dyn CallRecords>,
     pub provider: Arc<dyn VoiceProvider>,
     pub sender: Arc<dyn MessageSender>,
@@ -67,6 +71,7 @@ pub struct Ports {
     pub records: Arc<dyn AgentRecords>,
     pub store: Arc<dyn ConversationStore>,
     pub identities: Arc<dyn IdentityLinks>,
+    pub campaigns: Option<Arc<dyn CampaignStore>>,
     pub calls: Arc<dyn CallRecords>,
     pub sender: Arc<dyn MessageSender>,
     pub clock: Arc<dyn Clock>,
@@ -95,6 +100,7 @@ impl Deps {
             records: ports.records,
             store: ports.store,
             identities: ports.identities,
+            campaigns: ports.campaigns,
             calls: ports.calls,
             provider: provider(&config.voice, profile)?,
             sender: ports.sender,
@@ -142,6 +148,9 @@ pub enum Outcome {
 
 #[instrument(skip_all, fields(request = %req.id, to = %phone(req.user_id.as_str())))]
 pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
+    if let Some(call) = &req.campaign {
+        return campaign::handle(deps, req, call).await;
+    }
     let now = deps.clock.now_ms();
     let stored = deps.records.call_requests(&req.user_id).await?;
     if let Err(refusal) = check_consent(req, &stored, now) {
@@ -331,6 +340,11 @@ async fn set_call_id(deps: &Deps, mut current: CallRecord, call_id: &str) -> Res
 /// Tells the user the call did not happen (once: `followed_up` is claimed
 /// first). Public for the voice webhooks.
 pub async fn follow_up_failed(deps: &Deps, record: CallRecord) -> Result<()> {
+    if record.context.campaign.is_some() {
+        // Nobody asked in a conversation: the campaign's contact learns it.
+        let outcome = record.outcome.unwrap_or(CallOutcome::Failed);
+        return campaign::apply_outcome(deps, &record, outcome, &Default::default()).await;
+    }
     let lang = record.context.language.clone();
     follow_up(
         deps,
@@ -345,7 +359,8 @@ pub async fn follow_up_failed(deps: &Deps, record: CallRecord) -> Result<()> {
 /// `followed_up` with a conditional write first, so that a redelivered
 /// event does not send it twice. A failed send gives the claim back.
 pub async fn follow_up(deps: &Deps, record: CallRecord, text: &str, kind: &str) -> Result<()> {
-    if record.followed_up {
+    // A campaign's call has no conversation to follow up in.
+    if record.followed_up || record.context.campaign.is_some() {
         return Ok(());
     }
     let mut claimed = record.next(deps.clock.now_ms());
@@ -440,6 +455,7 @@ async fn context_for(deps: &Deps, req: &CallRequest) -> Result<CallContext> {
         interest: lead.map(|l| l.interest.clone()),
         reason: req.reason.clone(),
         phone,
+        campaign: None,
     })
 }
 

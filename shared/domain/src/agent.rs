@@ -114,6 +114,9 @@ pub struct CallRequest {
     /// only by username has none on record. `None`: the user's own number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<UserId>,
+    /// A campaign's call (not asked for in a conversation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<crate::campaign::CampaignCall>,
 }
 
 /// The conversation goes to people. The body of an escalation-queue message.

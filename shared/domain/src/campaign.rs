@@ -566,6 +566,27 @@ impl CampaignContact {
     }
 }
 
+/// A campaign's call on the call queue: the contact it is for and which of
+/// its calls it is. call-trigger places it only while the contact is
+/// `calling` with that many calls (the campaign's consent: the operator's
+/// upload, not the user's request); the voice webhooks bring its outcome
+/// back to the contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignCall {
+    pub campaign_id: String,
+    pub row: u32,
+    /// 1 for the contact's first call.
+    pub attempt: u32,
+    /// The voice provider's assistant (Vapi) or agent (Retell) override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The contact's columns, for the voice agent's prompt.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
 /// A number on the do-not-contact list: every campaign checks it before
 /// each dial and each template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,6 +71,9 @@ pub struct CallContext {
     /// by BSUID: the number they shared, or gave for this call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<UserId>,
+    /// A campaign's call: its outcome goes back to the campaign's contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<crate::campaign::CampaignCall>,
 }
 
 impl CallContext {
@@ -86,7 +89,20 @@ impl CallContext {
         v.insert("conversation_summary".into(), self.summary.clone());
         v.insert("interest".into(), self.interest.clone().unwrap_or_default());
         v.insert("call_reason".into(), self.reason.clone());
+        // A campaign's columns (amount, due date...), without overriding the
+        // names above.
+        if let Some(c) = &self.campaign {
+            for (k, value) in &c.variables {
+                v.entry(k.clone()).or_insert_with(|| value.clone());
+            }
+        }
         v
+    }
+
+    /// The provider's assistant or agent for this call, when a campaign
+    /// chose one.
+    pub fn assistant(&self) -> Option<&str> {
+        self.campaign.as_ref().and_then(|c| c.assistant.as_deref())
     }
 
     /// Sent as the call's metadata; every provider event carries it back.
@@ -530,6 +546,7 @@ mod tests {
             state: CallRequestState::Requested,
             created_at_ms: created,
             phone: None,
+            campaign: None,
         }
     }
 
@@ -700,6 +717,7 @@ mod tests {
                 interest: None,
                 reason: "r".into(),
                 phone: None,
+                campaign: None,
             },
             provider: ProviderKind::Vapi,
             phase: CallPhase::Dialing,

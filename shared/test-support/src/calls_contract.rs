@@ -17,6 +17,7 @@ pub fn record(request_id: &str) -> CallRecord {
             interest: Some("plan anual".into()),
             reason: "the user asked to be called".into(),
             phone: None,
+            campaign: None,
         },
         provider: ProviderKind::Vapi,
         phase: CallPhase::Dialing,

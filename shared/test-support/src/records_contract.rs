@@ -182,6 +182,7 @@ pub fn call_request(user_id: &UserId, id: &str, at_ms: i64) -> CallRequest {
         state: CallRequestState::Requested,
         created_at_ms: at_ms,
         phone: None,
+        campaign: None,
     }
 }
 

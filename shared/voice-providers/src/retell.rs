@@ -65,7 +65,8 @@ impl VoiceProvider for RetellClient {
             "metadata": c.metadata(),
             "retell_llm_dynamic_variables": c.variables(),
         });
-        if let Some(agent) = &self.agent_id {
+        // A campaign may choose its own agent.
+        if let Some(agent) = c.assistant().or(self.agent_id.as_deref()) {
             body["override_agent_id"] = json!(agent);
         }
         let answer = post_json(
@@ -100,6 +101,7 @@ mod tests {
                 summary: "Pidió una llamada".into(),
                 interest: None,
                 phone: None,
+                campaign: None,
                 reason: "the user asked to be called".into(),
             },
             attempt: 1,

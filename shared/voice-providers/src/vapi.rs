@@ -64,7 +64,8 @@ impl VoiceProvider for VapiClient {
             customer["name"] = json!(name.chars().take(40).collect::<String>());
         }
         let body = json!({
-            "assistantId": self.assistant_id,
+            // A campaign may choose its own assistant.
+            "assistantId": c.assistant().unwrap_or(&self.assistant_id),
             "phoneNumberId": self.phone_number_id,
             "customer": customer,
             "assistantOverrides": {
@@ -106,6 +107,7 @@ mod tests {
                 summary: "Quiere el plan anual".into(),
                 interest: Some("plan anual".into()),
                 phone: None,
+                campaign: None,
                 reason: "the user asked to be called".into(),
             },
             attempt: 1,

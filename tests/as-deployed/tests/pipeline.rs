@@ -804,3 +804,191 @@ async fn a_username_only_user_is_answered_and_keeps_one_conversation() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user_id"], bsuid.as_str(), "{body}");
 }
+
+/// On the Lambda wiring, through API Gateway and the authorizer: an
+/// operator creates a campaign, uploads a spreadsheet, starts it, reads its
+/// counts and its report, and keeps the do-not-contact list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_uploads_and_starts_a_campaign() {
+    let graph = FakeGraph::start().await;
+    let stack = deploy(options(&graph)).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.bearer_auth(ADMIN_KEY).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    };
+    let json_of = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+
+    let spec = json!({"name": "Cobranza", "channel": "call", "max_concurrent": 2});
+    let (status, body) = send(client.post(url("campaigns")).body(spec.to_string())).await;
+    assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
+    let id = json_of(&body)["id"].as_str().expect("id").to_string();
+
+    let (status, body) = send(
+        client
+            .post(url("opt-outs"))
+            .body(json!({"phone": "+54 9 11 5555-0003", "reason": "BAJA"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let csv = "Cartera diciembre\nTeléfono,Nombre,Monto\n\
+               +54 9 11 5555-0001,Ana,100\n+54 9 11 5555-0002,Bruno,200\n\
+               +54 9 11 5555-0001,Ana,100\n+54 9 11 5555-0003,Carla,300\n";
+    let (status, body) = send(
+        client
+            .put(url(&format!("campaigns/{id}/contacts")))
+            .header("content-type", "text/csv")
+            .body(csv),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}\n{}", stack.diagnostics());
+    let report = json_of(&body);
+    assert_eq!(report["accepted"], 2, "{report}");
+    assert_eq!(
+        report["rejected"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+
+    let (status, body) = send(client.post(url(&format!("campaigns/{id}/start")))).await;
+    assert_eq!(
+        (status, json_of(&body)["state"].clone()),
+        (200, json!("running")),
+        "{body}"
+    );
+    let (status, body) = send(client.get(url(&format!("campaigns/{id}")))).await;
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&body)["counts"]["pending"], 2, "{body}");
+    let (status, body) = send(
+        client
+            .get(url(&format!("campaigns/{id}/report")))
+            .header("accept", "text/csv"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 3, "{body}");
+    let (status, _) = send(client.delete(url("opt-outs/%2B5491155550003"))).await;
+    assert_eq!(status, 200);
+    let anonymous = client.get(url("campaigns")).send().await.expect("request");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
+
+/// The whole campaign path on the Lambda wiring: the dispatcher's schedule
+/// claims the contact and queues its call, call-trigger places it at Vapi
+/// with the campaign's assistant and the contact's columns, and Vapi's
+/// end-of-call report comes back to the contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
+    let graph = FakeGraph::start().await;
+    let vapi = fakes::fake_vapi().await;
+    let stack = deploy(
+        options(&graph)
+            .parameter("VoiceProvider", "vapi")
+            .parameter("VapiApiKey", "as-deployed-vapi-key")
+            .parameter("VapiPhoneNumberId", "as-deployed-phone")
+            .parameter("VapiAssistantId", "as-deployed-assistant")
+            .parameter("VapiWebhookSecret", "as-deployed-vapi-secret")
+            .parameter("VapiApiBase", vapi.uri())
+            .parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.bearer_auth(ADMIN_KEY).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    };
+    // Any time of the test is inside this window, every day.
+    let spec = json!({
+        "name": "Cobranza", "channel": "call", "window": "always",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "assistant": "asst-campaign", "time_zone": "UTC",
+    });
+    let (status, body) = send(client.post(url("campaigns")).body(spec.to_string())).await;
+    assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
+    let id = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let user = meta::new_user_id();
+    let csv = format!("Teléfono,Nombre,Monto\n+{user},Ana,1200\n");
+    let (status, body) = send(
+        client
+            .put(url(&format!("campaigns/{id}/contacts")))
+            .header("content-type", "text/csv")
+            .body(csv),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = send(client.post(url(&format!("campaigns/{id}/start")))).await;
+    assert_eq!(status, 200);
+
+    let tick = stack.fire_schedule("CampaignDispatcher").await;
+    let calls = || async {
+        vapi.received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path() == "/call")
+            .collect::<Vec<_>>()
+    };
+    let placed = until(WAIT, || async { !calls().await.is_empty() }).await;
+    assert!(
+        placed,
+        "no call reached Vapi (tick: {tick:?})\n{}",
+        stack.diagnostics()
+    );
+    let body: Value = serde_json::from_slice(&calls().await[0].body).unwrap_or(Value::Null);
+    assert_eq!(body["assistantId"], "asst-campaign", "{body}");
+    assert_eq!(body["customer"]["number"], format!("+{user}"), "{body}");
+    assert_eq!(
+        body["assistantOverrides"]["variableValues"]["Monto"], "1200",
+        "{body}"
+    );
+    // A second tick while the call is in progress: no second call.
+    let _ = stack.fire_schedule("CampaignDispatcher").await;
+
+    // Vapi reports the end of the call, with the metadata Charla gave it.
+    let metadata = body["metadata"].clone();
+    let report = json!({"message": {
+        "type": "end-of-call-report",
+        "endedReason": "customer-ended-call",
+        "call": {"id": "vapi-call-as-deployed-1", "type": "outboundPhoneCall", "metadata": metadata},
+        "analysis": {"summary": "Acordó pagar el viernes."},
+    }});
+    let status = reqwest::Client::new()
+        .post(format!("{}/webhooks/voice/vapi", stack.api_url))
+        .header("x-vapi-secret", "as-deployed-vapi-secret")
+        .body(report.to_string())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert_eq!(status, 200, "{}", stack.diagnostics());
+    let answered = until(WAIT, || async {
+        let (_, body) = send(client.get(url(&format!("campaigns/{id}")))).await;
+        serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["counts"]["answered"] == 1
+    })
+    .await;
+    assert!(
+        answered,
+        "the outcome did not reach the contact\n{}",
+        stack.diagnostics()
+    );
+    assert_eq!(calls().await.len(), 1, "one call");
+    let (_, report) = send(
+        client
+            .get(url(&format!("campaigns/{id}/report")))
+            .header("accept", "text/csv"),
+    )
+    .await;
+    assert!(report.contains("Acordó pagar el viernes."), "{report}");
+    assert!(
+        graph.messages_to(&user).await.is_empty(),
+        "no WhatsApp message"
+    );
+    stack.teardown().await;
+}

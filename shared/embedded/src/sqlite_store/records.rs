@@ -379,6 +379,7 @@ impl AgentRecords for SqliteStore {
                                     .map(|p| UserId::phone(p.as_str()))
                                     .transpose()
                                     .map_err(|e| corrupt("call request row", e))?,
+                                campaign: None,
                             })
                         },
                     )

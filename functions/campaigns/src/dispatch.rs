@@ -1,0 +1,392 @@
+//! The dispatcher: one tick a minute (EventBridge on AWS, a task in the
+//! one-process runner). For each running campaign, the contacts that are
+//! due: inside their own window, under the campaign's `max_concurrent` and
+//! the business number's own limit of calls in flight, not on the
+//! do-not-contact list. Each one is claimed with a conditional write before
+//! anything goes out, so a contact is never dialled twice at once, whatever
+//! runs twice. Calls go on the call queue (call-trigger places them);
+//! templates go through the same sending path as replies.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use domain::campaign::{
+    self, Attempt, Campaign, CampaignCall, CampaignContact, CampaignState, Channel, ContactState,
+    Decision,
+};
+use domain::error::Result;
+use domain::identity::{self, IdentityLinks};
+use domain::ports::{
+    send_and_record, CampaignStore, Clock, ConversationStore, MessageSender, Queue, QueueMessage,
+};
+use domain::whatsapp::outbound::OutboundMessage;
+use domain::{CallRequest, CallRequestState};
+use jiff::tz::TimeZone;
+use runtime::observability;
+use serde_json::json;
+use tracing::{info, warn};
+
+/// Campaigns looked at per tick.
+const CAMPAIGNS_PER_TICK: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// The business number templates go out from (`WHATSAPP_PHONE_NUMBER_ID`);
+    /// `None`: templates wait (a warning each tick).
+    pub phone_number_id: Option<String>,
+    /// Calls in flight across all campaigns, at most: the voice number's
+    /// own limit (`CHARLA_CAMPAIGN_NUMBER_CALLS`).
+    pub number_calls: u32,
+    /// Due contacts read per campaign per tick.
+    pub batch: usize,
+    /// For contacts without a language.
+    pub default_language: String,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            phone_number_id: None,
+            number_calls: 10,
+            batch: 200,
+            default_language: "es".into(),
+        }
+    }
+}
+
+pub struct Dispatcher {
+    pub campaigns: Arc<dyn CampaignStore>,
+    pub call_queue: Arc<dyn Queue>,
+    /// Templates; `None` without a Graph API token (templates wait).
+    pub sender: Option<Arc<dyn MessageSender>>,
+    /// The template is recorded in the contact's conversation.
+    pub store: Arc<dyn ConversationStore>,
+    pub identities: Arc<dyn IdentityLinks>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: DispatchSettings,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub campaigns: usize,
+    pub calls: usize,
+    pub templates: usize,
+    pub deferred: usize,
+    pub opted_out: usize,
+    pub completed: usize,
+    /// Claims another worker won (nothing sent).
+    pub raced: usize,
+    /// Running campaigns with contacts due now, room to reach them, and
+    /// nothing sent this tick (the `CampaignStuck` alarm).
+    pub stuck: usize,
+}
+
+fn zone(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or(TimeZone::UTC)
+}
+
+fn moved(c: &CampaignContact) -> CampaignContact {
+    let mut next = c.clone();
+    next.version += 1;
+    next
+}
+
+/// One tick over every running campaign.
+pub async fn tick(d: &Dispatcher) -> Result<Tick> {
+    let now = d.clock.now_ms();
+    let mut out = Tick::default();
+    let running: Vec<Campaign> = d
+        .campaigns
+        .campaigns(CAMPAIGNS_PER_TICK)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == CampaignState::Running)
+        .collect();
+    let mut counts = Vec::with_capacity(running.len());
+    for c in &running {
+        counts.push(d.campaigns.counts(&c.id).await?);
+    }
+    let calling = |n: &std::collections::BTreeMap<ContactState, u64>| {
+        u32::try_from(n.get(&ContactState::Calling).copied().unwrap_or(0)).unwrap_or(u32::MAX)
+    };
+    let in_flight: u32 = counts.iter().map(calling).sum();
+    let mut number_room = d.settings.number_calls.saturating_sub(in_flight);
+    for (c, n) in running.iter().zip(&counts) {
+        if c.spec.start_at.is_some_and(|t| t.as_millisecond() > now) {
+            continue;
+        }
+        out.campaigns += 1;
+        let waiting = n.get(&ContactState::Pending).copied().unwrap_or(0)
+            + n.get(&ContactState::Scheduled).copied().unwrap_or(0);
+        if waiting == 0 && calling(n) == 0 {
+            if d.campaigns
+                .set_campaign_state(
+                    &c.id,
+                    &[CampaignState::Running],
+                    CampaignState::Completed,
+                    now,
+                )
+                .await?
+            {
+                info!(campaign = %c.id, "campaign completed");
+                out.completed += 1;
+            }
+            continue;
+        }
+        let used = campaign_tick(d, c, calling(n), number_room, now, &mut out).await?;
+        number_room = number_room.saturating_sub(used);
+    }
+    observability::count("CampaignCalls", out.calls as u64);
+    observability::count("CampaignTemplates", out.templates as u64);
+    observability::count("CampaignStuck", out.stuck as u64);
+    Ok(out)
+}
+
+/// One campaign's due contacts; answers the calls it placed.
+async fn campaign_tick(
+    d: &Dispatcher,
+    c: &Campaign,
+    in_flight: u32,
+    number_room: u32,
+    now: i64,
+    out: &mut Tick,
+) -> Result<u32> {
+    let schedule = match c.spec.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(campaign = %c.id, error = %e, "campaign spec no longer valid: skipped");
+            return Ok(0);
+        }
+    };
+    let due = d
+        .campaigns
+        .due_contacts(&c.id, now, d.settings.batch)
+        .await?;
+    let mut opted = HashSet::new();
+    for contact in &due {
+        if d.campaigns.opted_out(&contact.phone).await?.is_some() {
+            opted.insert(contact.phone.clone());
+        }
+    }
+    let room = campaign::call_room(&c.spec, in_flight, number_room);
+    let plan = campaign::plan_tick(
+        &c.spec,
+        &schedule,
+        &due,
+        room,
+        now,
+        |p| opted.contains(p),
+        zone,
+    );
+    let mut calls = 0;
+    let due_now = plan
+        .iter()
+        .filter(|(_, d)| matches!(d, Decision::Call | Decision::Template))
+        .count();
+    let sent_before = out.calls + out.templates;
+    for (contact, decision) in plan {
+        match decision {
+            Decision::Call => {
+                if call(d, c, contact, now).await? {
+                    calls += 1;
+                    out.calls += 1;
+                } else {
+                    out.raced += 1;
+                }
+            }
+            Decision::Template => match template(d, c, contact, &schedule, now).await? {
+                Some(true) => out.templates += 1,
+                Some(false) => out.raced += 1,
+                None => {}
+            },
+            Decision::Defer(at) => {
+                let mut next = moved(contact);
+                next.next_at_ms = Some(at);
+                d.campaigns.update_contact(&next).await?;
+                out.deferred += 1;
+            }
+            Decision::OptOut => {
+                let mut next = moved(contact);
+                next.state = ContactState::OptedOut;
+                next.next_at_ms = None;
+                d.campaigns.update_contact(&next).await?;
+                out.opted_out += 1;
+            }
+            Decision::Never => {
+                let mut next = moved(contact);
+                next.state = ContactState::Failed;
+                next.next_at_ms = None;
+                d.campaigns.update_contact(&next).await?;
+                warn!(campaign = %c.id, row = contact.row, "no allowed day within a year: not called");
+            }
+        }
+    }
+    // Due, with room, and nothing went out: templates without a sender or
+    // business number, or every send failing.
+    if due_now > 0 && out.calls + out.templates == sent_before && out.raced == 0 {
+        warn!(campaign = %c.id, due = due_now, "campaign stuck: contacts due, nothing sent");
+        out.stuck += 1;
+    }
+    Ok(calls)
+}
+
+/// Claims the contact (calling, one more call), then puts the call on the
+/// queue. A lost claim sends nothing. A failed enqueue gives the claim back.
+async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64) -> Result<bool> {
+    let mut claimed = moved(contact);
+    claimed.state = ContactState::Calling;
+    claimed.next_at_ms = None;
+    claimed.attempts.push(Attempt {
+        channel: "call".into(),
+        at_ms: now,
+        outcome: None,
+        duration_secs: None,
+        summary: None,
+        results: None,
+        reference: None,
+    });
+    if !d.campaigns.update_contact(&claimed).await? {
+        return Ok(false);
+    }
+    let attempt = claimed.calls();
+    let request = CallRequest {
+        id: format!("campaign:{}:{}:{attempt}", c.id, contact.row),
+        user_id: contact.phone.clone(),
+        phone_number_id: d.settings.phone_number_id.clone().unwrap_or_default(),
+        reason: format!("campaign: {}", c.spec.name),
+        when_ms: None,
+        language: contact
+            .language
+            .clone()
+            .unwrap_or_else(|| d.settings.default_language.clone()),
+        state: CallRequestState::Requested,
+        created_at_ms: now,
+        phone: None,
+        campaign: Some(CampaignCall {
+            campaign_id: c.id.clone(),
+            row: contact.row,
+            attempt,
+            assistant: c.spec.assistant.clone(),
+            name: contact.name.clone(),
+            variables: contact.variables.clone(),
+        }),
+    };
+    let sent = d
+        .call_queue
+        .send(&QueueMessage {
+            group_id: format!("campaign:{}:{}", c.id, contact.row),
+            dedup_id: request.id.clone(),
+            body: serde_json::to_string(&request)?,
+        })
+        .await;
+    if let Err(e) = sent {
+        // Not on the queue: the contact waits for the next tick.
+        let mut back = moved(&claimed);
+        back.state = contact.state;
+        back.next_at_ms = contact.next_at_ms;
+        back.attempts.pop();
+        d.campaigns.update_contact(&back).await?;
+        return Err(e);
+    }
+    Ok(true)
+}
+
+/// The template's body parameters from the contact's columns (a column the
+/// upload did not keep as a variable is the name column).
+fn template_message(c: &Campaign, contact: &CampaignContact) -> Option<OutboundMessage> {
+    let t = c.spec.template.as_ref()?;
+    let parameters: Vec<serde_json::Value> = t
+        .parameters
+        .iter()
+        .map(|p| {
+            let text = contact
+                .variables
+                .get(p)
+                .cloned()
+                .or_else(|| contact.name.clone())
+                .unwrap_or_default();
+            json!({"type": "text", "text": text})
+        })
+        .collect();
+    let components = if parameters.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({"type": "body", "parameters": parameters})]
+    };
+    Some(OutboundMessage::Template {
+        name: t.name.clone(),
+        language: t.language.clone(),
+        components,
+    })
+}
+
+/// Claims the contact (the template counted as sent), then sends it: at
+/// most once, never twice (a crash between the two loses the template, and
+/// the report shows the attempt without a message id). `None`: no sender
+/// or business number here yet.
+async fn template(
+    d: &Dispatcher,
+    c: &Campaign,
+    contact: &CampaignContact,
+    schedule: &campaign::CallingSchedule,
+    now: i64,
+) -> Result<Option<bool>> {
+    let (Some(sender), Some(number)) = (&d.sender, &d.settings.phone_number_id) else {
+        warn!(campaign = %c.id, "templates wait: no Graph API token or WHATSAPP_PHONE_NUMBER_ID");
+        return Ok(None);
+    };
+    let Some(message) = template_message(c, contact) else {
+        return Ok(None);
+    };
+    let (state, next_at) =
+        campaign::after_template(&c.spec, schedule, now, &zone(&contact.time_zone));
+    let mut claimed = moved(contact);
+    claimed.state = state;
+    claimed.next_at_ms = next_at;
+    claimed.attempts.push(Attempt {
+        channel: "whatsapp".into(),
+        at_ms: now,
+        outcome: None,
+        duration_secs: None,
+        summary: None,
+        results: None,
+        reference: None,
+    });
+    if !d.campaigns.update_contact(&claimed).await? {
+        return Ok(Some(false));
+    }
+    let user = identity::user_of(d.identities.as_ref(), &contact.phone).await?;
+    let sent = send_and_record(
+        sender.as_ref(),
+        d.store.as_ref(),
+        d.clock.as_ref(),
+        number,
+        &user,
+        &message,
+    )
+    .await;
+    match sent {
+        Ok(wamid) => {
+            let mut noted = moved(&claimed);
+            if let Some(last) = noted.attempts.last_mut() {
+                last.reference = Some(wamid);
+            }
+            d.campaigns.update_contact(&noted).await?;
+            Ok(Some(true))
+        }
+        Err(e) => {
+            warn!(campaign = %c.id, row = contact.row, error = %e, "template not sent");
+            let mut failed = moved(&claimed);
+            if c.spec.channel == Channel::Whatsapp {
+                failed.state = ContactState::Failed;
+                failed.next_at_ms = None;
+            }
+            if let Some(last) = failed.attempts.last_mut() {
+                last.summary = Some(format!("not sent: {}", e.public_message()));
+            }
+            d.campaigns.update_contact(&failed).await?;
+            Ok(Some(true))
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! A campaign's calls: placed when the dispatcher claimed the contact (the
+//! operator's upload is the consent, not a request in a conversation), once
+//! per attempt, with no WhatsApp message of their own; their outcome goes
+//! back to the campaign's contact, whose retries the campaign's rules decide.
+
+use domain::campaign::{self, CampaignCall, CampaignContact, ContactState};
+use domain::voice::*;
+use domain::{CallRequest, Error, Result};
+use jiff::tz::TimeZone;
+use tracing::{info, warn};
+
+use crate::{place, Deps, Outcome};
+
+/// Why a campaign's call is not placed.
+fn refused(why: &str) -> Outcome {
+    warn!(why, "campaign call refused");
+    Outcome::Refused(ConsentRefusal::NotAsked)
+}
+
+/// The contact this call is for, while it waits for exactly this call.
+async fn claimed_contact(
+    deps: &Deps,
+    req: &CallRequest,
+    call: &CampaignCall,
+) -> Result<Option<CampaignContact>> {
+    let Some(store) = &deps.campaigns else {
+        return Ok(None);
+    };
+    let contact = store.contact(&call.campaign_id, call.row).await?;
+    Ok(contact.filter(|c| {
+        c.state == ContactState::Calling && c.calls() == call.attempt && c.phone == req.user_id
+    }))
+}
+
+/// call-trigger's part: the call is placed now (the dispatcher chose the
+/// moment inside the contact's window), once per request id.
+pub(crate) async fn handle(deps: &Deps, req: &CallRequest, call: &CampaignCall) -> Result<Outcome> {
+    if deps.campaigns.is_none() {
+        return Ok(refused("no campaign store here"));
+    }
+    if deps.calls.get(&req.id).await?.is_some() {
+        return Ok(Outcome::Duplicate);
+    }
+    if claimed_contact(deps, req, call).await?.is_none() {
+        return Ok(refused("the contact is not waiting for this call"));
+    }
+    let now = deps.clock.now_ms();
+    let context = CallContext {
+        request_id: req.id.clone(),
+        user_id: req.user_id.clone(),
+        phone_number_id: req.phone_number_id.clone(),
+        customer_name: call.name.clone(),
+        language: req.language.clone(),
+        summary: String::new(),
+        interest: None,
+        reason: req.reason.clone(),
+        phone: None,
+        campaign: Some(call.clone()),
+    };
+    let record = CallRecord {
+        context,
+        provider: deps.provider.kind(),
+        phase: CallPhase::Scheduled,
+        attempts: 0,
+        call_id: None,
+        due_at_ms: Some(now),
+        outcome: None,
+        ended_reason: None,
+        summary: None,
+        followed_up: false,
+        version: 1,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    if !deps.calls.create(&record).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    place(deps, record).await
+}
+
+/// What a call told about itself, for the campaign's report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallReport {
+    pub duration_secs: Option<u32>,
+    pub summary: Option<String>,
+    pub results: Option<serde_json::Value>,
+}
+
+/// The call ended with `outcome`: the contact's last call gets it, and the
+/// campaign's rules say what follows (a retry in the window, or a final
+/// state). Applied once: a contact that is not waiting for this call any
+/// more (a redelivered event) is left alone.
+pub async fn apply_outcome(
+    deps: &Deps,
+    record: &CallRecord,
+    outcome: CallOutcome,
+    report: &CallReport,
+) -> Result<()> {
+    let (Some(store), Some(call)) = (&deps.campaigns, &record.context.campaign) else {
+        return Ok(());
+    };
+    for _ in 0..5 {
+        let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
+            return Ok(());
+        };
+        if contact.state != ContactState::Calling || contact.calls() != call.attempt {
+            return Ok(());
+        }
+        let Some(c) = store.campaign(&call.campaign_id).await? else {
+            return Ok(());
+        };
+        let schedule = c.spec.validate().map_err(Error::Invalid)?;
+        let tz = TimeZone::get(&contact.time_zone).unwrap_or(TimeZone::UTC);
+        let mut next = contact.clone();
+        next.version += 1;
+        if let Some(last) = next.attempts.iter_mut().rev().find(|a| a.channel == "call") {
+            last.outcome = Some(outcome);
+            last.duration_secs = report.duration_secs.or(last.duration_secs);
+            last.summary = report.summary.clone().or(last.summary.take());
+            last.results = report.results.clone().or(last.results.take());
+            last.reference = record.call_id.clone().or(last.reference.take());
+        }
+        let now = deps.clock.now_ms();
+        let (state, next_at) = campaign::after_call(&c.spec, &schedule, &next, outcome, now, &tz);
+        next.state = state;
+        next.next_at_ms = next_at;
+        if store.update_contact(&next).await? {
+            info!(campaign = %call.campaign_id, row = call.row, outcome = outcome.as_str(), state = state.as_str(), "campaign call ended");
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict("campaign contact kept changing".into()))
+}
+
+/// A summary that came after the end (Retell's analysis): added to the
+/// contact's call that has none.
+pub async fn add_summary(deps: &Deps, record: &CallRecord, report: &CallReport) -> Result<()> {
+    let (Some(store), Some(call)) = (&deps.campaigns, &record.context.campaign) else {
+        return Ok(());
+    };
+    let Some(call_id) = record.call_id.as_deref() else {
+        return Ok(());
+    };
+    for _ in 0..5 {
+        let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
+            return Ok(());
+        };
+        let mut next = contact.clone();
+        next.version += 1;
+        let Some(attempt) = next
+            .attempts
+            .iter_mut()
+            .find(|a| a.reference.as_deref() == Some(call_id))
+        else {
+            return Ok(());
+        };
+        if attempt.summary.is_some() && report.results.is_none() {
+            return Ok(());
+        }
+        attempt.summary = report.summary.clone().or(attempt.summary.take());
+        attempt.results = report.results.clone().or(attempt.results.take());
+        if store.update_contact(&next).await? {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict("campaign contact kept changing".into()))
+}
