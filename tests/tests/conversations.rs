@@ -111,6 +111,7 @@ impl Bot {
             deps: Deps {
                 store: store.clone(),
                 identities: store.clone(),
+                campaigns: None,
                 sender: sender.clone(),
                 responder: Arc::new(agent),
                 escalation_queue: escalations.clone(),

@@ -31,13 +31,16 @@ pub fn ports(
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let store = Arc::new(DynamoStore::new(dynamo.clone(), r.table.clone()));
-    let media_notes = config
-        .settings
-        .media_pipeline
-        .then(|| Arc::new(DynamoMediaNotes::new(dynamo, r.table.clone())) as Arc<dyn MediaNotes>);
+    let media_notes = config.settings.media_pipeline.then(|| {
+        Arc::new(DynamoMediaNotes::new(dynamo.clone(), r.table.clone())) as Arc<dyn MediaNotes>
+    });
     Ok(Ports {
         store: store.clone(),
         identities: store.clone(),
+        campaigns: Some(Arc::new(aws_adapters::DynamoCampaigns::new(
+            dynamo.clone(),
+            r.table.clone(),
+        ))),
         records: store,
         sender: Arc::new(
             config

@@ -23,6 +23,9 @@ pub struct Settings {
     pub media_pipeline: bool,
     /// `CHARLA_LOG_CONTENT`: message content in logs.
     pub log_content: bool,
+    /// `CHARLA_OPT_OUT_WORDS`: a business's own ways of saying "stop"
+    /// (comma-separated), beside STOP, BAJA, PARAR and the like.
+    pub opt_out_words: Vec<String>,
 }
 
 impl Settings {
@@ -39,6 +42,15 @@ impl Settings {
             }),
             media_pipeline: vars.flag("CHARLA_MEDIA_PIPELINE", false)?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+            opt_out_words: vars
+                .optional("CHARLA_OPT_OUT_WORDS")
+                .map(|w| {
+                    w.split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

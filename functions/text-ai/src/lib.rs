@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::ports::{
-    AgentRecords, Clock, ConversationStore, MediaNotes, MessageSender, Queue, Responder, TurnInput,
+    AgentRecords, CampaignStore, Clock, ConversationStore, MediaNotes, MessageSender, Queue,
+    Responder, TurnInput, TurnNote,
 };
 use domain::whatsapp::errors::GraphErrorClass;
 use domain::whatsapp::outbound::OutboundMessage;
@@ -47,6 +48,8 @@ pub struct Settings {
     pub reengage_template: Option<(String, String)>,
     /// Longest a media message holds its turn without a note.
     pub media_hold_ms: i64,
+    /// A business's own opt-out phrases (`CHARLA_OPT_OUT_WORDS`).
+    pub opt_out_words: Vec<String>,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             history_limit: 20,
             reengage_template: None,
             media_hold_ms: media_hold::DEFAULT_HOLD_MS,
+            opt_out_words: Vec::new(),
         }
     }
 }
@@ -65,6 +69,9 @@ pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
     /// The number a user known by BSUID shared (for calls).
     pub identities: Arc<dyn IdentityLinks>,
+    /// The do-not-contact list: "STOP", "BAJA"... put the number on it.
+    /// `None`: no campaigns here.
+    pub campaigns: Option<Arc<dyn CampaignStore>>,
     pub sender: Arc<dyn MessageSender>,
     pub responder: Arc<dyn Responder>,
     /// Answered turns go here for the escalation policy, and user messages
@@ -81,6 +88,7 @@ pub struct Deps {
 pub struct Ports {
     pub store: Arc<dyn ConversationStore>,
     pub identities: Arc<dyn IdentityLinks>,
+    pub campaigns: Option<Arc<dyn CampaignStore>>,
     /// What the agent's tools write (leads, appointments, call requests).
     pub records: Arc<dyn AgentRecords>,
     pub sender: Arc<dyn MessageSender>,
@@ -120,11 +128,13 @@ impl Deps {
                 .reengage_template
                 .clone()
                 .or_else(|| agent.profile().reengage_template()),
+            opt_out_words: config.opt_out_words.clone(),
             ..Settings::default()
         };
         Ok(Deps {
             store: ports.store,
             identities: ports.identities,
+            campaigns: ports.campaigns,
             sender: ports.sender,
             responder: Arc::new(agent),
             escalation_queue: ports.escalation_queue,
@@ -136,6 +146,35 @@ impl Deps {
             settings,
         })
     }
+}
+
+/// "STOP", "BAJA", "no me llamen": the user's number goes on the
+/// do-not-contact list every campaign checks, and the answer says so (the
+/// playbook and the model never see it). `None`: not such a message.
+async fn opt_out(deps: &Deps, turn: &TurnInput) -> Result<Option<Vec<OutboundMessage>>> {
+    let Some(campaigns) = &deps.campaigns else {
+        return Ok(None);
+    };
+    let Some((message, lang)) = turn.new_messages.iter().rev().find_map(|m| {
+        domain::campaign::opt_out_request(&m.text, &deps.settings.opt_out_words).map(|l| (m, l))
+    }) else {
+        return Ok(None);
+    };
+    if let Some(phone) = &turn.phone {
+        campaigns
+            .opt_out(&domain::campaign::OptOut {
+                phone: phone.clone(),
+                reason: message.text.chars().take(300).collect(),
+                source: "whatsapp".into(),
+                at_ms: deps.clock.now_ms(),
+            })
+            .await?;
+        observability::count("OptOutByMessage", 1);
+        info!(user = %observability::phone(phone.as_str()), "opted out on WhatsApp");
+    }
+    Ok(Some(OutboundMessage::texts(
+        domain::campaign::opt_out_confirmation(lang),
+    )))
 }
 
 /// What a job came to.
@@ -261,7 +300,10 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         history,
         phone,
     };
-    let (mut replies, note) = deps.responder.respond_noted(&input).await?;
+    let (mut replies, note) = match opt_out(deps, &input).await? {
+        Some(confirmation) => (confirmation, TurnNote::default()),
+        None => deps.responder.respond_noted(&input).await?,
+    };
     if !conversation.window_open(deps.clock.now_ms()) {
         replies = window_closed_replies(deps);
     }

@@ -99,6 +99,7 @@ async fn user_says(store: &SqliteStore, wamid: &str, body: &str) -> TurnJob {
 fn deps(store: Arc<SqliteStore>, queue: Arc<MemoryQueue>, sender: Arc<Sender>) -> Deps {
     Deps {
         identities: store.clone(),
+        campaigns: None,
         store,
         sender,
         responder: Arc::new(Confused),

@@ -96,6 +96,7 @@ fn harness(responder: Arc<dyn Responder>, settings: Settings) -> H {
         deps: Deps {
             store: store.clone(),
             identities: store.clone(),
+            campaigns: None,
             sender: sender.clone(),
             responder,
             escalation_queue: Arc::new(MemoryQueue::default()),
@@ -286,6 +287,7 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
     let deps = Deps {
         store: h.deps.store.clone(),
         identities: h.deps.identities.clone(),
+        campaigns: None,
         sender: Arc::new(OneThenFail {
             inner: h.sender.clone(),
             calls: Mutex::new(0),
@@ -429,4 +431,49 @@ async fn a_malformed_job_fails_alone_and_later_jobs_of_its_group_wait() {
     assert_eq!(failed, ["1", "2"], "the group stops at its first failure");
     let sent_to: Vec<String> = h.sender.sent().into_iter().map(|(to, _)| to).collect();
     assert_eq!(sent_to, ["5491166667777"]);
+}
+
+/// "BAJA" puts the number on the do-not-contact list every campaign checks,
+/// and the answer says so in the user's language; the agent never sees it.
+#[tokio::test]
+async fn an_opt_out_message_puts_the_number_on_the_do_not_contact_list() {
+    use domain::ports::CampaignStore;
+    let responder = Arc::new(Scripted {
+        parts: vec![text("la respuesta del agente")],
+        seen: Mutex::new(Vec::new()),
+    });
+    let mut h = harness(responder.clone(), quick());
+    let campaigns = Arc::new(embedded::SqliteCampaigns::open_in_memory().expect("campaigns"));
+    h.deps.campaigns = Some(campaigns.clone());
+    let job = user_says(&h.store, "wamid.OPT1", "BAJA por favor", now()).await;
+    assert_eq!(
+        handle_job(&h.deps, &job).await.expect("answered"),
+        Outcome::Answered { parts: 1 }
+    );
+    let listed = campaigns
+        .opted_out(&wa())
+        .await
+        .expect("read")
+        .expect("listed");
+    assert_eq!(listed.source, "whatsapp");
+    assert_eq!(listed.reason, "BAJA por favor");
+    let sent = h.sender.sent();
+    assert!(
+        matches!(&sent[0].1, OutboundMessage::Text { body } if body.contains("no te vamos a llamar")),
+        "{sent:?}"
+    );
+    assert!(
+        responder.seen.lock().expect("lock").is_empty(),
+        "the agent never saw it"
+    );
+    // A sentence that merely holds the word is an ordinary turn.
+    let job = user_says(
+        &h.store,
+        "wamid.OPT2",
+        "no puedo parar de reír con el video",
+        now(),
+    )
+    .await;
+    handle_job(&h.deps, &job).await.expect("answered");
+    assert_eq!(responder.seen.lock().expect("lock").len(), 1);
 }

@@ -48,6 +48,7 @@ fn harness() -> H {
     let deps = Deps {
         store: store.clone(),
         identities: store.clone(),
+        campaigns: None,
         sender: Arc::new(Outbox::open(dir.path()).expect("outbox")),
         responder: seen.clone(),
         escalation_queue: Arc::new(MemoryQueue::default()),

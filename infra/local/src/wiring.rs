@@ -174,6 +174,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         text_ai::Ports {
             store: store.clone(),
             identities: store.clone(),
+            campaigns: Some(campaign_store.clone()),
             records: store.clone(),
             sender: sender.clone(),
             call_queue: calls.clone(),

@@ -599,6 +599,68 @@ pub struct OptOut {
     pub at_ms: i64,
 }
 
+/// What a user writes on WhatsApp to leave every campaign, by language
+/// (folded: lowercase, no accents).
+const OPT_OUT_PHRASES: &[(&str, &str)] = &[
+    ("en", "stop"),
+    ("en", "unsubscribe"),
+    ("en", "do not call me"),
+    ("en", "dont call me"),
+    ("en", "stop calling me"),
+    ("en", "stop messaging me"),
+    ("es", "baja"),
+    ("es", "darme de baja"),
+    ("es", "no me llamen"),
+    ("es", "no me llames"),
+    ("es", "no me contacten"),
+    ("es", "no me escriban"),
+    ("pt", "parar"),
+    ("pt", "sair"),
+    ("pt", "cancelar inscricao"),
+    ("pt", "nao me ligue"),
+    ("pt", "nao me liguem"),
+    ("pt", "nao me mandem mensagens"),
+];
+
+/// The language of an opt-out request, when `text` is one: the phrase with
+/// at most two words around it ("STOP", "BAJA por favor", "no me llamen
+/// más"), so that a sentence that merely holds the word ("no puedo parar de
+/// reír") is not one. `extra` adds a business's own phrases (any language:
+/// answered in `es`). `parar` is Spanish and Portuguese: answered in
+/// Portuguese only when nothing else says Spanish.
+pub fn opt_out_request(text: &str, extra: &[String]) -> Option<&'static str> {
+    let folded = crate::text::fold(text);
+    let words = folded.split_whitespace().count();
+    if words == 0 {
+        return None;
+    }
+    let fits = |phrase: &str| {
+        let p = crate::text::fold(phrase);
+        let n = p.split_whitespace().count();
+        n > 0 && words <= n + 2 && crate::text::has_phrase(&folded, &p)
+    };
+    if fits("parar") {
+        let spanish = ["por favor", "ya", "ahora"]
+            .iter()
+            .any(|w| fits(&format!("parar {w}")));
+        return Some(if spanish { "es" } else { "pt" });
+    }
+    OPT_OUT_PHRASES
+        .iter()
+        .find(|(_, p)| fits(p))
+        .map(|(lang, _)| *lang)
+        .or_else(|| extra.iter().any(|p| fits(p)).then_some("es"))
+}
+
+/// What the user is told once they are on the do-not-contact list.
+pub fn opt_out_confirmation(lang: &str) -> &'static str {
+    match lang {
+        "en" => "Done: we won't call or message you again for our campaigns. If you change your mind, just write to us.",
+        "pt" => "Pronto: não vamos mais ligar nem mandar mensagens das nossas campanhas. Se mudar de ideia, é só escrever.",
+        _ => "Listo: no te vamos a llamar ni escribir más por nuestras campañas. Si cambiás de idea, escribinos.",
+    }
+}
+
 /// What follows a call that ended with `outcome` (the attempt already in
 /// `contact.attempts`): the contact's new state and when it is due.
 pub fn after_call(

@@ -439,3 +439,34 @@ fn a_thousand_contacts_in_24_zones_are_each_called_inside_their_window() {
         );
     }
 }
+
+#[test]
+fn opt_out_requests_are_short_and_in_any_of_the_languages() {
+    for (text, lang) in [
+        ("STOP", "en"),
+        ("Stop.", "en"),
+        ("please stop calling me", "en"),
+        ("BAJA", "es"),
+        ("baja por favor", "es"),
+        ("No me llamen más!", "es"),
+        ("PARAR", "pt"),
+        ("Não me liguem", "pt"),
+        ("sair", "pt"),
+    ] {
+        assert_eq!(opt_out_request(text, &[]), Some(lang), "{text}");
+    }
+    for text in [
+        "no puedo parar de reír con este video, es buenísimo",
+        "¿cuándo me llaman para la baja del plan viejo y el alta del nuevo?",
+        "stopped by the store yesterday and loved it, thanks",
+        "",
+        "hola",
+    ] {
+        assert_eq!(opt_out_request(text, &[]), None, "{text}");
+    }
+    assert_eq!(
+        opt_out_request("cancelar todo", &["cancelar todo".to_string()]),
+        Some("es")
+    );
+    assert!(opt_out_confirmation("pt").contains("campanhas"));
+}
