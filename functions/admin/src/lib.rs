@@ -330,25 +330,13 @@ fn transcript_body(
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    runtime::http_answer::no_store(runtime::http_answer::json(status, body))
 }
 
 /// The error as `runtime::http_answer` maps it (logged under the route's
 /// name), not cached.
 fn error_response(e: &Error, route: &'static str) -> Response<Bytes> {
-    let mut response = runtime::http_answer::error(e, route);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    runtime::http_answer::no_store(runtime::http_answer::error(e, route))
 }
 
 fn method_not_allowed() -> Response<Bytes> {

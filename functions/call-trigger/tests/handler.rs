@@ -466,15 +466,7 @@ async fn campaign_call(h: &Harness, claim: bool) -> (String, CallRequest) {
         claimed.version = 2;
         claimed.state = ContactState::Calling;
         claimed.next_at_ms = None;
-        claimed.attempts.push(Attempt {
-            channel: "call".into(),
-            at_ms: now,
-            outcome: None,
-            duration_secs: None,
-            summary: None,
-            results: None,
-            reference: None,
-        });
+        claimed.attempts.push(Attempt::new("call", now));
         assert!(h.campaigns.update_contact(&claimed).await.expect("claim"));
     }
     let req = CallRequest {

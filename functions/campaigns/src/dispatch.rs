@@ -237,15 +237,7 @@ async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64)
     let mut claimed = moved(contact);
     claimed.state = ContactState::Calling;
     claimed.next_at_ms = None;
-    claimed.attempts.push(Attempt {
-        channel: "call".into(),
-        at_ms: now,
-        outcome: None,
-        duration_secs: None,
-        summary: None,
-        results: None,
-        reference: None,
-    });
+    claimed.attempts.push(Attempt::new("call", now));
     if !d.campaigns.update_contact(&claimed).await? {
         return Ok(false);
     }
@@ -344,15 +336,7 @@ async fn template(
     let mut claimed = moved(contact);
     claimed.state = state;
     claimed.next_at_ms = next_at;
-    claimed.attempts.push(Attempt {
-        channel: "whatsapp".into(),
-        at_ms: now,
-        outcome: None,
-        duration_secs: None,
-        summary: None,
-        results: None,
-        reference: None,
-    });
+    claimed.attempts.push(Attempt::new("whatsapp", now));
     if !d.campaigns.update_contact(&claimed).await? {
         return Ok(Some(false));
     }

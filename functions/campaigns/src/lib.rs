@@ -32,7 +32,7 @@ use domain::campaign::{
 use domain::error::{Error, Result};
 use domain::ports::{CampaignStore, Clock};
 use domain::UserId;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -450,19 +450,11 @@ fn opt_out_view(o: &OptOut) -> Value {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
-    let mut response = runtime::http_answer::json(status, body);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    runtime::http_answer::no_store(runtime::http_answer::json(status, body))
 }
 
 fn error_response(e: &Error, route: &'static str) -> Response<Bytes> {
-    let mut response = runtime::http_answer::error(e, route);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    runtime::http_answer::no_store(runtime::http_answer::error(e, route))
 }
 
 #[cfg(test)]

@@ -465,15 +465,7 @@ async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
         variables: Default::default(),
         state: ContactState::Calling,
         next_at_ms: None,
-        attempts: vec![Attempt {
-            channel: "call".into(),
-            at_ms: NOW,
-            outcome: None,
-            duration_secs: None,
-            summary: None,
-            results: None,
-            reference: None,
-        }],
+        attempts: vec![Attempt::new("call", NOW)],
         replies: vec![],
         version: 1,
     };

@@ -515,6 +515,21 @@ pub struct Attempt {
     pub reference: Option<String>,
 }
 
+impl Attempt {
+    /// A try on `channel` (`call`, `whatsapp`) at `at_ms`, its outcome to come.
+    pub fn new(channel: &str, at_ms: i64) -> Attempt {
+        Attempt {
+            channel: channel.to_string(),
+            at_ms,
+            outcome: None,
+            duration_secs: None,
+            summary: None,
+            results: None,
+            reference: None,
+        }
+    }
+}
+
 /// One contact of a campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignContact {

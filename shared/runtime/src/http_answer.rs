@@ -20,6 +20,14 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Bytes> {
     response
 }
 
+/// `response`, marked not to be cached (an operator's data, behind a key).
+pub fn no_store(mut response: Response<Bytes>) -> Response<Bytes> {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `{"error": "..."}` with the error's status; `what` names the request in
 /// the log ("webhook", "admin request").
 pub fn error(e: &Error, what: &'static str) -> Response<Bytes> {
