@@ -426,6 +426,8 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
             reason,
             transcript,
             summary,
+            duration_secs,
+            results,
         } => {
             if record.outcome.is_some() && record.call_id.as_deref() == Some(event.call_id.as_str())
                 || record.phase.is_final()
@@ -450,7 +452,8 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                 }
                 let report = call_lifecycle::campaign::CallReport {
                     summary: next.summary.clone(),
-                    ..Default::default()
+                    duration_secs: *duration_secs,
+                    results: results.clone(),
                 };
                 call_lifecycle::campaign::apply_outcome(c, &next, outcome, &report).await?;
                 return Ok(Step::Done);
@@ -500,15 +503,16 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                 }
             }
         }
-        EventKind::Analysed { summary } if record.context.campaign.is_some() => {
+        EventKind::Analysed { summary, results } if record.context.campaign.is_some() => {
             let report = call_lifecycle::campaign::CallReport {
                 summary: summary.clone(),
+                results: results.clone(),
                 ..Default::default()
             };
             call_lifecycle::campaign::add_summary(c, record, &report).await?;
             Ok(Step::Done)
         }
-        EventKind::Analysed { summary } => {
+        EventKind::Analysed { summary, .. } => {
             if record.followed_up || record.phase == CallPhase::Scheduled {
                 return Ok(Step::Done);
             }

@@ -500,10 +500,16 @@ pub enum EventKind {
         reason: String,
         transcript: Option<String>,
         summary: Option<String>,
+        /// How long it lasted, when said.
+        duration_secs: Option<u32>,
+        /// What the voice agent extracted (Vapi `analysis.structuredData`).
+        results: Option<Value>,
     },
     /// The analysis came after the end (Retell `call_analyzed`).
     Analysed {
         summary: Option<String>,
+        /// Retell `call_analysis.custom_analysis_data`.
+        results: Option<Value>,
     },
     /// Known, nothing to do (partial transcripts, transfer notices...).
     Ignored(String),

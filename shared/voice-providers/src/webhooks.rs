@@ -94,6 +94,26 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
 }
 
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// Seconds from a number of seconds or of milliseconds (at most a day).
+fn seconds(secs: Option<&Value>, millis: Option<&Value>) -> Option<u32> {
+    let s = secs
+        .and_then(Value::as_f64)
+        .or_else(|| millis.and_then(Value::as_f64).map(|ms| ms / 1000.0))?;
+    (s.is_finite() && (0.0..=86_400.0).contains(&s)).then(|| s.round() as u32)
+}
+
+/// The voice agent's extracted data: an object, a few KB at most (it goes
+/// into the campaign's report).
+fn results(v: Option<&Value>) -> Option<Value> {
+    v.filter(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+        .filter(|r| r.to_string().len() <= 8 * 1024)
+        .cloned()
+}
+
 /// What came in on the Vapi webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VapiMessage {
@@ -157,6 +177,8 @@ pub fn parse_vapi(body: &[u8]) -> Result<VapiMessage, String> {
                     str_at(m, &["artifact", "transcript"]).or(str_at(m, &["transcript"])),
                 ),
                 summary: bounded(str_at(m, &["analysis", "summary"]).or(str_at(m, &["summary"]))),
+                duration_secs: seconds(m.get("durationSeconds"), m.get("durationMs")),
+                results: results(at(m, &["analysis", "structuredData"])),
             })
         }
         "tool-calls" => {
@@ -252,9 +274,12 @@ pub fn parse_retell(body: &[u8]) -> Result<RetellMessage, String> {
                 .to_string(),
             transcript: bounded(str_at(call, &["transcript"])),
             summary: bounded(str_at(call, &["call_analysis", "call_summary"])),
+            duration_secs: seconds(None, call.get("duration_ms")),
+            results: results(at(call, &["call_analysis", "custom_analysis_data"])),
         },
         "call_analyzed" => EventKind::Analysed {
             summary: bounded(str_at(call, &["call_analysis", "call_summary"])),
+            results: results(at(call, &["call_analysis", "custom_analysis_data"])),
         },
         other => EventKind::Ignored(other.to_string()),
     };
@@ -399,14 +424,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let report = json!({"message": {"type": "end-of-call-report", "call": {"id": "c1"}, "endedReason": "customer-busy",
-            "artifact": {"transcript": "AI: Hola"}, "analysis": {"summary": "Ocupado"}}});
+            "artifact": {"transcript": "AI: Hola"}, "durationSeconds": 42.4,
+            "analysis": {"summary": "Ocupado", "structuredData": {"promise_to_pay": true}}}});
         match parse_vapi(report.to_string().as_bytes()).expect("parse") {
             VapiMessage::Event(e) => assert_eq!(
                 e.kind,
                 EventKind::Ended {
                     reason: "customer-busy".into(),
                     transcript: Some("AI: Hola".into()),
-                    summary: Some("Ocupado".into())
+                    summary: Some("Ocupado".into()),
+                    duration_secs: Some(42),
+                    results: Some(json!({"promise_to_pay": true})),
                 }
             ),
             other => panic!("{other:?}"),
@@ -435,6 +463,38 @@ mod tests {
         }
         match parse_retell(BODY).expect("parse") {
             RetellMessage::Event(e) => assert!(matches!(e.kind, EventKind::Ended { .. })),
+            other => panic!("{other:?}"),
+        }
+        // Duration and the agent's extracted data, for campaigns' reports.
+        let analysed = json!({"event": "call_analyzed", "call": {"call_id": "r2",
+            "duration_ms": 61_400,
+            "call_analysis": {"call_summary": "Acordó pagar.",
+                              "custom_analysis_data": {"promise_to_pay": true}}}});
+        match parse_retell(analysed.to_string().as_bytes()).expect("parse") {
+            RetellMessage::Event(e) => assert_eq!(
+                e.kind,
+                EventKind::Analysed {
+                    summary: Some("Acordó pagar.".into()),
+                    results: Some(json!({"promise_to_pay": true})),
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        let ended = json!({"event": "call_ended", "call": {"call_id": "r2", "duration_ms": 61_400,
+            "disconnection_reason": "user_hangup"}});
+        match parse_retell(ended.to_string().as_bytes()).expect("parse") {
+            RetellMessage::Event(e) => {
+                assert!(
+                    matches!(
+                        e.kind,
+                        EventKind::Ended {
+                            duration_secs: Some(61),
+                            ..
+                        }
+                    ),
+                    "{e:?}"
+                )
+            }
             other => panic!("{other:?}"),
         }
         for bad in [

@@ -967,7 +967,11 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
         "type": "end-of-call-report",
         "endedReason": "customer-ended-call",
         "call": {"id": "vapi-call-as-deployed-1", "type": "outboundPhoneCall", "metadata": metadata},
-        "analysis": {"summary": "Acordó pagar el viernes."},
+        "durationSeconds": 95.2,
+        "analysis": {
+            "summary": "Acordó pagar el viernes.",
+            "structuredData": {"promise_to_pay": true, "date": "viernes"},
+        },
     }});
     let status = reqwest::Client::new()
         .post(format!("{}/webhooks/voice/vapi", stack.api_url))
@@ -996,6 +1000,11 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
     )
     .await;
     assert!(report.contains("Acordó pagar el viernes."), "{report}");
+    assert!(
+        report.contains("promise_to_pay"),
+        "the extracted results: {report}"
+    );
+    assert!(report.contains(",95,"), "the duration: {report}");
     assert!(
         graph.messages_to(&user).await.is_empty(),
         "no WhatsApp message"
