@@ -419,13 +419,11 @@ async fn retell_custom_functions_answer_with_the_result_as_the_body() {
     );
 }
 
-/// A campaign's call: its end goes to the campaign's contact (outcome,
-/// summary, the call's id), and no WhatsApp message goes out.
-#[tokio::test]
-async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
+/// Makes the harness's call record a campaign's call, for Ana as row 2 of a
+/// running campaign, claimed for its first call.
+async fn make_campaign_call(h: &H) -> domain::campaign::CampaignCall {
     use domain::campaign::*;
     use domain::ports::CampaignStore;
-    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
     let call = CampaignCall {
         campaign_id: "cmp_voice".into(),
         row: 2,
@@ -474,6 +472,17 @@ async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
         .replace_contacts(&call.campaign_id, "up", &[contact], NOW)
         .await
         .expect("upload"));
+    call
+}
+
+/// A campaign's call: its end goes to the campaign's contact (outcome,
+/// summary, the call's id), and no WhatsApp message goes out.
+#[tokio::test]
+async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
+    use domain::campaign::*;
+    use domain::ports::CampaignStore;
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let call = make_campaign_call(&h).await;
     for _ in 0..2 {
         assert_eq!(
             h.vapi("vapi_end_of_call_report.json").await.0,
@@ -498,4 +507,32 @@ async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
     );
     assert!(h.told().is_empty(), "no WhatsApp follow-up: {:?}", h.told());
     assert_eq!(h.record().await.phase, CallPhase::Done);
+}
+
+/// Retell's summary and extracted data come after the end: the contact's
+/// call gets them then; still no WhatsApp message.
+#[tokio::test]
+async fn a_retell_campaign_call_gets_its_analysis_after_the_end() {
+    use domain::campaign::*;
+    use domain::ports::CampaignStore;
+    let h = harness(None, ProviderKind::Retell).await;
+    let call = make_campaign_call(&h).await;
+    for event in [
+        "retell_call_started.json",
+        "retell_call_ended.json",
+        "retell_call_analyzed.json",
+        "retell_call_analyzed.json",
+    ] {
+        assert_eq!(h.retell(event).await.0, StatusCode::OK, "{event}");
+    }
+    let c = h
+        .campaigns
+        .contact(&call.campaign_id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(c.state, ContactState::Answered, "{c:?}");
+    assert_eq!(c.attempts[0].reference.as_deref(), Some("retell-call-1"));
+    assert!(c.attempts[0].summary.is_some(), "{c:?}");
+    assert!(h.told().is_empty(), "no WhatsApp follow-up: {:?}", h.told());
 }
