@@ -95,7 +95,6 @@ async fn dynamo_items_from_before_bsuids_keep_their_user() {
     let seen = SeenUser {
         phone: Some(phone.clone()),
         bsuid: Some(bsuid.clone()),
-        username: None,
     };
     let user = identity::resolve(&store, &seen, now_ms())
         .await
@@ -105,7 +104,6 @@ async fn dynamo_items_from_before_bsuids_keep_their_user() {
     let only_bsuid = SeenUser {
         phone: None,
         bsuid: Some(bsuid),
-        username: None,
     };
     let again = identity::resolve(&store, &only_bsuid, now_ms())
         .await

@@ -366,7 +366,7 @@ async fn a_user_is_found_by_their_number_or_their_bsuid() {
     use domain::identity::{self, SeenUser};
     let h = harness(true).await;
     let bsuid = "AR.1502576394655843";
-    let seen = SeenUser::from_raw(Some(USER), Some(bsuid), None).expect("seen");
+    let seen = SeenUser::from_raw(Some(USER), Some(bsuid)).expect("seen");
     identity::resolve(h.store.as_ref(), &seen, NOW)
         .await
         .expect("resolve");

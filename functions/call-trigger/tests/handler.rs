@@ -372,11 +372,11 @@ async fn a_username_only_user_is_asked_for_a_number_not_dialled() {
 async fn a_username_user_who_shared_a_number_is_called_on_it() {
     use domain::identity::{self, SeenUser};
     let h = harness(TUESDAY_10AM).await;
-    let seen = SeenUser::from_raw(None, Some(BSUID), None).expect("seen");
+    let seen = SeenUser::from_raw(None, Some(BSUID)).expect("seen");
     identity::resolve(h.store.as_ref(), &seen, TUESDAY_10AM)
         .await
         .expect("resolve");
-    let both = SeenUser::from_raw(Some(ANA), Some(BSUID), None).expect("seen");
+    let both = SeenUser::from_raw(Some(ANA), Some(BSUID)).expect("seen");
     let user = identity::resolve(h.store.as_ref(), &both, TUESDAY_10AM)
         .await
         .expect("resolve")

@@ -161,9 +161,9 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
             WebhookEvent::Message {
                 business,
                 contact_name,
-                username,
                 message,
-            } => match sender(deps, &message, username.as_deref(), now).await? {
+                ..
+            } => match sender(deps, &message, now).await? {
                 Err(reason) => problems.push(reason),
                 Ok(user) => match new_inbound(&business, user, contact_name, &message, now) {
                     Ok(msg) => {
@@ -232,11 +232,8 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
             }
             WebhookEvent::Preference { preference, .. } => {
                 summary.other += 1;
-                let seen = SeenUser::from_raw(
-                    preference.wa_id.as_deref(),
-                    preference.user_id.as_deref(),
-                    None,
-                );
+                let seen =
+                    SeenUser::from_raw(preference.wa_id.as_deref(), preference.user_id.as_deref());
                 match seen {
                     Ok(seen) => {
                         let user = identity::resolve(deps.identities.as_ref(), &seen, now).await?;
@@ -354,14 +351,13 @@ async fn marketing_preference(
 async fn sender(
     deps: &Deps,
     message: &InboundMessage,
-    username: Option<&str>,
     now_ms: i64,
 ) -> Result<std::result::Result<UserId, String>> {
     // A user known by username who shares their own number on request is
     // that number's user from now on.
     let shared = message.content.own_number_shared();
     let number = message.from.as_deref().or(shared.as_deref());
-    let seen = match SeenUser::from_raw(number, message.from_user_id.as_deref(), username) {
+    let seen = match SeenUser::from_raw(number, message.from_user_id.as_deref()) {
         Ok(seen) => seen,
         Err(reason) => return Ok(Err(reason)),
     };

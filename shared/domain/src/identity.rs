@@ -23,8 +23,6 @@ use crate::error::Result;
 pub struct SeenUser {
     pub phone: Option<UserId>,
     pub bsuid: Option<UserId>,
-    /// Their WhatsApp username, when they have one.
-    pub username: Option<String>,
 }
 
 impl SeenUser {
@@ -34,7 +32,6 @@ impl SeenUser {
     pub fn from_raw(
         phone: Option<&str>,
         bsuid: Option<&str>,
-        username: Option<&str>,
     ) -> std::result::Result<SeenUser, String> {
         fn present(s: Option<&str>) -> Option<&str> {
             s.map(str::trim).filter(|s| !s.is_empty())
@@ -44,11 +41,7 @@ impl SeenUser {
         if phone.is_none() && bsuid.is_none() {
             return Err("no user id: neither a phone number nor a business-scoped user id".into());
         }
-        Ok(SeenUser {
-            phone,
-            bsuid,
-            username: present(username).map(str::to_string),
-        })
+        Ok(SeenUser { phone, bsuid })
     }
 
     /// The id this user is known by when nothing links them yet.
@@ -184,25 +177,23 @@ mod tests {
 
     #[test]
     fn seen_users_need_one_valid_id() {
-        let both = SeenUser::from_raw(Some("5491155551234"), Some("AR.150257"), Some("ana"))
-            .expect("both");
+        let both = SeenUser::from_raw(Some("5491155551234"), Some("AR.150257")).expect("both");
         assert_eq!(
             both.first_choice().map(UserId::as_str),
             Some("5491155551234")
         );
-        let only_bsuid = SeenUser::from_raw(None, Some("AR.150257"), None).expect("bsuid");
+        let only_bsuid = SeenUser::from_raw(None, Some("AR.150257")).expect("bsuid");
         assert_eq!(
             only_bsuid.first_choice().map(UserId::as_str),
             Some("AR.150257")
         );
-        let blank = SeenUser::from_raw(Some(""), Some("AR.150257"), Some(" ")).expect("blank");
+        let blank = SeenUser::from_raw(Some(""), Some("AR.150257")).expect("blank");
         assert_eq!(blank.phone, None);
-        assert_eq!(blank.username, None);
-        assert!(SeenUser::from_raw(None, None, Some("ana"))
+        assert!(SeenUser::from_raw(None, None)
             .expect_err("no id")
             .contains("no user id"));
-        assert!(SeenUser::from_raw(Some("AR.150257"), None, None).is_err());
-        assert!(SeenUser::from_raw(None, Some("5491155551234"), None).is_err());
+        assert!(SeenUser::from_raw(Some("AR.150257"), None).is_err());
+        assert!(SeenUser::from_raw(None, Some("5491155551234")).is_err());
     }
 
     #[test]

@@ -842,7 +842,6 @@ mod tests {
         let seen = SeenUser {
             phone: Some(wa.clone()),
             bsuid: Some(bsuid.clone()),
-            username: Some("ana".into()),
         };
         let user = identity::resolve(&store, &seen, 1)
             .await

@@ -31,7 +31,6 @@ fn seen(phone: Option<&UserId>, bsuid: Option<&UserId>) -> SeenUser {
     SeenUser {
         phone: phone.cloned(),
         bsuid: bsuid.cloned(),
-        username: None,
     }
 }
 
