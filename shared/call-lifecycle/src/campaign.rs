@@ -57,21 +57,7 @@ pub(crate) async fn handle(deps: &Deps, req: &CallRequest, call: &CampaignCall) 
         phone: None,
         campaign: Some(call.clone()),
     };
-    let record = CallRecord {
-        context,
-        provider: deps.provider.kind(),
-        phase: CallPhase::Scheduled,
-        attempts: 0,
-        call_id: None,
-        due_at_ms: Some(now),
-        outcome: None,
-        ended_reason: None,
-        summary: None,
-        followed_up: false,
-        version: 1,
-        created_at_ms: now,
-        updated_at_ms: now,
-    };
+    let record = CallRecord::scheduled(context, deps.provider.kind(), now, now);
     if !deps.calls.create(&record).await? {
         return Ok(Outcome::Duplicate);
     }

@@ -174,21 +174,7 @@ pub async fn handle_request(deps: &Deps, req: &CallRequest) -> Result<Outcome> {
     }
     let wanted = req.when_ms.unwrap_or(now).max(now);
     let due = deps.next_window(&req.user_id, wanted);
-    let record = CallRecord {
-        context,
-        provider: deps.provider.kind(),
-        phase: CallPhase::Scheduled,
-        attempts: 0,
-        call_id: None,
-        due_at_ms: Some(due),
-        outcome: None,
-        ended_reason: None,
-        summary: None,
-        followed_up: false,
-        version: 1,
-        created_at_ms: now,
-        updated_at_ms: now,
-    };
+    let record = CallRecord::scheduled(context, deps.provider.kind(), due, now);
     if !deps.calls.create(&record).await? {
         return Ok(Outcome::Duplicate);
     }

@@ -273,6 +273,30 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// A new record, its first call due at `due_at_ms` (version 1).
+    pub fn scheduled(
+        context: CallContext,
+        provider: ProviderKind,
+        due_at_ms: i64,
+        now_ms: i64,
+    ) -> CallRecord {
+        CallRecord {
+            context,
+            provider,
+            phase: CallPhase::Scheduled,
+            attempts: 0,
+            call_id: None,
+            due_at_ms: Some(due_at_ms),
+            outcome: None,
+            ended_reason: None,
+            summary: None,
+            followed_up: false,
+            version: 1,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
     pub fn request_id(&self) -> &str {
         &self.context.request_id
     }
