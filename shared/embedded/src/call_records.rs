@@ -7,7 +7,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
-use super::{corrupt, migrate, open_connection, Db, SqliteContext};
+use super::{corrupt, migrate, open_connection, query_all, Db, SqliteContext};
 use domain::error::Result;
 use domain::ports::CallRecords;
 use domain::voice::CallRecord;
@@ -128,15 +128,14 @@ impl CallRecords for SqliteCallRecords {
         let rows: Vec<String> = self
             .db
             .call(move |c| {
-                c.prepare_cached(
+                query_all(
+                    c,
+                    "due call records",
                     "SELECT record FROM call_records WHERE due_at_ms IS NOT NULL
                      AND due_at_ms <= ?1 ORDER BY due_at_ms, request_id LIMIT ?2",
+                    params![now_ms, limit],
+                    |r| r.get(0),
                 )
-                .and_then(|mut s| {
-                    s.query_map(params![now_ms, limit], |r| r.get(0))
-                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                })
-                .ctx("due call records")
             })
             .await?;
         rows.iter().map(|j| decode(j)).collect()

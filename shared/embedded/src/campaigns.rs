@@ -9,7 +9,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{corrupt, migrate, open_connection, to_i64, usize_to_i64, Db, SqliteContext};
+use super::{
+    corrupt, migrate, open_connection, query_all, to_i64, usize_to_i64, Db, SqliteContext,
+};
 use domain::campaign::{
     Campaign, CampaignContact, CampaignSpec, CampaignState, ContactState, OptOut,
 };
@@ -117,6 +119,10 @@ fn contact_from(json: &str) -> Result<CampaignContact> {
     serde_json::from_str(json).map_err(|e| corrupt("campaign contact", e.to_string()))
 }
 
+fn opt_out_from(json: &str) -> Result<OptOut> {
+    serde_json::from_str(json).map_err(|e| corrupt("opt-out", e.to_string()))
+}
+
 fn version(c: &CampaignContact) -> i64 {
     to_i64(c.version)
 }
@@ -175,15 +181,16 @@ impl CampaignStore for SqliteCampaigns {
         let rows = self
             .db
             .call(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT {CAMPAIGN_COLUMNS} FROM campaigns
-                     ORDER BY created_at_ms DESC, id DESC LIMIT ?1"
-                ))
-                .and_then(|mut s| {
-                    s.query_map([limit], campaign_row)
-                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                })
-                .ctx("list campaigns")
+                query_all(
+                    conn,
+                    "list campaigns",
+                    &format!(
+                        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns
+                         ORDER BY created_at_ms DESC, id DESC LIMIT ?1"
+                    ),
+                    [limit],
+                    campaign_row,
+                )
             })
             .await?;
         rows.into_iter().map(campaign_from).collect()
@@ -292,18 +299,19 @@ impl CampaignStore for SqliteCampaigns {
         let rows: Vec<String> = self
             .db
             .call(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT record FROM campaign_contacts
-                     WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD}
-                       AND state IN ('pending', 'scheduled')
-                       AND next_at_ms IS NOT NULL AND next_at_ms <= ?2
-                     ORDER BY next_at_ms, row LIMIT ?3"
-                ))
-                .and_then(|mut s| {
-                    s.query_map(params![id, now_ms, limit], |r| r.get(0))
-                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                })
-                .ctx("due contacts")
+                query_all(
+                    conn,
+                    "due contacts",
+                    &format!(
+                        "SELECT record FROM campaign_contacts
+                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD}
+                           AND state IN ('pending', 'scheduled')
+                           AND next_at_ms IS NOT NULL AND next_at_ms <= ?2
+                         ORDER BY next_at_ms, row LIMIT ?3"
+                    ),
+                    params![id, now_ms, limit],
+                    |r| r.get(0),
+                )
             })
             .await?;
         rows.iter().map(|j| contact_from(j)).collect()
@@ -337,16 +345,17 @@ impl CampaignStore for SqliteCampaigns {
         let rows: Vec<String> = self
             .db
             .call(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT record FROM campaign_contacts
-                     WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND row > ?2
-                     ORDER BY row LIMIT ?3"
-                ))
-                .and_then(|mut s| {
-                    s.query_map(params![id, after, limit], |r| r.get(0))
-                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                })
-                .ctx("contacts page")
+                query_all(
+                    conn,
+                    "contacts page",
+                    &format!(
+                        "SELECT record FROM campaign_contacts
+                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND row > ?2
+                         ORDER BY row LIMIT ?3"
+                    ),
+                    params![id, after, limit],
+                    |r| r.get(0),
+                )
             })
             .await?;
         rows.iter().map(|j| contact_from(j)).collect()
@@ -386,15 +395,16 @@ impl CampaignStore for SqliteCampaigns {
         let rows: Vec<(String, i64)> = self
             .db
             .call(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT state, count(*) FROM campaign_contacts
-                     WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} GROUP BY state"
-                ))
-                .and_then(|mut s| {
-                    s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                })
-                .ctx("campaign counts")
+                query_all(
+                    conn,
+                    "campaign counts",
+                    &format!(
+                        "SELECT state, count(*) FROM campaign_contacts
+                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} GROUP BY state"
+                    ),
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
             })
             .await?;
         rows.into_iter()
@@ -445,8 +455,7 @@ impl CampaignStore for SqliteCampaigns {
                     .ctx("opted out")
             })
             .await?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt("opt-out", e.to_string())))
-            .transpose()
+        json.as_deref().map(opt_out_from).transpose()
     }
 
     async fn opt_outs(&self, limit: usize) -> Result<Vec<OptOut>> {
@@ -454,17 +463,16 @@ impl CampaignStore for SqliteCampaigns {
         let rows: Vec<String> = self
             .db
             .call(move |conn| {
-                conn.prepare_cached("SELECT record FROM opt_outs ORDER BY at_ms DESC LIMIT ?1")
-                    .and_then(|mut s| {
-                        s.query_map([limit], |r| r.get(0))
-                            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    })
-                    .ctx("opt-outs")
+                query_all(
+                    conn,
+                    "opt-outs",
+                    "SELECT record FROM opt_outs ORDER BY at_ms DESC LIMIT ?1",
+                    [limit],
+                    |r| r.get(0),
+                )
             })
             .await?;
-        rows.iter()
-            .map(|j| serde_json::from_str(j).map_err(|e| corrupt("opt-out", e.to_string())))
-            .collect()
+        rows.iter().map(|j| opt_out_from(j)).collect()
     }
 }
 

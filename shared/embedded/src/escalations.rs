@@ -6,7 +6,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{corrupt, migrate, open_connection, to_i64, Db, SqliteContext, SqliteQueue};
+use super::{corrupt, migrate, open_connection, query_all, to_i64, Db, SqliteContext, SqliteQueue};
 use domain::error::Result;
 use domain::handoff::{DecisionRecord, EscalationRecord};
 use domain::ports::{DeskRef, EscalationRecords, QueueMessage, Timers};
@@ -150,18 +150,14 @@ impl EscalationRecords for SqliteEscalations {
         let rows: Vec<String> = self
             .db
             .call(move |conn| {
-                let mut s = conn
-                    .prepare_cached(
-                        "SELECT record FROM escalation_decisions WHERE wa_id = ?1
-                         ORDER BY at_ms, turn_id",
-                    )
-                    .ctx("decisions")?;
-                let rows = s
-                    .query_map([user_id.as_str()], |r| r.get(0))
-                    .ctx("decisions")?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-                    .ctx("decisions")?;
-                Ok(rows)
+                query_all(
+                    conn,
+                    "decisions",
+                    "SELECT record FROM escalation_decisions WHERE wa_id = ?1
+                     ORDER BY at_ms, turn_id",
+                    [user_id.as_str()],
+                    |r| r.get(0),
+                )
             })
             .await?;
         rows.iter().map(|j| from_json("decisions", j)).collect()

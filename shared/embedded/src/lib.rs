@@ -73,6 +73,23 @@ fn corrupt(context: &str, detail: impl Into<String>) -> Error {
     Error::dependency(SERVICE, context.to_string(), false, detail.into())
 }
 
+/// Every row `sql` selects, through `row`; any failure says `context`.
+fn query_all<T>(
+    conn: &rusqlite::Connection,
+    context: &str,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).ctx(context)?;
+    let rows = stmt
+        .query_map(params, row)
+        .ctx(context)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(context)?;
+    Ok(rows)
+}
+
 trait SqliteContext<T> {
     fn ctx(self, context: &str) -> Result<T>;
 }

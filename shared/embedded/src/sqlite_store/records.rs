@@ -5,9 +5,9 @@
 //! thread runs each call alone.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::super::{corrupt, to_i64, SqliteContext};
+use super::super::{corrupt, query_all, to_i64, SqliteContext};
 use super::SqliteStore;
 use domain::error::{Error, Result};
 use domain::ports::AgentRecords;
@@ -76,22 +76,6 @@ fn user_id_from(context: &str, s: &str) -> Result<UserId> {
 /// Counts are stored as SQLite integers (i64); a negative one is not ours.
 fn count_from<T: TryFrom<i64>>(context: &str, name: &str, v: i64) -> Result<T> {
     T::try_from(v).map_err(|_| corrupt(context, format!("{name} is {v}")))
-}
-
-fn query_all<T>(
-    conn: &Connection,
-    context: &str,
-    sql: &str,
-    params: impl rusqlite::Params,
-    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql).ctx(context)?;
-    let rows = stmt
-        .query_map(params, row)
-        .ctx(context)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .ctx(context)?;
-    Ok(rows)
 }
 
 type LeadRow = (String, String, String, String, Option<String>, i64);
