@@ -329,6 +329,22 @@ impl DynamoCampaigns {
         Ok(items)
     }
 
+    /// A contact of a given upload (the caller read which one is current).
+    async fn contact_of_upload(
+        &self,
+        id: &str,
+        upload: &str,
+        row: u32,
+    ) -> Result<Option<CampaignContact>> {
+        self.get(
+            key(contacts_pk(id, upload), row_sk(row)),
+            "reading a contact",
+        )
+        .await?
+        .map(|item| contact_from(&item))
+        .transpose()
+    }
+
     async fn current_upload(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .get(campaign_key(id), "reading a campaign")
@@ -526,13 +542,7 @@ impl CampaignStore for DynamoCampaigns {
         let Some(upload) = self.current_upload(id).await? else {
             return Ok(None);
         };
-        self.get(
-            key(contacts_pk(id, &upload), row_sk(row)),
-            "reading a contact",
-        )
-        .await?
-        .map(|item| contact_from(&item))
-        .transpose()
+        self.contact_of_upload(id, &upload, row).await
     }
 
     async fn contacts_page(
@@ -568,7 +578,7 @@ impl CampaignStore for DynamoCampaigns {
         let Some(upload) = self.current_upload(id).await? else {
             return Ok(false);
         };
-        let Some(stored) = self.contact(id, contact.row).await? else {
+        let Some(stored) = self.contact_of_upload(id, &upload, contact.row).await? else {
             return Ok(false);
         };
         if stored.version + 1 != contact.version {
