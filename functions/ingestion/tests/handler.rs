@@ -612,6 +612,14 @@ async fn a_batch_handles_users_side_by_side_and_each_users_messages_in_order() {
 const BSUID: &str = "AR.1502576394655843";
 const NEW_BSUID: &str = "AR.2609930124488107";
 
+/// The status Meta gets for `body`, signed.
+async fn status_of(deps: &Deps, body: &str) -> u16 {
+    handle(deps, signed(body.as_bytes()))
+        .await
+        .status()
+        .as_u16()
+}
+
 fn sample(name: &str) -> String {
     let path = format!(
         "{}/../../events/whatsapp/{name}.json",
@@ -632,7 +640,7 @@ async fn jobs(h: &Harness) -> Vec<(String, TurnJob)> {
 async fn a_username_only_user_is_answered_under_their_bsuid() {
     let h = harness();
     let body = sample("text_username_only");
-    assert_eq!(handle(&h.deps, signed(body.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&h.deps, &body).await, 200);
     assert!(h.archive.kinds().is_empty(), "not quarantined");
     let jobs = jobs(&h).await;
     assert_eq!(jobs.len(), 1);
@@ -651,23 +659,12 @@ async fn a_username_only_user_is_answered_under_their_bsuid() {
 async fn the_same_user_sharing_a_number_later_keeps_one_conversation() {
     let h = harness();
     let first = sample("text_username_only");
-    assert_eq!(
-        handle(&h.deps, signed(first.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &first).await, 200);
     let later = sample("text_with_bsuid");
-    assert_eq!(
-        handle(&h.deps, signed(later.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &later).await, 200);
     // The number alone again, in a third message.
     let number_only = sample("text").replace("wamid.HBgL", "wamid.NUMBERONLY");
-    assert_eq!(
-        handle(&h.deps, signed(number_only.as_bytes()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &number_only).await, 200);
     let jobs = jobs(&h).await;
     assert_eq!(jobs.len(), 3);
     assert!(
@@ -695,24 +692,11 @@ async fn the_same_user_sharing_a_number_later_keeps_one_conversation() {
 async fn a_known_number_keeps_its_history_when_its_bsuid_appears() {
     let h = harness();
     let before = sample("text");
-    assert_eq!(
-        handle(&h.deps, signed(before.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &before).await, 200);
     let with_bsuid = sample("text_with_bsuid");
-    assert_eq!(
-        handle(&h.deps, signed(with_bsuid.as_bytes()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &with_bsuid).await, 200);
     let username_only = sample("text_username_only");
-    assert_eq!(
-        handle(&h.deps, signed(username_only.as_bytes()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &username_only).await, 200);
     let jobs = jobs(&h).await;
     assert_eq!(jobs.len(), 3);
     assert!(
@@ -732,22 +716,13 @@ async fn a_changed_bsuid_moves_the_identity_not_the_history() {
     for change in ["user_id_update", "system_user_changed_user_id"] {
         let h = harness();
         let first = sample("text_username_only");
-        assert_eq!(
-            handle(&h.deps, signed(first.as_bytes())).await.status(),
-            200
-        );
-        assert_eq!(
-            handle(&h.deps, signed(sample(change).as_bytes()))
-                .await
-                .status(),
-            200,
-            "{change}"
-        );
+        assert_eq!(status_of(&h.deps, &first).await, 200);
+        assert_eq!(status_of(&h.deps, &sample(change)).await, 200, "{change}");
         assert!(h.archive.kinds().is_empty(), "{change}: not quarantined");
         let next = sample("text_username_only")
             .replace(BSUID, NEW_BSUID)
             .replace("wamid.HBgLQlNVSURPTkxZMDE", "wamid.HBgLQlNVSURORVcwMQ");
-        assert_eq!(handle(&h.deps, signed(next.as_bytes())).await.status(), 200);
+        assert_eq!(status_of(&h.deps, &next).await, 200);
         let jobs = jobs(&h).await;
         assert!(
             jobs.iter().all(|(_, j)| j.user_id.as_str() == BSUID),
@@ -760,24 +735,13 @@ async fn a_changed_bsuid_moves_the_identity_not_the_history() {
 #[tokio::test]
 async fn a_changed_number_keeps_the_conversation() {
     let h = harness();
-    assert_eq!(
-        handle(&h.deps, signed(sample("text").as_bytes()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &sample("text")).await, 200);
     let changed = sample("system_user_changed_number");
-    assert_eq!(
-        handle(&h.deps, signed(changed.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &changed).await, 200);
     let from_new = sample("text")
         .replace(USER, "5491166667777")
         .replace("wamid.HBgL", "wamid.NEWNUMBER");
-    assert_eq!(
-        handle(&h.deps, signed(from_new.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &from_new).await, 200);
     let jobs = jobs(&h).await;
     assert_eq!(jobs.last().map(|(_, j)| j.user_id.as_str()), Some(USER));
 }
@@ -787,16 +751,10 @@ async fn a_131047_sent_to_a_bsuid_closes_the_window_of_its_user() {
     let h = harness();
     // Known by number first, so the status's BSUID must be resolved.
     for s in ["text", "text_with_bsuid"] {
-        assert_eq!(
-            handle(&h.deps, signed(sample(s).as_bytes())).await.status(),
-            200
-        );
+        assert_eq!(status_of(&h.deps, &sample(s)).await, 200);
     }
     let failed = sample("statuses_failed_131047_bsuid").replace("5491155551234", BSUID);
-    assert_eq!(
-        handle(&h.deps, signed(failed.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &failed).await, 200);
     let conv = h
         .store
         .conversation(&wa(USER))
@@ -825,7 +783,7 @@ async fn a_status_read_by_a_bsuid_user_is_applied() {
 async fn a_marketing_preference_is_understood_and_kept() {
     let h = harness();
     let body = sample("user_preferences");
-    assert_eq!(handle(&h.deps, signed(body.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&h.deps, &body).await, 200);
     assert_eq!(h.archive.kinds(), vec![ArchiveKind::Event]);
     assert!(h.queue.messages().is_empty());
 }
@@ -834,12 +792,9 @@ async fn a_marketing_preference_is_understood_and_kept() {
 async fn a_message_from_nobody_or_a_malformed_id_is_quarantined() {
     let h = harness();
     let nobody = sample("text_without_sender");
-    assert_eq!(
-        handle(&h.deps, signed(nobody.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &nobody).await, 200);
     let bad = sample("text_username_only").replace(BSUID, "ar.not-a-bsuid");
-    assert_eq!(handle(&h.deps, signed(bad.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&h.deps, &bad).await, 200);
     assert_eq!(
         h.archive.kinds(),
         vec![ArchiveKind::Quarantine, ArchiveKind::Quarantine]
@@ -851,23 +806,12 @@ async fn a_message_from_nobody_or_a_malformed_id_is_quarantined() {
 async fn a_number_shared_on_request_joins_the_username_user() {
     let h = harness();
     let first = sample("text_username_only");
-    assert_eq!(
-        handle(&h.deps, signed(first.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &first).await, 200);
     let shared = sample("contacts_shared_on_request");
-    assert_eq!(
-        handle(&h.deps, signed(shared.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &shared).await, 200);
     // Their number alone now reaches the same conversation.
     let number_only = sample("text").replace("wamid.HBgL", "wamid.AFTERSHARE");
-    assert_eq!(
-        handle(&h.deps, signed(number_only.as_bytes()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &number_only).await, 200);
     let jobs = jobs(&h).await;
     assert_eq!(jobs.len(), 3);
     assert!(
@@ -884,13 +828,10 @@ async fn a_number_shared_on_request_joins_the_username_user() {
 async fn a_number_typed_in_a_contact_card_is_not_linked() {
     let h = harness();
     let first = sample("text_username_only");
-    assert_eq!(
-        handle(&h.deps, signed(first.as_bytes())).await.status(),
-        200
-    );
+    assert_eq!(status_of(&h.deps, &first).await, 200);
     // The same card, sent by the user on their own (no origin).
     let card = sample("contacts_shared_on_request").replace("\"origin\": \"contact_request\",", "");
-    assert_eq!(handle(&h.deps, signed(card.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&h.deps, &card).await, 200);
     let phone = domain::identity::phone_of(h.store.as_ref(), &wa(BSUID))
         .await
         .expect("phone_of");
@@ -911,7 +852,7 @@ async fn a_marketing_stop_puts_the_number_on_the_do_not_contact_list_and_a_resum
     body["entry"][0]["changes"][0]["value"]["user_preferences"][0]["wa_id"] =
         serde_json::json!(USER);
     let stop = body.to_string();
-    assert_eq!(handle(&deps, signed(stop.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&deps, &stop).await, 200);
     let listed = campaigns
         .opted_out(&wa(USER))
         .await
@@ -919,7 +860,7 @@ async fn a_marketing_stop_puts_the_number_on_the_do_not_contact_list_and_a_resum
         .expect("listed");
     assert_eq!(listed.source, "meta");
     let resume = stop.replace("\"stop\"", "\"resume\"");
-    assert_eq!(handle(&deps, signed(resume.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&deps, &resume).await, 200);
     assert_eq!(campaigns.opted_out(&wa(USER)).await.expect("read"), None);
     // An operator's entry is not Meta's to take off.
     campaigns
@@ -931,7 +872,7 @@ async fn a_marketing_stop_puts_the_number_on_the_do_not_contact_list_and_a_resum
         })
         .await
         .expect("opt out");
-    assert_eq!(handle(&deps, signed(resume.as_bytes())).await.status(), 200);
+    assert_eq!(status_of(&deps, &resume).await, 200);
     assert!(campaigns
         .opted_out(&wa(USER))
         .await
