@@ -37,6 +37,24 @@ fn options(graph: &FakeGraph) -> Options {
         .parameter("DebounceMs", "100")
 }
 
+/// Voice calls at the fake Vapi `vapi`.
+fn with_vapi(options: Options, vapi: &wiremock::MockServer) -> Options {
+    options
+        .parameter("VoiceProvider", "vapi")
+        .parameter("VapiApiKey", "as-deployed-vapi-key")
+        .parameter("VapiPhoneNumberId", "as-deployed-phone")
+        .parameter("VapiAssistantId", "as-deployed-assistant")
+        .parameter("VapiWebhookSecret", "as-deployed-vapi-secret")
+        .parameter("VapiApiBase", vapi.uri())
+}
+
+/// An admin API request with the admin key: its status and body.
+async fn admin_send(req: reqwest::RequestBuilder) -> (u16, String) {
+    let r = req.bearer_auth(ADMIN_KEY).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
+
 async fn deploy(options: Options) -> Stack {
     match Stack::deploy(options).await {
         Ok(stack) => stack,
@@ -649,14 +667,8 @@ async fn call_me_places_a_call_at_vapi() {
     // that the call goes out now whatever the time of the test.
     let profile = open_all_day_profile();
     let stack = deploy(
-        options(&graph)
+        with_vapi(options(&graph), &vapi)
             .layer("AgentProfileLayer", profile.path())
-            .parameter("VoiceProvider", "vapi")
-            .parameter("VapiApiKey", "as-deployed-vapi-key")
-            .parameter("VapiPhoneNumberId", "as-deployed-phone")
-            .parameter("VapiAssistantId", "as-deployed-assistant")
-            .parameter("VapiWebhookSecret", "as-deployed-vapi-secret")
-            .parameter("VapiApiBase", vapi.uri())
             .parameter("CallingHours", "always"),
     )
     .await;
@@ -821,19 +833,14 @@ async fn an_operator_uploads_and_starts_a_campaign() {
     let stack = deploy(options(&graph)).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
-    let send = |req: reqwest::RequestBuilder| async move {
-        let r = req.bearer_auth(ADMIN_KEY).send().await.expect("request");
-        let status = r.status().as_u16();
-        (status, r.text().await.unwrap_or_default())
-    };
     let json_of = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
 
     let spec = json!({"name": "Cobranza", "channel": "call", "max_concurrent": 2});
-    let (status, body) = send(client.post(url("campaigns")).body(spec.to_string())).await;
+    let (status, body) = admin_send(client.post(url("campaigns")).body(spec.to_string())).await;
     assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
     let id = json_of(&body)["id"].as_str().expect("id").to_string();
 
-    let (status, body) = send(
+    let (status, body) = admin_send(
         client
             .post(url("opt-outs"))
             .body(json!({"phone": "+54 9 11 5555-0003", "reason": "BAJA"}).to_string()),
@@ -843,7 +850,7 @@ async fn an_operator_uploads_and_starts_a_campaign() {
     let csv = "Cartera diciembre\nTeléfono,Nombre,Monto\n\
                +54 9 11 5555-0001,Ana,100\n+54 9 11 5555-0002,Bruno,200\n\
                +54 9 11 5555-0001,Ana,100\n+54 9 11 5555-0003,Carla,300\n";
-    let (status, body) = send(
+    let (status, body) = admin_send(
         client
             .put(url(&format!("campaigns/{id}/contacts")))
             .header("content-type", "text/csv")
@@ -859,16 +866,16 @@ async fn an_operator_uploads_and_starts_a_campaign() {
         "{report}"
     );
 
-    let (status, body) = send(client.post(url(&format!("campaigns/{id}/start")))).await;
+    let (status, body) = admin_send(client.post(url(&format!("campaigns/{id}/start")))).await;
     assert_eq!(
         (status, json_of(&body)["state"].clone()),
         (200, json!("running")),
         "{body}"
     );
-    let (status, body) = send(client.get(url(&format!("campaigns/{id}")))).await;
+    let (status, body) = admin_send(client.get(url(&format!("campaigns/{id}")))).await;
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["counts"]["pending"], 2, "{body}");
-    let (status, body) = send(
+    let (status, body) = admin_send(
         client
             .get(url(&format!("campaigns/{id}/report")))
             .header("accept", "text/csv"),
@@ -876,7 +883,7 @@ async fn an_operator_uploads_and_starts_a_campaign() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(body.lines().count(), 3, "{body}");
-    let (status, _) = send(client.delete(url("opt-outs/%2B5491155550003"))).await;
+    let (status, _) = admin_send(client.delete(url("opt-outs/%2B5491155550003"))).await;
     assert_eq!(status, 200);
     let anonymous = client.get(url("campaigns")).send().await.expect("request");
     assert_eq!(anonymous.status().as_u16(), 401);
@@ -891,30 +898,18 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
     let graph = FakeGraph::start().await;
     let vapi = fakes::fake_vapi().await;
     let stack = deploy(
-        options(&graph)
-            .parameter("VoiceProvider", "vapi")
-            .parameter("VapiApiKey", "as-deployed-vapi-key")
-            .parameter("VapiPhoneNumberId", "as-deployed-phone")
-            .parameter("VapiAssistantId", "as-deployed-assistant")
-            .parameter("VapiWebhookSecret", "as-deployed-vapi-secret")
-            .parameter("VapiApiBase", vapi.uri())
-            .parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
+        with_vapi(options(&graph), &vapi).parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
     )
     .await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
-    let send = |req: reqwest::RequestBuilder| async move {
-        let r = req.bearer_auth(ADMIN_KEY).send().await.expect("request");
-        let status = r.status().as_u16();
-        (status, r.text().await.unwrap_or_default())
-    };
     // Any time of the test is inside this window, every day.
     let spec = json!({
         "name": "Cobranza", "channel": "call", "window": "always",
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
         "assistant": "asst-campaign", "time_zone": "UTC",
     });
-    let (status, body) = send(client.post(url("campaigns")).body(spec.to_string())).await;
+    let (status, body) = admin_send(client.post(url("campaigns")).body(spec.to_string())).await;
     assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
     let id = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["id"]
         .as_str()
@@ -924,7 +919,7 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
     // is: the upload would reject it as a bad number).
     let user = format!("54911555{}", &meta::new_user_id()[8..]);
     let csv = format!("Teléfono,Nombre,Monto\n+{user},Ana,1200\n");
-    let (status, body) = send(
+    let (status, body) = admin_send(
         client
             .put(url(&format!("campaigns/{id}/contacts")))
             .header("content-type", "text/csv")
@@ -933,7 +928,7 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"accepted\":1"), "{body}");
-    let (status, body) = send(client.post(url(&format!("campaigns/{id}/start")))).await;
+    let (status, body) = admin_send(client.post(url(&format!("campaigns/{id}/start")))).await;
     assert_eq!(status, 200, "{body}");
 
     let tick = stack.fire_schedule("CampaignDispatcher").await;
@@ -983,7 +978,7 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
         .unwrap_or(0);
     assert_eq!(status, 200, "{}", stack.diagnostics());
     let answered = until(WAIT, || async {
-        let (_, body) = send(client.get(url(&format!("campaigns/{id}")))).await;
+        let (_, body) = admin_send(client.get(url(&format!("campaigns/{id}")))).await;
         serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["counts"]["answered"] == 1
     })
     .await;
@@ -993,7 +988,7 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
         stack.diagnostics()
     );
     assert_eq!(calls().await.len(), 1, "one call");
-    let (_, report) = send(
+    let (_, report) = admin_send(
         client
             .get(url(&format!("campaigns/{id}/report")))
             .header("accept", "text/csv"),
