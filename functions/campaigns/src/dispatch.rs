@@ -86,12 +86,6 @@ fn zone(name: &str) -> TimeZone {
     TimeZone::get(name).unwrap_or(TimeZone::UTC)
 }
 
-fn moved(c: &CampaignContact) -> CampaignContact {
-    let mut next = c.clone();
-    next.version += 1;
-    next
-}
-
 /// One tick over every running campaign.
 pub async fn tick(d: &Dispatcher) -> Result<Tick> {
     let now = d.clock.now_ms();
@@ -201,20 +195,20 @@ async fn campaign_tick(
                 None => {}
             },
             Decision::Defer(at) => {
-                let mut next = moved(contact);
+                let mut next = contact.next();
                 next.next_at_ms = Some(at);
                 d.campaigns.update_contact(&next).await?;
                 out.deferred += 1;
             }
             Decision::OptOut => {
-                let mut next = moved(contact);
+                let mut next = contact.next();
                 next.state = ContactState::OptedOut;
                 next.next_at_ms = None;
                 d.campaigns.update_contact(&next).await?;
                 out.opted_out += 1;
             }
             Decision::Never => {
-                let mut next = moved(contact);
+                let mut next = contact.next();
                 next.state = ContactState::Failed;
                 next.next_at_ms = None;
                 d.campaigns.update_contact(&next).await?;
@@ -234,7 +228,7 @@ async fn campaign_tick(
 /// Claims the contact (calling, one more call), then puts the call on the
 /// queue. A lost claim sends nothing. A failed enqueue gives the claim back.
 async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64) -> Result<bool> {
-    let mut claimed = moved(contact);
+    let mut claimed = contact.next();
     claimed.state = ContactState::Calling;
     claimed.next_at_ms = None;
     claimed.attempts.push(Attempt::new("call", now));
@@ -274,7 +268,7 @@ async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64)
         .await;
     if let Err(e) = sent {
         // Not on the queue: the contact waits for the next tick.
-        let mut back = moved(&claimed);
+        let mut back = claimed.next();
         back.state = contact.state;
         back.next_at_ms = contact.next_at_ms;
         back.attempts.pop();
@@ -333,7 +327,7 @@ async fn template(
     };
     let (state, next_at) =
         campaign::after_template(&c.spec, schedule, now, &zone(&contact.time_zone));
-    let mut claimed = moved(contact);
+    let mut claimed = contact.next();
     claimed.state = state;
     claimed.next_at_ms = next_at;
     claimed.attempts.push(Attempt::new("whatsapp", now));
@@ -352,7 +346,7 @@ async fn template(
     .await;
     match sent {
         Ok(wamid) => {
-            let mut noted = moved(&claimed);
+            let mut noted = claimed.next();
             if let Some(last) = noted.attempts.last_mut() {
                 last.reference = Some(wamid);
             }
@@ -361,7 +355,7 @@ async fn template(
         }
         Err(e) => {
             warn!(campaign = %c.id, row = contact.row, error = %e, "template not sent");
-            let mut failed = moved(&claimed);
+            let mut failed = claimed.next();
             if c.spec.channel == Channel::Whatsapp {
                 failed.state = ContactState::Failed;
                 failed.next_at_ms = None;

@@ -135,8 +135,7 @@ async fn answered(h: &H, id: &str, row: u32) {
         .await
         .expect("read")
         .expect("contact");
-    let mut next = c.clone();
-    next.version += 1;
+    let mut next = c.next();
     next.state = ContactState::Answered;
     assert!(h.campaigns.update_contact(&next).await.expect("update"));
 }

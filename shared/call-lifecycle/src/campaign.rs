@@ -97,8 +97,7 @@ pub async fn apply_outcome(
         };
         let schedule = c.spec.validate().map_err(Error::Invalid)?;
         let tz = TimeZone::get(&contact.time_zone).unwrap_or(TimeZone::UTC);
-        let mut next = contact.clone();
-        next.version += 1;
+        let mut next = contact.next();
         if let Some(last) = next.attempts.iter_mut().rev().find(|a| a.channel == "call") {
             last.outcome = Some(outcome);
             last.duration_secs = report.duration_secs.or(last.duration_secs);
@@ -131,8 +130,7 @@ pub async fn add_summary(deps: &Deps, record: &CallRecord, report: &CallReport) 
         let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
             return Ok(());
         };
-        let mut next = contact.clone();
-        next.version += 1;
+        let mut next = contact.next();
         let Some(attempt) = next
             .attempts
             .iter_mut()

@@ -554,6 +554,14 @@ pub struct CampaignContact {
 }
 
 impl CampaignContact {
+    /// The contact as the next write will store it (one version on: the
+    /// store writes it only over this version).
+    pub fn next(&self) -> CampaignContact {
+        let mut n = self.clone();
+        n.version += 1;
+        n
+    }
+
     /// Calls placed so far.
     pub fn calls(&self) -> u32 {
         let n = self.attempts.iter().filter(|a| a.channel == "call").count();
