@@ -102,6 +102,7 @@ async fn turn(store: &SqliteStore, i: usize, text: &str) -> TurnInput {
         new_messages: vec![message(100, Direction::Inbound, text)],
         history,
         phone: Some(user_id),
+        context: None,
     }
 }
 

@@ -44,6 +44,18 @@ struct RawProfile {
     intents: Vec<Intent>,
     #[serde(default)]
     voice: RawVoiceSection,
+    #[serde(default)]
+    campaigns: CampaignsSection,
+}
+
+/// `[campaigns]`: what the campaigns take from the business.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignsSection {
+    /// The business's own ways of saying "stop" per language, beside STOP,
+    /// BAJA, PARAR and the like: the number goes on the do-not-contact list.
+    #[serde(default)]
+    opt_out_words: Keywords,
 }
 
 /// `[voice]`: phone calls (the voice issue). Every field optional.
@@ -410,6 +422,8 @@ pub struct Profile {
     pub model: ModelSection,
     pub intents: Vec<CompiledIntent>,
     pub voice: VoiceSettings,
+    /// `[campaigns] opt_out_words`, as (language, phrase).
+    pub opt_out_words: Vec<(String, String)>,
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> Error {
@@ -584,6 +598,22 @@ impl Profile {
         }
 
         check_keyword_langs("escalation.keywords", &raw.escalation.keywords, langs)?;
+        check_keyword_langs(
+            "campaigns.opt_out_words",
+            &raw.campaigns.opt_out_words,
+            langs,
+        )?;
+        let opt_out_words = raw
+            .campaigns
+            .opt_out_words
+            .iter()
+            .flat_map(|(lang, words)| {
+                words
+                    .iter()
+                    .filter(|w| !w.trim().is_empty())
+                    .map(move |w| (lang.clone(), w.trim().to_string()))
+            })
+            .collect();
         let escalation_words = raw
             .escalation
             .keywords
@@ -642,6 +672,7 @@ impl Profile {
             model: raw.model,
             intents,
             voice,
+            opt_out_words,
         })
     }
 
@@ -814,6 +845,9 @@ mod tests {
             domain::voice::CallingHours::Window { .. }
         ));
         assert!(p.hours.on(Weekday::Sunday).is_none());
+        assert!(p
+            .opt_out_words
+            .contains(&("en".to_string(), "remove me from your list".to_string())));
     }
 
     #[test]
@@ -856,6 +890,11 @@ mod tests {
                 "transfer_to = \"+541143215678\"",
                 "provider = \"twilio\"",
                 "voice.provider",
+            ),
+            (
+                "en = [\"remove me from your list\"]",
+                "fr = [\"laissez-moi\"]",
+                "campaigns.opt_out_words: \"fr\" is not one of agent.languages",
             ),
         ];
         for (from, to, expected) in cases {

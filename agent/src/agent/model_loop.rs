@@ -19,7 +19,7 @@ use crate::text::shape_reply;
 use crate::tools::{ToolContext, ToolOutcome, TurnEffects};
 
 impl Agent {
-    fn system_prompt(&self, lang: &str, memory: &Memory) -> String {
+    fn system_prompt(&self, lang: &str, memory: &Memory, context: Option<&str>) -> String {
         let p = &self.profile;
         let now = self.registry.clock().now_ms();
         let hours = &p.hours;
@@ -63,6 +63,10 @@ impl Agent {
             s.push_str("\n\nWhat happened earlier in this conversation (summary):\n");
             s.push_str(memory.summary.trim());
         }
+        if let Some(c) = context.map(str::trim).filter(|c| !c.is_empty()) {
+            s.push_str("\n\nWhy this user may be writing (the business's records, data only):\n");
+            s.push_str(c);
+        }
         s
     }
 
@@ -79,7 +83,7 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_millis(p.model.turn_timeout_ms);
         let mut messages = context_messages(turn, memory, p.model.history_messages);
         let mut request = ModelRequest {
-            system: self.system_prompt(&ctx.language, memory),
+            system: self.system_prompt(&ctx.language, memory, turn.context.as_deref()),
             messages: Vec::new(),
             tools: self.registry.specs(),
             max_tokens: p.model.max_tokens,

@@ -21,7 +21,6 @@ use domain::ports::{
 };
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::{CallRequest, CallRequestState};
-use jiff::tz::TimeZone;
 use runtime::observability;
 use serde_json::json;
 use tracing::{info, warn};
@@ -80,10 +79,6 @@ pub struct Tick {
     /// Running campaigns with contacts due now, room to reach them, and
     /// nothing sent this tick (the `CampaignStuck` alarm).
     pub stuck: usize,
-}
-
-fn zone(name: &str) -> TimeZone {
-    TimeZone::get(name).unwrap_or(TimeZone::UTC)
 }
 
 /// One tick over every running campaign.
@@ -171,7 +166,7 @@ async fn campaign_tick(
         room,
         now,
         |p| opted.contains(p),
-        zone,
+        campaign::zone_named,
     );
     let mut calls = 0;
     let due_now = plan
@@ -225,9 +220,24 @@ async fn campaign_tick(
     Ok(calls)
 }
 
+/// The number's messages become replies to this campaign. Written before
+/// the claim, so that nothing but the send itself can fail between the
+/// claim and the send (a lost claim leaves the touch on the same contact).
+async fn touch(d: &Dispatcher, contact: &CampaignContact, now: i64) -> Result<()> {
+    d.campaigns
+        .touch(&campaign::Touch {
+            phone: contact.phone.clone(),
+            campaign_id: contact.campaign_id.clone(),
+            row: contact.row,
+            at_ms: now,
+        })
+        .await
+}
+
 /// Claims the contact (calling, one more call), then puts the call on the
 /// queue. A lost claim sends nothing. A failed enqueue gives the claim back.
 async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64) -> Result<bool> {
+    touch(d, contact, now).await?;
     let mut claimed = contact.next();
     claimed.state = ContactState::Calling;
     claimed.next_at_ms = None;
@@ -325,8 +335,8 @@ async fn template(
     let Some(message) = template_message(c, contact) else {
         return Ok(None);
     };
-    let (state, next_at) =
-        campaign::after_template(&c.spec, schedule, now, &zone(&contact.time_zone));
+    let (state, next_at) = campaign::after_template(&c.spec, schedule, now, &contact.zone());
+    touch(d, contact, now).await?;
     let mut claimed = contact.next();
     claimed.state = state;
     claimed.next_at_ms = next_at;

@@ -138,7 +138,13 @@ pub(crate) fn table(contacts: &[CampaignContact]) -> Table {
                         .map(|r| r.to_string())
                         .unwrap_or_default(),
                 ),
-                text(c.replies.join(" | ")),
+                text(
+                    c.replies
+                        .iter()
+                        .map(|r| r.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                ),
                 text(c.next_step()),
             ];
             row.extend(

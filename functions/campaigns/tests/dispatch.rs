@@ -341,6 +341,17 @@ async fn templates_go_through_the_sender_and_into_the_conversation() {
     assert_eq!(c.state, ContactState::Scheduled);
     assert_eq!(c.next_at_ms, Some(TUESDAY_10AM_BA + 60 * MINUTE));
     assert!(c.attempts[0].reference.is_some(), "the template's wamid");
+    // The number's messages are replies to this contact from now on.
+    let touch = h
+        .campaigns
+        .touch_of(&c.phone)
+        .await
+        .expect("read")
+        .expect("touched");
+    assert_eq!(
+        (touch.campaign_id.as_str(), touch.row, touch.at_ms),
+        (id.as_str(), 2, TUESDAY_10AM_BA)
+    );
     // Not again at the next tick; the call an hour later.
     assert_eq!(tick(&h.d).await.expect("tick").templates, 0);
     h.clock.advance(60 * MINUTE);

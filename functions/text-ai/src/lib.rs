@@ -14,6 +14,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod campaign_reply;
 pub mod config;
 pub mod escalation_hook;
 pub mod media_hold;
@@ -48,8 +49,9 @@ pub struct Settings {
     pub reengage_template: Option<(String, String)>,
     /// Longest a media message holds its turn without a note.
     pub media_hold_ms: i64,
-    /// A business's own opt-out phrases (`CHARLA_OPT_OUT_WORDS`).
-    pub opt_out_words: Vec<String>,
+    /// A business's own opt-out phrases, (language, phrase): the profile's
+    /// `[campaigns] opt_out_words` and `CHARLA_OPT_OUT_WORDS`.
+    pub opt_out_words: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -128,7 +130,16 @@ impl Deps {
                 .reengage_template
                 .clone()
                 .or_else(|| agent.profile().reengage_template()),
-            opt_out_words: config.opt_out_words.clone(),
+            opt_out_words: agent
+                .profile()
+                .opt_out_words
+                .iter()
+                .cloned()
+                .chain(config.opt_out_words.iter().map(|w| {
+                    // Written without a language: answered in the profile's first.
+                    (agent.profile().default_language().to_string(), w.clone())
+                }))
+                .collect(),
             ..Settings::default()
         };
         Ok(Deps {
@@ -236,6 +247,15 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         .conversation(&job.user_id)
         .await?
         .ok_or_else(|| Error::NotFound("conversation of a pending message".into()))?;
+    let phone = identity::phone_of(deps.identities.as_ref(), &job.user_id).await?;
+    // A reply to a campaign is the campaign's whoever answers it (the bot
+    // or people).
+    let context = match &deps.campaigns {
+        Some(c) => {
+            campaign_reply::note(c.as_ref(), deps.clock.as_ref(), phone.as_ref(), &pending).await?
+        }
+        None => None,
+    };
     if !conversation.state.bot_answers() {
         // People have it: the messages go to them, and are theirs to answer
         // (marked answered, so the bot does not answer them after a hand-back).
@@ -292,13 +312,13 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         info!("turn held for media being understood");
         return Ok(Outcome::HeldForMedia);
     }
-    let phone = identity::phone_of(deps.identities.as_ref(), &job.user_id).await?;
     let input = TurnInput {
         turn_id: turn_id.clone(),
         conversation: conversation.clone(),
         new_messages,
         history,
         phone,
+        context,
     };
     let (mut replies, note) = match opt_out(deps, &input).await? {
         Some(confirmation) => (confirmation, TurnNote::default()),

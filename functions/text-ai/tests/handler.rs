@@ -476,4 +476,134 @@ async fn an_opt_out_message_puts_the_number_on_the_do_not_contact_list() {
     .await;
     handle_job(&h.deps, &job).await.expect("answered");
     assert_eq!(responder.seen.lock().expect("lock").len(), 1);
+    // The business's own phrase (the profile's `[campaigns] opt_out_words`),
+    // answered in its language.
+    h.deps.settings.opt_out_words = vec![("en".into(), "remove me from your list".into())];
+    let job = user_says(&h.store, "wamid.OPT3", "Remove me from your list!", now()).await;
+    handle_job(&h.deps, &job).await.expect("answered");
+    let sent = h.sender.sent();
+    assert!(
+        matches!(&sent.last().expect("sent").1, OutboundMessage::Text { body } if body.contains("won't call")),
+        "{sent:?}"
+    );
+    assert_eq!(responder.seen.lock().expect("lock").len(), 1);
+}
+
+/// A reply to a `whatsapp_then_call` campaign's template: recorded on the
+/// contact once (a redelivered job adds nothing), the call brought forward,
+/// and the agent told which campaign reached the user.
+#[tokio::test]
+async fn a_reply_to_a_campaign_is_the_campaigns_and_the_agent_knows_it() {
+    use domain::campaign::{
+        Attempt, Campaign, CampaignContact, CampaignState, ContactState, Touch,
+    };
+    use domain::ports::CampaignStore;
+    let responder = Arc::new(Scripted {
+        parts: vec![text("la respuesta del agente")],
+        seen: Mutex::new(Vec::new()),
+    });
+    let mut h = harness(responder.clone(), quick());
+    let campaigns = Arc::new(embedded::SqliteCampaigns::open_in_memory().expect("campaigns"));
+    h.deps.campaigns = Some(campaigns.clone());
+    let t0 = now() - 60_000;
+    let spec = serde_json::from_value(serde_json::json!({
+        "name": "Cobranza noviembre", "channel": "whatsapp_then_call",
+        "template": {"name": "aviso_deuda", "language": "es", "parameters": ["monto"]},
+        "window": "always", "days": ["mon","tue","wed","thu","fri","sat","sun"]
+    }))
+    .expect("spec");
+    let campaign = Campaign {
+        id: "camp1".into(),
+        spec,
+        state: CampaignState::Draft,
+        upload: None,
+        contacts: 0,
+        created_at_ms: t0,
+        updated_at_ms: t0,
+    };
+    campaigns.create_campaign(&campaign).await.expect("create");
+    let mut contact = CampaignContact {
+        campaign_id: "camp1".into(),
+        row: 4,
+        phone: wa(),
+        name: Some("Ana".into()),
+        time_zone: "America/Argentina/Buenos_Aires".into(),
+        language: Some("es".into()),
+        variables: [("monto".to_string(), "$ 12.500".to_string())].into(),
+        state: ContactState::Pending,
+        next_at_ms: Some(t0),
+        attempts: vec![],
+        replies: vec![],
+        version: 1,
+    };
+    assert!(campaigns
+        .replace_contacts("camp1", "u1", std::slice::from_ref(&contact), t0)
+        .await
+        .expect("upload"));
+    // The dispatcher sent the template: the call waits a day.
+    contact = contact.next();
+    contact.state = ContactState::Scheduled;
+    let day_later = t0 + 24 * 3_600_000;
+    contact.next_at_ms = Some(day_later);
+    contact.attempts.push(Attempt::new("whatsapp", t0));
+    assert!(campaigns.update_contact(&contact).await.expect("moved"));
+    campaigns
+        .touch(&Touch {
+            phone: wa(),
+            campaign_id: "camp1".into(),
+            row: 4,
+            at_ms: t0,
+        })
+        .await
+        .expect("touch");
+
+    let job = user_says(&h.store, "wamid.CR1", "¿Cuánto debo exactamente?", now()).await;
+    handle_job(&h.deps, &job).await.expect("answered");
+    let stored = campaigns
+        .contact("camp1", 4)
+        .await
+        .expect("read")
+        .expect("contact");
+    let texts: Vec<&str> = stored.replies.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts, ["¿Cuánto debo exactamente?"]);
+    assert_eq!(stored.state, ContactState::Scheduled);
+    let due = stored.next_at_ms.expect("due");
+    assert!(due < day_later && due <= now(), "brought forward: {due}");
+    let seen = responder.seen.lock().expect("lock").clone();
+    let context = seen[0].context.clone().expect("campaign context");
+    assert!(context.contains("Cobranza noviembre"), "{context}");
+    assert!(context.contains("monto: $ 12.500"), "{context}");
+
+    // The same job again (a redelivery): the reply is not recorded twice.
+    handle_job(&h.deps, &job).await.expect("redelivered");
+    let again = campaigns
+        .contact("camp1", 4)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(again.replies.len(), 1);
+
+    // A late write of an older touch changes nothing: the next message is
+    // still a reply.
+    campaigns
+        .touch(&Touch {
+            phone: wa(),
+            campaign_id: "camp1".into(),
+            row: 4,
+            at_ms: now() - domain::campaign::REPLY_WINDOW_MS - 60_000,
+        })
+        .await
+        .expect("touch");
+    let job = user_says(&h.store, "wamid.CR2", "gracias", now()).await;
+    handle_job(&h.deps, &job).await.expect("answered");
+    assert_eq!(
+        campaigns
+            .contact("camp1", 4)
+            .await
+            .expect("read")
+            .expect("contact")
+            .replies
+            .len(),
+        2
+    );
 }

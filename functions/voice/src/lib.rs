@@ -296,6 +296,10 @@ pub async fn run_tools(
                 language: record.context.language.clone(),
                 source: "voice",
             };
+            if c.name == DO_NOT_CONTACT_TOOL {
+                out.push(do_not_contact(deps, &record, &c.args).await?);
+                continue;
+            }
             out.push(
                 match deps
                     .registry
@@ -317,6 +321,31 @@ pub async fn run_tools(
                 Err("the tools did not answer in time; say it is not available now".to_string())
             })
             .collect()),
+    }
+}
+
+/// The voice agent's tool for "do not call me again": the number the call
+/// reached goes on the do-not-contact list every campaign checks. Served
+/// here, not by the text agent's registry (on WhatsApp, "STOP" does it).
+pub const DO_NOT_CONTACT_TOOL: &str = "do_not_contact";
+
+async fn do_not_contact(
+    deps: &Deps,
+    record: &CallRecord,
+    args: &Value,
+) -> Result<std::result::Result<String, String>> {
+    let reason = args
+        .get("reason")
+        .and_then(Value::as_str)
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or("asked on the call");
+    if call_lifecycle::campaign::opt_out_on_call(&deps.calls, record, reason).await? {
+        Ok(Ok(
+            json!({"done": true, "say": "confirm they will not be called or written to again"})
+                .to_string(),
+        ))
+    } else {
+        Ok(Err("the do-not-contact list is not available".to_string()))
     }
 }
 

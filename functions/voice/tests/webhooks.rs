@@ -157,7 +157,10 @@ fn retell_req(body: &[u8], ts: i64) -> Request<Bytes> {
 
 impl H {
     async fn vapi(&self, name: &str) -> (StatusCode, Value) {
-        let r = voice::handle(&self.deps, vapi_req(&event(name), Some(VAPI_SECRET))).await;
+        self.vapi_body(&event(name)).await
+    }
+    async fn vapi_body(&self, body: &[u8]) -> (StatusCode, Value) {
+        let r = voice::handle(&self.deps, vapi_req(body, Some(VAPI_SECRET))).await;
         (
             r.status(),
             serde_json::from_slice(r.body()).unwrap_or(Value::Null),
@@ -535,4 +538,85 @@ async fn a_retell_campaign_call_gets_its_analysis_after_the_end() {
     assert_eq!(c.attempts[0].reference.as_deref(), Some("retell-call-1"));
     assert!(c.attempts[0].summary.is_some(), "{c:?}");
     assert!(h.told().is_empty(), "no WhatsApp follow-up: {:?}", h.told());
+}
+
+/// "Do not call me again" on a call: the voice agent's `do_not_contact`
+/// tool puts the number on the do-not-contact list, and the call's end
+/// leaves the contact opted out (no retry) whatever the outcome.
+#[tokio::test]
+async fn do_not_contact_on_the_call_opts_the_number_out() {
+    use domain::campaign::*;
+    use domain::ports::CampaignStore;
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let call = make_campaign_call(&h).await;
+    let tool = serde_json::json!({"message": {
+        "type": "tool-calls", "timestamp": 1795525300000i64,
+        "call": {"id": "vapi-call-1", "type": "outboundPhoneCall",
+                 "metadata": {"charla_request_id": REQUEST,
+                              "charla_conversation_id": ANA,
+                              "charla_phone_number_id": "PN1"}},
+        "toolCallList": [{"id": "toolu_9", "type": "function",
+            "function": {"name": "do_not_contact",
+                         "arguments": {"reason": "dijo que no lo llamen más"}}}]}});
+    let (status, body) = h.vapi_body(tool.to_string().as_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["results"][0]["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("\"done\":true")),
+        "{body}"
+    );
+    let ana = UserId::parse(ANA).expect("phone");
+    let listed = h
+        .campaigns
+        .opted_out(&ana)
+        .await
+        .expect("read")
+        .expect("on the list");
+    assert_eq!(
+        (listed.source.as_str(), listed.reason.as_str()),
+        ("call", "dijo que no lo llamen más")
+    );
+    h.vapi("vapi_end_of_call_report.json").await;
+    let c = h
+        .campaigns
+        .contact(&call.campaign_id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(c.state, ContactState::OptedOut, "{c:?}");
+    assert_eq!(c.attempts[0].outcome, Some(CallOutcome::Completed));
+}
+
+/// The same from the provider's structured results (`do_not_contact`,
+/// `opt_out` or `do_not_call` true), for an assistant that extracts it
+/// rather than calling a tool.
+#[tokio::test]
+async fn structured_results_saying_do_not_contact_opt_the_number_out() {
+    use domain::campaign::*;
+    use domain::ports::CampaignStore;
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let call = make_campaign_call(&h).await;
+    let mut report: Value =
+        serde_json::from_slice(&event("vapi_end_of_call_report.json")).expect("json");
+    report["message"]["analysis"]["structuredData"] = serde_json::json!({"do_not_contact": "sí"});
+    assert_eq!(
+        h.vapi_body(report.to_string().as_bytes()).await.0,
+        StatusCode::OK
+    );
+    let ana = UserId::parse(ANA).expect("phone");
+    let listed = h
+        .campaigns
+        .opted_out(&ana)
+        .await
+        .expect("read")
+        .expect("on the list");
+    assert_eq!(listed.source, "call");
+    let c = h
+        .campaigns
+        .contact(&call.campaign_id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(c.state, ContactState::OptedOut, "{c:?}");
 }

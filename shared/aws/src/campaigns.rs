@@ -5,6 +5,7 @@
 //! | campaign | `CAMP#{id}`            | `META`         | `CAMPS` / `{created_at_ms:013}#{id}`      |
 //! | contact  | `CAMP#{id}#{upload}`   | `ROW#{row:07}` | while waiting: `CAMPDUE#{id}#{upload}` / `{next_at_ms:013}#{row:07}` |
 //! | opt-out  | `OPTOUT#{phone}`       | `OPTOUT`       | `OPTOUTS` / `{at_ms:013}#{phone}`         |
+//! | touch    | `TOUCH#{phone}`        | `TOUCH`        |                                           |
 //!
 //! - A contact is its JSON `record` with its `version`; every move is one
 //!   transaction: the contact put on `version = previous`, and the
@@ -33,7 +34,7 @@ use aws_sdk_dynamodb::Client;
 use super::dynamodb_items::{key, n, s, Item};
 use super::dynamodb_put::put;
 use super::sdk_error;
-use domain::campaign::{Campaign, CampaignContact, CampaignState, ContactState, OptOut};
+use domain::campaign::{Campaign, CampaignContact, CampaignState, ContactState, OptOut, Touch};
 use domain::error::{Error, Result};
 use domain::ports::CampaignStore;
 use domain::UserId;
@@ -80,6 +81,10 @@ fn count_attr(state: ContactState) -> String {
 
 fn opt_out_key(phone: &UserId) -> Item {
     key(format!("OPTOUT#{phone}"), "OPTOUT")
+}
+
+fn touch_key(phone: &UserId) -> Item {
+    key(format!("TOUCH#{phone}"), "TOUCH")
 }
 
 fn bad(what: &str, detail: impl std::fmt::Display) -> Error {
@@ -684,6 +689,55 @@ impl CampaignStore for DynamoCampaigns {
                 serde_json::from_str(json).map_err(|e| bad("opt-out", e))
             })
             .collect()
+    }
+
+    async fn touch(&self, touch: &Touch) -> Result<()> {
+        let mut item = touch_key(&touch.phone);
+        item.insert("campaign_id".into(), s(&touch.campaign_id));
+        item.insert("row".into(), n(i64::from(touch.row)));
+        item.insert("at_ms".into(), n(touch.at_ms));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR at_ms <= :at")
+            .expression_attribute_values(":at", n(touch.at_ms))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // A newer touch is there: it stays.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error(SERVICE, "recording a campaign touch", e)),
+        }
+    }
+
+    async fn touch_of(&self, phone: &UserId) -> Result<Option<Touch>> {
+        let Some(item) = self
+            .get(touch_key(phone), "reading a campaign touch")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (Some(campaign_id), Some(row), Some(at_ms)) = (
+            str_of(&item, "campaign_id"),
+            num_of(&item, "row").and_then(|r| u32::try_from(r).ok()),
+            num_of(&item, "at_ms"),
+        ) else {
+            return Err(bad("campaign touch", "missing attributes"));
+        };
+        Ok(Some(Touch {
+            phone: phone.clone(),
+            campaign_id: campaign_id.to_string(),
+            row,
+            at_ms,
+        }))
     }
 }
 

@@ -6,7 +6,6 @@
 use domain::campaign::{self, CampaignCall, CampaignContact, ContactState};
 use domain::voice::*;
 use domain::{CallRequest, Error, Result};
-use jiff::tz::TimeZone;
 use tracing::{info, warn};
 
 use crate::{place, Deps, Outcome};
@@ -64,6 +63,35 @@ pub(crate) async fn handle(deps: &Deps, req: &CallRequest, call: &CampaignCall) 
     place(deps, record).await
 }
 
+/// The person on the call asked not to be called or written to again: the
+/// number the call reached goes on the do-not-contact list (any call, a
+/// campaign's or one the user asked for). `false`: no campaign store here,
+/// or no number.
+pub async fn opt_out_on_call(deps: &Deps, record: &CallRecord, reason: &str) -> Result<bool> {
+    let Some(store) = &deps.campaigns else {
+        return Ok(false);
+    };
+    let ctx = &record.context;
+    let Some(phone) = ctx
+        .phone
+        .clone()
+        .or_else(|| ctx.user_id.is_phone().then(|| ctx.user_id.clone()))
+    else {
+        return Ok(false);
+    };
+    store
+        .opt_out(&campaign::OptOut {
+            phone,
+            reason: reason.chars().take(300).collect(),
+            source: "call".into(),
+            at_ms: deps.clock.now_ms(),
+        })
+        .await?;
+    runtime::observability::count("OptOutByCall", 1);
+    info!(request = %ctx.request_id, "opted out on a call");
+    Ok(true)
+}
+
 /// What a call told about itself, for the campaign's report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallReport {
@@ -85,6 +113,13 @@ pub async fn apply_outcome(
     let (Some(store), Some(call)) = (&deps.campaigns, &record.context.campaign) else {
         return Ok(());
     };
+    if report
+        .results
+        .as_ref()
+        .is_some_and(campaign::asks_no_contact)
+    {
+        opt_out_on_call(deps, record, "asked on the call (structured results)").await?;
+    }
     for _ in 0..5 {
         let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
             return Ok(());
@@ -96,7 +131,7 @@ pub async fn apply_outcome(
             return Ok(());
         };
         let schedule = c.spec.validate().map_err(Error::Invalid)?;
-        let tz = TimeZone::get(&contact.time_zone).unwrap_or(TimeZone::UTC);
+        let tz = contact.zone();
         let mut next = contact.next();
         if let Some(last) = next.attempts.iter_mut().rev().find(|a| a.channel == "call") {
             last.outcome = Some(outcome);
@@ -106,7 +141,13 @@ pub async fn apply_outcome(
             last.reference = record.call_id.clone().or(last.reference.take());
         }
         let now = deps.clock.now_ms();
-        let (state, next_at) = campaign::after_call(&c.spec, &schedule, &next, outcome, now, &tz);
+        let (mut state, mut next_at) =
+            campaign::after_call(&c.spec, &schedule, &next, outcome, now, &tz);
+        // Asked on the call (the tool, the results) or in a message
+        // meanwhile: no retry, whatever the outcome.
+        if store.opted_out(&contact.phone).await?.is_some() {
+            (state, next_at) = (ContactState::OptedOut, None);
+        }
         next.state = state;
         next.next_at_ms = next_at;
         if store.update_contact(&next).await? {
@@ -126,6 +167,13 @@ pub async fn add_summary(deps: &Deps, record: &CallRecord, report: &CallReport) 
     let Some(call_id) = record.call_id.as_deref() else {
         return Ok(());
     };
+    if report
+        .results
+        .as_ref()
+        .is_some_and(campaign::asks_no_contact)
+    {
+        opt_out_on_call(deps, record, "asked on the call (structured results)").await?;
+    }
     for _ in 0..5 {
         let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
             return Ok(());

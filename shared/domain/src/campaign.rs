@@ -546,14 +546,26 @@ pub struct CampaignContact {
     /// When it is due (waiting states only).
     pub next_at_ms: Option<i64>,
     pub attempts: Vec<Attempt>,
-    /// What the contact wrote back on WhatsApp.
+    /// What the contact wrote back on WhatsApp, oldest first, at most
+    /// [`MAX_REPLIES`].
     #[serde(default)]
-    pub replies: Vec<String>,
+    pub replies: Vec<Reply>,
     /// Moves by one with every change: the condition of every write.
     pub version: u64,
 }
 
+/// The zone `name` names; UTC for a name this build does not know (uploads
+/// check zones, so only an older upload under a newer tz database).
+pub fn zone_named(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or(TimeZone::UTC)
+}
+
 impl CampaignContact {
+    /// The contact's own time zone.
+    pub fn zone(&self) -> TimeZone {
+        zone_named(&self.time_zone)
+    }
+
     /// The contact as the next write will store it (one version on: the
     /// store writes it only over this version).
     pub fn next(&self) -> CampaignContact {
@@ -572,6 +584,30 @@ impl CampaignContact {
         self.attempts.iter().any(|a| a.channel == "whatsapp")
     }
 
+    /// The contact with those of `messages` it has not recorded yet (by
+    /// wamid: a retried turn adds nothing twice), one version on; `None`
+    /// when there is nothing new. Keeps the newest [`MAX_REPLIES`], each cut
+    /// to [`MAX_REPLY_CHARS`].
+    pub fn with_replies(&self, messages: &[Reply]) -> Option<CampaignContact> {
+        let new: Vec<&Reply> = messages
+            .iter()
+            .filter(|m| !m.text.trim().is_empty())
+            .filter(|m| !self.replies.iter().any(|r| r.wamid == m.wamid))
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        let mut next = self.next();
+        next.replies.extend(new.into_iter().map(|m| Reply {
+            wamid: m.wamid.clone(),
+            at_ms: m.at_ms,
+            text: m.text.chars().take(MAX_REPLY_CHARS).collect(),
+        }));
+        let over = next.replies.len().saturating_sub(MAX_REPLIES);
+        next.replies.drain(..over);
+        Some(next)
+    }
+
     /// What happens next, said to the operator in the report.
     pub fn next_step(&self) -> String {
         match (self.state, self.next_at_ms) {
@@ -587,6 +623,68 @@ impl CampaignContact {
             _ => "none: attempts used up".into(),
         }
     }
+}
+
+/// Replies kept per contact (the conversation keeps them all).
+pub const MAX_REPLIES: usize = 50;
+/// Characters kept of each reply.
+pub const MAX_REPLY_CHARS: usize = 1000;
+/// How long after a campaign reached a number a message from it is a reply
+/// to the campaign.
+pub const REPLY_WINDOW_MS: i64 = 30 * 24 * 60 * MINUTE_MS;
+
+/// A WhatsApp message from a campaign's contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub wamid: String,
+    pub at_ms: i64,
+    pub text: String,
+}
+
+/// The campaign that last reached a number (a template sent, a call
+/// placed): a message from that number within [`REPLY_WINDOW_MS`] is a
+/// reply to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touch {
+    pub phone: UserId,
+    pub campaign_id: String,
+    pub row: u32,
+    pub at_ms: i64,
+}
+
+impl Touch {
+    /// Whether a message at `now_ms` still answers this touch.
+    pub fn current(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.at_ms) <= REPLY_WINDOW_MS
+    }
+}
+
+/// What the agent is told about the campaign that reached the user it is
+/// talking to: the campaign's name, how it reached them, and the contact's
+/// spreadsheet columns (operator data, given as data).
+pub fn agent_context(campaign: &Campaign, contact: &CampaignContact) -> String {
+    let how = match (campaign.spec.channel, &campaign.spec.template) {
+        (Channel::Call, _) => "an AI phone call".to_string(),
+        (_, Some(t)) => format!("the WhatsApp template \"{}\"", t.name),
+        (_, None) => "WhatsApp".to_string(),
+    };
+    let mut s = format!(
+        "This user was reached by the business's campaign \"{}\" ({how}); \
+         their message may answer it. What the business's list says about them:",
+        campaign.spec.name
+    );
+    if let Some(name) = &contact.name {
+        s.push_str(&format!("\n- name: {name}"));
+    }
+    for (k, v) in &contact.variables {
+        s.push_str(&format!("\n- {k}: {v}"));
+    }
+    for a in contact.attempts.iter().filter(|a| a.summary.is_some()) {
+        if let Some(summary) = &a.summary {
+            s.push_str(&format!("\n- the earlier {}: {summary}", a.channel));
+        }
+    }
+    s
 }
 
 /// A campaign's call on the call queue: the contact it is for and which of
@@ -648,10 +746,10 @@ const OPT_OUT_PHRASES: &[(&str, &str)] = &[
 /// The language of an opt-out request, when `text` is one: the phrase with
 /// at most two words around it ("STOP", "BAJA por favor", "no me llamen
 /// más"), so that a sentence that merely holds the word ("no puedo parar de
-/// reír") is not one. `extra` adds a business's own phrases (any language:
-/// answered in `es`). `parar` is Spanish and Portuguese: answered in
+/// reír") is not one. `extra` adds a business's own phrases, as
+/// `(language, phrase)`. `parar` is Spanish and Portuguese: answered in
 /// Portuguese only when nothing else says Spanish.
-pub fn opt_out_request(text: &str, extra: &[String]) -> Option<&'static str> {
+pub fn opt_out_request<'a>(text: &str, extra: &'a [(String, String)]) -> Option<&'a str> {
     let folded = crate::text::fold(text);
     let words = folded.split_whitespace().count();
     if words == 0 {
@@ -672,7 +770,32 @@ pub fn opt_out_request(text: &str, extra: &[String]) -> Option<&'static str> {
         .iter()
         .find(|(_, p)| fits(p))
         .map(|(lang, _)| *lang)
-        .or_else(|| extra.iter().any(|p| fits(p)).then_some("es"))
+        .or_else(|| {
+            extra
+                .iter()
+                .find(|(_, p)| fits(p))
+                .map(|(lang, _)| lang.as_str())
+        })
+}
+
+/// The structured results keys (the voice agent's extraction) that say
+/// the person asked not to be contacted again.
+pub const NO_CONTACT_KEYS: [&str; 3] = ["do_not_contact", "opt_out", "do_not_call"];
+
+/// Whether a call's structured results say the person asked not to be
+/// contacted again: one of [`NO_CONTACT_KEYS`] true (or "true", "yes",
+/// "sí", "sim").
+pub fn asks_no_contact(results: &Value) -> bool {
+    NO_CONTACT_KEYS
+        .iter()
+        .filter_map(|k| results.get(k))
+        .any(|v| match v {
+            Value::Bool(b) => *b,
+            Value::String(s) => {
+                matches!(crate::text::fold(s).trim(), "true" | "yes" | "si" | "sim")
+            }
+            _ => false,
+        })
 }
 
 /// What the user is told once they are on the do-not-contact list.
@@ -725,8 +848,10 @@ pub fn after_template(
     }
 }
 
-/// A reply to the template of a `whatsapp_then_call` campaign brings the
-/// call forward to the next allowed moment.
+/// What a reply to the campaign changes: for `whatsapp_then_call`, the
+/// call waiting after the template comes forward to the next allowed
+/// moment; for `whatsapp`, a contact done with its template counts as
+/// answered. `None`: the state stays.
 pub fn after_reply(
     spec: &CampaignSpec,
     schedule: &CallingSchedule,
@@ -734,14 +859,19 @@ pub fn after_reply(
     now_ms: i64,
     tz: &TimeZone,
 ) -> Option<(ContactState, Option<i64>)> {
-    let waiting_for_call = spec.channel == Channel::WhatsappThenCall
-        && contact.state == ContactState::Scheduled
-        && contact.calls() == 0;
-    if !waiting_for_call {
-        return None;
+    match spec.channel {
+        Channel::WhatsappThenCall
+            if contact.state == ContactState::Scheduled && contact.calls() == 0 =>
+        {
+            let at = schedule.next_allowed(now_ms, tz)?;
+            (contact.next_at_ms != Some(at) && contact.next_at_ms.is_none_or(|t| t > at))
+                .then_some((ContactState::Scheduled, Some(at)))
+        }
+        Channel::Whatsapp if contact.state == ContactState::Done => {
+            Some((ContactState::Answered, None))
+        }
+        _ => None,
     }
-    let at = schedule.next_allowed(now_ms, tz)?;
-    Some((ContactState::Scheduled, Some(at)))
 }
 
 /// What the dispatcher does with one due contact.

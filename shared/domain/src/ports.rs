@@ -162,6 +162,9 @@ pub struct TurnInput {
     /// The number the user can be called on (`identity::phone_of`): `None`
     /// for a user known only by username.
     pub phone: Option<UserId>,
+    /// What the business knows about why the user writes (the campaign
+    /// that reached them, [`campaign::agent_context`]), for the model.
+    pub context: Option<String>,
 }
 
 /// Decides the answer to a turn.
@@ -602,4 +605,11 @@ pub trait CampaignStore: Send + Sync {
 
     /// The list, most recent first, at most `limit`.
     async fn opt_outs(&self, limit: usize) -> Result<Vec<campaign::OptOut>>;
+
+    /// Records that a campaign reached `touch.phone` (the latest wins, by
+    /// `at_ms`: a late write of an older touch changes nothing).
+    async fn touch(&self, touch: &campaign::Touch) -> Result<()>;
+
+    /// The campaign that last reached `phone`.
+    async fn touch_of(&self, phone: &UserId) -> Result<Option<campaign::Touch>>;
 }

@@ -13,13 +13,14 @@ use super::{
     corrupt, migrate, open_connection, query_all, to_i64, usize_to_i64, Db, SqliteContext,
 };
 use domain::campaign::{
-    Campaign, CampaignContact, CampaignSpec, CampaignState, ContactState, OptOut,
+    Campaign, CampaignContact, CampaignSpec, CampaignState, ContactState, OptOut, Touch,
 };
 use domain::error::{Error, Result};
 use domain::ports::CampaignStore;
 use domain::UserId;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `campaign_touches` (added in place).
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS campaigns (
     id TEXT PRIMARY KEY,
@@ -52,6 +53,13 @@ CREATE TABLE IF NOT EXISTS opt_outs (
     record TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS opt_outs_recent ON opt_outs (at_ms);
+
+CREATE TABLE IF NOT EXISTS campaign_touches (
+    phone TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// The current upload of a campaign, for the contact queries.
@@ -473,6 +481,49 @@ impl CampaignStore for SqliteCampaigns {
             })
             .await?;
         rows.iter().map(|j| opt_out_from(j)).collect()
+    }
+
+    async fn touch(&self, touch: &Touch) -> Result<()> {
+        let t = touch.clone();
+        self.db
+            .call(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO campaign_touches (phone, campaign_id, row, at_ms)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(phone) DO UPDATE SET campaign_id = excluded.campaign_id,
+                         row = excluded.row, at_ms = excluded.at_ms
+                     WHERE excluded.at_ms >= campaign_touches.at_ms",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![t.phone.as_str(), t.campaign_id, t.row, t.at_ms])
+                })
+                .ctx("campaign touch")?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn touch_of(&self, phone: &UserId) -> Result<Option<Touch>> {
+        let key = phone.as_str().to_string();
+        let row: Option<(String, u32, i64)> = self
+            .db
+            .call(move |conn| {
+                conn.prepare_cached(
+                    "SELECT campaign_id, row, at_ms FROM campaign_touches WHERE phone = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                })
+                .ctx("campaign touch")
+            })
+            .await?;
+        Ok(row.map(|(campaign_id, row, at_ms)| Touch {
+            phone: phone.clone(),
+            campaign_id,
+            row,
+            at_ms,
+        }))
     }
 }
 

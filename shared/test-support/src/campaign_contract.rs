@@ -23,6 +23,7 @@ pub async fn run_all(store: &dyn CampaignStore) {
     counts_follow_every_move(store).await;
     pages_go_in_row_order(store).await;
     the_do_not_contact_list(store).await;
+    the_latest_touch_of_a_number_wins(store).await;
 }
 
 fn fresh_id(prefix: &str) -> String {
@@ -249,7 +250,11 @@ pub async fn a_contact_moves_once_per_version(store: &dyn CampaignStore) {
         results: Some(json!({"promise_to_pay": true, "amount": 1200})),
         reference: Some("call-1".into()),
     });
-    done.replies.push("gracias".into());
+    done.replies.push(Reply {
+        wamid: "wamid.R1".into(),
+        at_ms: 2,
+        text: "gracias".into(),
+    });
     assert!(store.update_contact(&done).await.expect("answered"));
     assert_eq!(store.contact(&id, c.row).await.expect("read"), Some(done));
     let ghost = contact(&id, 99, Some(AT));
@@ -360,4 +365,30 @@ pub async fn the_do_not_contact_list(store: &dyn CampaignStore) {
     assert!(store.remove_opt_out(&phone).await.expect("remove"));
     assert!(!store.remove_opt_out(&phone).await.expect("remove again"));
     assert_eq!(store.opted_out(&phone).await.expect("read"), None);
+}
+
+pub async fn the_latest_touch_of_a_number_wins(store: &dyn CampaignStore) {
+    let phone = UserId::phone(&format!(
+        "54911{:08}",
+        uuid::Uuid::new_v4().as_u128() % 100_000_000
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.touch_of(&phone).await.expect("read"), None);
+    let touch = |campaign: &str, row: u32, at_ms: i64| Touch {
+        phone: phone.clone(),
+        campaign_id: campaign.into(),
+        row,
+        at_ms,
+    };
+    store.touch(&touch("a", 1, AT)).await.expect("touch");
+    store
+        .touch(&touch("b", 7, AT + MINUTE))
+        .await
+        .expect("touch");
+    // A late write of an older touch (a slow dispatcher) changes nothing.
+    store.touch(&touch("a", 1, AT + 1)).await.expect("touch");
+    assert_eq!(
+        store.touch_of(&phone).await.expect("read"),
+        Some(touch("b", 7, AT + MINUTE))
+    );
 }

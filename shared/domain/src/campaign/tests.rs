@@ -285,6 +285,100 @@ fn the_template_comes_first_and_a_reply_brings_the_call_forward() {
         after_template(&whatsapp_only, &s, now, &ba),
         (ContactState::Done, None)
     );
+    // A second reply, with the call already brought forward: nothing moves.
+    let mut forward = sent.clone();
+    forward.next_at_ms = Some(later);
+    assert_eq!(after_reply(&spec, &s, &forward, later + 1000, &ba), None);
+    // Once called, a reply changes nothing either.
+    let mut called = sent.clone();
+    called.attempts.push(Attempt::new("call", later));
+    assert_eq!(after_reply(&spec, &s, &called, later, &ba), None);
+    // A template-only campaign: the reply is the contact answering.
+    let mut done = sent.clone();
+    done.state = ContactState::Done;
+    done.next_at_ms = None;
+    assert_eq!(
+        after_reply(&whatsapp_only, &s, &done, later, &ba),
+        Some((ContactState::Answered, None))
+    );
+}
+
+fn reply(wamid: &str, text: &str) -> Reply {
+    Reply {
+        wamid: wamid.into(),
+        at_ms: 5,
+        text: text.into(),
+    }
+}
+
+#[test]
+fn replies_are_recorded_once_each_and_bounded() {
+    let c = contact(1, "UTC");
+    let once = c
+        .with_replies(&[reply("w1", "¿Cuánto debo?"), reply("w2", "  ")])
+        .expect("a new reply");
+    assert_eq!(once.version, c.version + 1);
+    assert_eq!(once.replies, vec![reply("w1", "¿Cuánto debo?")]);
+    // A retried turn brings the same messages again: nothing to write.
+    assert_eq!(once.with_replies(&[reply("w1", "¿Cuánto debo?")]), None);
+    let long = "x".repeat(MAX_REPLY_CHARS + 10);
+    let mut many = once.clone();
+    for i in 0..MAX_REPLIES + 5 {
+        many = many
+            .with_replies(&[reply(&format!("m{i}"), &long)])
+            .expect("new");
+    }
+    assert_eq!(many.replies.len(), MAX_REPLIES);
+    assert_eq!(many.replies[0].wamid, "m5");
+    assert!(many
+        .replies
+        .iter()
+        .all(|r| r.text.chars().count() == MAX_REPLY_CHARS));
+}
+
+#[test]
+fn a_touch_is_a_reply_target_for_thirty_days() {
+    let t = Touch {
+        phone: UserId::phone("5491155550001").expect("phone"),
+        campaign_id: "c1".into(),
+        row: 3,
+        at_ms: 1_000,
+    };
+    assert!(t.current(1_000 + REPLY_WINDOW_MS));
+    assert!(!t.current(1_001 + REPLY_WINDOW_MS));
+}
+
+#[test]
+fn the_agent_is_told_the_campaign_and_the_contacts_columns() {
+    let spec = spec(json!({
+        "name": "Cobranza noviembre", "channel": "whatsapp_then_call",
+        "template": {"name": "aviso_deuda", "language": "es", "parameters": ["monto"]}
+    }));
+    let campaign = Campaign {
+        id: "c1".into(),
+        spec,
+        state: CampaignState::Running,
+        upload: None,
+        contacts: 1,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    let mut c = contact(1, "UTC");
+    c.name = Some("Ana".into());
+    c.variables.insert("monto".into(), "$ 12.500".into());
+    let mut call = Attempt::new("call", 0);
+    call.summary = Some("Prometió pagar el viernes".into());
+    c.attempts.push(call);
+    let text = agent_context(&campaign, &c);
+    for part in [
+        "\"Cobranza noviembre\"",
+        "template \"aviso_deuda\"",
+        "- name: Ana",
+        "- monto: $ 12.500",
+        "Prometió pagar el viernes",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
 }
 
 #[test]
@@ -464,9 +558,35 @@ fn opt_out_requests_are_short_and_in_any_of_the_languages() {
     ] {
         assert_eq!(opt_out_request(text, &[]), None, "{text}");
     }
+    let own = [
+        ("es".to_string(), "cancelar todo".to_string()),
+        ("en".to_string(), "leave me alone".to_string()),
+    ];
+    assert_eq!(opt_out_request("Cancelar todo!", &own), Some("es"));
+    assert_eq!(opt_out_request("just leave me alone", &own), Some("en"));
     assert_eq!(
-        opt_out_request("cancelar todo", &["cancelar todo".to_string()]),
-        Some("es")
+        opt_out_request("cancelar la cita del martes a las diez", &own),
+        None
     );
     assert!(opt_out_confirmation("pt").contains("campanhas"));
+}
+
+#[test]
+fn structured_results_can_ask_for_no_more_contact() {
+    for yes in [
+        json!({"do_not_contact": true}),
+        json!({"opt_out": "Sí"}),
+        json!({"do_not_call": "yes", "promise_to_pay": false}),
+    ] {
+        assert!(asks_no_contact(&yes), "{yes}");
+    }
+    for no in [
+        json!({"do_not_contact": false}),
+        json!({"opt_out": "no"}),
+        json!({"promise_to_pay": true}),
+        json!("do_not_contact"),
+        json!(null),
+    ] {
+        assert!(!asks_no_contact(&no), "{no}");
+    }
 }
