@@ -1006,3 +1006,97 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
     );
     stack.teardown().await;
 }
+
+/// A `whatsapp_then_call` campaign on the Lambda wiring: the dispatcher's
+/// schedule sends the template through the Graph API; the contact answers
+/// it on WhatsApp (ingestion, text-ai), which records the reply on the
+/// contact and brings the call forward from tomorrow to now; the next tick
+/// places it at Vapi.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_to_a_campaign_template_brings_its_call_forward() {
+    let graph = FakeGraph::start().await;
+    let vapi = fakes::fake_vapi().await;
+    let stack = deploy(
+        with_vapi(options(&graph), &vapi).parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
+    let json_of = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    let spec = json!({
+        "name": "Recordatorio", "channel": "whatsapp_then_call", "window": "always",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "time_zone": "UTC",
+        "template": {"name": "recordatorio_pago", "language": "es", "parameters": ["Monto"]},
+        "call_after_minutes": 1440,
+    });
+    let (status, body) = admin_send(client.post(url("campaigns")).body(spec.to_string())).await;
+    assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
+    let id = json_of(&body)["id"].as_str().expect("id").to_string();
+    let user = format!("54911555{}", &meta::new_user_id()[8..]);
+    let csv = format!("Teléfono,Nombre,Monto\n+{user},Ana,1200\n");
+    let (status, body) = admin_send(
+        client
+            .put(url(&format!("campaigns/{id}/contacts")))
+            .header("content-type", "text/csv")
+            .body(csv),
+    )
+    .await;
+    assert!(status == 200 && body.contains("\"accepted\":1"), "{body}");
+    let (status, _) = admin_send(client.post(url(&format!("campaigns/{id}/start")))).await;
+    assert_eq!(status, 200);
+
+    let _ = stack.fire_schedule("CampaignDispatcher").await;
+    let sent = wait_messages(&graph, &user, 1).await;
+    assert_eq!(sent.len(), 1, "the template\n{}", stack.diagnostics());
+    assert_eq!(sent[0]["type"], "template", "{}", sent[0]);
+    assert_eq!(
+        sent[0]["template"]["components"][0]["parameters"][0]["text"], "1200",
+        "{}",
+        sent[0]
+    );
+    // The call waits a day: a tick now places nothing.
+    let _ = stack.fire_schedule("CampaignDispatcher").await;
+    let calls = || async {
+        vapi.received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path() == "/call")
+            .count()
+    };
+    assert_eq!(calls().await, 0);
+
+    assert_eq!(
+        say(
+            &stack,
+            &user,
+            &meta::new_wamid(),
+            "¿Me pueden llamar ahora?"
+        )
+        .await,
+        200
+    );
+    let replied = until(WAIT, || async {
+        let (_, body) = admin_send(
+            client
+                .get(url(&format!("campaigns/{id}/report")))
+                .header("accept", "text/csv"),
+        )
+        .await;
+        body.contains("¿Me pueden llamar ahora?")
+    })
+    .await;
+    assert!(
+        replied,
+        "the reply did not reach the contact\n{}",
+        stack.diagnostics()
+    );
+    let _ = stack.fire_schedule("CampaignDispatcher").await;
+    let called = until(WAIT, || async { calls().await == 1 }).await;
+    assert!(
+        called,
+        "the reply did not bring the call forward\n{}",
+        stack.diagnostics()
+    );
+    stack.teardown().await;
+}
