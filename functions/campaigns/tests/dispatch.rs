@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use campaigns::dispatch::{tick, DispatchSettings, Dispatcher};
 use domain::campaign::*;
-use domain::ports::{CampaignStore, ConversationStore};
+use domain::ports::{CampaignStore, Clock, ConversationStore};
 use domain::{CallRequest, UserId};
 use embedded::{Outbox, SqliteCampaigns, SqliteStore};
 use serde_json::json;
@@ -80,6 +80,18 @@ fn contact(id: &str, row: u32, zone: &str) -> CampaignContact {
 
 /// A running campaign with `rows` contacts in `zone`.
 async fn running(h: &H, spec: serde_json::Value, rows: u32, zone: &str) -> String {
+    running_with(h, spec, |id| {
+        (0..rows).map(|i| contact(id, i + 2, zone)).collect()
+    })
+    .await
+}
+
+/// A running campaign with the contacts `contacts` makes for its id.
+async fn running_with(
+    h: &H,
+    spec: serde_json::Value,
+    contacts: impl FnOnce(&str) -> Vec<CampaignContact>,
+) -> String {
     let id = format!("cmp_{}", uuid::Uuid::new_v4().simple());
     let c = Campaign {
         id: id.clone(),
@@ -91,7 +103,7 @@ async fn running(h: &H, spec: serde_json::Value, rows: u32, zone: &str) -> Strin
         updated_at_ms: TUESDAY_10AM_BA,
     };
     h.campaigns.create_campaign(&c).await.expect("create");
-    let contacts: Vec<_> = (0..rows).map(|i| contact(&id, i + 2, zone)).collect();
+    let contacts = contacts(&id);
     assert!(h
         .campaigns
         .replace_contacts(&id, "up1", &contacts, TUESDAY_10AM_BA)
@@ -392,4 +404,96 @@ async fn templates_without_a_sender_wait_and_the_campaign_is_reported_stuck() {
         ContactState::Pending,
         "nothing claimed"
     );
+}
+
+/// 1,000 contacts across 24 time zones (a half-hour one and both
+/// hemispheres' summer time among them), a simulated clock in 15-minute
+/// ticks over three days: each contact is dialled once, on a weekday, inside
+/// 09:00-20:00 of its own zone, and never more than `max_concurrent` at
+/// once.
+#[tokio::test]
+async fn a_thousand_contacts_in_24_zones_are_each_dialled_inside_their_own_window() {
+    const ZONES: [&str; 24] = [
+        "Pacific/Pago_Pago",
+        "Pacific/Honolulu",
+        "America/Anchorage",
+        "America/Los_Angeles",
+        "America/Denver",
+        "America/Mexico_City",
+        "America/New_York",
+        "America/Halifax",
+        "America/Argentina/Buenos_Aires",
+        "America/Noronha",
+        "Atlantic/Azores",
+        "Europe/London",
+        "Europe/Madrid",
+        "Africa/Cairo",
+        "Europe/Moscow",
+        "Asia/Dubai",
+        "Asia/Kolkata",
+        "Asia/Dhaka",
+        "Asia/Bangkok",
+        "Asia/Shanghai",
+        "Asia/Tokyo",
+        "Australia/Sydney",
+        "Pacific/Noumea",
+        "Pacific/Auckland",
+    ];
+    let mut h = harness();
+    h.d.settings.number_calls = 200;
+    h.d.settings.batch = 300;
+    let id = running_with(
+        &h,
+        json!({"name": "c", "channel": "call", "max_concurrent": 40,
+               "window": "09:00-20:00", "days": ["mon", "tue", "wed", "thu", "fri"]}),
+        |id| {
+            (0..1000u32)
+                .map(|i| contact(id, i + 2, ZONES[i as usize % ZONES.len()]))
+                .collect()
+        },
+    )
+    .await;
+    let contacts = h
+        .campaigns
+        .contacts_page(&id, None, 2000)
+        .await
+        .expect("contacts");
+    assert_eq!(contacts.len(), 1000);
+    let zone_of: BTreeMap<String, &str> = contacts
+        .iter()
+        .map(|c| (c.phone.to_string(), c.time_zone.as_str()))
+        .collect();
+    let mut dialled: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen = 0;
+    for _ in 0..(3 * 24 * 4) {
+        tick(&h.d).await.expect("tick");
+        let requests = queued(&h);
+        let new = &requests[seen..];
+        assert!(new.len() <= 40, "over max_concurrent: {}", new.len());
+        for r in new {
+            let phone = r.user_id.to_string();
+            let zone = zone_of[&phone];
+            let local = jiff::Timestamp::from_millisecond(h.clock.now_ms())
+                .expect("now")
+                .to_zoned(jiff::tz::TimeZone::get(zone).expect("zone"));
+            let hour = local.hour();
+            assert!(
+                (9..20).contains(&hour)
+                    && !matches!(
+                        local.weekday(),
+                        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+                    ),
+                "{phone} in {zone} dialled at {local}"
+            );
+            *dialled.entry(phone).or_default() += 1;
+            let row = r.campaign.as_ref().expect("campaign call").row;
+            answered(&h, &id, row).await;
+        }
+        seen = requests.len();
+        h.clock.advance(15 * MINUTE);
+    }
+    assert_eq!(dialled.len(), 1000, "every contact dialled");
+    assert!(dialled.values().all(|n| *n == 1), "each once");
+    let counts = h.campaigns.counts(&id).await.expect("counts");
+    assert_eq!(counts.get(&ContactState::Answered), Some(&1000));
 }
