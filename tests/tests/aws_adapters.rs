@@ -76,6 +76,141 @@ async fn dynamo_campaigns_pass_the_campaign_contract() {
     test_support::campaign_contract::run_all(&store).await;
 }
 
+/// An upload bigger than its request's time budget on DynamoDB: the
+/// request stages it and answers 202 with the validation report and how
+/// far the writing came; the campaign cannot start part-way; the
+/// dispatcher's tick writes the rest and switches; then it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_upload_is_finished_by_the_dispatcher() {
+    use bytes::Bytes;
+    use std::sync::Arc;
+    let table = unique("charla-staged");
+    let config = moto_config().await;
+    new_store(&config, &table).await;
+    let store = Arc::new(aws_adapters::DynamoCampaigns::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        &table,
+    ));
+    let deps = campaigns::Deps {
+        campaigns: store.clone(),
+        clock: Arc::new(SystemClock),
+        settings: campaigns::config::Settings {
+            // One step, then the rest is the dispatcher's.
+            import_budget: Duration::ZERO,
+            ..Default::default()
+        },
+    };
+    let call = |method: &str, path: &str, body: Vec<u8>| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "text/csv")
+            .body(Bytes::from(body))
+            .expect("request");
+        let deps = &deps;
+        async move {
+            let r = campaigns::handle(deps, req).await;
+            let body: serde_json::Value =
+                serde_json::from_slice(r.body()).unwrap_or(serde_json::Value::Null);
+            (r.status().as_u16(), body)
+        }
+    };
+    let (status, created) = call(
+        "POST",
+        "/admin/campaigns",
+        br#"{"name": "Grande", "channel": "call"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    let mut csv = String::from("Teléfono,Nombre\n");
+    for i in 0..3_500u32 {
+        csv.push_str(&format!("+54 9 11 6000-{i:04},Cliente {i}\n"));
+    }
+    let (status, report) = call(
+        "PUT",
+        &format!("/admin/campaigns/{id}/contacts"),
+        csv.into_bytes(),
+    )
+    .await;
+    let summary = (&report["accepted"], &report["import"]);
+    assert_eq!(status, 202, "{summary:?}");
+    assert_eq!(report["accepted"], 3_500, "{summary:?}");
+    assert_eq!(report["import"]["done"], false, "{summary:?}");
+    assert_eq!(report["import"]["total"], 3_500, "{summary:?}");
+    let (status, body) = call("POST", &format!("/admin/campaigns/{id}/start"), vec![]).await;
+    assert_eq!(status, 409, "not while it is written: {body}");
+    let (_, view) = call("GET", &format!("/admin/campaigns/{id}"), vec![]).await;
+    assert_eq!(view["contacts"], 0, "{view}");
+    assert_eq!(view["import"]["total"], 3_500, "{view}");
+
+    let queue = Arc::new(test_support::memory::MemoryQueue::default());
+    let conversations = Arc::new(embedded::SqliteStore::open_in_memory().expect("store"));
+    let dispatcher = campaigns::dispatch::Dispatcher {
+        campaigns: store.clone(),
+        call_queue: queue,
+        sender: None,
+        store: conversations.clone(),
+        identities: conversations,
+        clock: Arc::new(SystemClock),
+        settings: Default::default(),
+    };
+    let tick = campaigns::dispatch::tick(&dispatcher).await.expect("tick");
+    assert_eq!(tick.imported, 1, "{tick:?}");
+    let (_, view) = call("GET", &format!("/admin/campaigns/{id}"), vec![]).await;
+    assert_eq!(view["contacts"], 3_500, "{view}");
+    assert_eq!(view["counts"]["pending"], 3_500, "{view}");
+    assert!(view["import"].is_null(), "{view}");
+    let (status, body) = call("POST", &format!("/admin/campaigns/{id}/start"), vec![]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Figures, not a check (`--ignored`): an upload of `CHARLA_UPLOAD_ROWS`
+/// (default 100,000) contacts written to DynamoDB (moto) as the campaigns
+/// API writes it: batches of 25, 8 in flight, then the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "figures: run with --ignored --nocapture"]
+async fn dynamo_campaign_upload_figures() {
+    use domain::ports::CampaignStore;
+    let rows: u32 = std::env::var("CHARLA_UPLOAD_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100_000);
+    let table = unique("charla-upload");
+    new_store(&moto_config().await, &table).await;
+    let store = aws_adapters::DynamoCampaigns::new(
+        aws_sdk_dynamodb::Client::new(&moto_config().await),
+        &table,
+    );
+    let id = "cmp_figures";
+    store
+        .create_campaign(&test_support::campaign_contract::campaign(id, now_ms()))
+        .await
+        .expect("campaign");
+    let contacts: Vec<_> = (1..=rows)
+        .map(|r| test_support::campaign_contract::contact(id, r, Some(0)))
+        .collect();
+    let started = std::time::Instant::now();
+    assert!(store
+        .stage_contacts(id, "up", &contacts, now_ms())
+        .await
+        .expect("stage"));
+    let staged = started.elapsed();
+    while store
+        .import_step(id, campaigns::IMPORT_STEP, now_ms())
+        .await
+        .expect("step")
+        .is_some()
+    {}
+    let took = started.elapsed();
+    println!(
+        "{rows} contacts to DynamoDB (moto): staged in {:.1} s, written in {:.1} s ({:.0} contacts/s)",
+        staged.as_secs_f64(),
+        took.as_secs_f64(),
+        f64::from(rows) / took.as_secs_f64()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamo_store_passes_the_identity_contract() {
     let store = new_store(&moto_config().await, &unique("charla-identity")).await;

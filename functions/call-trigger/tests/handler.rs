@@ -416,9 +416,7 @@ async fn a_number_given_in_the_chat_is_called_and_cannot_be_swapped_on_the_queue
 
 // ------------------------------------------------------------- campaigns
 
-use domain::campaign::{
-    Attempt, Campaign, CampaignCall, CampaignContact, CampaignState, ContactState,
-};
+use domain::campaign::{Attempt, Campaign, CampaignCall, CampaignContact, ContactState};
 use domain::ports::CampaignStore;
 
 /// A running campaign with Ana as row 2, claimed by the dispatcher for its
@@ -429,15 +427,11 @@ async fn campaign_call(h: &Harness, claim: bool) -> (String, CallRequest) {
     let spec =
         serde_json::json!({"name": "Cobranza", "channel": "call", "assistant": "asst_campaign"});
     h.campaigns
-        .create_campaign(&Campaign {
-            id: id.clone(),
-            spec: serde_json::from_value(spec).expect("spec"),
-            state: CampaignState::Draft,
-            upload: None,
-            contacts: 0,
-            created_at_ms: now,
-            updated_at_ms: now,
-        })
+        .create_campaign(&Campaign::draft(
+            id.clone(),
+            serde_json::from_value(spec).expect("spec"),
+            now,
+        ))
         .await
         .expect("create");
     let mut variables = std::collections::BTreeMap::new();

@@ -20,6 +20,10 @@ pub struct Settings {
     /// `+`, when the campaign sets none (ISO alpha-2; default `AR`).
     pub default_country: String,
     pub max_upload_bytes: usize,
+    /// `CHARLA_CAMPAIGN_IMPORT_BUDGET_MS`: how long an upload request
+    /// writes contacts before answering `202` and leaving the rest to the
+    /// dispatcher's ticks (default 20 s, under the HTTP API's 30 s).
+    pub import_budget: std::time::Duration,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
 }
@@ -30,6 +34,7 @@ impl Default for Settings {
             default_time_zone: "America/Argentina/Buenos_Aires".into(),
             default_country: "AR".into(),
             max_upload_bytes: MAX_UPLOAD_BYTES,
+            import_budget: std::time::Duration::from_secs(20),
             log_content: false,
         }
     }
@@ -57,6 +62,9 @@ impl Settings {
             default_time_zone: zone,
             default_country: country,
             max_upload_bytes: MAX_UPLOAD_BYTES,
+            import_budget: std::time::Duration::from_millis(
+                vars.parse("CHARLA_CAMPAIGN_IMPORT_BUDGET_MS", 20_000u64)?,
+            ),
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
         })
     }

@@ -7,7 +7,6 @@
 //! runs twice. Calls go on the call queue (call-trigger places them);
 //! templates go through the same sending path as replies.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use domain::campaign::{
@@ -40,6 +39,9 @@ pub struct DispatchSettings {
     pub batch: usize,
     /// For contacts without a language.
     pub default_language: String,
+    /// How long a tick goes on writing uploads that their request left
+    /// part-way (the rest at the next tick).
+    pub import_budget: std::time::Duration,
 }
 
 impl Default for DispatchSettings {
@@ -49,6 +51,7 @@ impl Default for DispatchSettings {
             number_calls: 10,
             batch: 200,
             default_language: "es".into(),
+            import_budget: std::time::Duration::from_secs(25),
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct Tick {
     pub deferred: usize,
     pub opted_out: usize,
     pub completed: usize,
+    /// Uploads finished writing this tick.
+    pub imported: usize,
     /// Claims another worker won (nothing sent).
     pub raced: usize,
     /// Running campaigns with contacts due now, room to reach them, and
@@ -85,10 +90,25 @@ pub struct Tick {
 pub async fn tick(d: &Dispatcher) -> Result<Tick> {
     let now = d.clock.now_ms();
     let mut out = Tick::default();
-    let running: Vec<Campaign> = d
-        .campaigns
-        .campaigns(CAMPAIGNS_PER_TICK)
-        .await?
+    let listed = d.campaigns.campaigns(CAMPAIGNS_PER_TICK).await?;
+    let started = std::time::Instant::now();
+    for c in listed.iter().filter(|c| c.import.is_some()) {
+        let budget = d.settings.import_budget.saturating_sub(started.elapsed());
+        if budget.is_zero() {
+            break;
+        }
+        let left = crate::import_within(d.campaigns.as_ref(), &c.id, budget, now).await?;
+        match left {
+            None => {
+                info!(campaign = %c.id, "upload written");
+                out.imported += 1;
+            }
+            Some(i) => {
+                info!(campaign = %c.id, written = i.written, total = i.total, "upload being written")
+            }
+        }
+    }
+    let running: Vec<Campaign> = listed
         .into_iter()
         .filter(|c| c.state == CampaignState::Running)
         .collect();
@@ -152,12 +172,8 @@ async fn campaign_tick(
         .campaigns
         .due_contacts(&c.id, now, d.settings.batch)
         .await?;
-    let mut opted = HashSet::new();
-    for contact in &due {
-        if d.campaigns.opted_out(&contact.phone).await?.is_some() {
-            opted.insert(contact.phone.clone());
-        }
-    }
+    let phones: Vec<_> = due.iter().map(|c| c.phone.clone()).collect();
+    let opted = d.campaigns.opted_out_among(&phones).await?;
     let room = campaign::call_room(&c.spec, in_flight, number_room);
     let plan = campaign::plan_tick(
         &c.spec,

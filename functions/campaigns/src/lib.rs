@@ -6,7 +6,9 @@
 //! - `GET /admin/campaigns`, `GET /admin/campaigns/{id}`: state, counts per
 //!   contact state, next dial time;
 //! - `PUT /admin/campaigns/{id}/contacts` with the file as the body (CSV or
-//!   XLSX): the validation report; a draft's contacts are replaced;
+//!   XLSX): the validation report; a draft's contacts are replaced (`200`),
+//!   or are still being written when the request's time budget ran out
+//!   (`202`: the dispatcher's ticks finish it);
 //! - `POST /admin/campaigns/{id}/start|pause|resume|cancel`;
 //! - `GET /admin/campaigns/{id}/report`: XLSX, or CSV with `Accept: text/csv`;
 //! - `GET /admin/opt-outs`, `POST /admin/opt-outs` (`{"phone", "reason"}`),
@@ -27,7 +29,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use contact_sheets::{read_contacts, SheetError, SheetKind, SheetOptions};
 use domain::campaign::{
-    Campaign, CampaignAction, CampaignContact, CampaignSpec, CampaignState, ContactState, OptOut,
+    Campaign, CampaignAction, CampaignContact, CampaignSpec, CampaignState, ContactState,
+    ImportState, OptOut,
 };
 use domain::error::{Error, Result};
 use domain::ports::{CampaignStore, Clock};
@@ -150,8 +153,13 @@ async fn serve(deps: &Deps, route: Route<'_>, req: &Request<Bytes>) -> Result<Re
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            let report = upload(deps, id, content_type, req.body(), now).await?;
-            Ok(json_response(StatusCode::OK, &report))
+            let (report, done) = upload(deps, id, content_type, req.body(), now).await?;
+            let status = if done {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            Ok(json_response(status, &report))
         }
         Route::Act(id, action) => {
             let campaign = act(deps, id, action, now).await?;
@@ -265,15 +273,11 @@ async fn create(deps: &Deps, body: &[u8], now: i64) -> Result<Campaign> {
         jiff::tz::TimeZone::get(zone)
             .map_err(|_| Error::Invalid(format!("time_zone: unknown zone {zone:?}")))?;
     }
-    let campaign = Campaign {
-        id: format!("cmp_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+    let campaign = Campaign::draft(
+        format!("cmp_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
         spec,
-        state: CampaignState::Draft,
-        upload: None,
-        contacts: 0,
-        created_at_ms: now,
-        updated_at_ms: now,
-    };
+        now,
+    );
     deps.campaigns.create_campaign(&campaign).await?;
     tracing::info!(campaign = %campaign.id, "campaign created");
     Ok(campaign)
@@ -287,7 +291,7 @@ async fn upload(
     content_type: Option<&str>,
     body: &[u8],
     now: i64,
-) -> Result<Value> {
+) -> Result<(Value, bool)> {
     let campaign = found(deps, id).await?;
     if campaign.state != CampaignState::Draft {
         return Err(Error::Conflict(format!(
@@ -330,9 +334,12 @@ async fn upload(
         .iter()
         .map(|r| json!({"row": r.row, "reason": r.reason}))
         .collect();
+    let phones: Vec<UserId> = import.contacts.iter().map(|c| c.phone.clone()).collect();
+    let opted = deps.campaigns.opted_out_among(&phones).await?;
+    drop(phones);
     let mut contacts = Vec::with_capacity(import.contacts.len());
     for c in import.contacts {
-        if deps.campaigns.opted_out(&c.phone).await?.is_some() {
+        if opted.contains(&c.phone) {
             rejected.push(json!({"row": c.row, "reason": "opted out"}));
             continue;
         }
@@ -357,23 +364,67 @@ async fn upload(
     let upload_id = format!("up_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     if !deps
         .campaigns
-        .replace_contacts(&campaign.id, &upload_id, &contacts, now)
+        .stage_contacts(&campaign.id, &upload_id, &contacts, now)
         .await?
     {
         return Err(Error::Conflict(
             "the campaign left the draft state during the upload".into(),
         ));
     }
-    tracing::info!(campaign = %campaign.id, accepted = contacts.len(), rejected = rejected.len(), "contacts uploaded");
-    Ok(json!({
-        "accepted": contacts.len(),
-        "rejected": rejected,
-        "columns": import.columns,
-    }))
+    let left = import_within(
+        deps.campaigns.as_ref(),
+        &campaign.id,
+        deps.settings.import_budget,
+        now,
+    )
+    .await?;
+    tracing::info!(campaign = %campaign.id, accepted = contacts.len(), rejected = rejected.len(), done = left.is_none(), "contacts uploaded");
+    Ok((
+        json!({
+            "accepted": contacts.len(),
+            "rejected": rejected,
+            "columns": import.columns,
+            "import": import_view(left.as_ref(), contacts.len() as u64),
+        }),
+        left.is_none(),
+    ))
+}
+
+/// Contacts written per import step (DynamoDB: 40 batches of 25).
+pub const IMPORT_STEP: usize = 1_000;
+
+/// Writes the campaign's staged upload for at most `budget` (at least one
+/// step); answers what is left (`None`: done, the campaign switched).
+pub async fn import_within(
+    store: &dyn CampaignStore,
+    id: &str,
+    budget: std::time::Duration,
+    now: i64,
+) -> Result<Option<ImportState>> {
+    let started = std::time::Instant::now();
+    loop {
+        let left = store.import_step(id, IMPORT_STEP, now).await?;
+        if left.is_none() || started.elapsed() >= budget {
+            return Ok(left);
+        }
+    }
+}
+
+fn import_view(left: Option<&ImportState>, total: u64) -> Value {
+    match left {
+        Some(i) => json!({"done": false, "written": i.written, "total": i.total}),
+        None => json!({"done": true, "written": total, "total": total}),
+    }
 }
 
 async fn act(deps: &Deps, id: &str, action: CampaignAction, now: i64) -> Result<Campaign> {
     let campaign = found(deps, id).await?;
+    if let (CampaignAction::Start, Some(i)) = (action, &campaign.import) {
+        return Err(Error::Conflict(format!(
+            "the contacts are still being written ({} of {}): start when the upload is done",
+            i.written, i.total
+        )));
+    }
     if action == CampaignAction::Start && campaign.contacts == 0 {
         return Err(Error::Invalid(
             "no contacts: upload a spreadsheet before starting".into(),
@@ -435,6 +486,7 @@ fn campaign_view(
         "counts": counts,
         // A contact due before now is dialled at the next tick.
         "next_dial_at": next_dial_ms.map(|t| t.max(0)).and_then(iso),
+        "import": c.import.as_ref().map(|i| json!({"done": false, "written": i.written, "total": i.total})),
         "created_at": iso(c.created_at_ms),
         "updated_at": iso(c.updated_at_ms),
     })

@@ -93,15 +93,11 @@ async fn running_with(
     contacts: impl FnOnce(&str) -> Vec<CampaignContact>,
 ) -> String {
     let id = format!("cmp_{}", uuid::Uuid::new_v4().simple());
-    let c = Campaign {
-        id: id.clone(),
-        spec: serde_json::from_value(spec).expect("spec"),
-        state: CampaignState::Draft,
-        upload: None,
-        contacts: 0,
-        created_at_ms: TUESDAY_10AM_BA,
-        updated_at_ms: TUESDAY_10AM_BA,
-    };
+    let c = Campaign::draft(
+        id.clone(),
+        serde_json::from_value(spec).expect("spec"),
+        TUESDAY_10AM_BA,
+    );
     h.campaigns.create_campaign(&c).await.expect("create");
     let contacts = contacts(&id);
     assert!(h

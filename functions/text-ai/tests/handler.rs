@@ -494,9 +494,7 @@ async fn an_opt_out_message_puts_the_number_on_the_do_not_contact_list() {
 /// and the agent told which campaign reached the user.
 #[tokio::test]
 async fn a_reply_to_a_campaign_is_the_campaigns_and_the_agent_knows_it() {
-    use domain::campaign::{
-        Attempt, Campaign, CampaignContact, CampaignState, ContactState, Touch,
-    };
+    use domain::campaign::{Attempt, Campaign, CampaignContact, ContactState, Touch};
     use domain::ports::CampaignStore;
     let responder = Arc::new(Scripted {
         parts: vec![text("la respuesta del agente")],
@@ -512,15 +510,7 @@ async fn a_reply_to_a_campaign_is_the_campaigns_and_the_agent_knows_it() {
         "window": "always", "days": ["mon","tue","wed","thu","fri","sat","sun"]
     }))
     .expect("spec");
-    let campaign = Campaign {
-        id: "camp1".into(),
-        spec,
-        state: CampaignState::Draft,
-        upload: None,
-        contacts: 0,
-        created_at_ms: t0,
-        updated_at_ms: t0,
-    };
+    let campaign = Campaign::draft("camp1", spec, t0);
     campaigns.create_campaign(&campaign).await.expect("create");
     let mut contact = CampaignContact {
         campaign_id: "camp1".into(),

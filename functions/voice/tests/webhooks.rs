@@ -444,16 +444,12 @@ async fn make_campaign_call(h: &H) -> domain::campaign::CampaignCall {
         .await
         .expect("update"));
     h.campaigns
-        .create_campaign(&Campaign {
-            id: call.campaign_id.clone(),
-            spec: serde_json::from_value(serde_json::json!({"name": "c", "channel": "call"}))
+        .create_campaign(&Campaign::draft(
+            call.campaign_id.clone(),
+            serde_json::from_value(serde_json::json!({"name": "c", "channel": "call"}))
                 .expect("spec"),
-            state: CampaignState::Draft,
-            upload: None,
-            contacts: 0,
-            created_at_ms: NOW,
-            updated_at_ms: NOW,
-        })
+            NOW,
+        ))
         .await
         .expect("create");
     let contact = CampaignContact {

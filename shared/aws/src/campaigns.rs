@@ -6,15 +6,24 @@
 //! | contact  | `CAMP#{id}#{upload}`   | `ROW#{row:07}` | while waiting: `CAMPDUE#{id}#{upload}` / `{next_at_ms:013}#{row:07}` |
 //! | opt-out  | `OPTOUT#{phone}`       | `OPTOUT`       | `OPTOUTS` / `{at_ms:013}#{phone}`         |
 //! | touch    | `TOUCH#{phone}`        | `TOUCH`        |                                           |
+//! | staged   | `CAMP#{id}#STAGE#{upload}#{n:05}` | `CHUNK` |                                   |
 //!
 //! - A contact is its JSON `record` with its `version`; every move is one
 //!   transaction: the contact put on `version = previous`, and the
 //!   campaign's count per state moved (`n_{state}` attributes) on the
 //!   condition that the contact's upload is still the campaign's.
-//! - An upload writes the new contacts under a new `upload` id (batches of
-//!   25), then switches the campaign to it with one conditional update
-//!   (`state = draft`): the earlier upload's items are no longer read, and
-//!   are deleted after the switch (a crash leaves them unread, not wrong).
+//! - An upload is staged first: its contacts in chunks of
+//!   [`CHUNK_CONTACTS`], each one gzipped JSON item (a 100,000-contact file
+//!   is a hundred items, written in a second or two), and the campaign item
+//!   records the import (`import_*` attributes, on `state = draft`).
+//!   [`CampaignStore::import_step`] then writes chunk after chunk as
+//!   contact items under the new `upload` id (batches of 25), each chunk's
+//!   progress one conditional update, so that the work can stop at any
+//!   point (a request's time budget, a crash) and go on in the next step
+//!   (the dispatcher's tick). After the last chunk, one conditional update
+//!   switches the campaign to the upload; the earlier upload's items and
+//!   the chunks are deleted after the switch (a crash leaves them unread,
+//!   not wrong).
 //! - `due_contacts` reads the sparse `gsi1` (eventually consistent): a
 //!   contact just claimed may still be listed; the claim's condition is what
 //!   guards. `counts` is one consistent read of the campaign item.
@@ -22,19 +31,22 @@
 //! Limits: a contact is a few KB (its variables, attempts and replies are
 //! bounded by the callers), far below the 400 KB item limit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{key, n, s, Item};
 use super::dynamodb_put::put;
 use super::sdk_error;
-use domain::campaign::{Campaign, CampaignContact, CampaignState, ContactState, OptOut, Touch};
+use domain::campaign::{
+    Campaign, CampaignContact, CampaignState, ContactState, ImportState, OptOut, Touch,
+};
 use domain::error::{Error, Result};
 use domain::ports::CampaignStore;
 use domain::UserId;
@@ -45,6 +57,11 @@ const CAMPS: &str = "CAMPS";
 const OPTOUTS: &str = "OPTOUTS";
 /// BatchWriteItem's own limit.
 const BATCH: usize = 25;
+/// BatchGetItem's own limit.
+const BATCH_GET: usize = 100;
+/// Contacts per staged chunk: a few dozen KB gzipped, far below the item
+/// limit even with wide rows.
+pub const CHUNK_CONTACTS: usize = 1000;
 /// Batches of an upload in flight at once.
 const BATCHES_AT_ONCE: usize = 8;
 
@@ -77,6 +94,77 @@ fn row_sk(row: u32) -> String {
 
 fn count_attr(state: ContactState) -> String {
     format!("n_{}", state.as_str())
+}
+
+/// A staged upload's count of contacts in `state`, summed chunk by chunk.
+fn import_count_attr(state: ContactState) -> String {
+    format!("import_n_{}", state.as_str())
+}
+
+fn chunk_key(id: &str, upload: &str, n: u64) -> Item {
+    key(format!("CAMP#{id}#STAGE#{upload}#{n:05}"), "CHUNK")
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(bytes)
+        .and_then(|()| z.finish())
+        .map_err(|e| Error::dependency(SERVICE, "compressing a chunk", false, e))
+}
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| bad("staged chunk", e))?;
+    Ok(out)
+}
+
+/// What the campaign item says of an upload being written.
+struct Staged {
+    upload: String,
+    total: u64,
+    chunks: u64,
+    next: u64,
+    written: u64,
+}
+
+fn staged_of(item: &Item) -> Option<Staged> {
+    let num = |name: &str| num_of(item, name).and_then(|v| u64::try_from(v).ok());
+    Some(Staged {
+        upload: str_of(item, "import_upload")?.to_string(),
+        total: num("import_total")?,
+        chunks: num("import_chunks")?,
+        next: num("import_next")?,
+        written: num("import_written")?,
+    })
+}
+
+impl Staged {
+    fn state(&self) -> ImportState {
+        ImportState {
+            upload: self.upload.clone(),
+            total: self.total,
+            written: self.written,
+        }
+    }
+}
+
+/// The `REMOVE` list of every import attribute.
+fn import_attrs() -> String {
+    let mut names: Vec<String> = [
+        "import_upload",
+        "import_total",
+        "import_chunks",
+        "import_next",
+        "import_written",
+    ]
+    .map(String::from)
+    .to_vec();
+    names.extend(ContactState::ALL.into_iter().map(import_count_attr));
+    names.join(", ")
 }
 
 fn opt_out_key(phone: &UserId) -> Item {
@@ -148,6 +236,7 @@ fn campaign_from(item: &Item) -> Result<Campaign> {
             .ok_or_else(|| bad(what, "no created_at_ms"))?,
         updated_at_ms: num_of(item, "updated_at_ms")
             .ok_or_else(|| bad(what, "no updated_at_ms"))?,
+        import: staged_of(item).map(|s| s.state()),
     })
 }
 
@@ -440,38 +529,36 @@ impl CampaignStore for DynamoCampaigns {
         }
     }
 
-    async fn replace_contacts(
+    async fn stage_contacts(
         &self,
         id: &str,
         upload: &str,
         contacts: &[CampaignContact],
         at_ms: i64,
     ) -> Result<bool> {
-        let Some(before) = self.campaign(id).await? else {
+        let Some(item) = self.get(campaign_key(id), "reading a campaign").await? else {
             return Ok(false);
         };
-        if before.state != CampaignState::Draft {
+        if campaign_from(&item)?.state != CampaignState::Draft {
             return Ok(false);
         }
-        let puts = contacts
-            .iter()
-            .map(|c| {
-                let item = contact_item(c, upload)?;
-                Ok(WriteRequest::builder()
-                    .put_request(build(PutRequest::builder().set_item(Some(item)).build())?)
-                    .build())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.batch_write(puts, "writing an upload").await?;
-        let mut counts: BTreeMap<ContactState, i64> = BTreeMap::new();
-        for c in contacts {
-            *counts.entry(c.state).or_default() += 1;
+        if let Some(earlier) = staged_of(&item) {
+            self.drop_staged(id, &earlier).await?;
         }
-        let mut set = vec![
-            "upload = :upload".to_string(),
-            "contacts = :contacts".to_string(),
-            "updated_at_ms = :at".to_string(),
-        ];
+        let mut puts = Vec::new();
+        for (i, chunk) in contacts.chunks(CHUNK_CONTACTS).enumerate() {
+            let mut item = chunk_key(id, upload, i as u64);
+            let data = gzip(&serde_json::to_vec(chunk)?)?;
+            item.insert("data".into(), AttributeValue::B(data.into()));
+            item.insert("count".into(), n(chunk.len() as i64));
+            puts.push(
+                WriteRequest::builder()
+                    .put_request(build(PutRequest::builder().set_item(Some(item)).build())?)
+                    .build(),
+            );
+        }
+        let chunks = puts.len() as u64;
+        self.batch_write(puts, "staging an upload").await?;
         let mut update = self
             .client
             .update_item()
@@ -480,45 +567,128 @@ impl CampaignStore for DynamoCampaigns {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":draft", s(CampaignState::Draft.as_str()))
             .expression_attribute_values(":upload", s(upload))
-            .expression_attribute_values(
-                ":contacts",
-                n(i64::try_from(contacts.len()).unwrap_or(i64::MAX)),
-            )
+            .expression_attribute_values(":total", n(contacts.len() as i64))
+            .expression_attribute_values(":chunks", n(chunks as i64))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":at", n(at_ms));
+        let mut set = vec![
+            "import_upload = :upload".to_string(),
+            "import_total = :total".to_string(),
+            "import_chunks = :chunks".to_string(),
+            "import_next = :zero".to_string(),
+            "import_written = :zero".to_string(),
+            "updated_at_ms = :at".to_string(),
+        ];
         for state in ContactState::ALL {
-            let value = format!(":n_{}", state.as_str());
-            set.push(format!("{} = {value}", count_attr(state)));
-            update = update
-                .expression_attribute_values(value, n(counts.get(&state).copied().unwrap_or(0)));
+            set.push(format!("{} = :zero", import_count_attr(state)));
         }
-        let switched = update
+        update = update
             .update_expression(format!("SET {}", set.join(", ")))
-            .condition_expression("#state = :draft")
-            .send()
-            .await;
-        match switched {
-            Ok(_) => {}
+            .condition_expression("#state = :draft");
+        match update.send().await {
+            Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                // Started meanwhile: the new items are never read; drop them.
-                let keys = contacts
-                    .iter()
-                    .map(|c| key(contacts_pk(id, upload), row_sk(c.row)))
-                    .collect();
+                let keys = (0..chunks).map(|i| chunk_key(id, upload, i)).collect();
                 self.delete_keys(keys).await?;
-                return Ok(false);
+                Ok(false)
             }
-            Err(e) => return Err(sdk_error(SERVICE, "switching to an upload", e)),
+            Err(e) => Err(sdk_error(SERVICE, "staging an upload", e)),
         }
-        if let Some(old) = before.upload.filter(|old| old != upload) {
-            let keys = self.keys_of(&contacts_pk(id, &old)).await?;
-            self.delete_keys(keys).await?;
-        }
-        Ok(true)
     }
 
+    async fn import_step(&self, id: &str, max: usize, at_ms: i64) -> Result<Option<ImportState>> {
+        let Some(item) = self.get(campaign_key(id), "reading a campaign").await? else {
+            return Ok(None);
+        };
+        let Some(mut staged) = staged_of(&item) else {
+            return Ok(None);
+        };
+        let campaign = campaign_from(&item)?;
+        if campaign.state != CampaignState::Draft {
+            // Started or cancelled while it was written: never its contacts.
+            self.drop_staged(id, &staged).await?;
+            return Ok(None);
+        }
+        let mut done = 0usize;
+        while staged.next < staged.chunks && done < max {
+            let n_chunk = staged.next;
+            let chunk = self
+                .get(
+                    chunk_key(id, &staged.upload, n_chunk),
+                    "reading a staged chunk",
+                )
+                .await?
+                .ok_or_else(|| bad("staged chunk", format!("chunk {n_chunk} is missing")))?;
+            let data = chunk
+                .get("data")
+                .and_then(|v| v.as_b().ok())
+                .ok_or_else(|| bad("staged chunk", "no data"))?;
+            let contacts: Vec<CampaignContact> = serde_json::from_slice(&gunzip(data.as_ref())?)
+                .map_err(|e| bad("staged chunk", e))?;
+            let puts = contacts
+                .iter()
+                .map(|c| {
+                    Ok(WriteRequest::builder()
+                        .put_request(build(
+                            PutRequest::builder()
+                                .set_item(Some(contact_item(c, &staged.upload)?))
+                                .build(),
+                        )?)
+                        .build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.batch_write(puts, "writing an upload").await?;
+            let mut counts: BTreeMap<ContactState, i64> = BTreeMap::new();
+            for c in &contacts {
+                *counts.entry(c.state).or_default() += 1;
+            }
+            let mut add = vec!["import_written :count".to_string()];
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(campaign_key(id)))
+                .expression_attribute_values(":upload", s(&staged.upload))
+                .expression_attribute_values(":n", n(n_chunk as i64))
+                .expression_attribute_values(":next", n(n_chunk as i64 + 1))
+                .expression_attribute_values(":count", n(contacts.len() as i64));
+            for (state, count) in &counts {
+                let value = format!(":c_{}", state.as_str());
+                add.push(format!("{} {value}", import_count_attr(*state)));
+                update = update.expression_attribute_values(value, n(*count));
+            }
+            let moved = update
+                .update_expression(format!("SET import_next = :next ADD {}", add.join(", ")))
+                .condition_expression("import_upload = :upload AND import_next = :n")
+                .send()
+                .await;
+            match moved {
+                Ok(_) => {
+                    staged.next += 1;
+                    staged.written += contacts.len() as u64;
+                    done += contacts.len().max(1);
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    // Another step wrote this chunk first (or a new upload
+                    // replaced this one): where it stands now.
+                    let now = self.get(campaign_key(id), "reading a campaign").await?;
+                    return Ok(now.as_ref().and_then(staged_of).map(|s| s.state()));
+                }
+                Err(e) => return Err(sdk_error(SERVICE, "recording an upload's progress", e)),
+            }
+        }
+        if staged.next < staged.chunks {
+            return Ok(Some(staged.state()));
+        }
+        self.switch_to_staged(id, &staged, campaign.upload, at_ms)
+            .await
+    }
     async fn due_contacts(
         &self,
         id: &str,
@@ -680,6 +850,18 @@ impl CampaignStore for DynamoCampaigns {
             .map_err(|e| bad("opt-out", e))
     }
 
+    async fn opted_out_among(&self, phones: &[UserId]) -> Result<HashSet<UserId>> {
+        use futures::{stream, StreamExt, TryStreamExt};
+        let unique: HashSet<&UserId> = phones.iter().collect();
+        let keys: Vec<Item> = unique.into_iter().map(opt_out_key).collect();
+        let found: Vec<Vec<UserId>> = stream::iter(keys.chunks(BATCH_GET).map(<[_]>::to_vec))
+            .map(|batch| self.opted_out_batch(batch))
+            .buffer_unordered(BATCHES_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     async fn opt_outs(&self, limit: usize) -> Result<Vec<OptOut>> {
         self.query_gsi(OPTOUTS, None, false, limit, "listing opt-outs")
             .await?
@@ -742,6 +924,152 @@ impl CampaignStore for DynamoCampaigns {
 }
 
 impl DynamoCampaigns {
+    /// The campaign switches to the staged upload, all chunks written: its
+    /// counts are the ones summed chunk by chunk. Then the earlier upload's
+    /// items and the chunks go.
+    async fn switch_to_staged(
+        &self,
+        id: &str,
+        staged: &Staged,
+        earlier: Option<String>,
+        at_ms: i64,
+    ) -> Result<Option<ImportState>> {
+        let mut set = vec![
+            "upload = :upload".to_string(),
+            "contacts = :total".to_string(),
+            "updated_at_ms = :at".to_string(),
+        ];
+        for state in ContactState::ALL {
+            set.push(format!(
+                "{} = if_not_exists({}, :zero)",
+                count_attr(state),
+                import_count_attr(state)
+            ));
+        }
+        let switched = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(campaign_key(id)))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":draft", s(CampaignState::Draft.as_str()))
+            .expression_attribute_values(":upload", s(&staged.upload))
+            .expression_attribute_values(":total", n(staged.total as i64))
+            .expression_attribute_values(":chunks", n(staged.chunks as i64))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":at", n(at_ms))
+            .update_expression(format!("SET {} REMOVE {}", set.join(", "), import_attrs()))
+            .condition_expression(
+                "#state = :draft AND import_upload = :upload AND import_next = :chunks",
+            )
+            .send()
+            .await;
+        match switched {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                // Another step switched it, or the campaign left the draft
+                // state (the next step drops the upload): where it stands.
+                let now = self.get(campaign_key(id), "reading a campaign").await?;
+                return Ok(now.as_ref().and_then(staged_of).map(|s| s.state()));
+            }
+            Err(e) => return Err(sdk_error(SERVICE, "switching to an upload", e)),
+        }
+        let chunks = (0..staged.chunks)
+            .map(|i| chunk_key(id, &staged.upload, i))
+            .collect();
+        self.delete_keys(chunks).await?;
+        if let Some(old) = earlier.filter(|old| *old != staged.upload) {
+            let keys = self.keys_of(&contacts_pk(id, &old)).await?;
+            self.delete_keys(keys).await?;
+        }
+        Ok(None)
+    }
+
+    /// Forgets an upload being written: the import attributes (while they
+    /// are still this upload's), its chunks and the contacts written so far.
+    async fn drop_staged(&self, id: &str, staged: &Staged) -> Result<()> {
+        let removed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(campaign_key(id)))
+            .expression_attribute_values(":upload", s(&staged.upload))
+            .update_expression(format!("REMOVE {}", import_attrs()))
+            .condition_expression("import_upload = :upload")
+            .send()
+            .await;
+        match removed {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(sdk_error(SERVICE, "dropping an upload", e)),
+        }
+        let chunks = (0..staged.chunks)
+            .map(|i| chunk_key(id, &staged.upload, i))
+            .collect();
+        self.delete_keys(chunks).await?;
+        let written = self.keys_of(&contacts_pk(id, &staged.upload)).await?;
+        self.delete_keys(written).await
+    }
+
+    /// One BatchGetItem of opt-out keys (until nothing is unprocessed):
+    /// the numbers found.
+    async fn opted_out_batch(&self, keys: Vec<Item>) -> Result<Vec<UserId>> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        let mut rounds = 0u32;
+        while !pending.is_empty() {
+            let request = build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .projection_expression("pk")
+                    .consistent_read(true)
+                    .build(),
+            )?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(self.table.clone(), request)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, "reading opt-outs", e))?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                if let Some(phone) = str_of(&item, "pk")
+                    .and_then(|pk| pk.strip_prefix("OPTOUT#"))
+                    .and_then(|p| UserId::parse(p).ok())
+                {
+                    found.push(phone);
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            rounds += 1;
+            if !pending.is_empty() {
+                if rounds > 10 {
+                    return Err(Error::dependency(
+                        SERVICE,
+                        "reading opt-outs: keys left unprocessed",
+                        true,
+                        std::io::Error::other("throttled"),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(rounds))).await;
+            }
+        }
+        Ok(found)
+    }
+
     async fn delete_keys(&self, keys: Vec<Item>) -> Result<()> {
         let deletes = keys
             .into_iter()

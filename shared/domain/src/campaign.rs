@@ -414,6 +414,35 @@ pub struct Campaign {
     pub contacts: u64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// An upload still being written: the campaign keeps its earlier
+    /// contacts until it is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportState>,
+}
+
+impl Campaign {
+    /// A new draft, without contacts.
+    pub fn draft(id: impl Into<String>, spec: CampaignSpec, now_ms: i64) -> Campaign {
+        Campaign {
+            id: id.into(),
+            spec,
+            state: CampaignState::Draft,
+            upload: None,
+            contacts: 0,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            import: None,
+        }
+    }
+}
+
+/// How far the writing of an upload has come (a large one, on DynamoDB, is
+/// written over several steps, see `CampaignStore::import_step`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportState {
+    pub upload: String,
+    pub total: u64,
+    pub written: u64,
 }
 
 /// Where one contact of a campaign stands.

@@ -552,16 +552,56 @@ pub trait CampaignStore: Send + Sync {
         at_ms: i64,
     ) -> Result<bool>;
 
-    /// A draft's contacts become `contacts` (under the new `upload` id; the
-    /// earlier upload's are not the campaign's any more), in one switch.
-    /// `false`, and nothing changed, when the campaign is not a draft.
-    async fn replace_contacts(
+    /// Stages `contacts` as the draft's next upload `upload` (replacing an
+    /// upload still being written). The campaign keeps its current contacts
+    /// until [`CampaignStore::import_step`] has written these and switched
+    /// to them in one write; a store that can write them at once does it
+    /// here. `false`, and nothing changed, when the campaign is not a draft.
+    async fn stage_contacts(
         &self,
         id: &str,
         upload: &str,
         contacts: &[campaign::CampaignContact],
         at_ms: i64,
     ) -> Result<bool>;
+
+    /// Writes about `max` more of the staged contacts (at least one chunk);
+    /// once they are all written, switches the campaign to them. Answers
+    /// what is left; `None` when nothing is staged (switched, or dropped
+    /// because the campaign left the draft state).
+    async fn import_step(
+        &self,
+        id: &str,
+        max: usize,
+        at_ms: i64,
+    ) -> Result<Option<campaign::ImportState>>;
+
+    /// A draft's contacts become `contacts` (under the new `upload` id; the
+    /// earlier upload's are not the campaign's any more), staged and
+    /// written to the end. `false` when the campaign is not a draft (or
+    /// left it meanwhile).
+    async fn replace_contacts(
+        &self,
+        id: &str,
+        upload: &str,
+        contacts: &[campaign::CampaignContact],
+        at_ms: i64,
+    ) -> Result<bool> {
+        if !self.stage_contacts(id, upload, contacts, at_ms).await? {
+            return Ok(false);
+        }
+        // Each step writes at least a chunk; the bound only stops a store
+        // that never finishes.
+        for _ in 0..=contacts.len() {
+            if self.import_step(id, usize::MAX, at_ms).await?.is_none() {
+                break;
+            }
+        }
+        Ok(self
+            .campaign(id)
+            .await?
+            .is_some_and(|c| c.upload.as_deref() == Some(upload) && c.import.is_none()))
+    }
 
     /// Waiting contacts (pending, scheduled) due at or before `now_ms`,
     /// oldest due first, at most `limit`. May include a contact that was
@@ -602,6 +642,11 @@ pub trait CampaignStore: Send + Sync {
     async fn remove_opt_out(&self, phone: &UserId) -> Result<bool>;
 
     async fn opted_out(&self, phone: &UserId) -> Result<Option<campaign::OptOut>>;
+
+    /// Those of `phones` on the list (an upload's 100,000 in a few
+    /// requests, not one each).
+    async fn opted_out_among(&self, phones: &[UserId])
+        -> Result<std::collections::HashSet<UserId>>;
 
     /// The list, most recent first, at most `limit`.
     async fn opt_outs(&self, limit: usize) -> Result<Vec<campaign::OptOut>>;

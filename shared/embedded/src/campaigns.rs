@@ -1,7 +1,8 @@
 //! [`CampaignStore`] in SQLite (component `campaigns`, its own tables in the
 //! store's file). A contact is kept whole as JSON beside the columns the
 //! queries need; every move is one `UPDATE ... WHERE version = ?`, and an
-//! upload replaces a draft's contacts in one transaction.
+//! upload replaces a draft's contacts in one transaction (staging is the
+//! whole import here: [`CampaignStore::import_step`] has nothing to do).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -120,6 +121,8 @@ fn campaign_from(row: CampaignRow) -> Result<Campaign> {
         contacts: u64::try_from(contacts).map_err(|_| corrupt("campaign row", "contacts"))?,
         created_at_ms,
         updated_at_ms,
+        // Written in one transaction at once: never part-way.
+        import: None,
     })
 }
 
@@ -235,7 +238,9 @@ impl CampaignStore for SqliteCampaigns {
             .await
     }
 
-    async fn replace_contacts(
+    /// SQLite writes the whole upload and switches in one transaction
+    /// (100,000 contacts in about a second): nothing is left to a step.
+    async fn stage_contacts(
         &self,
         id: &str,
         upload: &str,
@@ -294,6 +299,15 @@ impl CampaignStore for SqliteCampaigns {
                 Ok(true)
             })
             .await
+    }
+
+    async fn import_step(
+        &self,
+        _id: &str,
+        _max: usize,
+        _at_ms: i64,
+    ) -> Result<Option<domain::campaign::ImportState>> {
+        Ok(None)
     }
 
     async fn due_contacts(
@@ -464,6 +478,27 @@ impl CampaignStore for SqliteCampaigns {
             })
             .await?;
         json.as_deref().map(opt_out_from).transpose()
+    }
+
+    async fn opted_out_among(
+        &self,
+        phones: &[UserId],
+    ) -> Result<std::collections::HashSet<UserId>> {
+        let phones = phones.to_vec();
+        self.db
+            .call(move |conn| {
+                let mut found = std::collections::HashSet::new();
+                let mut q = conn
+                    .prepare_cached("SELECT 1 FROM opt_outs WHERE phone = ?1")
+                    .ctx("opted out")?;
+                for p in phones {
+                    if q.exists([p.as_str()]).ctx("opted out")? {
+                        found.insert(p);
+                    }
+                }
+                Ok(found)
+            })
+            .await
     }
 
     async fn opt_outs(&self, limit: usize) -> Result<Vec<OptOut>> {

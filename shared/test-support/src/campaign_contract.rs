@@ -17,6 +17,8 @@ pub async fn run_all(store: &dyn CampaignStore) {
     a_campaign_is_created_once_and_listed_newest_first(store).await;
     states_move_only_from_the_given_ones(store).await;
     an_upload_replaces_the_contacts_of_a_draft_only(store).await;
+    an_upload_is_written_in_steps_and_switched_at_the_end(store).await;
+    an_upload_being_written_is_dropped_when_the_campaign_starts(store).await;
     due_contacts_are_the_waiting_ones_oldest_first(store).await;
     a_contact_moves_once_per_version(store).await;
     concurrent_claims_claim_once(store).await;
@@ -31,16 +33,12 @@ fn fresh_id(prefix: &str) -> String {
 }
 
 pub fn campaign(id: &str, created_at_ms: i64) -> Campaign {
-    Campaign {
-        id: id.to_string(),
-        spec: serde_json::from_value(json!({"name": format!("campaign {id}"), "channel": "call"}))
+    Campaign::draft(
+        id,
+        serde_json::from_value(json!({"name": format!("campaign {id}"), "channel": "call"}))
             .unwrap_or_else(|e| panic!("spec: {e}")),
-        state: CampaignState::Draft,
-        upload: None,
-        contacts: 0,
         created_at_ms,
-        updated_at_ms: created_at_ms,
-    }
+    )
 }
 
 pub fn contact(campaign_id: &str, row: u32, next_at_ms: Option<i64>) -> CampaignContact {
@@ -362,6 +360,16 @@ pub async fn the_do_not_contact_list(store: &dyn CampaignStore) {
         Some(again.clone())
     );
     assert!(store.opt_outs(10_000).await.expect("list").contains(&again));
+    // Many at once (more than one batch of a batched store), the listed
+    // one among them twice.
+    let mut many: Vec<UserId> = (0..250u32)
+        .map(|i| UserId::phone(&format!("5491188{i:06}")).expect("phone"))
+        .collect();
+    many.push(phone.clone());
+    many.push(phone.clone());
+    let found = store.opted_out_among(&many).await.expect("among");
+    assert_eq!(found.into_iter().collect::<Vec<_>>(), vec![phone.clone()]);
+    assert!(store.opted_out_among(&[]).await.expect("none").is_empty());
     assert!(store.remove_opt_out(&phone).await.expect("remove"));
     assert!(!store.remove_opt_out(&phone).await.expect("remove again"));
     assert_eq!(store.opted_out(&phone).await.expect("read"), None);
@@ -390,5 +398,127 @@ pub async fn the_latest_touch_of_a_number_wins(store: &dyn CampaignStore) {
     assert_eq!(
         store.touch_of(&phone).await.expect("read"),
         Some(touch("b", 7, AT + MINUTE))
+    );
+}
+
+/// Steps until nothing is left (a store may have written everything when
+/// staging); answers the steps taken that left something.
+async fn import_to_the_end(store: &dyn CampaignStore, id: &str) -> usize {
+    let mut steps = 0;
+    while store.import_step(id, 1, AT).await.expect("step").is_some() {
+        steps += 1;
+        assert!(steps < 1000, "an import that never ends");
+    }
+    steps
+}
+
+pub async fn an_upload_is_written_in_steps_and_switched_at_the_end(store: &dyn CampaignStore) {
+    let (id, first) = seeded(store, 2).await;
+    // More than two chunks of a staged store (1,000 contacts each).
+    let rows = 2_300u32;
+    let second: Vec<CampaignContact> = (0..rows).map(|i| contact(&id, i + 10, Some(AT))).collect();
+    let upload = fresh_id("up");
+    assert!(store
+        .stage_contacts(&id, &upload, &second, AT + 1)
+        .await
+        .expect("stage"));
+    let c = store.campaign(&id).await.expect("read").expect("exists");
+    if let Some(import) = &c.import {
+        // Part-way, the campaign is still its earlier upload.
+        assert_eq!(
+            (import.upload.as_str(), import.total),
+            (upload.as_str(), 2_300)
+        );
+        assert_eq!(c.contacts, 2);
+        assert_eq!(
+            store.contacts_page(&id, None, 10).await.expect("page"),
+            first
+        );
+        let step = store
+            .import_step(&id, 1, AT)
+            .await
+            .expect("step")
+            .expect("more to come");
+        assert!(step.written >= 1 && step.written < 2_300, "{step:?}");
+        assert_eq!(
+            store.campaign(&id).await.expect("read").map(|c| c.contacts),
+            Some(2),
+            "not switched part-way"
+        );
+    }
+    import_to_the_end(store, &id).await;
+    let c = store.campaign(&id).await.expect("read").expect("exists");
+    assert_eq!(
+        (c.upload.as_deref(), c.contacts, c.import),
+        (Some(upload.as_str()), 2_300, None)
+    );
+    assert_eq!(
+        store
+            .counts(&id)
+            .await
+            .expect("counts")
+            .get(&ContactState::Pending),
+        Some(&2_300)
+    );
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.contacts_page(&id, after, 1_000).await.expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some(last.row);
+        all.extend(page);
+    }
+    assert_eq!(all, second, "every contact, in row order");
+    assert_eq!(store.contact(&id, first[0].row).await.expect("read"), None);
+}
+
+pub async fn an_upload_being_written_is_dropped_when_the_campaign_starts(
+    store: &dyn CampaignStore,
+) {
+    let (id, first) = seeded(store, 2).await;
+    let big: Vec<CampaignContact> = (0..2_100u32)
+        .map(|i| contact(&id, i + 10, Some(AT)))
+        .collect();
+    let upload = fresh_id("up");
+    assert!(store
+        .stage_contacts(&id, &upload, &big, AT + 1)
+        .await
+        .expect("stage"));
+    if store
+        .campaign(&id)
+        .await
+        .expect("read")
+        .and_then(|c| c.import)
+        .is_none()
+    {
+        return; // Written at once: nothing to drop.
+    }
+    // A newer upload replaces the one being written.
+    let newer: Vec<CampaignContact> = (0..1_500u32)
+        .map(|i| contact(&id, i + 5_000, Some(AT)))
+        .collect();
+    let newer_upload = fresh_id("up");
+    assert!(store
+        .stage_contacts(&id, &newer_upload, &newer, AT + 2)
+        .await
+        .expect("stage again"));
+    let import = store
+        .campaign(&id)
+        .await
+        .expect("read")
+        .and_then(|c| c.import)
+        .expect("being written");
+    assert_eq!((import.upload, import.total), (newer_upload, 1_500));
+    // Started with its earlier contacts: the upload is never its.
+    assert!(store
+        .set_campaign_state(&id, &[CampaignState::Draft], CampaignState::Running, AT)
+        .await
+        .expect("start"));
+    assert_eq!(store.import_step(&id, 1, AT).await.expect("step"), None);
+    let c = store.campaign(&id).await.expect("read").expect("exists");
+    assert_eq!((c.contacts, c.import), (2, None));
+    assert_eq!(
+        store.contacts_page(&id, None, 10).await.expect("page"),
+        first
     );
 }

@@ -355,13 +355,9 @@ fn the_agent_is_told_the_campaign_and_the_contacts_columns() {
         "template": {"name": "aviso_deuda", "language": "es", "parameters": ["monto"]}
     }));
     let campaign = Campaign {
-        id: "c1".into(),
-        spec,
         state: CampaignState::Running,
-        upload: None,
         contacts: 1,
-        created_at_ms: 0,
-        updated_at_ms: 0,
+        ..Campaign::draft("c1", spec, 0)
     };
     let mut c = contact(1, "UTC");
     c.name = Some("Ana".into());
