@@ -43,7 +43,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{key, n, s, Item};
 use super::dynamodb_put::put;
-use super::sdk_error;
+use super::{conditional, sdk_error};
 use domain::campaign::{
     Campaign, CampaignContact, CampaignState, ContactState, ImportState, OptOut, Touch,
 };
@@ -458,16 +458,10 @@ impl CampaignStore for DynamoCampaigns {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::Conflict(format!("campaign {} exists", campaign.id)))
-            }
-            Err(e) => Err(sdk_error(SERVICE, "creating a campaign", e)),
+        if !conditional(put, SERVICE, "creating a campaign")? {
+            return Err(Error::Conflict(format!("campaign {} exists", campaign.id)));
         }
+        Ok(())
     }
 
     async fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
@@ -517,16 +511,7 @@ impl CampaignStore for DynamoCampaigns {
             ))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error(SERVICE, "moving a campaign", e)),
-        }
+        conditional(result, SERVICE, "moving a campaign")
     }
 
     async fn stage_contacts(
@@ -585,18 +570,12 @@ impl CampaignStore for DynamoCampaigns {
         update = update
             .update_expression(format!("SET {}", set.join(", ")))
             .condition_expression("#state = :draft");
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let keys = (0..chunks).map(|i| chunk_key(id, upload, i)).collect();
-                self.delete_keys(keys).await?;
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error(SERVICE, "staging an upload", e)),
+        if conditional(update.send().await, SERVICE, "staging an upload")? {
+            return Ok(true);
         }
+        let keys = (0..chunks).map(|i| chunk_key(id, upload, i)).collect();
+        self.delete_keys(keys).await?;
+        Ok(false)
     }
 
     async fn import_step(&self, id: &str, max: usize, at_ms: i64) -> Result<Option<ImportState>> {
@@ -665,23 +644,14 @@ impl CampaignStore for DynamoCampaigns {
                 .condition_expression("import_upload = :upload AND import_next = :n")
                 .send()
                 .await;
-            match moved {
-                Ok(_) => {
-                    staged.next += 1;
-                    staged.written += contacts.len() as u64;
-                    done += contacts.len().max(1);
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    // Another step wrote this chunk first (or a new upload
-                    // replaced this one): where it stands now.
-                    let now = self.get(campaign_key(id), "reading a campaign").await?;
-                    return Ok(now.as_ref().and_then(staged_of).map(|s| s.state()));
-                }
-                Err(e) => return Err(sdk_error(SERVICE, "recording an upload's progress", e)),
+            if !conditional(moved, SERVICE, "recording an upload's progress")? {
+                // Another step wrote this chunk first (or a new upload
+                // replaced this one): where it stands now.
+                return self.import_state(id).await;
             }
+            staged.next += 1;
+            staged.written += contacts.len() as u64;
+            done += contacts.len().max(1);
         }
         if staged.next < staged.chunks {
             return Ok(Some(staged.state()));
@@ -887,17 +857,9 @@ impl CampaignStore for DynamoCampaigns {
             .expression_attribute_values(":at", n(touch.at_ms))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(()),
-            // A newer touch is there: it stays.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error(SERVICE, "recording a campaign touch", e)),
-        }
+        // A failed condition: a newer touch is there, and stays.
+        conditional(put, SERVICE, "recording a campaign touch")?;
+        Ok(())
     }
 
     async fn touch_of(&self, phone: &UserId) -> Result<Option<Touch>> {
@@ -964,18 +926,10 @@ impl DynamoCampaigns {
             )
             .send()
             .await;
-        match switched {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                // Another step switched it, or the campaign left the draft
-                // state (the next step drops the upload): where it stands.
-                let now = self.get(campaign_key(id), "reading a campaign").await?;
-                return Ok(now.as_ref().and_then(staged_of).map(|s| s.state()));
-            }
-            Err(e) => return Err(sdk_error(SERVICE, "switching to an upload", e)),
+        if !conditional(switched, SERVICE, "switching to an upload")? {
+            // Another step switched it, or the campaign left the draft
+            // state (the next step drops the upload): where it stands.
+            return self.import_state(id).await;
         }
         let chunks = (0..staged.chunks)
             .map(|i| chunk_key(id, &staged.upload, i))
@@ -986,6 +940,12 @@ impl DynamoCampaigns {
             self.delete_keys(keys).await?;
         }
         Ok(None)
+    }
+
+    /// Where the campaign's import stands.
+    async fn import_state(&self, id: &str) -> Result<Option<ImportState>> {
+        let item = self.get(campaign_key(id), "reading a campaign").await?;
+        Ok(item.as_ref().and_then(staged_of).map(|s| s.state()))
     }
 
     /// Forgets an upload being written: the import attributes (while they
@@ -1001,13 +961,9 @@ impl DynamoCampaigns {
             .condition_expression("import_upload = :upload")
             .send()
             .await;
-        match removed {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(sdk_error(SERVICE, "dropping an upload", e)),
-        }
+        // A failed condition: another upload is staged now; this one's
+        // items go all the same.
+        conditional(removed, SERVICE, "dropping an upload")?;
         let chunks = (0..staged.chunks)
             .map(|i| chunk_key(id, &staged.upload, i))
             .collect();

@@ -126,6 +126,24 @@ where
     Error::dependency(service, context, retryable, err)
 }
 
+/// How a conditional write ended: `Ok(true)` written, `Ok(false)` its
+/// condition failed (nothing written); any other failure is an error with
+/// `context`.
+pub(crate) fn conditional<T, E>(
+    result: std::result::Result<T, SdkError<E, HttpResponse>>,
+    service: &'static str,
+    context: &str,
+) -> domain::error::Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(sdk_error(service, context, e)),
+    }
+}
+
 /// The service's error code (`ConditionalCheckFailedException`, ...), if the
 /// service answered with one.
 pub(crate) fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
