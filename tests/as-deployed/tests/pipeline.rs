@@ -132,6 +132,43 @@ async fn admin_get(stack: &Stack, path: &str, key: Option<&str>) -> (u16, Value)
     }
 }
 
+/// A running campaign of `spec` with one contact, Ana, on a fresh Buenos
+/// Aires mobile (one the number plan accepts: not every random one is);
+/// answers the campaign's id and the contact's number.
+async fn running_campaign_of_one(stack: &Stack, spec: &Value) -> (String, String) {
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
+    let (status, body) = admin_send(client.post(url("campaigns")).body(spec.to_string())).await;
+    assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
+    let id = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let user = format!("54911555{}", &meta::new_user_id()[8..]);
+    let csv = format!("Teléfono,Nombre,Monto\n+{user},Ana,1200\n");
+    let (status, body) = admin_send(
+        client
+            .put(url(&format!("campaigns/{id}/contacts")))
+            .header("content-type", "text/csv")
+            .body(csv),
+    )
+    .await;
+    assert!(status == 200 && body.contains("\"accepted\":1"), "{body}");
+    let (status, body) = admin_send(client.post(url(&format!("campaigns/{id}/start")))).await;
+    assert_eq!(status, 200, "{body}");
+    (id, user)
+}
+
+/// The calls placed at the fake Vapi so far.
+async fn vapi_calls(vapi: &wiremock::MockServer) -> Vec<wiremock::Request> {
+    vapi.received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == "/call")
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_signed_text_message_is_answered_through_the_graph_api() {
     let graph = FakeGraph::start().await;
@@ -683,14 +720,7 @@ async fn call_me_places_a_call_at_vapi() {
         "the call request was not answered\n{}",
         stack.diagnostics()
     );
-    let calls = || async {
-        vapi.received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path() == "/call")
-            .collect::<Vec<_>>()
-    };
+    let calls = || vapi_calls(&vapi);
     let mut placed = until(Duration::from_secs(10), || async {
         !calls().await.is_empty()
     })
@@ -909,37 +939,10 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
         "assistant": "asst-campaign", "time_zone": "UTC",
     });
-    let (status, body) = admin_send(client.post(url("campaigns")).body(spec.to_string())).await;
-    assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
-    let id = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    // A Buenos Aires mobile the number plan accepts (not every random one
-    // is: the upload would reject it as a bad number).
-    let user = format!("54911555{}", &meta::new_user_id()[8..]);
-    let csv = format!("Teléfono,Nombre,Monto\n+{user},Ana,1200\n");
-    let (status, body) = admin_send(
-        client
-            .put(url(&format!("campaigns/{id}/contacts")))
-            .header("content-type", "text/csv")
-            .body(csv),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"accepted\":1"), "{body}");
-    let (status, body) = admin_send(client.post(url(&format!("campaigns/{id}/start")))).await;
-    assert_eq!(status, 200, "{body}");
+    let (id, user) = running_campaign_of_one(&stack, &spec).await;
 
     let tick = stack.fire_schedule("CampaignDispatcher").await;
-    let calls = || async {
-        vapi.received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path() == "/call")
-            .collect::<Vec<_>>()
-    };
+    let calls = || vapi_calls(&vapi);
     let placed = until(WAIT, || async { !calls().await.is_empty() }).await;
     assert!(
         placed,
@@ -1022,28 +1025,13 @@ async fn a_reply_to_a_campaign_template_brings_its_call_forward() {
     .await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
-    let json_of = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     let spec = json!({
         "name": "Recordatorio", "channel": "whatsapp_then_call", "window": "always",
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "time_zone": "UTC",
         "template": {"name": "recordatorio_pago", "language": "es", "parameters": ["Monto"]},
         "call_after_minutes": 1440,
     });
-    let (status, body) = admin_send(client.post(url("campaigns")).body(spec.to_string())).await;
-    assert_eq!(status, 201, "{body}\n{}", stack.diagnostics());
-    let id = json_of(&body)["id"].as_str().expect("id").to_string();
-    let user = format!("54911555{}", &meta::new_user_id()[8..]);
-    let csv = format!("Teléfono,Nombre,Monto\n+{user},Ana,1200\n");
-    let (status, body) = admin_send(
-        client
-            .put(url(&format!("campaigns/{id}/contacts")))
-            .header("content-type", "text/csv")
-            .body(csv),
-    )
-    .await;
-    assert!(status == 200 && body.contains("\"accepted\":1"), "{body}");
-    let (status, _) = admin_send(client.post(url(&format!("campaigns/{id}/start")))).await;
-    assert_eq!(status, 200);
+    let (id, user) = running_campaign_of_one(&stack, &spec).await;
 
     let _ = stack.fire_schedule("CampaignDispatcher").await;
     let sent = wait_messages(&graph, &user, 1).await;
@@ -1056,14 +1044,7 @@ async fn a_reply_to_a_campaign_template_brings_its_call_forward() {
     );
     // The call waits a day: a tick now places nothing.
     let _ = stack.fire_schedule("CampaignDispatcher").await;
-    let calls = || async {
-        vapi.received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path() == "/call")
-            .count()
-    };
+    let calls = || async { vapi_calls(&vapi).await.len() };
     assert_eq!(calls().await, 0);
 
     assert_eq!(
