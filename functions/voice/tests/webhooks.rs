@@ -176,6 +176,24 @@ impl H {
     async fn record(&self) -> CallRecord {
         self.calls.get(REQUEST).await.expect("get").expect("record")
     }
+    /// The campaign contact of a call made by [`make_campaign_call`].
+    async fn contact(
+        &self,
+        call: &domain::campaign::CampaignCall,
+    ) -> domain::campaign::CampaignContact {
+        use domain::ports::CampaignStore;
+        self.campaigns
+            .contact(&call.campaign_id, call.row)
+            .await
+            .expect("read")
+            .expect("contact")
+    }
+    /// Ana's entry on the do-not-contact list.
+    async fn ana_opted_out(&self) -> Option<domain::campaign::OptOut> {
+        use domain::ports::CampaignStore;
+        let ana = UserId::parse(ANA).expect("phone");
+        self.campaigns.opted_out(&ana).await.expect("read")
+    }
     fn told(&self) -> Vec<String> {
         self.outbox
             .since(ANA, 0)
@@ -479,7 +497,6 @@ async fn make_campaign_call(h: &H) -> domain::campaign::CampaignCall {
 #[tokio::test]
 async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
     use domain::campaign::*;
-    use domain::ports::CampaignStore;
     let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
     let call = make_campaign_call(&h).await;
     for _ in 0..2 {
@@ -488,12 +505,7 @@ async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
             StatusCode::OK
         );
     }
-    let c = h
-        .campaigns
-        .contact(&call.campaign_id, 2)
-        .await
-        .expect("read")
-        .expect("contact");
+    let c = h.contact(&call).await;
     assert_eq!(c.state, ContactState::Answered);
     assert_eq!(c.attempts[0].outcome, Some(CallOutcome::Completed));
     assert_eq!(c.attempts[0].reference.as_deref(), Some("vapi-call-1"));
@@ -513,7 +525,6 @@ async fn a_campaign_calls_end_goes_to_its_contact_not_to_whatsapp() {
 #[tokio::test]
 async fn a_retell_campaign_call_gets_its_analysis_after_the_end() {
     use domain::campaign::*;
-    use domain::ports::CampaignStore;
     let h = harness(None, ProviderKind::Retell).await;
     let call = make_campaign_call(&h).await;
     for event in [
@@ -524,12 +535,7 @@ async fn a_retell_campaign_call_gets_its_analysis_after_the_end() {
     ] {
         assert_eq!(h.retell(event).await.0, StatusCode::OK, "{event}");
     }
-    let c = h
-        .campaigns
-        .contact(&call.campaign_id, 2)
-        .await
-        .expect("read")
-        .expect("contact");
+    let c = h.contact(&call).await;
     assert_eq!(c.state, ContactState::Answered, "{c:?}");
     assert_eq!(c.attempts[0].reference.as_deref(), Some("retell-call-1"));
     assert!(c.attempts[0].summary.is_some(), "{c:?}");
@@ -542,7 +548,6 @@ async fn a_retell_campaign_call_gets_its_analysis_after_the_end() {
 #[tokio::test]
 async fn do_not_contact_on_the_call_opts_the_number_out() {
     use domain::campaign::*;
-    use domain::ports::CampaignStore;
     let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
     let call = make_campaign_call(&h).await;
     let tool = serde_json::json!({"message": {
@@ -562,24 +567,13 @@ async fn do_not_contact_on_the_call_opts_the_number_out() {
             .is_some_and(|r| r.contains("\"done\":true")),
         "{body}"
     );
-    let ana = UserId::parse(ANA).expect("phone");
-    let listed = h
-        .campaigns
-        .opted_out(&ana)
-        .await
-        .expect("read")
-        .expect("on the list");
+    let listed = h.ana_opted_out().await.expect("on the list");
     assert_eq!(
         (listed.source.as_str(), listed.reason.as_str()),
         ("call", "dijo que no lo llamen más")
     );
     h.vapi("vapi_end_of_call_report.json").await;
-    let c = h
-        .campaigns
-        .contact(&call.campaign_id, 2)
-        .await
-        .expect("read")
-        .expect("contact");
+    let c = h.contact(&call).await;
     assert_eq!(c.state, ContactState::OptedOut, "{c:?}");
     assert_eq!(c.attempts[0].outcome, Some(CallOutcome::Completed));
 }
@@ -590,7 +584,6 @@ async fn do_not_contact_on_the_call_opts_the_number_out() {
 #[tokio::test]
 async fn structured_results_saying_do_not_contact_opt_the_number_out() {
     use domain::campaign::*;
-    use domain::ports::CampaignStore;
     let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
     let call = make_campaign_call(&h).await;
     let mut report: Value =
@@ -600,19 +593,8 @@ async fn structured_results_saying_do_not_contact_opt_the_number_out() {
         h.vapi_body(report.to_string().as_bytes()).await.0,
         StatusCode::OK
     );
-    let ana = UserId::parse(ANA).expect("phone");
-    let listed = h
-        .campaigns
-        .opted_out(&ana)
-        .await
-        .expect("read")
-        .expect("on the list");
+    let listed = h.ana_opted_out().await.expect("on the list");
     assert_eq!(listed.source, "call");
-    let c = h
-        .campaigns
-        .contact(&call.campaign_id, 2)
-        .await
-        .expect("read")
-        .expect("contact");
+    let c = h.contact(&call).await;
     assert_eq!(c.state, ContactState::OptedOut, "{c:?}");
 }

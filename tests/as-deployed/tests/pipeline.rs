@@ -159,6 +159,15 @@ async fn running_campaign_of_one(stack: &Stack, spec: &Value) -> (String, String
     (id, user)
 }
 
+/// A stack with calls at the fake `vapi` and templates from the business
+/// number, as campaigns need.
+async fn campaign_stack(graph: &FakeGraph, vapi: &wiremock::MockServer) -> Stack {
+    deploy(
+        with_vapi(options(graph), vapi).parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
+    )
+    .await
+}
+
 /// The calls placed at the fake Vapi so far.
 async fn vapi_calls(vapi: &wiremock::MockServer) -> Vec<wiremock::Request> {
     vapi.received_requests()
@@ -925,12 +934,8 @@ async fn an_operator_uploads_and_starts_a_campaign() {
 /// end-of-call report comes back to the contact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
-    let graph = FakeGraph::start().await;
-    let vapi = fakes::fake_vapi().await;
-    let stack = deploy(
-        with_vapi(options(&graph), &vapi).parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
-    )
-    .await;
+    let (graph, vapi) = (FakeGraph::start().await, fakes::fake_vapi().await);
+    let stack = campaign_stack(&graph, &vapi).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
     // Any time of the test is inside this window, every day.
@@ -1017,12 +1022,8 @@ async fn a_campaign_calls_its_contact_and_the_outcome_comes_back() {
 /// places it at Vapi.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_to_a_campaign_template_brings_its_call_forward() {
-    let graph = FakeGraph::start().await;
-    let vapi = fakes::fake_vapi().await;
-    let stack = deploy(
-        with_vapi(options(&graph), &vapi).parameter("WhatsAppPhoneNumberId", meta::PHONE_NUMBER_ID),
-    )
-    .await;
+    let (graph, vapi) = (FakeGraph::start().await, fakes::fake_vapi().await);
+    let stack = campaign_stack(&graph, &vapi).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
     let spec = json!({
