@@ -560,3 +560,51 @@ async fn a_refused_campaign_call_is_the_contacts_failed_attempt_retried_by_the_c
         .is_some_and(|t| t >= TUESDAY_10AM + 30 * 60_000));
     assert!(h.told().is_empty(), "no WhatsApp message");
 }
+
+/// The provider refused the call and the record says so, but the process
+/// died before the contact had it: the same request again (the runner
+/// queues a claimed contact's call again at its start) gives it the end.
+#[tokio::test]
+async fn a_campaign_call_that_ended_before_its_contact_knew_is_given_to_it_again() {
+    let h = harness(TUESDAY_10AM).await;
+    let (id, req) = campaign_call(&h, true).await;
+    *h.provider.fail_with.lock().expect("lock") =
+        Some(|| Error::Invalid("number not reachable".into()));
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::Failed
+    );
+    // The contact as it was before the end reached it.
+    let told = h
+        .campaigns
+        .contact(&id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    let mut waiting = told.next();
+    waiting.state = ContactState::Calling;
+    waiting.next_at_ms = None;
+    waiting.attempts[0].outcome = None;
+    assert!(h.campaigns.update_contact(&waiting).await.expect("undo"));
+
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::Duplicate
+    );
+    let contact = h
+        .campaigns
+        .contact(&id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(contact.state, ContactState::Scheduled, "{contact:?}");
+    assert_eq!(
+        contact.attempts[0].outcome,
+        Some(domain::voice::CallOutcome::Failed)
+    );
+    assert_eq!(contact.attempts.len(), 1, "no second call: {contact:?}");
+}

@@ -38,7 +38,18 @@ pub(crate) async fn handle(deps: &Deps, req: &CallRequest, call: &CampaignCall) 
     if deps.campaigns.is_none() {
         return Ok(refused("no campaign store here"));
     }
-    if deps.calls.get(&req.id).await?.is_some() {
+    if let Some(record) = deps.calls.get(&req.id).await? {
+        // Placed already. One that ended (or was refused) while its contact
+        // still waits for it: the process died between the record's write
+        // and the contact's. The contact gets the end now (only while it
+        // waits for this call).
+        if let (true, Some(outcome)) = (record.phase.is_final(), record.outcome) {
+            let report = CallReport {
+                summary: record.summary.clone(),
+                ..Default::default()
+            };
+            apply_outcome(deps, &record, outcome, &report).await?;
+        }
         return Ok(Outcome::Duplicate);
     }
     if claimed_contact(deps, req, call).await?.is_none() {
