@@ -424,10 +424,19 @@ use domain::ports::CampaignStore;
 /// A running campaign with Ana as row 2, claimed by the dispatcher for its
 /// first call (`claim: false`: still pending); the call request it queued.
 async fn campaign_call(h: &Harness, claim: bool) -> (String, CallRequest) {
-    let now = h.clock.0.load(std::sync::atomic::Ordering::SeqCst);
-    let id = "cmp_test".to_string();
     let spec =
         serde_json::json!({"name": "Cobranza", "channel": "call", "assistant": "asst_campaign"});
+    campaign_call_with(h, claim, spec).await
+}
+
+/// [`campaign_call`] for a campaign of `spec`.
+async fn campaign_call_with(
+    h: &Harness,
+    claim: bool,
+    spec: serde_json::Value,
+) -> (String, CallRequest) {
+    let now = h.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    let id = "cmp_test".to_string();
     h.campaigns
         .create_campaign(&Campaign {
             id: id.clone(),
@@ -607,4 +616,48 @@ async fn a_campaign_call_that_ended_before_its_contact_knew_is_given_to_it_again
         Some(domain::voice::CallOutcome::Failed)
     );
     assert_eq!(contact.attempts.len(), 1, "no second call: {contact:?}");
+}
+
+/// A campaign's call that could not reach the provider is placed by the
+/// sweep inside its campaign's window, in its contact's zone, not the
+/// profile's calling hours (09:00-20:00, for calls users ask for).
+#[tokio::test]
+async fn a_campaign_call_retried_by_the_sweep_keeps_to_its_campaigns_window() {
+    const HOUR: i64 = 3_600_000;
+    let spec = serde_json::json!({"name": "Madrugada", "channel": "call",
+        "window": "05:00-07:00", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+    let unreachable = || Error::dependency("vapi", "could not connect", true, "refused");
+    // 06:00 in Buenos Aires: inside the campaign's window, before the
+    // profile's hours.
+    let h = harness(TUESDAY_10AM - 4 * HOUR).await;
+    let (_, req) = campaign_call_with(&h, true, spec.clone()).await;
+    *h.provider.fail_with.lock().expect("lock") = Some(unreachable);
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::RetryLater
+    );
+    *h.provider.fail_with.lock().expect("lock") = None;
+    h.clock.advance(call_lifecycle::START_RETRY_MS);
+    assert_eq!(
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::Calling("call-1".into())]
+    );
+
+    // 06:59:50: the retry comes due after the window closed; it waits for
+    // the window's next opening, 05:00 the next day.
+    let h = harness(TUESDAY_10AM - 3 * HOUR - 10_000).await;
+    let (_, req) = campaign_call_with(&h, true, spec).await;
+    *h.provider.fail_with.lock().expect("lock") = Some(unreachable);
+    call_lifecycle::handle_request(&h.deps, &req)
+        .await
+        .expect("handled");
+    *h.provider.fail_with.lock().expect("lock") = None;
+    h.clock.advance(call_lifecycle::START_RETRY_MS);
+    assert_eq!(
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::Scheduled(TUESDAY_10AM + 19 * HOUR)]
+    );
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
 }

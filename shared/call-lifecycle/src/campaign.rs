@@ -75,6 +75,33 @@ pub(crate) async fn handle(deps: &Deps, req: &CallRequest, call: &CampaignCall) 
     place(deps, record).await
 }
 
+/// For a campaign's call placed late (a retry, a recovered dial): the first
+/// moment at or after `at_ms` inside its campaign's window, in its
+/// contact's zone, not the calling hours of the calls users ask for. `None`
+/// for a call that is not a campaign's; `at_ms` when the campaign or the
+/// contact is gone, or no day of the coming year is allowed.
+pub(crate) async fn next_window(
+    deps: &Deps,
+    record: &CallRecord,
+    at_ms: i64,
+) -> Result<Option<i64>> {
+    let (Some(store), Some(call)) = (&deps.campaigns, &record.context.campaign) else {
+        return Ok(None);
+    };
+    let campaign = store.campaign(&call.campaign_id).await?;
+    let contact = store.contact(&call.campaign_id, call.row).await?;
+    let (Some(campaign), Some(contact)) = (campaign, contact) else {
+        return Ok(Some(at_ms));
+    };
+    let tz = TimeZone::get(&contact.time_zone).unwrap_or(TimeZone::UTC);
+    let schedule = campaign.spec.validate().ok();
+    Ok(Some(
+        schedule
+            .and_then(|s| s.next_allowed(at_ms, &tz))
+            .unwrap_or(at_ms),
+    ))
+}
+
 /// What a call told about itself, for the campaign's report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallReport {
