@@ -422,10 +422,19 @@ use domain::ports::CampaignStore;
 /// A running campaign with Ana as row 2, claimed by the dispatcher for its
 /// first call (`claim: false`: still pending); the call request it queued.
 async fn campaign_call(h: &Harness, claim: bool) -> (String, CallRequest) {
-    let now = h.clock.0.load(std::sync::atomic::Ordering::SeqCst);
-    let id = "cmp_test".to_string();
     let spec =
         serde_json::json!({"name": "Cobranza", "channel": "call", "assistant": "asst_campaign"});
+    campaign_call_with(h, claim, spec).await
+}
+
+/// [`campaign_call`] for a campaign of `spec`.
+async fn campaign_call_with(
+    h: &Harness,
+    claim: bool,
+    spec: serde_json::Value,
+) -> (String, CallRequest) {
+    let now = h.clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    let id = "cmp_test".to_string();
     h.campaigns
         .create_campaign(&Campaign::draft(
             id.clone(),
@@ -553,4 +562,96 @@ async fn a_refused_campaign_call_is_the_contacts_failed_attempt_retried_by_the_c
         .next_at_ms
         .is_some_and(|t| t >= TUESDAY_10AM + 30 * 60_000));
     assert!(h.told().is_empty(), "no WhatsApp message");
+}
+
+/// The provider refused the call and the record says so, but the process
+/// died before the contact had it: the same request again (the runner
+/// queues a claimed contact's call again at its start) gives it the end.
+#[tokio::test]
+async fn a_campaign_call_that_ended_before_its_contact_knew_is_given_to_it_again() {
+    let h = harness(TUESDAY_10AM).await;
+    let (id, req) = campaign_call(&h, true).await;
+    *h.provider.fail_with.lock().expect("lock") =
+        Some(|| Error::Invalid("number not reachable".into()));
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::Failed
+    );
+    // The contact as it was before the end reached it.
+    let told = h
+        .campaigns
+        .contact(&id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    let mut waiting = told.next();
+    waiting.state = ContactState::Calling;
+    waiting.next_at_ms = None;
+    waiting.attempts[0].outcome = None;
+    assert!(h.campaigns.update_contact(&waiting).await.expect("undo"));
+
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::Duplicate
+    );
+    let contact = h
+        .campaigns
+        .contact(&id, 2)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(contact.state, ContactState::Scheduled, "{contact:?}");
+    assert_eq!(
+        contact.attempts[0].outcome,
+        Some(domain::voice::CallOutcome::Failed)
+    );
+    assert_eq!(contact.attempts.len(), 1, "no second call: {contact:?}");
+}
+
+/// A campaign's call that could not reach the provider is placed by the
+/// sweep inside its campaign's window, in its contact's zone, not the
+/// profile's calling hours (09:00-20:00, for calls users ask for).
+#[tokio::test]
+async fn a_campaign_call_retried_by_the_sweep_keeps_to_its_campaigns_window() {
+    const HOUR: i64 = 3_600_000;
+    let spec = serde_json::json!({"name": "Madrugada", "channel": "call",
+        "window": "05:00-07:00", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+    let unreachable = || Error::dependency("vapi", "could not connect", true, "refused");
+    // 06:00 in Buenos Aires: inside the campaign's window, before the
+    // profile's hours.
+    let h = harness(TUESDAY_10AM - 4 * HOUR).await;
+    let (_, req) = campaign_call_with(&h, true, spec.clone()).await;
+    *h.provider.fail_with.lock().expect("lock") = Some(unreachable);
+    assert_eq!(
+        call_lifecycle::handle_request(&h.deps, &req)
+            .await
+            .expect("handled"),
+        Outcome::RetryLater
+    );
+    *h.provider.fail_with.lock().expect("lock") = None;
+    h.clock.advance(call_lifecycle::START_RETRY_MS);
+    assert_eq!(
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::Calling("call-1".into())]
+    );
+
+    // 06:59:50: the retry comes due after the window closed; it waits for
+    // the window's next opening, 05:00 the next day.
+    let h = harness(TUESDAY_10AM - 3 * HOUR - 10_000).await;
+    let (_, req) = campaign_call_with(&h, true, spec).await;
+    *h.provider.fail_with.lock().expect("lock") = Some(unreachable);
+    call_lifecycle::handle_request(&h.deps, &req)
+        .await
+        .expect("handled");
+    *h.provider.fail_with.lock().expect("lock") = None;
+    h.clock.advance(call_lifecycle::START_RETRY_MS);
+    assert_eq!(
+        call_lifecycle::sweep(&h.deps).await.expect("sweep"),
+        vec![Outcome::Scheduled(TUESDAY_10AM + 19 * HOUR)]
+    );
+    assert!(h.provider.orders.lock().expect("lock").is_empty());
 }

@@ -261,37 +261,7 @@ async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64)
     if !d.campaigns.update_contact(&claimed).await? {
         return Ok(false);
     }
-    let attempt = claimed.calls();
-    let request = CallRequest {
-        id: format!("campaign:{}:{}:{attempt}", c.id, contact.row),
-        user_id: contact.phone.clone(),
-        phone_number_id: d.settings.phone_number_id.clone().unwrap_or_default(),
-        reason: format!("campaign: {}", c.spec.name),
-        when_ms: None,
-        language: contact
-            .language
-            .clone()
-            .unwrap_or_else(|| d.settings.default_language.clone()),
-        state: CallRequestState::Requested,
-        created_at_ms: now,
-        phone: None,
-        campaign: Some(CampaignCall {
-            campaign_id: c.id.clone(),
-            row: contact.row,
-            attempt,
-            assistant: c.spec.assistant.clone(),
-            name: contact.name.clone(),
-            variables: contact.variables.clone(),
-        }),
-    };
-    let sent = d
-        .call_queue
-        .send(&QueueMessage {
-            group_id: format!("campaign:{}:{}", c.id, contact.row),
-            dedup_id: request.id.clone(),
-            body: serde_json::to_string(&request)?,
-        })
-        .await;
+    let sent = d.call_queue.send(&call_message(d, c, &claimed, now)?).await;
     if let Err(e) = sent {
         // Not on the queue: the contact waits for the next tick.
         let mut back = claimed.next();
@@ -302,6 +272,90 @@ async fn call(d: &Dispatcher, c: &Campaign, contact: &CampaignContact, now: i64)
         return Err(e);
     }
     Ok(true)
+}
+
+/// The call-queue message of a contact claimed for its latest call: the
+/// same message (request id, dedup id, body) however often it is built.
+fn call_message(
+    d: &Dispatcher,
+    c: &Campaign,
+    claimed: &CampaignContact,
+    claimed_at: i64,
+) -> Result<QueueMessage> {
+    let attempt = claimed.calls();
+    let request = CallRequest {
+        id: format!("campaign:{}:{}:{attempt}", c.id, claimed.row),
+        user_id: claimed.phone.clone(),
+        phone_number_id: d.settings.phone_number_id.clone().unwrap_or_default(),
+        reason: format!("campaign: {}", c.spec.name),
+        when_ms: None,
+        language: claimed
+            .language
+            .clone()
+            .unwrap_or_else(|| d.settings.default_language.clone()),
+        state: CallRequestState::Requested,
+        created_at_ms: claimed_at,
+        phone: None,
+        campaign: Some(CampaignCall {
+            campaign_id: c.id.clone(),
+            row: claimed.row,
+            attempt,
+            assistant: c.spec.assistant.clone(),
+            name: claimed.name.clone(),
+            variables: claimed.variables.clone(),
+        }),
+    };
+    Ok(QueueMessage {
+        group_id: format!("campaign:{}:{}", c.id, claimed.row),
+        dedup_id: request.id.clone(),
+        body: serde_json::to_string(&request)?,
+    })
+}
+
+/// Puts the call of every contact claimed for one (`calling`), in a
+/// running or paused campaign, on the call queue again; answers how many.
+///
+/// The claim and the enqueue are two writes: a process that dies between
+/// them leaves a contact `calling` with no call on its way, for ever (its
+/// campaign never completes, and it holds a place of `max_concurrent`).
+/// Sent again, the message is the same one: the queue drops it within its
+/// deduplication window, and call-trigger places a request id once (a call
+/// queued, placed or ended has its record: a duplicate, nothing happens).
+/// For a process that owns the call queue and the stores, at its start
+/// (the one-process runner, as it recovers its queues' jobs in flight).
+pub async fn requeue_claimed(d: &Dispatcher) -> Result<usize> {
+    let mut sent = 0;
+    for c in d.campaigns.campaigns(CAMPAIGNS_PER_TICK).await? {
+        if !matches!(c.state, CampaignState::Running | CampaignState::Paused) {
+            continue;
+        }
+        let counts = d.campaigns.counts(&c.id).await?;
+        if counts.get(&ContactState::Calling).copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        let mut after = None;
+        loop {
+            let page = d
+                .campaigns
+                .contacts_page(&c.id, after, d.settings.batch.max(1))
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.row);
+            for contact in page.iter().filter(|x| x.state == ContactState::Calling) {
+                let claimed_at = contact
+                    .attempts
+                    .iter()
+                    .rev()
+                    .find(|a| a.channel == "call")
+                    .map_or_else(|| d.clock.now_ms(), |a| a.at_ms);
+                d.call_queue
+                    .send(&call_message(d, &c, contact, claimed_at)?)
+                    .await?;
+                sent += 1;
+            }
+        }
+    }
+    Ok(sent)
 }
 
 /// The template's body parameters from the contact's columns (a column the

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use campaigns::dispatch::{tick, DispatchSettings, Dispatcher};
+use campaigns::dispatch::{requeue_claimed, tick, DispatchSettings, Dispatcher};
 use domain::campaign::*;
 use domain::ports::{CampaignStore, Clock, ConversationStore};
 use domain::{CallRequest, UserId};
@@ -180,6 +180,47 @@ async fn calls_never_exceed_max_concurrent_and_go_on_as_calls_end() {
     let counts = h.campaigns.counts(&id).await.expect("counts");
     assert_eq!(counts.get(&ContactState::Calling), Some(&3));
     assert_eq!(counts.get(&ContactState::Answered), Some(&2));
+}
+
+/// A process that died between a claim and its enqueue: at the next start
+/// the claimed contacts' calls go on the queue again, the same messages, so
+/// that the queue's deduplication and call-trigger's one call per request
+/// id hold. Not for a cancelled campaign, nor for a contact whose call
+/// ended.
+#[tokio::test]
+async fn claimed_calls_go_on_the_queue_again_as_the_same_messages() {
+    let h = harness();
+    let spec = json!({"name": "c", "channel": "call", "max_concurrent": 3});
+    let id = running(&h, spec.clone(), 5, BA).await;
+    assert_eq!(tick(&h.d).await.expect("tick").calls, 3);
+    let cancelled = running(&h, spec, 2, BA).await;
+    assert_eq!(tick(&h.d).await.expect("tick").calls, 2);
+    assert!(h
+        .campaigns
+        .set_campaign_state(
+            &cancelled,
+            &[CampaignState::Running],
+            CampaignState::Cancelled,
+            TUESDAY_10AM_BA
+        )
+        .await
+        .expect("cancel"));
+    let first = h.queue.messages();
+    answered(&h, &id, 2).await;
+    h.clock.advance(MINUTE);
+
+    assert_eq!(requeue_claimed(&h.d).await.expect("requeue"), 2);
+    let all = h.queue.messages();
+    let again = &all[first.len()..];
+    let expected: Vec<_> = first
+        .iter()
+        .filter(|m| {
+            m.group_id == format!("campaign:{id}:3") || m.group_id == format!("campaign:{id}:4")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(again, expected.as_slice());
+    assert_eq!(state(&h, &id, 3).await, ContactState::Calling);
 }
 
 #[tokio::test]

@@ -463,7 +463,18 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                 // Waiting for a retry: the call this reports on is over.
                 || record.phase == CallPhase::Scheduled
             {
-                // This attempt's end is known: a redelivery.
+                // This attempt's end is known: a redelivery. A campaign's
+                // contact may not have it yet (the process died, or the
+                // contact's write failed, after the record's write): it gets
+                // it now, only while it still waits for this call.
+                if let (Some(_), Some(outcome)) = (&record.context.campaign, record.outcome) {
+                    let report = call_lifecycle::campaign::CallReport {
+                        summary: summary.clone().or(record.summary.clone()),
+                        duration_secs: *duration_secs,
+                        results: results.clone(),
+                    };
+                    call_lifecycle::campaign::apply_outcome(c, record, outcome, &report).await?;
+                }
                 return Ok(Step::Done);
             }
             if let Some(t) = transcript {

@@ -598,3 +598,43 @@ async fn structured_results_saying_do_not_contact_opt_the_number_out() {
     let c = h.contact(&call).await;
     assert_eq!(c.state, ContactState::OptedOut, "{c:?}");
 }
+
+/// The call's end was written to its record, and the process died (or the
+/// contact's write failed) before the contact had it: the provider sends
+/// the end again, and the contact gets it then.
+#[tokio::test]
+async fn a_campaign_calls_end_sent_again_reaches_a_contact_that_missed_it() {
+    use domain::campaign::*;
+    let h = harness(Some("vapi-call-1"), ProviderKind::Vapi).await;
+    let call = make_campaign_call(&h).await;
+    // What the first delivery wrote before the crash: the record only.
+    let record = h.record().await;
+    let mut ended = record.next(NOW);
+    ended.phase = CallPhase::Done;
+    ended.outcome = Some(CallOutcome::Completed);
+    ended.ended_reason = Some("customer-ended-call".into());
+    assert!(h.calls.update(&record, &ended).await.expect("update"));
+
+    assert_eq!(
+        h.vapi("vapi_end_of_call_report.json").await.0,
+        StatusCode::OK
+    );
+    let c = h.contact(&call).await;
+    assert_eq!(c.state, ContactState::Answered, "{c:?}");
+    assert_eq!(c.attempts[0].outcome, Some(CallOutcome::Completed));
+    assert_eq!(c.attempts[0].reference.as_deref(), Some("vapi-call-1"));
+    assert!(
+        c.attempts[0]
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("plan anual")),
+        "{c:?}"
+    );
+    // Once: a third delivery changes nothing.
+    assert_eq!(
+        h.vapi("vapi_end_of_call_report.json").await.0,
+        StatusCode::OK
+    );
+    let again = h.contact(&call).await;
+    assert_eq!(again, c);
+}

@@ -250,6 +250,17 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         clock: clock.clone(),
         settings: settings.dispatch.clone(),
     };
+    // This process owns the campaigns and the call queue too: a contact
+    // claimed for a call by a process that died before the call reached the
+    // queue would wait for it for ever. Its call is queued again (one that
+    // was queued or placed already is not placed twice).
+    let requeued = campaigns::dispatch::requeue_claimed(&dispatcher).await?;
+    if requeued > 0 {
+        info!(
+            requeued,
+            "campaign calls claimed before the last stop are queued again"
+        );
+    }
     let ingestion = ingestion::Deps {
         secrets: secrets.clone(),
         store: store.clone(),

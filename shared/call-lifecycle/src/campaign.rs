@@ -37,7 +37,18 @@ pub(crate) async fn handle(deps: &Deps, req: &CallRequest, call: &CampaignCall) 
     if deps.campaigns.is_none() {
         return Ok(refused("no campaign store here"));
     }
-    if deps.calls.get(&req.id).await?.is_some() {
+    if let Some(record) = deps.calls.get(&req.id).await? {
+        // Placed already. One that ended (or was refused) while its contact
+        // still waits for it: the process died between the record's write
+        // and the contact's. The contact gets the end now (only while it
+        // waits for this call).
+        if let (true, Some(outcome)) = (record.phase.is_final(), record.outcome) {
+            let report = CallReport {
+                summary: record.summary.clone(),
+                ..Default::default()
+            };
+            apply_outcome(deps, &record, outcome, &report).await?;
+        }
         return Ok(Outcome::Duplicate);
     }
     if claimed_contact(deps, req, call).await?.is_none() {
@@ -90,6 +101,33 @@ pub async fn opt_out_on_call(deps: &Deps, record: &CallRecord, reason: &str) -> 
     runtime::observability::count("OptOutByCall", 1);
     info!(request = %ctx.request_id, "opted out on a call");
     Ok(true)
+}
+
+/// For a campaign's call placed late (a retry, a recovered dial): the first
+/// moment at or after `at_ms` inside its campaign's window, in its
+/// contact's zone, not the calling hours of the calls users ask for. `None`
+/// for a call that is not a campaign's; `at_ms` when the campaign or the
+/// contact is gone, or no day of the coming year is allowed.
+pub(crate) async fn next_window(
+    deps: &Deps,
+    record: &CallRecord,
+    at_ms: i64,
+) -> Result<Option<i64>> {
+    let (Some(store), Some(call)) = (&deps.campaigns, &record.context.campaign) else {
+        return Ok(None);
+    };
+    let campaign = store.campaign(&call.campaign_id).await?;
+    let contact = store.contact(&call.campaign_id, call.row).await?;
+    let (Some(campaign), Some(contact)) = (campaign, contact) else {
+        return Ok(Some(at_ms));
+    };
+    let tz = contact.zone();
+    let schedule = campaign.spec.validate().ok();
+    Ok(Some(
+        schedule
+            .and_then(|s| s.next_allowed(at_ms, &tz))
+            .unwrap_or(at_ms),
+    ))
 }
 
 /// What a call told about itself, for the campaign's report.

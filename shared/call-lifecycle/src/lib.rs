@@ -208,7 +208,7 @@ pub async fn sweep(deps: &Deps) -> Result<Vec<Outcome>> {
             continue;
         }
         // A retry that came due outside the calling hours waits again.
-        let due = deps.next_window(&record.context.user_id, now);
+        let due = window_for(deps, &record, now).await?;
         if due > now {
             let mut next = record.next(now);
             next.due_at_ms = Some(due);
@@ -224,6 +224,15 @@ pub async fn sweep(deps: &Deps) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
+/// The first moment at or after `at_ms` the call may be placed: inside its
+/// campaign's window for a campaign's call, else the calling hours.
+async fn window_for(deps: &Deps, record: &CallRecord, at_ms: i64) -> Result<i64> {
+    match campaign::next_window(deps, record, at_ms).await? {
+        Some(at) => Ok(at),
+        None => Ok(deps.next_window(&record.context.user_id, at_ms)),
+    }
+}
+
 /// A dial claimed long ago that never got a call id: the worker died
 /// before asking the provider, or the provider's answer was lost and no
 /// event came since. The attempt counts (it may have rung); the next one is
@@ -234,7 +243,7 @@ async fn recover_dial(deps: &Deps, record: CallRecord) -> Result<Outcome> {
     let mut next = record.next(now);
     if record.attempts < MAX_ATTEMPTS {
         next.phase = CallPhase::Scheduled;
-        next.due_at_ms = Some(deps.next_window(&record.context.user_id, now));
+        next.due_at_ms = Some(window_for(deps, &record, now).await?);
         deps.calls.update(&record, &next).await?;
         Ok(Outcome::RetryLater)
     } else {
