@@ -149,6 +149,7 @@ async fn a_large_upload_is_finished_by_the_dispatcher() {
     let dispatcher = campaigns::dispatch::Dispatcher {
         campaigns: store.clone(),
         call_queue: queue,
+        calls: Arc::new(test_support::memory_calls::MemoryCallRecords::default()),
         sender: None,
         store: conversations.clone(),
         identities: conversations,

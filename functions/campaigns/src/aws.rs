@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use aws_adapters::{load_whatsapp_secrets, DynamoCampaigns, DynamoStore, SqsQueue};
+use aws_adapters::{
+    load_whatsapp_secrets, DynamoCallRecords, DynamoCampaigns, DynamoStore, SqsQueue,
+};
 use domain::ports::{MessageSender, SystemClock};
 use domain::Result;
 
@@ -40,7 +42,8 @@ pub async fn dispatcher(
         None => None,
     };
     Ok(Dispatcher {
-        campaigns: Arc::new(DynamoCampaigns::new(dynamo, config.table.clone())),
+        campaigns: Arc::new(DynamoCampaigns::new(dynamo.clone(), config.table.clone())),
+        calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
         call_queue: Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             config.call_queue_url.clone(),

@@ -16,7 +16,8 @@ use domain::campaign::{
 use domain::error::Result;
 use domain::identity::{self, IdentityLinks};
 use domain::ports::{
-    send_and_record, CampaignStore, Clock, ConversationStore, MessageSender, Queue, QueueMessage,
+    send_and_record, CallRecords, CampaignStore, Clock, ConversationStore, MessageSender, Queue,
+    QueueMessage,
 };
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::{CallRequest, CallRequestState};
@@ -59,6 +60,8 @@ impl Default for DispatchSettings {
 pub struct Dispatcher {
     pub campaigns: Arc<dyn CampaignStore>,
     pub call_queue: Arc<dyn Queue>,
+    /// call-trigger's records: a claimed call without one never reached it.
+    pub calls: Arc<dyn CallRecords>,
     /// Templates; `None` without a Graph API token (templates wait).
     pub sender: Option<Arc<dyn MessageSender>>,
     /// The template is recorded in the contact's conversation.
@@ -79,6 +82,8 @@ pub struct Tick {
     pub completed: usize,
     /// Uploads finished writing this tick.
     pub imported: usize,
+    /// Claimed calls put on the queue again ([`requeue_claimed`]).
+    pub requeued: usize,
     /// Claims another worker won (nothing sent).
     pub raced: usize,
     /// Running campaigns with contacts due now, room to reach them, and
@@ -108,6 +113,7 @@ pub async fn tick(d: &Dispatcher) -> Result<Tick> {
             }
         }
     }
+    out.requeued = requeue_claimed(d, REQUEUE_AFTER_MS).await?;
     let running: Vec<Campaign> = listed
         .into_iter()
         .filter(|c| c.state == CampaignState::Running)
@@ -312,49 +318,59 @@ fn call_message(
     })
 }
 
-/// Puts the call of every contact claimed for one (`calling`), in a
-/// running or paused campaign, on the call queue again; answers how many.
+/// A claimed call that has not reached call-trigger this long after its
+/// claim is put on the queue again.
+pub const REQUEUE_AFTER_MS: i64 = 2 * 60_000;
+/// Calling contacts looked at per campaign per tick.
+const CALLING_PER_TICK: usize = 1_000;
+
+/// Puts the call of each contact claimed for one (`calling`) at least
+/// `older_than_ms` ago, in a running or paused campaign, that call-trigger
+/// has no record of, on the call queue again; answers how many.
 ///
 /// The claim and the enqueue are two writes: a process that dies between
-/// them leaves a contact `calling` with no call on its way, for ever (its
-/// campaign never completes, and it holds a place of `max_concurrent`).
-/// Sent again, the message is the same one: the queue drops it within its
-/// deduplication window, and call-trigger places a request id once (a call
-/// queued, placed or ended has its record: a duplicate, nothing happens).
-/// For a process that owns the call queue and the stores, at its start
-/// (the one-process runner, as it recovers its queues' jobs in flight).
-pub async fn requeue_claimed(d: &Dispatcher) -> Result<usize> {
+/// them (the dispatcher's Lambda, the runner) leaves a contact `calling`
+/// with no call on its way, for ever (its campaign never completes, and it
+/// holds a place of `max_concurrent`). Sent again, the message is the same
+/// one: the queue drops it within its deduplication window, and
+/// call-trigger places a request id once (a call it has seen has its
+/// record: a duplicate, nothing happens). Every tick looks at the claims
+/// older than [`REQUEUE_AFTER_MS`]; the one-process runner also at its
+/// start, with 0.
+pub async fn requeue_claimed(d: &Dispatcher, older_than_ms: i64) -> Result<usize> {
+    let now = d.clock.now_ms();
     let mut sent = 0;
     for c in d.campaigns.campaigns(CAMPAIGNS_PER_TICK).await? {
         if !matches!(c.state, CampaignState::Running | CampaignState::Paused) {
             continue;
         }
-        let counts = d.campaigns.counts(&c.id).await?;
-        if counts.get(&ContactState::Calling).copied().unwrap_or(0) == 0 {
-            continue;
-        }
-        let mut after = None;
-        loop {
-            let page = d
-                .campaigns
-                .contacts_page(&c.id, after, d.settings.batch.max(1))
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.row);
-            for contact in page.iter().filter(|x| x.state == ContactState::Calling) {
-                let claimed_at = contact
-                    .attempts
-                    .iter()
-                    .rev()
-                    .find(|a| a.channel == "call")
-                    .map_or_else(|| d.clock.now_ms(), |a| a.at_ms);
-                d.call_queue
-                    .send(&call_message(d, &c, contact, claimed_at)?)
-                    .await?;
-                sent += 1;
+        for contact in d
+            .campaigns
+            .calling_contacts(&c.id, CALLING_PER_TICK)
+            .await?
+        {
+            let Some(claimed_at) = contact
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| a.channel == "call")
+                .map(|a| a.at_ms)
+            else {
+                continue;
+            };
+            if now - claimed_at < older_than_ms {
+                continue;
             }
+            let message = call_message(d, &c, &contact, claimed_at)?;
+            if d.calls.get(&message.dedup_id).await?.is_some() {
+                continue;
+            }
+            warn!(campaign = %c.id, row = contact.row, "a claimed call never reached call-trigger: queued again");
+            d.call_queue.send(&message).await?;
+            sent += 1;
         }
     }
+    observability::count("CampaignCallRequeued", sent as u64);
     Ok(sent)
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use campaigns::dispatch::{requeue_claimed, tick, DispatchSettings, Dispatcher};
 use domain::campaign::*;
-use domain::ports::{CampaignStore, Clock, ConversationStore};
+use domain::ports::{CallRecords, CampaignStore, Clock, ConversationStore};
 use domain::{CallRequest, UserId};
 use embedded::{Outbox, SqliteCampaigns, SqliteStore};
 use serde_json::json;
@@ -20,6 +20,7 @@ const MINUTE: i64 = 60_000;
 
 struct H {
     d: Dispatcher,
+    calls: Arc<test_support::memory_calls::MemoryCallRecords>,
     campaigns: Arc<SqliteCampaigns>,
     store: Arc<SqliteStore>,
     queue: Arc<MemoryQueue>,
@@ -33,11 +34,13 @@ fn harness() -> H {
     let campaigns = Arc::new(SqliteCampaigns::open_in_memory().expect("campaigns"));
     let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
     let queue = Arc::new(MemoryQueue::default());
+    let calls = Arc::new(test_support::memory_calls::MemoryCallRecords::default());
     let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox").with_echo(false));
     let clock = Arc::new(FixedClock::at(TUESDAY_10AM_BA));
     let d = Dispatcher {
         campaigns: campaigns.clone(),
         call_queue: queue.clone(),
+        calls: calls.clone(),
         sender: Some(outbox.clone()),
         store: store.clone(),
         identities: store.clone(),
@@ -50,6 +53,7 @@ fn harness() -> H {
     };
     H {
         d,
+        calls,
         campaigns,
         store,
         queue,
@@ -209,7 +213,9 @@ async fn claimed_calls_go_on_the_queue_again_as_the_same_messages() {
     answered(&h, &id, 2).await;
     h.clock.advance(MINUTE);
 
-    assert_eq!(requeue_claimed(&h.d).await.expect("requeue"), 2);
+    // Younger than asked: not yet.
+    assert_eq!(requeue_claimed(&h.d, 2 * MINUTE).await.expect("requeue"), 0);
+    assert_eq!(requeue_claimed(&h.d, 0).await.expect("requeue"), 2);
     let all = h.queue.messages();
     let again = &all[first.len()..];
     let expected: Vec<_> = first
@@ -221,6 +227,40 @@ async fn claimed_calls_go_on_the_queue_again_as_the_same_messages() {
         .collect();
     assert_eq!(again, expected.as_slice());
     assert_eq!(state(&h, &id, 3).await, ContactState::Calling);
+
+    // call-trigger saw row 3's call (its record): only row 4's goes again,
+    // at the tick once the claim is older than two minutes.
+    let request: CallRequest = serde_json::from_str(&expected[0].body).expect("request");
+    let record = domain::voice::CallRecord::scheduled(
+        domain::voice::CallContext {
+            request_id: request.id.clone(),
+            user_id: request.user_id.clone(),
+            phone_number_id: request.phone_number_id.clone(),
+            customer_name: None,
+            language: "es".into(),
+            summary: String::new(),
+            interest: None,
+            reason: request.reason.clone(),
+            phone: None,
+            campaign: request.campaign.clone(),
+        },
+        domain::voice::ProviderKind::Vapi,
+        TUESDAY_10AM_BA,
+        TUESDAY_10AM_BA,
+    );
+    assert!(h.calls.create(&record).await.expect("record"));
+    let before = h.queue.messages().len();
+    h.clock.advance(campaigns::dispatch::REQUEUE_AFTER_MS);
+    assert_eq!(tick(&h.d).await.expect("tick").requeued, 1);
+    let groups: Vec<String> = h.queue.messages()[before..]
+        .iter()
+        .map(|m| m.group_id.clone())
+        .collect();
+    // Row 4 again, and row 5 in the place row 2's answered call left.
+    assert_eq!(
+        groups,
+        [format!("campaign:{id}:4"), format!("campaign:{id}:5")]
+    );
 }
 
 #[tokio::test]
@@ -258,6 +298,7 @@ async fn two_dispatchers_at_once_claim_each_contact_once() {
     let second = Dispatcher {
         campaigns: h.d.campaigns.clone(),
         call_queue: h.d.call_queue.clone(),
+        calls: h.d.calls.clone(),
         sender: h.d.sender.clone(),
         store: h.d.store.clone(),
         identities: h.d.identities.clone(),

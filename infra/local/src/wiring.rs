@@ -244,17 +244,17 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
     let dispatcher = campaigns::dispatch::Dispatcher {
         campaigns: campaign_store.clone(),
         call_queue: calls.clone(),
+        calls: Arc::new(SqliteCallRecords::open(&db)?),
         sender: Some(sender),
         store: store.clone(),
         identities: store.clone(),
         clock: clock.clone(),
         settings: settings.dispatch.clone(),
     };
-    // This process owns the campaigns and the call queue too: a contact
-    // claimed for a call by a process that died before the call reached the
-    // queue would wait for it for ever. Its call is queued again (one that
-    // was queued or placed already is not placed twice).
-    let requeued = campaigns::dispatch::requeue_claimed(&dispatcher).await?;
+    // A contact claimed for a call by a process that died before the call
+    // reached the queue: queued again now rather than at the ticks' two
+    // minutes (one call-trigger has seen is not placed twice).
+    let requeued = campaigns::dispatch::requeue_claimed(&dispatcher, 0).await?;
     if requeued > 0 {
         info!(
             requeued,

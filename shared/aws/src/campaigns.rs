@@ -3,7 +3,7 @@
 //! | item     | pk                     | sk             | gsi1pk / gsi1sk                           |
 //! |----------|------------------------|----------------|-------------------------------------------|
 //! | campaign | `CAMP#{id}`            | `META`         | `CAMPS` / `{created_at_ms:013}#{id}`      |
-//! | contact  | `CAMP#{id}#{upload}`   | `ROW#{row:07}` | while waiting: `CAMPDUE#{id}#{upload}` / `{next_at_ms:013}#{row:07}` |
+//! | contact  | `CAMP#{id}#{upload}`   | `ROW#{row:07}` | while waiting: `CAMPDUE#{id}#{upload}` / `{next_at_ms:013}#{row:07}`; while calling: `CAMPCALLING#{id}#{upload}` / `{row:07}` |
 //! | opt-out  | `OPTOUT#{phone}`       | `OPTOUT`       | `OPTOUTS` / `{at_ms:013}#{phone}`         |
 //! | touch    | `TOUCH#{phone}`        | `TOUCH`        |                                           |
 //! | staged   | `CAMP#{id}#STAGE#{upload}#{n:05}` | `CHUNK` |                                   |
@@ -257,6 +257,12 @@ fn contact_item(c: &CampaignContact, upload: &str) -> Result<Item> {
             "gsi1sk".into(),
             s(format!("{:013}#{:07}", next.max(0), c.row)),
         );
+    } else if c.state == ContactState::Calling {
+        item.insert(
+            "gsi1pk".into(),
+            s(format!("CAMPCALLING#{}#{upload}", c.campaign_id)),
+        );
+        item.insert("gsi1sk".into(), s(format!("{:07}", c.row)));
     }
     Ok(item)
 }
@@ -676,6 +682,23 @@ impl CampaignStore for DynamoCampaigns {
             true,
             limit,
             "listing due contacts",
+        )
+        .await?
+        .iter()
+        .map(contact_from)
+        .collect()
+    }
+
+    async fn calling_contacts(&self, id: &str, limit: usize) -> Result<Vec<CampaignContact>> {
+        let Some(upload) = self.current_upload(id).await? else {
+            return Ok(Vec::new());
+        };
+        self.query_gsi(
+            &format!("CAMPCALLING#{id}#{upload}"),
+            None,
+            true,
+            limit,
+            "listing calling contacts",
         )
         .await?
         .iter()

@@ -615,6 +615,14 @@ pub trait CampaignStore: Send + Sync {
 
     async fn contact(&self, id: &str, row: u32) -> Result<Option<campaign::CampaignContact>>;
 
+    /// The current upload's contacts in `calling` (an index read), at most
+    /// `limit`: a claimed call to check on.
+    async fn calling_contacts(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<campaign::CampaignContact>>;
+
     /// The current upload's contacts in row order, after `after_row`.
     async fn contacts_page(
         &self,

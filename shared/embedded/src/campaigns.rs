@@ -20,7 +20,7 @@ use domain::error::{Error, Result};
 use domain::ports::CampaignStore;
 use domain::UserId;
 
-/// 2: `campaign_touches` (added in place).
+/// 2: `campaign_touches` and the `calling` index (added in place).
 const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS campaign_contacts (
 CREATE INDEX IF NOT EXISTS campaign_contacts_due
     ON campaign_contacts (campaign_id, upload, next_at_ms, row)
     WHERE state IN ('pending', 'scheduled');
+CREATE INDEX IF NOT EXISTS campaign_contacts_calling
+    ON campaign_contacts (campaign_id, upload, row)
+    WHERE state = 'calling';
 
 CREATE TABLE IF NOT EXISTS opt_outs (
     phone TEXT PRIMARY KEY,
@@ -376,6 +379,28 @@ impl CampaignStore for SqliteCampaigns {
                          ORDER BY row LIMIT ?3"
                     ),
                     params![id, after, limit],
+                    |r| r.get(0),
+                )
+            })
+            .await?;
+        rows.iter().map(|j| contact_from(j)).collect()
+    }
+
+    async fn calling_contacts(&self, id: &str, limit: usize) -> Result<Vec<CampaignContact>> {
+        let id = id.to_string();
+        let limit = usize_to_i64(limit);
+        let rows: Vec<String> = self
+            .db
+            .call(move |conn| {
+                query_all(
+                    conn,
+                    "calling contacts",
+                    &format!(
+                        "SELECT record FROM campaign_contacts
+                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND state = 'calling'
+                         ORDER BY row LIMIT ?2"
+                    ),
+                    params![id, limit],
                     |r| r.get(0),
                 )
             })

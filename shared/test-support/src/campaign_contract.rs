@@ -230,6 +230,18 @@ pub async fn due_contacts_are_the_waiting_ones_oldest_first(store: &dyn Campaign
         .await
         .expect("due")
         .is_empty());
+    // Only row 3 calls; once its call ends, none.
+    let calling = store.calling_contacts(&id, 10).await.expect("calling");
+    assert_eq!(calling.iter().map(|c| c.row).collect::<Vec<_>>(), vec![3]);
+    assert!(store
+        .update_contact(&moved(&calling[0], ContactState::NoAnswer, None))
+        .await
+        .expect("ended"));
+    assert!(store
+        .calling_contacts(&id, 10)
+        .await
+        .expect("calling")
+        .is_empty());
 }
 
 pub async fn a_contact_moves_once_per_version(store: &dyn CampaignStore) {
