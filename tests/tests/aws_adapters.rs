@@ -93,6 +93,7 @@ async fn a_large_upload_is_finished_by_the_dispatcher() {
     ));
     let deps = campaigns::Deps {
         campaigns: store.clone(),
+        downloads: None,
         clock: Arc::new(SystemClock),
         settings: campaigns::config::Settings {
             // One step, then the rest is the dispatcher's.
@@ -164,6 +165,69 @@ async fn a_large_upload_is_finished_by_the_dispatcher() {
     assert!(view["import"].is_null(), "{view}");
     let (status, body) = call("POST", &format!("/admin/campaigns/{id}/start"), vec![]).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// A report too large for an answer through the API goes to S3 (moto), and
+/// the answer is a 303 to a link that fetches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_report_is_a_link_to_s3() {
+    use bytes::Bytes;
+    use domain::ports::CampaignStore;
+    use std::sync::Arc;
+    let config = moto_config().await;
+    let bucket = unique("charla-downloads");
+    let s3 = aws_sdk_s3::Client::new(&config);
+    S3Archive::create_bucket(&s3, &bucket)
+        .await
+        .expect("bucket");
+    let store = Arc::new(embedded::SqliteCampaigns::open_in_memory().expect("store"));
+    let deps = campaigns::Deps {
+        campaigns: store.clone(),
+        downloads: Some(Arc::new(aws_adapters::S3Downloads::new(s3, &bucket))),
+        clock: Arc::new(SystemClock),
+        settings: campaigns::config::Settings {
+            // Any report is "too large".
+            report_inline_bytes: 0,
+            ..Default::default()
+        },
+    };
+    let id = "cmp_report";
+    let spec =
+        serde_json::from_value(serde_json::json!({"name": "R", "channel": "call"})).expect("spec");
+    store
+        .create_campaign(&domain::campaign::Campaign::draft(id, spec, now_ms()))
+        .await
+        .expect("campaign");
+    let contacts: Vec<_> = (2..40)
+        .map(|row| test_support::campaign_contract::contact(id, row, Some(0)))
+        .collect();
+    assert!(store
+        .replace_contacts(id, "up", &contacts, now_ms())
+        .await
+        .expect("upload"));
+    for (accept, magic) in [("text/csv", &b"\xEF\xBB\xBFrow"[..]), ("*/*", &b"PK"[..])] {
+        let req = http::Request::get(format!("/admin/campaigns/{id}/report"))
+            .header("accept", accept)
+            .body(Bytes::new())
+            .expect("request");
+        let r = campaigns::handle(&deps, req).await;
+        assert_eq!(r.status().as_u16(), 303, "{accept}");
+        let link = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("a link")
+            .to_string();
+        let file = reqwest::get(&link).await.expect("download");
+        assert_eq!(file.status().as_u16(), 200, "{link}");
+        let bytes = file.bytes().await.expect("body");
+        assert!(
+            bytes.starts_with(magic),
+            "{accept}: {:?}",
+            &bytes[..8.min(bytes.len())]
+        );
+        assert!(bytes.len() > 500, "{accept}: the whole report");
+    }
 }
 
 /// Figures, not a check (`--ignored`): an upload of `CHARLA_UPLOAD_ROWS`

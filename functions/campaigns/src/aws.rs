@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aws_adapters::{
-    load_whatsapp_secrets, DynamoCallRecords, DynamoCampaigns, DynamoStore, SqsQueue,
+    load_whatsapp_secrets, DynamoCallRecords, DynamoCampaigns, DynamoStore, S3Downloads, SqsQueue,
 };
 use domain::ports::{MessageSender, SystemClock};
 use domain::Result;
@@ -18,6 +18,10 @@ pub fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Deps {
             aws_sdk_dynamodb::Client::new(sdk),
             config.table.clone(),
         )),
+        downloads: Some(Arc::new(S3Downloads::new(
+            aws_sdk_s3::Client::new(sdk),
+            config.downloads_bucket.clone(),
+        ))),
         clock: Arc::new(SystemClock),
         settings: config.settings.clone(),
     }

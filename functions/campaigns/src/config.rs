@@ -24,6 +24,10 @@ pub struct Settings {
     /// writes contacts before answering `202` and leaving the rest to the
     /// dispatcher's ticks (default 20 s, under the HTTP API's 30 s).
     pub import_budget: std::time::Duration,
+    /// `CHARLA_REPORT_INLINE_BYTES`: a larger report goes by download link,
+    /// where there are downloads (default 4 MB: base64 in a Lambda answer,
+    /// under its 6 MB).
+    pub report_inline_bytes: usize,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
 }
@@ -35,6 +39,7 @@ impl Default for Settings {
             default_country: "AR".into(),
             max_upload_bytes: MAX_UPLOAD_BYTES,
             import_budget: std::time::Duration::from_secs(20),
+            report_inline_bytes: REPORT_INLINE_BYTES,
             log_content: false,
         }
     }
@@ -65,10 +70,14 @@ impl Settings {
             import_budget: std::time::Duration::from_millis(
                 vars.parse("CHARLA_CAMPAIGN_IMPORT_BUDGET_MS", 20_000u64)?,
             ),
+            report_inline_bytes: vars.parse("CHARLA_REPORT_INLINE_BYTES", REPORT_INLINE_BYTES)?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
         })
     }
 }
+
+/// A report in the answer, at most (see [`Settings::report_inline_bytes`]).
+pub const REPORT_INLINE_BYTES: usize = 4_000_000;
 
 /// campaigns as Lambda runs it.
 #[derive(Debug, Clone)]
@@ -76,6 +85,9 @@ pub struct Config {
     pub settings: Settings,
     /// `CHARLA_TABLE`
     pub table: String,
+    /// `CHARLA_DOWNLOADS_BUCKET`: where large reports are kept for their
+    /// link.
+    pub downloads_bucket: String,
 }
 
 impl FromVars for Config {
@@ -83,6 +95,7 @@ impl FromVars for Config {
         Ok(Config {
             settings: Settings::from_vars(vars)?,
             table: vars.required("CHARLA_TABLE")?,
+            downloads_bucket: vars.required("CHARLA_DOWNLOADS_BUCKET")?,
         })
     }
 }

@@ -10,7 +10,8 @@
 //!   or are still being written when the request's time budget ran out
 //!   (`202`: the dispatcher's ticks finish it);
 //! - `POST /admin/campaigns/{id}/start|pause|resume|cancel`;
-//! - `GET /admin/campaigns/{id}/report`: XLSX, or CSV with `Accept: text/csv`;
+//! - `GET /admin/campaigns/{id}/report`: XLSX, or CSV with `Accept: text/csv`
+//!   (a report too large for an answer: `303 See Other` to a download link);
 //! - `GET /admin/opt-outs`, `POST /admin/opt-outs` (`{"phone", "reason"}`),
 //!   `DELETE /admin/opt-outs/{phone}`.
 //!
@@ -33,7 +34,7 @@ use domain::campaign::{
     ImportState, OptOut,
 };
 use domain::error::{Error, Result};
-use domain::ports::{CampaignStore, Clock};
+use domain::ports::{CampaignStore, Clock, Downloads};
 use domain::UserId;
 use http::{header, Method, Request, Response, StatusCode};
 use serde::Deserialize;
@@ -48,6 +49,9 @@ const REPORT_PAGE: usize = 1_000;
 
 pub struct Deps {
     pub campaigns: Arc<dyn CampaignStore>,
+    /// Reports too large for an answer go by link (S3 on AWS); `None`:
+    /// every report in the answer (the one-process runner).
+    pub downloads: Option<Arc<dyn Downloads>>,
     pub clock: Arc<dyn Clock>,
     pub settings: config::Settings,
 }

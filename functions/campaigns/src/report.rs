@@ -34,14 +34,33 @@ pub(crate) async fn serve(deps: &Deps, campaign: &Campaign, csv: bool) -> Result
             .map_err(|e| Error::dependency("xlsx", "writing the report", false, e))?;
         (bytes, XLSX, "xlsx")
     };
+    let file_name = format!("{}-report.{ext}", campaign.id);
+    if let (Some(downloads), true) = (
+        &deps.downloads,
+        body.len() > deps.settings.report_inline_bytes,
+    ) {
+        // Too large for an answer through the API: kept, and a link to it.
+        let link = downloads.publish(&file_name, content_type, body).await?;
+        let mut response = Response::new(Bytes::from(
+            serde_json::json!({ "download": link }).to_string(),
+        ));
+        *response.status_mut() = StatusCode::SEE_OTHER;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            headers.insert(header::LOCATION, v);
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}-report.{ext}\"",
-        campaign.id
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

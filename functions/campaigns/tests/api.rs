@@ -25,6 +25,7 @@ fn harness() -> H {
     H {
         deps: Deps {
             campaigns: store.clone(),
+            downloads: None,
             clock: Arc::new(FixedClock::at(NOW)),
             settings: Settings::default(),
         },

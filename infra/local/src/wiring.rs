@@ -275,6 +275,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
     };
     let campaigns = campaigns::Deps {
         campaigns: campaign_store,
+        downloads: None,
         clock: clock.clone(),
         settings: settings.campaigns.clone(),
     };

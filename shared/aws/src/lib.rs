@@ -42,7 +42,7 @@ pub use knowledge_base::BedrockKnowledgeBase;
 pub use media_analysis::{RekognitionImages, TextractDocuments, TranscribeSpeech};
 pub use media_notes::DynamoMediaNotes;
 pub use media_store::{MediaEncryption, S3MediaStore};
-pub use s3::S3Archive;
+pub use s3::{S3Archive, S3Downloads};
 pub use secrets::{load_whatsapp_secrets, secret_string};
 #[cfg(feature = "escalation")]
 pub use ses::SesNotifier;

@@ -1,4 +1,4 @@
-//! [`PayloadArchive`] on an S3 bucket.
+//! [`PayloadArchive`] and [`Downloads`] on S3 buckets.
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -7,7 +7,7 @@ use aws_sdk_s3::Client;
 
 use super::sdk_error;
 use domain::error::Result;
-use domain::ports::{ArchiveKind, PayloadArchive};
+use domain::ports::{ArchiveKind, Downloads, PayloadArchive};
 
 /// S3 user metadata travels as HTTP headers (`x-amz-meta-*`), all of it
 /// within 2 KB: the reason is kept to printable ASCII and this many bytes.
@@ -98,5 +98,64 @@ mod tests {
         );
         assert_eq!(metadata_value("año\nnuevo"), "a?o?nuevo");
         assert_eq!(metadata_value(&"é".repeat(2_000)).len(), REASON_MAX);
+    }
+}
+
+/// How long a download link works.
+const LINK_VALID: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// [`Downloads`] on a bucket of their own (its lifecycle deletes them after
+/// a day): `downloads/{uuid}/{file_name}`, fetched by a presigned link.
+#[derive(Debug, Clone)]
+pub struct S3Downloads {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Downloads {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        S3Downloads {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Downloads for S3Downloads {
+    async fn publish(&self, file_name: &str, content_type: &str, body: Vec<u8>) -> Result<String> {
+        let safe: String = file_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let key = format!("downloads/{}/{safe}", uuid::Uuid::new_v4().simple());
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(body))
+            .content_type(content_type)
+            .content_disposition(format!("attachment; filename=\"{safe}\""))
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .map_err(|e| sdk_error("s3", "storing a download", e))?;
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(LINK_VALID)
+            .map_err(|e| domain::Error::dependency("s3", "presigning", false, e))?;
+        let link = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .presigned(config)
+            .await
+            .map_err(|e| sdk_error("s3", "presigning a download", e))?;
+        Ok(link.uri().to_string())
     }
 }

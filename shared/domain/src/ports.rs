@@ -527,6 +527,18 @@ pub trait MediaNotes: Send + Sync {
     ) -> Result<std::collections::HashMap<String, media_pipeline::MediaNote>>;
 }
 
+// ------------------------------------------------------------------ downloads
+
+/// Files too large for an HTTP answer through the API (a Lambda answer is
+/// at most 6 MB), kept a short while and fetched by a link: campaign
+/// reports on AWS.
+#[async_trait]
+pub trait Downloads: Send + Sync {
+    /// Stores `body` as `file_name`; answers a link that fetches it for a
+    /// while (minutes), without other credentials.
+    async fn publish(&self, file_name: &str, content_type: &str, body: Vec<u8>) -> Result<String>;
+}
+
 // ------------------------------------------------------------------ campaigns
 
 /// Campaigns, their contacts and the do-not-contact list. Every write that

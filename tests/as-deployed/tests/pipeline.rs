@@ -869,7 +869,8 @@ async fn a_username_only_user_is_answered_and_keeps_one_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_uploads_and_starts_a_campaign() {
     let graph = FakeGraph::start().await;
-    let stack = deploy(options(&graph)).await;
+    // Every report by link (S3), as a large one goes.
+    let stack = deploy(options(&graph).parameter("ReportInlineBytes", "0")).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}/admin/{path}", stack.api_url);
     let json_of = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
@@ -914,14 +915,33 @@ async fn an_operator_uploads_and_starts_a_campaign() {
     let (status, body) = admin_send(client.get(url(&format!("campaigns/{id}")))).await;
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["counts"]["pending"], 2, "{body}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let (status, body) = admin_send(
+        no_redirects
+            .get(url(&format!("campaigns/{id}/report")))
+            .header("accept", "text/csv"),
+    )
+    .await;
+    assert_eq!(status, 303, "{body}\n{}", stack.diagnostics());
+    let link = json_of(&body)["download"]
+        .as_str()
+        .expect("a download link")
+        .to_string();
+    let report = reqwest::get(&link).await.expect("download");
+    assert_eq!(report.status().as_u16(), 200, "{link}");
+    let body = report.text().await.unwrap_or_default();
+    assert_eq!(body.lines().count(), 3, "{body}");
+    // As curl -L and browsers see it: the file, through the redirect.
+    let (status, followed) = admin_send(
         client
             .get(url(&format!("campaigns/{id}/report")))
             .header("accept", "text/csv"),
     )
     .await;
-    assert_eq!(status, 200);
-    assert_eq!(body.lines().count(), 3, "{body}");
+    assert_eq!((status, followed.lines().count()), (200, 3), "{followed}");
     let (status, _) = admin_send(client.delete(url("opt-outs/%2B5491155550003"))).await;
     assert_eq!(status, 200);
     let anonymous = client.get(url("campaigns")).send().await.expect("request");
