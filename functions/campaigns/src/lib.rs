@@ -490,7 +490,7 @@ fn campaign_view(
         "counts": counts,
         // A contact due before now is dialled at the next tick.
         "next_dial_at": next_dial_ms.map(|t| t.max(0)).and_then(iso),
-        "import": c.import.as_ref().map(|i| json!({"done": false, "written": i.written, "total": i.total})),
+        "import": c.import.as_ref().map(|i| import_view(Some(i), i.total)),
         "created_at": iso(c.created_at_ms),
         "updated_at": iso(c.updated_at_ms),
     })
