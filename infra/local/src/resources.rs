@@ -4,7 +4,8 @@
 //! Names: `CHARLA_TABLE` (default `charla-local`), `CHARLA_TEXT_QUEUE_NAME`
 //! (`charla-local-text`, and its `-calls`, `-escalations`,
 //! `-escalation-timers` siblings), `CHARLA_QUARANTINE_BUCKET`
-//! (`charla-local-quarantine`, and its `-media` sibling), and the secrets
+//! (`charla-local-quarantine`, and its `-media` and `-downloads` siblings),
+//! and the secrets
 //! `<table>-whatsapp` (this process's development or configured values),
 //! `<table>-voice`, `<table>-media-salt`.
 
@@ -28,6 +29,9 @@ pub async fn create(settings: &mut Settings, sdk: &aws_config::SdkConfig) -> Res
     let media_bucket = vars
         .optional("CHARLA_MEDIA_BUCKET")
         .unwrap_or_else(|| format!("{bucket}-media"));
+    let downloads_bucket = vars
+        .optional("CHARLA_DOWNLOADS_BUCKET")
+        .unwrap_or_else(|| format!("{bucket}-downloads"));
 
     DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table.clone())
         .create_table()
@@ -41,6 +45,7 @@ pub async fn create(settings: &mut Settings, sdk: &aws_config::SdkConfig) -> Res
     let s3 = s3_client(sdk);
     S3Archive::create_bucket(&s3, &bucket).await?;
     S3Archive::create_bucket(&s3, &media_bucket).await?;
+    S3Archive::create_bucket(&s3, &downloads_bucket).await?;
 
     let secrets = &settings.secrets;
     let expose =
@@ -70,6 +75,7 @@ pub async fn create(settings: &mut Settings, sdk: &aws_config::SdkConfig) -> Res
     vars.set("CHARLA_TIMER_QUEUE_URL", timers);
     vars.set("CHARLA_QUARANTINE_BUCKET", bucket);
     vars.set("CHARLA_MEDIA_BUCKET", media_bucket);
+    vars.set("CHARLA_DOWNLOADS_BUCKET", downloads_bucket);
     vars.set("CHARLA_MEDIA_PIPELINE", "true");
     vars.set("WHATSAPP_SECRET_ARN", whatsapp_arn);
     vars.set("CHARLA_VOICE_SECRET_ARN", voice_arn);
