@@ -410,7 +410,8 @@ pub enum CallingHours {
 }
 
 impl CallingHours {
-    /// `always`, or `HH:MM-HH:MM` with the opening before the close.
+    /// `always`, or `HH:MM-HH:MM` with the opening before the close
+    /// (`24:00` closes at the end of the day; `00:00-24:00` is `always`).
     pub fn parse(s: &str) -> Result<CallingHours, String> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("always") {
@@ -421,9 +422,15 @@ impl CallingHours {
         let time = |t: &str| -> Result<Time, String> {
             let (h, m) = t.trim().split_once(':').ok_or_else(bad)?;
             let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if (h, m) == (24, 0) {
+                return Ok(Time::MAX);
+            }
             Time::new(h, m, 0, 0).map_err(|_| bad())
         };
         let (open, close) = (time(a)?, time(b)?);
+        if open == Time::midnight() && close == Time::MAX {
+            return Ok(CallingHours::Always);
+        }
         if open >= close {
             return Err(format!("calling hours {s:?}: opens after it closes"));
         }
@@ -633,7 +640,17 @@ mod tests {
             CallingHours::parse(" 09:00-20:00 "),
             Ok(CallingHours::Window { .. })
         ));
+        assert_eq!(CallingHours::parse("00:00-24:00"), Ok(CallingHours::Always));
+        assert_eq!(
+            CallingHours::parse("18:00-24:00"),
+            Ok(CallingHours::Window {
+                open: Time::new(18, 0, 0, 0).expect("time"),
+                close: Time::MAX
+            })
+        );
         for bad in [
+            "24:00-09:00",
+            "00:00-24:30",
             "",
             "9-5",
             "20:00-09:00",
