@@ -166,6 +166,8 @@ pub struct ToolContext {
 #[derive(Debug, Clone, Default)]
 pub struct TurnEffects {
     pub looked_up: Vec<String>,
+    /// The tools called, in order (for the metrics).
+    pub tools: Vec<&'static str>,
     pub handed_off: bool,
     pub call_requested: bool,
     pub calls: u32,
@@ -240,6 +242,7 @@ impl Registry {
             )));
         };
         effects.calls += 1;
+        effects.tools.push(tool.as_str());
         let limit = Duration::from_millis(self.profile.model.tool_timeout_ms);
         let run = async {
             match tool {

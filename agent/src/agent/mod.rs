@@ -47,6 +47,8 @@ pub struct TurnReport {
     pub model_time: Duration,
     pub language: String,
     pub via_playbook: bool,
+    /// The tools called, in order.
+    pub tools: Vec<&'static str>,
     /// The answer was the fallback (for the escalation policy).
     pub fallback: bool,
     /// The playbook intent the turn matched.
@@ -123,6 +125,7 @@ impl Agent {
             },
         };
         report.tool_calls = effects.calls;
+        report.tools = effects.tools.clone();
         report.fallback = effects.fallback;
         report.intent = effects.intent.clone();
 
@@ -193,6 +196,15 @@ impl Responder for Agent {
                 language: report.language,
                 fallback: report.fallback,
                 intent: report.intent,
+                via: match (report.via_playbook, report.model_calls) {
+                    (true, _) => "playbook",
+                    (false, 0) => "local",
+                    (false, _) => "model",
+                },
+                model_calls: report.model_calls,
+                tokens_in: report.usage.input_tokens,
+                tokens_out: report.usage.output_tokens,
+                tools: report.tools,
             },
         ))
     }

@@ -19,18 +19,23 @@ use tracing::info;
 /// queue's tries it lands in the dead-letter queue, kept, rather than
 /// dropped.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    runtime::sqs_batch::run(event, "call request", "CallRequestFailed", |m| async move {
-        let body = m.body.unwrap_or_default();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(Error::TooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
-        let req: CallRequest = serde_json::from_str(&body)
-            .map_err(|e| Error::Invalid(format!("not a call request: {e}")))?;
-        let outcome = handle_request(deps, &req).await?;
-        info!(request = %req.id, ?outcome, "call request handled");
-        Ok(outcome)
-    })
+    runtime::sqs_batch::run(
+        event,
+        "call request",
+        runtime::observability::Metric::CallRequestFailed,
+        |m| async move {
+            let body = m.body.unwrap_or_default();
+            if body.len() > MAX_BODY_BYTES {
+                return Err(Error::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                });
+            }
+            let req: CallRequest = serde_json::from_str(&body)
+                .map_err(|e| Error::Invalid(format!("not a call request: {e}")))?;
+            let outcome = handle_request(deps, &req).await?;
+            info!(request = %req.id, ?outcome, "call request handled");
+            Ok(outcome)
+        },
+    )
     .await
 }

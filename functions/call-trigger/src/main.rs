@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "call-trigger cannot start"))?;
     runtime::observability::set_log_content(config.settings.log_content);
+    runtime::observability::set_function("call-trigger");
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = Arc::new(call_trigger::aws::deps(&config, &sdk).await?);
 

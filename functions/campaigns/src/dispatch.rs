@@ -152,9 +152,12 @@ pub async fn tick(d: &Dispatcher) -> Result<Tick> {
         let used = campaign_tick(d, c, calling(n), number_room, now, &mut out).await?;
         number_room = number_room.saturating_sub(used);
     }
-    observability::count("CampaignCalls", out.calls as u64);
-    observability::count("CampaignTemplates", out.templates as u64);
-    observability::count("CampaignStuck", out.stuck as u64);
+    observability::count(observability::Metric::CampaignCalls, out.calls as u64);
+    observability::count(
+        observability::Metric::CampaignTemplates,
+        out.templates as u64,
+    );
+    observability::count(observability::Metric::CampaignStuck, out.stuck as u64);
     Ok(out)
 }
 
@@ -370,7 +373,7 @@ pub async fn requeue_claimed(d: &Dispatcher, older_than_ms: i64) -> Result<usize
             sent += 1;
         }
     }
-    observability::count("CampaignCallRequeued", sent as u64);
+    observability::count(observability::Metric::CampaignCallRequeued, sent as u64);
     Ok(sent)
 }
 

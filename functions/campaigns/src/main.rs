@@ -9,6 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "campaigns cannot start"))?;
     runtime::observability::set_log_content(config.settings.log_content);
+    runtime::observability::set_function("campaigns");
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = campaigns::aws::deps(&config, &sdk);
     runtime::lambda_http_glue::run(|req| campaigns::handle(&deps, req)).await

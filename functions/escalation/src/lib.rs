@@ -198,7 +198,7 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     runtime::sqs_batch::run(
         event,
         "escalation message",
-        "EscalationFailed",
+        runtime::observability::Metric::EscalationFailed,
         |record| async move { handle_record(deps, &record).await },
     )
     .await
@@ -413,7 +413,8 @@ async fn escalate(
     }
     let (open, mut desk) = open.ok_or_else(|| conflict("the escalation record"))?;
     let reasons = open.reasons.clone();
-    observability::count("Escalated", 1);
+    let reason = reasons.first().map_or("unknown", |r| r.code());
+    observability::count_by(observability::Metric::Escalated, "Reason", reason, 1);
 
     let transcript = transcript(deps, &user_id).await?;
     if let Some(hd) = &deps.desk {
@@ -670,6 +671,6 @@ async fn on_no_human(deps: &Deps, check: &NoHumanCheck) -> Result<Outcome> {
         _ => false,
     })
     .await?;
-    observability::count("NoHumanInTime", 1);
+    observability::count(observability::Metric::NoHumanInTime, 1);
     Ok(Outcome::ToldNoHuman)
 }

@@ -113,7 +113,7 @@ pub async fn handle(deps: &WebhookDeps, req: Request<Bytes>) -> Response<Bytes> 
     ) {
         // 4xx are not errors of ours: logged at info, never with the token.
         info!(reason = %e, "chatwoot webhook refused");
-        observability::count("ChatwootWebhookRefused", 1);
+        observability::count(observability::Metric::ChatwootWebhookRefused, 1);
         return respond(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
     }
     if req.body().len() > MAX_BODY_BYTES {
@@ -188,7 +188,7 @@ async fn act(deps: &WebhookDeps, payload: &WebhookPayload) -> Result<WebhookOutc
         return Ok(WebhookOutcome::Ignored("no_id"));
     };
     if !deps.escalations.claim(&key, deps.clock.now_ms()).await? {
-        observability::count("ChatwootWebhookDuplicate", 1);
+        observability::count(observability::Metric::ChatwootWebhookDuplicate, 1);
         return Ok(WebhookOutcome::Duplicate);
     }
     let result = match &event {
@@ -235,7 +235,7 @@ pub async fn agent_reply(
         .await?;
     }
     info!(user_id = %phone(user_id.as_str()), "agent reply sent");
-    observability::count("AgentReplySent", 1);
+    observability::count(observability::Metric::AgentReplySent, 1);
     Ok(WebhookOutcome::Sent)
 }
 
@@ -265,7 +265,7 @@ pub async fn take_over(
 pub async fn hand_back(deps: &WebhookDeps, user_id: &UserId) -> Result<WebhookOutcome> {
     release(deps.records.as_ref(), deps.escalations.as_ref(), user_id).await?;
     info!(user_id = %phone(user_id.as_str()), "handed back to the bot");
-    observability::count("HandedBack", 1);
+    observability::count(observability::Metric::HandedBack, 1);
     Ok(WebhookOutcome::HandedBack)
 }
 

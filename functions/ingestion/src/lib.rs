@@ -133,7 +133,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
         });
     }
     verify_meta_signature(deps.secrets.app_secret_bytes(), body, signature).map_err(|e| {
-        observability::count("WebhookSignatureRejected", 1);
+        observability::count(observability::Metric::WebhookSignatureRejected, 1);
         Error::Unauthorized(match e {
             domain::signature::SignatureError::Missing => "signature missing",
             domain::signature::SignatureError::Malformed => "signature malformed",
@@ -202,7 +202,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                     if let Ok(id) = UserId::parse(recipient) {
                         let user = identity::user_of(deps.identities.as_ref(), &id).await?;
                         deps.store.close_window(&user).await?;
-                        observability::count("WindowClosedByStatus", 1);
+                        observability::count(observability::Metric::WindowClosedByStatus, 1);
                     }
                 }
                 tracing::debug!(?outcome, status = delivery.as_str(), "status");
@@ -211,7 +211,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                 for e in errors {
                     warn!(code = e.code, title = %e.title, "webhook reported an error");
                 }
-                observability::count("WebhookErrors", 1);
+                observability::count(observability::Metric::WebhookErrors, 1);
             }
             WebhookEvent::IdChanged { previous, current } => {
                 match (UserId::parse(&previous), UserId::parse(&current)) {
@@ -219,7 +219,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                         let user =
                             identity::moved(deps.identities.as_ref(), &previous, &current, now)
                                 .await?;
-                        observability::count("UserIdChanged", 1);
+                        observability::count(observability::Metric::UserIdChanged, 1);
                         info!(
                             previous = %phone(previous.as_str()),
                             current = %phone(current.as_str()),
@@ -237,7 +237,7 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
                 match seen {
                     Ok(seen) => {
                         let user = identity::resolve(deps.identities.as_ref(), &seen, now).await?;
-                        observability::count("MarketingPreference", 1);
+                        observability::count(observability::Metric::MarketingPreference, 1);
                         info!(
                             user = %phone(user.user.as_str()),
                             stopped = ?preference.marketing_stopped(),
@@ -288,6 +288,18 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
         quarantine(deps, body, &problems.join("; ")).await?;
         summary.quarantined = true;
     }
+    if summary.recorded + summary.duplicates > 0 {
+        observability::record(&[
+            (
+                observability::Metric::WebhookAccepted,
+                summary.recorded as f64,
+            ),
+            (
+                observability::Metric::WebhookDuplicate,
+                summary.duplicates as f64,
+            ),
+        ]);
+    }
     Ok(summary)
 }
 
@@ -302,7 +314,7 @@ async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
         .put(ArchiveKind::Quarantine, body, reason)
         .await?;
     warn!(%key, %reason, "webhook quarantined: signed but not understood");
-    observability::count("WebhookQuarantined", 1);
+    observability::count(observability::Metric::WebhookQuarantined, 1);
     Ok(())
 }
 
@@ -365,7 +377,7 @@ async fn sender(
     if let Some(other) = &resolved.conflict {
         // A number and a BSUID that were two users are one: new messages go
         // to the BSUID's; the other history stays where it was.
-        observability::count("IdentityConflict", 1);
+        observability::count(observability::Metric::IdentityConflict, 1);
         warn!(
             user = %phone(resolved.user.as_str()),
             other = %phone(other.as_str()),

@@ -390,7 +390,12 @@ async fn download(deps: &Deps, job: &mut MediaJob) -> Result<()> {
         Ok(f) => f,
         Err(problem) => {
             info!(%problem, "media refused");
-            observability::count("MediaRefused", 1);
+            observability::count_by(
+                observability::Metric::MediaRefused,
+                "Kind",
+                job.media.kind.as_str(),
+                1,
+            );
             job.problem = Some(MediaFailure::Refused { problem });
             return Ok(());
         }
@@ -418,7 +423,12 @@ async fn deliver(deps: &Deps, job: &MediaJob) -> Result<()> {
     deps.notes
         .record_note(&job.media.wamid, &MediaNote::Understood { description })
         .await?;
-    observability::count("MediaUnderstood", 1);
+    observability::count_by(
+        observability::Metric::MediaUnderstood,
+        "Kind",
+        job.media.kind.as_str(),
+        1,
+    );
     release_turn(deps, job).await
 }
 
@@ -435,7 +445,12 @@ async fn fail(deps: &Deps, job: &MediaJob) -> Result<()> {
         flag_for_review(deps, job, categories).await?;
     }
     info!(reason = %failure.summary(), "media not understood");
-    observability::count("MediaFailed", 1);
+    observability::count_by(
+        observability::Metric::MediaFailed,
+        "Kind",
+        job.media.kind.as_str(),
+        1,
+    );
     deps.notes
         .record_note(
             &job.media.wamid,
@@ -458,7 +473,12 @@ async fn fail(deps: &Deps, job: &MediaJob) -> Result<()> {
 /// queue and the escalation function each take once.
 async fn flag_for_review(deps: &Deps, job: &MediaJob, categories: &[String]) -> Result<()> {
     warn!(?categories, wamid = %job.media.wamid, "unsafe media: conversation handed to people for review");
-    observability::count("MediaUnsafe", 1);
+    observability::count_by(
+        observability::Metric::MediaUnsafe,
+        "Kind",
+        job.media.kind.as_str(),
+        1,
+    );
     let request = EscalationMessage::Handoff(HandoffRequest {
         id: format!("{}:unsafe", job.media.wamid),
         user_id: job.media.user_id.clone(),

@@ -61,7 +61,7 @@ pub async fn note(
             }
         }
         if store.update_contact(&next).await? {
-            observability::count("CampaignReply", 1);
+            observability::count(observability::Metric::CampaignReply, 1);
             info!(campaign = %c.id, row = contact.row, state = next.state.as_str(), "campaign contact replied");
             return Ok(Some(campaign::agent_context(&c, &next)));
         }

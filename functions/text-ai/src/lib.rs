@@ -180,7 +180,7 @@ async fn opt_out(deps: &Deps, turn: &TurnInput) -> Result<Option<Vec<OutboundMes
                 at_ms: deps.clock.now_ms(),
             })
             .await?;
-        observability::count("OptOutByMessage", 1);
+        observability::count(observability::Metric::OptOutByMessage, 1);
         info!(user = %observability::phone(phone.as_str()), "opted out on WhatsApp");
     }
     Ok(Some(OutboundMessage::texts(
@@ -207,9 +207,12 @@ pub enum Outcome {
 
 /// The SQS entry point: partial batch failures, order kept per FIFO group.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    runtime::sqs_batch::run(event, "turn", "TurnFailed", |record| async move {
-        handle_record(deps, &record).await
-    })
+    runtime::sqs_batch::run(
+        event,
+        "turn",
+        runtime::observability::Metric::TurnFailed,
+        |record| async move { handle_record(deps, &record).await },
+    )
     .await
 }
 
@@ -352,6 +355,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     };
     let outcome = send_turn(deps, turn.clone()).await?;
     if let Outcome::Answered { .. } = &outcome {
+        turn_metrics(&note, &pending, deps.clock.now_ms());
         // After the answer: a failure here must not fail the job (its retry
         // would find the turn sent and stop), so it is logged and counted.
         if let Err(e) = escalation_hook::turn_answered(
@@ -364,10 +368,35 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         .await
         {
             warn!(error = %e, "the turn did not reach the escalation queue");
-            observability::count("TurnEventLost", 1);
+            observability::count(observability::Metric::TurnEventLost, 1);
         }
     }
     Ok(outcome)
+}
+
+/// What an answered turn used, and how long the user waited for it.
+fn turn_metrics(note: &TurnNote, pending: &[domain::StoredMessage], now_ms: i64) {
+    use observability::Metric;
+    let via = if note.via.is_empty() {
+        "other"
+    } else {
+        note.via
+    };
+    observability::count_by(Metric::TurnAnswered, "Via", via, 1);
+    for tool in &note.tools {
+        observability::count_by(Metric::ToolCalls, "Tool", tool, 1);
+    }
+    let waited = pending
+        .iter()
+        .map(|m| m.at_ms)
+        .min()
+        .map_or(0, |first| (now_ms - first).max(0));
+    observability::record(&[
+        (Metric::TurnLatency, waited as f64),
+        (Metric::ModelCalls, f64::from(note.model_calls)),
+        (Metric::TokensIn, note.tokens_in as f64),
+        (Metric::TokensOut, note.tokens_out as f64),
+    ]);
 }
 
 fn window_closed_replies(deps: &Deps) -> Vec<OutboundMessage> {
@@ -417,7 +446,7 @@ async fn give_up(
 ) -> Result<Outcome> {
     let store = &deps.store;
     warn!(code, ?class, "the Graph API refused the answer");
-    observability::count("ReplyRefused", 1);
+    observability::count(observability::Metric::ReplyRefused, 1);
     if class == GraphErrorClass::OutsideWindow {
         store.close_window(&turn.user_id).await?;
         if let (Some((name, lang)), true) =

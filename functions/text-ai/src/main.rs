@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "text-ai cannot start"))?;
     runtime::observability::set_log_content(config.settings.log_content);
+    runtime::observability::set_function("text-ai");
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let secrets = text_ai::aws::secrets(&config, &sdk).await?;
     let ports = text_ai::aws::ports(&config, &sdk, &secrets)?;

@@ -57,7 +57,7 @@ impl Responder for Confused {
             TurnNote {
                 language: "es".into(),
                 fallback: true,
-                intent: None,
+                ..TurnNote::default()
             },
         ))
     }

@@ -481,6 +481,12 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                 store_transcript(deps, record, &event.call_id, t).await?;
             }
             let outcome = CallOutcome::from_reason(reason);
+            runtime::observability::count_by(
+                runtime::observability::Metric::CallEnded,
+                "Outcome",
+                outcome.as_str(),
+                1,
+            );
             if record.context.campaign.is_some() {
                 // One attempt per record: the campaign's rules retry.
                 next.outcome = Some(outcome);

@@ -98,7 +98,7 @@ pub async fn opt_out_on_call(deps: &Deps, record: &CallRecord, reason: &str) -> 
             at_ms: deps.clock.now_ms(),
         })
         .await?;
-    runtime::observability::count("OptOutByCall", 1);
+    runtime::observability::count(runtime::observability::Metric::OptOutByCall, 1);
     info!(request = %ctx.request_id, "opted out on a call");
     Ok(true)
 }

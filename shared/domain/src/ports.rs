@@ -188,6 +188,14 @@ pub struct TurnNote {
     pub fallback: bool,
     /// The playbook intent the turn matched.
     pub intent: Option<String>,
+    /// Who answered: `playbook`, `model`, or `local` (no model: the
+    /// knowledge passages and the fallback); empty when it did not say.
+    pub via: &'static str,
+    pub model_calls: u32,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// The tools the turn called, in order.
+    pub tools: Vec<&'static str>,
 }
 
 pub trait Clock: Send + Sync {

@@ -18,7 +18,7 @@ use domain::Result;
 pub async fn run<F, Fut, T>(
     event: SqsEvent,
     what: &'static str,
-    metric: &'static str,
+    metric: observability::Metric,
     handle: F,
 ) -> SqsBatchResponse
 where
@@ -111,17 +111,22 @@ mod tests {
             record("a3", Some("a")),
         ];
         let seen = Mutex::new(Vec::new());
-        let response = run(event, "test message", "TestFailed", |m| {
-            let id = m.body.unwrap_or_default();
-            seen.lock().expect("lock").push(id.clone());
-            async move {
-                if id == "a2" {
-                    Err(Error::Invalid("bad".into()))
-                } else {
-                    Ok(())
+        let response = run(
+            event,
+            "test message",
+            observability::Metric::TurnFailed,
+            |m| {
+                let id = m.body.unwrap_or_default();
+                seen.lock().expect("lock").push(id.clone());
+                async move {
+                    if id == "a2" {
+                        Err(Error::Invalid("bad".into()))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert_eq!(failed(&response), ["a2", "a3"]);
         let seen = seen.into_inner().expect("lock");
@@ -133,12 +138,17 @@ mod tests {
     async fn records_without_a_group_fail_alone() {
         let mut event = SqsEvent::default();
         event.records = vec![record("t1", None), record("t2", None)];
-        let response = run(event, "timer", "TestFailed", |m| async move {
-            match m.body.as_deref() {
-                Some("t1") => Err(Error::Invalid("bad".into())),
-                _ => Ok(()),
-            }
-        })
+        let response = run(
+            event,
+            "timer",
+            observability::Metric::TurnFailed,
+            |m| async move {
+                match m.body.as_deref() {
+                    Some("t1") => Err(Error::Invalid("bad".into())),
+                    _ => Ok(()),
+                }
+            },
+        )
         .await;
         assert_eq!(failed(&response), ["t1"]);
     }

@@ -115,6 +115,16 @@ impl GraphClient {
         let result = self.settings.http.within(SERVICE, op, call).await;
         if let Err(e) = &result {
             tracing::warn!(op, phone_number_id, error = %e, retryable = e.is_retryable(), "graph api call failed");
+            let code = match e {
+                Error::Graph { code, .. } => code.to_string(),
+                _ => "transport".to_string(),
+            };
+            runtime::observability::count_by(
+                runtime::observability::Metric::GraphErrors,
+                "Code",
+                &code,
+                1,
+            );
         }
         result
     }

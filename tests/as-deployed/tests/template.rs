@@ -193,3 +193,125 @@ async fn the_resources_are_created_in_moto_as_the_template_says() {
     assert!(!spec.env.contains_key("HOME"));
     assert!(spec.binary.ends_with("text-ai"));
 }
+
+/// The Charla metrics a dashboard body or alarm shows: the names in its
+/// metric arrays (`["Charla", name, ...]`) and in its SEARCH expressions
+/// (`MetricName="name"`).
+fn charla_metrics(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Array(items) => {
+            if let (Some("Charla"), Some(Value::String(name))) =
+                (items.first().and_then(Value::as_str), items.get(1))
+            {
+                out.insert(name.clone());
+            }
+            for i in items {
+                charla_metrics(i, out);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(Value::String(e)) = map.get("expression") {
+                if e.contains("{Charla,") {
+                    for part in e.split("MetricName=\"").skip(1) {
+                        if let Some(name) = part.split('"').next() {
+                            out.insert(name.to_string());
+                        }
+                    }
+                }
+            }
+            for v in map.values() {
+                charla_metrics(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The dashboard shows every metric the code emits and none it does not;
+/// every alarm on a Charla metric names one the code emits, under the
+/// `Function` dimension the code gives every metric.
+#[test]
+fn the_dashboard_shows_exactly_the_metrics_the_code_emits() {
+    let t = Template::load(&as_deployed::template_path()).expect("template");
+    let pseudo = Pseudo {
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        stack_name: "st".into(),
+        stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/st/x".into(),
+        partition: "aws".into(),
+        url_suffix: "amazonaws.com".into(),
+    };
+    let mut params = BTreeMap::new();
+    for (k, v) in &options().parameters {
+        params.insert(k.clone(), v.clone());
+    }
+    let params = t.parameter_values(&params).expect("parameters");
+    let mut r = Resolver::new(&t, pseudo, params).expect("resolver");
+    // Every resource as if created: its name for !Ref and !GetAtt.
+    for id in t.resources.keys() {
+        let mut physical = as_deployed::template::Physical {
+            id: format!("st-{id}"),
+            ..Default::default()
+        };
+        physical
+            .attrs
+            .insert("QueueName".into(), format!("st-{id}"));
+        physical
+            .attrs
+            .insert("Arn".into(), format!("arn:aws:x:::st-{id}"));
+        r.physical.insert(id.clone(), physical);
+    }
+    let dashboards: Vec<_> = t
+        .resources
+        .values()
+        .filter(|res| res.kind == "AWS::CloudWatch::Dashboard")
+        .collect();
+    assert_eq!(dashboards.len(), 1, "one dashboard");
+    let body = r
+        .resolve_string(&dashboards[0].properties["DashboardBody"], "DashboardBody")
+        .expect("the body resolves");
+    let body: Value = serde_json::from_str(&body).expect("the body is JSON");
+    assert!(
+        body["widgets"].as_array().is_some_and(|w| w.len() >= 10),
+        "widgets"
+    );
+    let mut shown = std::collections::BTreeSet::new();
+    charla_metrics(&body, &mut shown);
+    let emitted: std::collections::BTreeSet<String> = runtime::observability::Metric::ALL
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let missing: Vec<_> = emitted.difference(&shown).collect();
+    let unknown: Vec<_> = shown.difference(&emitted).collect();
+    assert!(
+        missing.is_empty(),
+        "emitted, not on the dashboard: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "on the dashboard, never emitted: {unknown:?}"
+    );
+
+    for res in t
+        .resources
+        .values()
+        .filter(|res| res.kind == "AWS::CloudWatch::Alarm")
+    {
+        let p = &res.properties;
+        if p["Namespace"] != "Charla" {
+            continue;
+        }
+        let name = p["MetricName"].as_str().expect("metric name");
+        assert!(
+            emitted.contains(name),
+            "{}: {name} is never emitted",
+            res.id
+        );
+        let dims = p["Dimensions"].as_array().cloned().unwrap_or_default();
+        assert!(
+            dims.iter().any(|d| d["Name"] == "Function"),
+            "{}: the code emits {name} under Function",
+            res.id
+        );
+    }
+}

@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = DispatchConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "campaign-dispatcher cannot start"))?;
     runtime::observability::set_log_content(config.log_content);
+    runtime::observability::set_function("campaign-dispatcher");
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dispatcher = campaigns::aws::dispatcher(&config, &sdk).await?;
     let dispatcher = &dispatcher;
