@@ -277,6 +277,11 @@ fn to_stop_reason(reason: &bedrock::StopReason) -> StopReason {
 /// Throttling, timeouts, a model not ready yet and 5xx are worth another try
 /// later (the SDK has already retried them); a refused request is not.
 fn converse_error(model_id: &str, err: SdkError<ConverseError, HttpResponse>) -> Error {
+    if let SdkError::ServiceError(e) = &err {
+        if matches!(e.err(), ConverseError::ThrottlingException(_)) {
+            runtime::observability::count(runtime::observability::Metric::ModelThrottled, 1);
+        }
+    }
     let retryable = match &err {
         SdkError::ServiceError(e) => match e.err() {
             ConverseError::ThrottlingException(_)

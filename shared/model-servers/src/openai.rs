@@ -116,6 +116,9 @@ impl OpenAiModel {
     /// The server's message is kept (truncated, the API key cut out).
     fn error_from_answer(&self, status: StatusCode, bytes: &[u8]) -> Error {
         let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            runtime::observability::count(runtime::observability::Metric::ModelThrottled, 1);
+        }
         let mut message = truncate(&error_message(bytes), MESSAGE_MAX).to_string();
         if let Some(key) = &self.api_key {
             message = message.replace(key.expose_secret(), "[redacted]");

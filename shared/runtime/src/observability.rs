@@ -93,6 +93,9 @@ metrics! {
     ModelCalls: "Count",
     TokensIn: "Count",
     TokensOut: "Count",
+    /// The model answered "too many requests" (Bedrock's throttling, an
+    /// OpenAI-compatible server's 429).
+    ModelThrottled: "Count",
     /// Tool calls, by `Tool`.
     ToolCalls: "Count",
     TurnFailed: "Count",

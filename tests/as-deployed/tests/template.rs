@@ -275,6 +275,23 @@ fn the_dashboard_shows_exactly_the_metrics_the_code_emits() {
         body["widgets"].as_array().is_some_and(|w| w.len() >= 10),
         "widgets"
     );
+    // CloudWatch's own shape: each widget's metrics an array of arrays,
+    // expression ids unique within the widget.
+    for w in body["widgets"].as_array().into_iter().flatten() {
+        let title = &w["properties"]["title"];
+        let metrics = w["properties"]["metrics"].as_array().expect("metrics");
+        assert!(
+            metrics.iter().all(Value::is_array),
+            "{title}: each metric is an array"
+        );
+        let ids: Vec<&str> = metrics
+            .iter()
+            .flat_map(|m| m.as_array().into_iter().flatten())
+            .filter_map(|e| e["id"].as_str())
+            .collect();
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{title}: expression ids repeat");
+    }
     let mut shown = std::collections::BTreeSet::new();
     charla_metrics(&body, &mut shown);
     let emitted: std::collections::BTreeSet<String> = runtime::observability::Metric::ALL
