@@ -649,6 +649,40 @@ async fn fifo_messages_of_a_group_arrive_in_order() {
     assert_eq!(got, expected);
 }
 
+/// Inside a Lambda invocation (its runtime sets `_X_AMZN_TRACE_ID`), a
+/// message carries the trace to the function it reaches (`AWSTraceHeader`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_carries_the_senders_xray_trace() {
+    let client = aws_sdk_sqs::Client::new(&moto_config().await);
+    let (url, _) = SqsQueue::create_fifo_with_dlq(&client, &unique("charla-trace"), 3, 30)
+        .await
+        .expect("create");
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    // Other tests' sends may carry it too: harmless.
+    std::env::set_var("_X_AMZN_TRACE_ID", trace);
+    SqsQueue::new(client.clone(), &url)
+        .send(&job("g", &unique("wamid"), "traced"))
+        .await
+        .expect("send");
+    let got = client
+        .receive_message()
+        .queue_url(&url)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader,
+        )
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let header = got[0]
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader))
+        .cloned();
+    assert_eq!(header.as_deref(), Some(trace));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_send_with_the_same_dedup_id_is_dropped() {
     let client = aws_sdk_sqs::Client::new(&moto_config().await);

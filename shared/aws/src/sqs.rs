@@ -1,7 +1,9 @@
 //! [`Queue`] on an SQS FIFO queue.
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 use sha2::{Digest, Sha256};
 
@@ -123,16 +125,38 @@ async fn create_fifo(
     })
 }
 
+/// The X-Ray trace of the invocation sending (Lambda's runtime sets
+/// `_X_AMZN_TRACE_ID` for each event), so that the function the message
+/// reaches continues the same trace across the queue.
+fn trace_header() -> Option<MessageSystemAttributeValue> {
+    let trace = std::env::var("_X_AMZN_TRACE_ID").ok()?;
+    if trace.trim().is_empty() {
+        return None;
+    }
+    MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(trace)
+        .build()
+        .ok()
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, msg: &QueueMessage) -> Result<()> {
-        self.client
+        let mut send = self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
             .message_group_id(sqs_id(&msg.group_id))
             .message_deduplication_id(sqs_id(&msg.dedup_id))
-            .message_body(&msg.body)
-            .send()
+            .message_body(&msg.body);
+        if let Some(trace) = trace_header() {
+            send = send.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                trace,
+            );
+        }
+        send.send()
             .await
             .map_err(|e| sdk_error("sqs", "sending a message", e))?;
         Ok(())
