@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use contact_sheets::{write_csv, write_xlsx, Cell, Table};
+use contact_sheets::{write_csv_rows, write_xlsx_rows, Cell};
 use domain::campaign::{Attempt, Campaign, CampaignContact};
 use domain::error::{Error, Result};
 use http::{header, HeaderValue, Response, StatusCode};
@@ -26,11 +26,18 @@ pub(crate) async fn serve(deps: &Deps, campaign: &Campaign, csv: bool) -> Result
         after = Some(last.row);
         contacts.extend(page);
     }
-    let table = table(&contacts);
+    // Rows made as they are written: the contacts are held, their cells
+    // never all at once (and the XLSX worksheet keeps one row).
+    let (headers, variables) = columns(&contacts);
+    let rows = contacts.iter().map(|c| row(c, &variables));
     let (body, content_type, ext) = if csv {
-        (write_csv(&table), "text/csv; charset=utf-8", "csv")
+        (
+            write_csv_rows(&headers, headers.len(), rows),
+            "text/csv; charset=utf-8",
+            "csv",
+        )
     } else {
-        let bytes = write_xlsx(&table, "Report")
+        let bytes = write_xlsx_rows(&headers, rows, "Report")
             .map_err(|e| Error::dependency("xlsx", "writing the report", false, e))?;
         (bytes, XLSX, "xlsx")
     };
@@ -93,8 +100,9 @@ fn attempt_line(a: &Attempt) -> String {
     line
 }
 
-/// The report's table: fixed columns, then the contacts' own variables.
-pub(crate) fn table(contacts: &[CampaignContact]) -> Table {
+/// The report's columns: fixed ones, then the contacts' own variables
+/// (every name any contact has); answers the headers and the variables.
+fn columns(contacts: &[CampaignContact]) -> (Vec<String>, Vec<&String>) {
     let variables: BTreeSet<&String> = contacts.iter().flat_map(|c| c.variables.keys()).collect();
     let mut headers: Vec<String> = [
         "row",
@@ -116,63 +124,62 @@ pub(crate) fn table(contacts: &[CampaignContact]) -> Table {
     .map(String::from)
     .to_vec();
     headers.extend(variables.iter().map(|v| v.to_string()));
-    let rows = contacts
-        .iter()
-        .map(|c| {
-            let last_call = c.attempts.iter().rev().find(|a| a.channel == "call");
-            let last = c.attempts.last();
-            let mut row = vec![
-                Cell::Number(f64::from(c.row)),
-                text(c.phone.e164().unwrap_or_default()),
-                text(c.name.clone().unwrap_or_default()),
-                text(c.time_zone.clone()),
-                text(c.language.clone().unwrap_or_default()),
-                text(c.state.as_str()),
-                Cell::Number(c.attempts.len() as f64),
-                text(
-                    c.attempts
-                        .iter()
-                        .map(attempt_line)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                text(last.and_then(|a| iso(a.at_ms)).unwrap_or_default()),
-                text(
-                    last.and_then(|a| a.outcome)
-                        .and_then(|o| serde_json::to_value(o).ok())
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                ),
-                last_call
-                    .and_then(|a| a.duration_secs)
-                    .map_or(Cell::Empty, |d| Cell::Number(f64::from(d))),
-                text(
-                    last_call
-                        .and_then(|a| a.summary.clone())
-                        .unwrap_or_default(),
-                ),
-                text(
-                    last_call
-                        .and_then(|a| a.results.as_ref())
-                        .map(|r| r.to_string())
-                        .unwrap_or_default(),
-                ),
-                text(
-                    c.replies
-                        .iter()
-                        .map(|r| r.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" | "),
-                ),
-                text(c.next_step()),
-            ];
-            row.extend(
-                variables
-                    .iter()
-                    .map(|v| text(c.variables.get(*v).cloned().unwrap_or_default())),
-            );
-            row
-        })
-        .collect();
-    Table { headers, rows }
+    (headers, variables.into_iter().collect())
+}
+
+/// One contact's row, its variables in the order of `variables`.
+fn row(c: &CampaignContact, variables: &[&String]) -> Vec<Cell> {
+    let last_call = c.attempts.iter().rev().find(|a| a.channel == "call");
+    let last = c.attempts.last();
+    let mut row = vec![
+        Cell::Number(f64::from(c.row)),
+        text(c.phone.e164().unwrap_or_default()),
+        text(c.name.clone().unwrap_or_default()),
+        text(c.time_zone.clone()),
+        text(c.language.clone().unwrap_or_default()),
+        text(c.state.as_str()),
+        Cell::Number(c.attempts.len() as f64),
+        text(
+            c.attempts
+                .iter()
+                .map(attempt_line)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        text(last.and_then(|a| iso(a.at_ms)).unwrap_or_default()),
+        text(
+            last.and_then(|a| a.outcome)
+                .and_then(|o| serde_json::to_value(o).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        ),
+        last_call
+            .and_then(|a| a.duration_secs)
+            .map_or(Cell::Empty, |d| Cell::Number(f64::from(d))),
+        text(
+            last_call
+                .and_then(|a| a.summary.clone())
+                .unwrap_or_default(),
+        ),
+        text(
+            last_call
+                .and_then(|a| a.results.as_ref())
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+        ),
+        text(
+            c.replies
+                .iter()
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        ),
+        text(c.next_step()),
+    ];
+    row.extend(
+        variables
+            .iter()
+            .map(|v| text(c.variables.get(*v).cloned().unwrap_or_default())),
+    );
+    row
 }

@@ -17,7 +17,7 @@ mod write;
 
 use std::collections::BTreeMap;
 
-pub use write::{write_csv, write_xlsx, Cell, Table};
+pub use write::{write_csv, write_csv_rows, write_xlsx, write_xlsx_rows, Cell, Table};
 
 /// The two spreadsheet formats operators upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -80,29 +80,61 @@ pub fn write_xlsx(table: &Table, sheet_name: &str) -> Result<Vec<u8>, SheetError
             "{width} columns, more than Excel's {MAX_COLS}"
         )));
     }
-    if table.rows.len() + 1 > MAX_ROWS {
+    write_xlsx_rows(&table.headers, table.rows.iter().cloned(), sheet_name)
+}
+
+/// As [`write_xlsx`], from rows one at a time: the worksheet keeps only the
+/// row being written (its cells go to a temporary file), so a report of
+/// 100,000 rows never has them all in memory. Columns are sized to the
+/// header and the first 500 rows.
+pub fn write_xlsx_rows(
+    headers: &[String],
+    rows: impl IntoIterator<Item = Vec<Cell>>,
+    sheet_name: &str,
+) -> Result<Vec<u8>, SheetError> {
+    if headers.len() > MAX_COLS {
         return Err(SheetError::Write(format!(
-            "{} rows, more than Excel's {}",
-            table.rows.len(),
-            MAX_ROWS - 1
+            "{} columns, more than Excel's {MAX_COLS}",
+            headers.len()
         )));
     }
-
+    let mut rows = rows.into_iter();
+    let first: Vec<Vec<Cell>> = rows.by_ref().take(AUTOFIT_ROWS as usize).collect();
     let mut workbook = Workbook::new();
-    let sheet = workbook.add_worksheet();
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(write_error)?;
     sheet
         .set_name(sheet_title(sheet_name))
         .map_err(write_error)?;
+    for (c, w) in column_widths(headers, &first).into_iter().enumerate() {
+        // Bounds are checked: the casts cannot truncate.
+        sheet.set_column_width(c as u16, w).map_err(write_error)?;
+    }
+    if !headers.is_empty() {
+        sheet.set_freeze_panes(1, 0).map_err(write_error)?;
+    }
     let bold = Format::new().set_bold();
     let when = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
-    // Bounds are checked above: the casts cannot truncate.
-    for (c, header) in table.headers.iter().enumerate() {
+    for (c, header) in headers.iter().enumerate() {
         sheet
             .write_string_with_format(0, c as u16, cell_text(header), &bold)
             .map_err(write_error)?;
     }
-    for (r, row) in table.rows.iter().enumerate() {
-        let r = r as u32 + 1;
+    for (i, row) in first.into_iter().chain(rows).enumerate() {
+        if i + 2 > MAX_ROWS {
+            return Err(SheetError::Write(format!(
+                "more rows than Excel's {}",
+                MAX_ROWS - 1
+            )));
+        }
+        if row.len() > MAX_COLS {
+            return Err(SheetError::Write(format!(
+                "{} columns, more than Excel's {MAX_COLS}",
+                row.len()
+            )));
+        }
+        let r = i as u32 + 1;
         for (c, cell) in row.iter().enumerate() {
             let c = c as u16;
             match cell {
@@ -130,12 +162,39 @@ pub fn write_xlsx(table: &Table, sheet_name: &str) -> Result<Vec<u8>, SheetError
             }
         }
     }
-    if !table.headers.is_empty() {
-        sheet.set_freeze_panes(1, 0).map_err(write_error)?;
-    }
-    sheet.set_autofit_max_row(AUTOFIT_ROWS);
-    sheet.autofit();
     workbook.save_to_buffer().map_err(write_error)
+}
+
+/// Widest column Excel is asked for, in characters.
+const MAX_WIDTH: usize = 60;
+
+/// Each column's width: its header's and its first rows' longest text, a
+/// little room around it, at most [`MAX_WIDTH`].
+fn column_widths(headers: &[String], rows: &[Vec<Cell>]) -> Vec<f64> {
+    let width = rows
+        .iter()
+        .map(Vec::len)
+        .chain([headers.len()])
+        .max()
+        .unwrap_or(0);
+    (0..width)
+        .map(|c| {
+            let header = headers.get(c).map_or(0, |h| h.chars().count());
+            let longest = rows
+                .iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| match cell {
+                    Cell::Text(s) => s.chars().count(),
+                    Cell::Number(n) => n.to_string().len(),
+                    // yyyy-mm-dd hh:mm:ss
+                    Cell::Time(_) => 19,
+                    Cell::Empty => 0,
+                })
+                .max()
+                .unwrap_or(0);
+            (header.max(longest).min(MAX_WIDTH) + 2) as f64
+        })
+        .collect()
 }
 
 fn write_error(e: XlsxError) -> SheetError {
@@ -212,6 +271,16 @@ pub fn write_csv(table: &Table) -> Vec<u8> {
         .chain([table.headers.len()])
         .max()
         .unwrap_or(0);
+    write_csv_rows(&table.headers, width, table.rows.iter().cloned())
+}
+
+/// As [`write_csv`], from rows one at a time, each padded to `width`
+/// fields.
+pub fn write_csv_rows(
+    headers: &[String],
+    width: usize,
+    rows: impl IntoIterator<Item = Vec<Cell>>,
+) -> Vec<u8> {
     let mut out = BOM.to_vec();
     {
         let mut writer = csv::WriterBuilder::new()
@@ -219,18 +288,17 @@ pub fn write_csv(table: &Table) -> Vec<u8> {
             .flexible(true)
             .from_writer(&mut out);
         let mut record: Vec<String> = Vec::with_capacity(width);
-        let headers = table.headers.iter().map(|h| csv_text(h));
-        record.extend(headers);
-        record.resize(width, String::new());
+        record.extend(headers.iter().map(|h| csv_text(h)));
+        record.resize(width.max(record.len()), String::new());
         // Writing to memory does not fail, and `flexible` takes any row:
         // there is no error to report.
-        if width > 0 {
+        if !record.is_empty() {
             let _ = writer.write_record(&record);
         }
-        for row in &table.rows {
+        for row in rows {
             record.clear();
             record.extend(row.iter().map(csv_cell));
-            record.resize(width, String::new());
+            record.resize(width.max(record.len()), String::new());
             let _ = writer.write_record(&record);
         }
         let _ = writer.flush();
