@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_adapters::{load_whatsapp_secrets, DynamoEscalations, DynamoStore};
+use aws_adapters::{load_whatsapp_secrets, DynamoEscalations, DynamoMediaNotes, DynamoStore};
 use domain::ports::{MessageSender, SystemClock};
 use domain::Result;
 
@@ -30,8 +30,9 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
             store: store.clone(),
             identities: store.clone(),
             records: store,
-            escalations: Arc::new(DynamoEscalations::new(dynamo, config.table.clone())),
+            escalations: Arc::new(DynamoEscalations::new(dynamo.clone(), config.table.clone())),
             sender,
+            media_notes: Arc::new(DynamoMediaNotes::new(dynamo, config.table.clone())),
             clock: Arc::new(SystemClock),
         },
     )

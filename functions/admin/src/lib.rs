@@ -23,10 +23,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use domain::error::{Error, Result};
 use domain::ports::{
-    AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MessageSender,
-    SystemClock,
+    AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MediaNotes,
+    MessageSender, SystemClock,
 };
-use domain::{Conversation, Delivery, Direction, Page, StoredMessage, UserId};
+use domain::{media_pipeline, Conversation, Delivery, Direction, Page, StoredMessage, UserId};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use runtime::config::WhatsAppSecrets;
 use runtime::observability::phone;
@@ -47,6 +47,9 @@ pub struct Deps {
     /// Takeover, release and messages ([`control`]); `None`: those routes
     /// answer 404.
     pub control: Option<control::Control>,
+    /// What the media pipeline understood of a photo, document or voice
+    /// note, shown with its message: what the agent saw.
+    pub media_notes: Arc<dyn MediaNotes>,
 }
 
 /// The adapters admin runs on.
@@ -57,6 +60,7 @@ pub struct Ports {
     pub escalations: Arc<dyn EscalationRecords>,
     /// `None` (no Graph API token): takeover, release and messages answer 404.
     pub sender: Option<Arc<dyn MessageSender>>,
+    pub media_notes: Arc<dyn MediaNotes>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -81,6 +85,7 @@ impl Deps {
             }),
             store: ports.store,
             identities: ports.identities,
+            media_notes: ports.media_notes,
         })
     }
 }
@@ -201,7 +206,18 @@ async fn serve(
                 .transcript(&user_id, paging.limit, paging.cursor.as_deref())
                 .await?;
             tracing::debug!(user_id = %phone(user_id.as_str()), count = page.items.len(), "read transcript");
-            Ok(transcript_body(&conversation, page, now_ms))
+            let media: Vec<String> = page
+                .items
+                .iter()
+                .filter(|m| media_pipeline::is_media_kind(&m.kind))
+                .map(|m| m.wamid.clone())
+                .collect();
+            let notes = if media.is_empty() {
+                Default::default()
+            } else {
+                deps.media_notes.notes(&media).await?
+            };
+            Ok(transcript_body(&conversation, page, &notes, now_ms))
         }
     }
 }
@@ -281,11 +297,30 @@ struct MessageView {
     delivery: Option<&'static str>,
     delivery_at: Option<String>,
     error_code: Option<i64>,
+    /// Media: what the pipeline understood (the labels of a photo, the text
+    /// of a document, the transcript of a voice note) or why it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<MediaView>,
+}
+
+#[derive(Serialize)]
+struct MediaView {
+    /// `understood` or `failed`.
+    result: &'static str,
+    /// What the agent was given instead of the file.
+    text: String,
 }
 
 impl MessageView {
-    fn new(m: StoredMessage) -> Self {
+    fn new(m: StoredMessage, note: Option<&media_pipeline::MediaNote>) -> Self {
         MessageView {
+            media: note.map(|n| MediaView {
+                result: match n {
+                    media_pipeline::MediaNote::Understood { .. } => "understood",
+                    media_pipeline::MediaNote::Failed { .. } => "failed",
+                },
+                text: n.text_for_responder(&m.kind),
+            }),
             direction: match m.direction {
                 Direction::Inbound => "inbound",
                 Direction::Outbound => "outbound",
@@ -320,10 +355,18 @@ fn list_body(page: Page<Conversation>, now_ms: i64) -> serde_json::Value {
 fn transcript_body(
     conversation: &Conversation,
     page: Page<StoredMessage>,
+    notes: &std::collections::HashMap<String, media_pipeline::MediaNote>,
     now_ms: i64,
 ) -> serde_json::Value {
     let mut body = json!(ConversationView::new(conversation, now_ms));
-    let messages: Vec<MessageView> = page.items.into_iter().map(MessageView::new).collect();
+    let messages: Vec<MessageView> = page
+        .items
+        .into_iter()
+        .map(|m| {
+            let note = notes.get(&m.wamid);
+            MessageView::new(m, note)
+        })
+        .collect();
     body["messages"] = json!(messages);
     body["next"] = json!(page.next);
     body
@@ -401,6 +444,7 @@ mod tests {
             store,
             identities: Arc::new(test_support::memory::MemoryIdentities::default()),
             control: None,
+            media_notes: Arc::new(embedded::SqliteMediaNotes::open_in_memory().expect("notes")),
         }
     }
 
@@ -573,6 +617,70 @@ mod tests {
         assert_eq!(out["delivery_at"], "2024-11-20T23:59:52Z");
         assert_eq!(out["error_code"], 131047);
         assert_eq!(body["next"], Value::Null);
+    }
+
+    /// Operators see what the agent saw: a document's text, a voice note's
+    /// transcript, or why the pipeline could not read it, beside the
+    /// `[document: factura.pdf]` line.
+    #[tokio::test]
+    async fn transcript_shows_what_the_media_pipeline_understood() {
+        let store = store_with(0).await;
+        let user = wa(3);
+        for (wamid, kind, text) in [
+            ("wamid.doc", "document", "[document: factura.pdf]"),
+            ("wamid.voice", "audio", "[audio]"),
+            ("wamid.text", "text", "¿me la revisan?"),
+        ] {
+            let mut m = inbound(&user, wamid, text, NOW - 5_000);
+            m.kind = kind.into();
+            store.record_inbound(&m).await.expect("recorded");
+        }
+        let mut d = deps(store);
+        let notes = Arc::new(embedded::SqliteMediaNotes::open_in_memory().expect("notes"));
+        notes
+            .record_note(
+                "wamid.doc",
+                &media_pipeline::MediaNote::Understood {
+                    description: "Factura A 0003-00012345, total $ 48.200, vence 15/12".into(),
+                },
+            )
+            .await
+            .expect("note");
+        notes
+            .record_note(
+                "wamid.voice",
+                &media_pipeline::MediaNote::Failed {
+                    summary: "the audio could not be transcribed".into(),
+                },
+            )
+            .await
+            .expect("note");
+        d.media_notes = notes;
+        let (status, body) = call(&d, get(&format!("/admin/conversations/{user}"))).await;
+        assert_eq!(status, StatusCode::OK);
+        let messages = body["messages"].as_array().expect("messages");
+        let doc = messages
+            .iter()
+            .find(|m| m["wamid"] == "wamid.doc")
+            .expect("doc");
+        assert_eq!(doc["text"], "[document: factura.pdf]");
+        assert_eq!(doc["media"]["result"], "understood");
+        assert!(
+            doc["media"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("48.200")),
+            "{doc}"
+        );
+        let voice = messages
+            .iter()
+            .find(|m| m["wamid"] == "wamid.voice")
+            .expect("voice");
+        assert_eq!(voice["media"]["result"], "failed");
+        let text = messages
+            .iter()
+            .find(|m| m["wamid"] == "wamid.text")
+            .expect("text");
+        assert!(text.get("media").is_none(), "{text}");
     }
 
     #[tokio::test]

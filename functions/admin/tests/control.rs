@@ -85,6 +85,7 @@ async fn harness(with_control: bool) -> H {
             store: store.clone(),
             identities: store.clone(),
             control,
+            media_notes: Arc::new(embedded::SqliteMediaNotes::open_in_memory().expect("notes")),
         },
         store,
         escalations,

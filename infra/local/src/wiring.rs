@@ -179,7 +179,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             sender: sender.clone(),
             call_queue: calls.clone(),
             escalation_queue: escalations.clone(),
-            media_notes: Some(media_notes),
+            media_notes: Some(media_notes.clone()),
             clock: clock.clone(),
         },
         None,
@@ -194,6 +194,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             records: store.clone(),
             escalations: escalation_records.clone(),
             sender: Some(sender.clone()),
+            media_notes: media_notes.clone(),
             clock: clock.clone(),
         },
     )?;

@@ -660,6 +660,22 @@ async fn a_photo_runs_the_media_state_machine_and_is_answered() {
         "the photo was not answered\n{}",
         stack.diagnostics()
     );
+    // The operator's transcript shows what the pipeline saw in the photo.
+    let (status, transcript) =
+        admin_get(&stack, &format!("conversations/{user}"), Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200, "{transcript}");
+    let photo = transcript["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["kind"] == "image"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(photo["media"]["result"], "understood", "{transcript}");
+    assert!(
+        photo["media"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Sneaker")),
+        "{photo}"
+    );
     stack.teardown().await;
 }
 
