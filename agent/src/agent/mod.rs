@@ -100,7 +100,14 @@ impl Agent {
             ..Default::default()
         };
 
-        let replies = match self.playbook(turn, &text, &ctx, &mut effects).await? {
+        // The user's tap on a call-permission request: a fixed answer (the
+        // permission itself is in the transcript, with its expiry).
+        let permission = replies::call_permission_answer(turn, &lang);
+        let playbook = match permission {
+            Some(answer) => Some(OutboundMessage::texts(answer)),
+            None => self.playbook(turn, &text, &ctx, &mut effects).await?,
+        };
+        let replies = match playbook {
             Some(replies) => {
                 report.via_playbook = true;
                 replies
@@ -224,7 +231,11 @@ fn user_text(messages: &[StoredMessage]) -> String {
 fn typed_text(messages: &[StoredMessage]) -> String {
     messages
         .iter()
-        .filter(|m| !MEDIA.contains(&m.kind.as_str()))
+        // A tap on a call-permission request is our own English summary.
+        .filter(|m| {
+            !MEDIA.contains(&m.kind.as_str())
+                && m.kind != domain::whatsapp::inbound::CALL_PERMISSION_KIND
+        })
         .map(|m| m.text.as_str())
         .collect::<Vec<_>>()
         .join("\n")

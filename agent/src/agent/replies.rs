@@ -145,6 +145,31 @@ fn pick<'a>(lang: &str, es: &'a str, en: &'a str, pt: &'a str) -> &'a str {
     }
 }
 
+/// The answer to the user's reply to a request to call them on WhatsApp:
+/// `None` when the turn's newest message is not one.
+pub(super) fn call_permission_answer(turn: &TurnInput, lang: &str) -> Option<&'static str> {
+    use domain::whatsapp::inbound::{call_permission_granted, CALL_PERMISSION_KIND};
+    let last = turn.new_messages.last()?;
+    if last.kind != CALL_PERMISSION_KIND {
+        return None;
+    }
+    Some(if call_permission_granted(&last.text) {
+        pick(
+            lang,
+            "¡Gracias! Ya podemos llamarte por WhatsApp cuando haga falta.",
+            "Thank you! We can now call you on WhatsApp when needed.",
+            "Obrigado! Agora podemos te ligar pelo WhatsApp quando for preciso.",
+        )
+    } else {
+        pick(
+            lang,
+            "Entendido: no te vamos a llamar por WhatsApp. Podés seguir escribiéndonos por acá.",
+            "Understood: we won't call you on WhatsApp. You can keep writing to us here.",
+            "Entendido: não vamos te ligar pelo WhatsApp. Você pode continuar escrevendo para nós aqui.",
+        )
+    })
+}
+
 pub(super) fn more_help(lang: &str) -> &'static str {
     pick(
         lang,

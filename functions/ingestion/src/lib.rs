@@ -402,7 +402,7 @@ fn new_inbound(
         user_id,
         phone_number_id: business.phone_number_id.clone(),
         contact_name,
-        kind: message.content.type_name().to_string(),
+        kind: message.content.stored_kind().to_string(),
         text: message.content.summary(),
         payload: serde_json::to_value(message).unwrap_or(serde_json::Value::Null),
         sent_at_ms: message.timestamp.saturating_mul(1000),

@@ -269,6 +269,60 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
     );
 }
 
+/// A tap on WhatsApp's call-permission request, as Meta sends it: a
+/// sensible answer (not the fallback), and the permission with its expiry
+/// in the transcript.
+#[tokio::test]
+async fn a_call_permission_reply_is_answered_and_kept_in_the_transcript() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    let sample = include_str!("../../../events/whatsapp/interactive_call_permission_reply.json");
+    let user = "5491155551234";
+    for (body, expected) in [
+        (sample.to_string(), "llamarte por WhatsApp cuando"),
+        (
+            sample
+                .replace("\"accept\"", "\"reject\"")
+                // Another message: another wamid.
+                .replace("SU9OMDAwMQA=", "SU9OMDAwMgA="),
+            "no te vamos a llamar",
+        ),
+    ] {
+        let before = replies(&graph).await.get(user).map_or(0, Vec::len);
+        assert_eq!(post(&server, body.as_bytes()).await, 200);
+        let r = wait_for(&graph, Duration::from_secs(10), |r| {
+            r.get(user).is_some_and(|v| v.len() > before)
+        })
+        .await;
+        let said = reply_text(&r[user][before]);
+        assert!(said.contains(expected), "{said}");
+    }
+    let t = admin_get(&server, &format!("conversations/{user}")).await;
+    let kinds: Vec<(&str, &str)> = t["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap_or_default(),
+                m["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "call_permission",
+                "[call permission: accepted until 2024-11-28T00:01:30Z]"
+            ),
+            ("call_permission", "[call permission: rejected]"),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn the_admin_api_shows_the_transcript_behind_the_authorizer() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -164,6 +164,17 @@ pub enum Interactive {
         body: Option<String>,
         name: Option<String>,
     },
+    /// The user's answer to the business's request to call them on
+    /// WhatsApp (`call_permission_reply`).
+    CallPermission {
+        accepted: bool,
+        /// Granted for good, not for a while.
+        permanent: bool,
+        /// When a temporary permission ends, Unix seconds.
+        expires_at: Option<i64>,
+        /// `user_action` or `automatic`.
+        source: Option<String>,
+    },
     /// An interactive reply type we do not know yet.
     Other {
         kind: String,
@@ -274,6 +285,15 @@ impl MessageContent {
         )
     }
 
+    /// The kind a stored message keeps: Meta's type, except what the agent
+    /// answers on its own (`call_permission`).
+    pub fn stored_kind(&self) -> &str {
+        match self {
+            MessageContent::Interactive(Interactive::CallPermission { .. }) => CALL_PERMISSION_KIND,
+            other => other.type_name(),
+        }
+    }
+
     /// Whether this message is something the user says to the agent. System
     /// notices and reactions are recorded but do not start a turn.
     pub fn starts_turn(&self) -> bool {
@@ -313,6 +333,20 @@ impl MessageContent {
             MessageContent::Interactive(Interactive::NfmReply { body, .. }) => {
                 body.clone().unwrap_or_else(|| "[form reply]".into())
             }
+            MessageContent::Interactive(Interactive::CallPermission {
+                accepted,
+                permanent,
+                expires_at,
+                ..
+            }) => match (accepted, permanent, expires_at) {
+                (false, _, _) => "[call permission: rejected]".into(),
+                (true, true, _) => "[call permission: accepted, permanent]".into(),
+                (true, false, Some(t)) => match jiff::Timestamp::from_second(*t) {
+                    Ok(until) => format!("[call permission: accepted until {until}]"),
+                    Err(_) => "[call permission: accepted]".into(),
+                },
+                (true, false, None) => "[call permission: accepted]".into(),
+            },
             MessageContent::Interactive(Interactive::Other { kind, .. }) => {
                 format!("[interactive: {kind}]")
             }
@@ -365,6 +399,16 @@ fn field<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
     serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
+/// The stored kind of a call-permission reply (see
+/// [`MessageContent::stored_kind`]).
+pub const CALL_PERMISSION_KIND: &str = "call_permission";
+
+/// Whether a stored call-permission reply (its [`MessageContent::summary`])
+/// granted the permission.
+pub fn call_permission_granted(summary: &str) -> bool {
+    summary.starts_with("[call permission: accepted")
+}
+
 fn parse_interactive(v: Value) -> Result<Interactive, String> {
     let mut obj = match v {
         Value::Object(o) => o,
@@ -386,6 +430,23 @@ fn parse_interactive(v: Value) -> Result<Interactive, String> {
             id: s(&inner, "id").ok_or("list_reply.id missing")?,
             title: s(&inner, "title").unwrap_or_default(),
             description: s(&inner, "description"),
+        },
+        "call_permission_reply" => Interactive::CallPermission {
+            accepted: match s(&inner, "response").as_deref() {
+                Some("accept") => true,
+                Some("reject") => false,
+                other => return Err(format!("call_permission_reply.response {other:?}")),
+            },
+            permanent: inner
+                .get("is_permanent")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            // Meta sends a number; some relays a string.
+            expires_at: inner.get("expiration_timestamp").and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()))
+            }),
+            source: s(&inner, "response_source"),
         },
         "nfm_reply" => Interactive::NfmReply {
             response_json: s(&inner, "response_json").unwrap_or_default(),
@@ -888,6 +949,7 @@ mod tests {
             (sample!("interactive_button_reply"), "interactive"),
             (sample!("interactive_list_reply"), "interactive"),
             (sample!("interactive_nfm_reply"), "interactive"),
+            (sample!("interactive_call_permission_reply"), "interactive"),
             (sample!("button"), "button"),
             (sample!("reaction"), "reaction"),
             (sample!("reaction_removed"), "reaction"),
@@ -904,6 +966,40 @@ mod tests {
             assert!(p.problems.is_empty(), "{kind}: {:?}", p.problems);
             assert_eq!(only_message(&p).content.type_name(), kind);
         }
+    }
+
+    /// The user's answer to the business's call-permission request: the
+    /// answer, how long it lasts, a kind of its own for the agent, and a
+    /// line for the transcript. Neither accept nor reject is a problem.
+    #[test]
+    fn a_call_permission_reply_keeps_its_answer_and_expiry() {
+        let m = only_message(&parse(sample!("interactive_call_permission_reply"))).clone();
+        assert_eq!(
+            m.content,
+            MessageContent::Interactive(Interactive::CallPermission {
+                accepted: true,
+                permanent: false,
+                expires_at: Some(1_732_752_090),
+                source: Some("user_action".into()),
+            })
+        );
+        assert_eq!(m.content.stored_kind(), CALL_PERMISSION_KIND);
+        assert_eq!(
+            m.content.summary(),
+            "[call permission: accepted until 2024-11-28T00:01:30Z]"
+        );
+        assert!(m.content.starts_turn());
+        let rejected =
+            sample!("interactive_call_permission_reply").replace("\"accept\"", "\"reject\"");
+        let r = only_message(&parse(&rejected)).clone();
+        assert_eq!(r.content.summary(), "[call permission: rejected]");
+        assert!(call_permission_granted(&m.content.summary()));
+        assert!(!call_permission_granted(&r.content.summary()));
+        let odd = sample!("interactive_call_permission_reply").replace("\"accept\"", "\"maybe\"");
+        assert!(
+            !parse(&odd).problems.is_empty(),
+            "an unknown answer is named"
+        );
     }
 
     #[test]
