@@ -69,9 +69,66 @@ fn intent(c: &CompiledIntent) -> Match {
     }
 }
 
+/// The id as `pattern` (the profile's `id_pattern`) writes it: as typed,
+/// or without dots, dashes and spaces (`20.123.456` is `20123456`), or
+/// either in capitals (`vm-48213` is `VM-48213`); `None` when no form fits.
+pub fn normalised_id(pattern: &regex::Regex, id: &str) -> Option<String> {
+    let typed = id.trim().to_string();
+    let bare: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '.' | '-' | ' ' | '\u{a0}'))
+        .collect();
+    let upper = (typed.to_uppercase(), bare.to_uppercase());
+    [typed, bare, upper.0, upper.1]
+        .into_iter()
+        .find(|c| pattern.is_match(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A business's own ids (a member number with letters and a dash),
+    /// written from the README with `id_pattern` only: found in a message
+    /// in any case, and looked up as the pattern writes them.
+    #[test]
+    fn a_business_id_with_letters_and_a_dash_is_found_and_kept() {
+        let demo = include_str!("../../profiles/demo/agent.toml");
+        let line = demo
+            .lines()
+            .find(|l| l.starts_with("id_in_message"))
+            .expect("the demo sets id_in_message");
+        let own = demo.replace(line, "").replacen(
+            "id_pattern = \"^[0-9]{7,8}$\"",
+            "id_pattern = \"^VM-[0-9]{5}$\"",
+            1,
+        );
+        let p = Profile::parse(&own, std::path::Path::new(".")).expect("profile");
+        for (text, found) in [
+            ("mi número de socio es VM-48213", "VM-48213"),
+            ("socio vm-48213, ¿cuánto debo?", "vm-48213"),
+        ] {
+            match recognise(&p, text) {
+                Some(Match::CustomerId(id)) => {
+                    assert_eq!(id, found);
+                    assert_eq!(
+                        normalised_id(&p.customer_id, &id).as_deref(),
+                        Some("VM-48213")
+                    );
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(recognise(&p, "mi dni es 30.123.456")
+            .is_none_or(|m| !matches!(m, Match::CustomerId(_))));
+        assert_eq!(normalised_id(&p.customer_id, "VM 4821"), None);
+        // The default pattern keeps reading documents with dots.
+        let demo_profile = profile();
+        assert_eq!(
+            normalised_id(&demo_profile.customer_id, " 30.123.456 ").as_deref(),
+            Some("30123456")
+        );
+    }
 
     fn profile() -> Profile {
         Profile::parse(

@@ -126,9 +126,11 @@ pub struct CustomersSection {
     /// no dots, dashes or spaces). Lookups of anything else are refused.
     #[serde(default = "default_id_pattern")]
     pub id_pattern: String,
-    /// Finds an id inside a user's message (the playbook's lookup).
-    #[serde(default = "default_id_in_message")]
-    pub id_in_message: String,
+    /// Finds an id inside a user's message (the playbook's lookup). Unset:
+    /// `id_pattern` itself, unanchored and in any case (the default id's
+    /// own finder for the default pattern).
+    #[serde(default)]
+    pub id_in_message: Option<String>,
     /// The fields shown to the user, in order, with their labels; the rest
     /// of the record stays private. Empty: every field.
     #[serde(default)]
@@ -153,7 +155,7 @@ impl Default for CustomersSection {
     fn default() -> Self {
         CustomersSection {
             id_pattern: default_id_pattern(),
-            id_in_message: default_id_in_message(),
+            id_in_message: None,
             fields: Vec::new(),
             labels: BTreeMap::new(),
             lookups_per_turn: 1,
@@ -169,6 +171,15 @@ fn default_id_pattern() -> String {
 fn default_id_in_message() -> String {
     r"\b[0-9]{1,2}\.?[0-9]{3}\.?[0-9]{3}\b".into()
 }
+/// A finder for ids of `pattern` inside a message: the pattern without
+/// its anchors, between word boundaries, in any case (`vm-48213` is
+/// `VM-48213` once normalised).
+fn id_finder(pattern: &str) -> String {
+    let inner = pattern.strip_prefix('^').unwrap_or(pattern);
+    let inner = inner.strip_suffix('$').unwrap_or(inner);
+    format!(r"(?i)\b(?:{inner})\b")
+}
+
 fn one() -> usize {
     1
 }
@@ -583,8 +594,13 @@ impl Profile {
 
         let customer_id = Regex::new(&raw.customers.id_pattern)
             .map_err(|e| invalid("customers.id_pattern", e))?;
-        let customer_id_in_message = Regex::new(&raw.customers.id_in_message)
-            .map_err(|e| invalid("customers.id_in_message", e))?;
+        let in_message = match &raw.customers.id_in_message {
+            Some(p) => p.clone(),
+            None if raw.customers.id_pattern == default_id_pattern() => default_id_in_message(),
+            None => id_finder(&raw.customers.id_pattern),
+        };
+        let customer_id_in_message =
+            Regex::new(&in_message).map_err(|e| invalid("customers.id_in_message", e))?;
         if let Some(url) = &raw.customers.crm_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) || url.ends_with('/') {
                 return Err(invalid(

@@ -287,12 +287,10 @@ impl Registry {
     }
 
     /// Normalises a customer id as users write it (`12.345.678`).
+    /// The id as the profile's `id_pattern` writes it (see
+    /// [`crate::playbook::normalised_id`]).
     pub fn normalise_customer_id(&self, id: &str) -> Option<String> {
-        let id: String = id
-            .chars()
-            .filter(|c| !matches!(c, '.' | '-' | ' ' | '\u{a0}'))
-            .collect();
-        self.profile.customer_id.is_match(&id).then_some(id)
+        crate::playbook::normalised_id(&self.profile.customer_id, id)
     }
 
     async fn lookup_customer(

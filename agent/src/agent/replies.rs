@@ -200,9 +200,9 @@ fn no_customer(lang: &str) -> &'static str {
 fn bad_customer_id(lang: &str) -> &'static str {
     pick(
         lang,
-        "Solo puedo consultar una cuenta por mensaje, con el número de documento del titular.",
-        "I can look up one account per message, with the holder's ID number.",
-        "Só posso consultar uma conta por mensagem, com o número de documento do titular.",
+        "No pude consultar esa cuenta: enviame un solo número de cliente, tal como figura en tus papeles.",
+        "I couldn't look that account up: send me one customer number, as it appears on your papers.",
+        "Não consegui consultar essa conta: envie um único número de cliente, como aparece nos seus papéis.",
     )
 }
 
