@@ -537,13 +537,21 @@ impl Registry {
                 Err(problem) => return Ok(ToolOutcome::Refused(problem)),
             },
         };
-        // Calls go out in business hours: the next opening when closed now.
+        // An AI call goes out in the calling hours, in the zone of the
+        // number called (what call-trigger does); a person answers in the
+        // business's hours (`handoff_to_human`).
         let at = when_ms.unwrap_or(now);
-        let expected = if schedule::is_open(at, hours) {
-            at
-        } else {
-            schedule::next_opening(at, hours).unwrap_or(at)
-        };
+        let called = phone
+            .as_ref()
+            .or(ctx.phone.as_ref())
+            .unwrap_or(&ctx.user_id);
+        let zone = crate::timezone::for_user_id(called)
+            .map_or_else(|| hours.time_zone.clone(), |(_, tz)| tz);
+        let expected =
+            match domain::voice::calling_window(at, self.profile.voice.calling_hours, &zone) {
+                domain::voice::CallWindow::Now => at,
+                domain::voice::CallWindow::At(t) => t,
+            };
         let request = CallRequest {
             id: format!("{}:call", ctx.turn_id),
             user_id: ctx.user_id.clone(),

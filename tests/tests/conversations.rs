@@ -396,12 +396,23 @@ async fn me_liga_in_portuguese_is_a_call_request_too() {
     assert_eq!(calls[0]["reason"], "the user asked to be called");
 }
 
+/// An AI call keeps to the calling hours (the demo's 09:00-20:00, every
+/// day, in the zone of the number called), not the business's hours: on a
+/// Saturday afternoon, with the shop closed, it goes out now; at night, at
+/// the next morning's 09:00. A person (the hand-off) keeps to business
+/// hours.
 #[tokio::test]
-async fn call_me_when_closed_is_scheduled_for_the_next_opening() {
+async fn call_me_keeps_to_the_calling_hours_not_the_business_hours() {
     let bot = Bot::local(SATURDAY_3PM);
     let told = bot.say(LEO, "call me please").await;
-    assert!(told.contains("Monday, November 30, 09:00"), "{told}");
-    assert_eq!(bodies(&bot.calls)[0]["when_ms"], ms("2026-11-30T12:00:00Z"));
+    assert!(told.contains("within a few minutes"), "{told}");
+    assert_eq!(bodies(&bot.calls)[0]["when_ms"], Value::Null);
+
+    // Saturday 22:00 in Buenos Aires.
+    let bot = Bot::local("2026-11-29T01:00:00Z");
+    let told = bot.say(LEO, "call me please").await;
+    assert!(told.contains("Sunday, November 29, 09:00"), "{told}");
+    assert_eq!(bodies(&bot.calls)[0]["when_ms"], ms("2026-11-29T12:00:00Z"));
 }
 
 #[tokio::test]

@@ -66,6 +66,10 @@ pub struct AgentEnv {
     pub knowledge_base_id: Option<String>,
     pub crm_url: Option<String>,
     pub customers_file: Option<PathBuf>,
+    /// `CHARLA_CALLING_HOURS`: overrides the profile's
+    /// `voice.calling_hours`, as it does for call-trigger, so that what the
+    /// agent tells the user is when the call goes out.
+    pub calling_hours: Option<domain::voice::CallingHours>,
 }
 
 impl AgentEnv {
@@ -85,6 +89,13 @@ impl AgentEnv {
             knowledge_base_id: vars.optional("CHARLA_KNOWLEDGE_BASE_ID"),
             crm_url: vars.optional("CHARLA_CRM_URL"),
             customers_file: vars.optional("CHARLA_CUSTOMERS_FILE").map(PathBuf::from),
+            calling_hours: vars
+                .optional("CHARLA_CALLING_HOURS")
+                .map(|h| {
+                    domain::voice::CallingHours::parse(&h)
+                        .map_err(|e| Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
+                })
+                .transpose()?,
         })
     }
 }
@@ -111,7 +122,11 @@ pub async fn build_agent(
     ports: AgentPorts,
     aws: Option<&aws_config::SdkConfig>,
 ) -> Result<Agent> {
-    let profile = Arc::new(Profile::load(&env.profile)?);
+    let mut profile = Profile::load(&env.profile)?;
+    if let Some(hours) = env.calling_hours {
+        profile.voice.calling_hours = hours;
+    }
+    let profile = Arc::new(profile);
 
     let knowledge: Option<Arc<dyn KnowledgeBase>> =
         match (&env.knowledge_base_id, &profile.knowledge_dir) {
@@ -248,6 +263,25 @@ mod bedrock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The agent reads `CHARLA_CALLING_HOURS` as call-trigger does, so that
+    /// what it tells the user is when the call goes out.
+    #[test]
+    fn calling_hours_from_the_environment_override_the_profiles() {
+        let env = AgentEnv::from_vars(&Vars::from_pairs([("CHARLA_CALLING_HOURS", "always")]))
+            .expect("env");
+        assert_eq!(env.calling_hours, Some(domain::voice::CallingHours::Always));
+        assert_eq!(
+            AgentEnv::from_vars(&Vars::from_pairs([("CHARLA_CALLING_HOURS", "")]))
+                .expect("env")
+                .calling_hours,
+            None
+        );
+        assert!(matches!(
+            AgentEnv::from_vars(&Vars::from_pairs([("CHARLA_CALLING_HOURS", "all day")])),
+            Err(Error::Config(m)) if m.contains("CHARLA_CALLING_HOURS")
+        ));
+    }
 
     #[test]
     fn model_choices_parse_and_bad_ones_say_what_is_expected() {
