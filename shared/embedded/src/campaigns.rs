@@ -81,6 +81,24 @@ impl std::fmt::Debug for SqliteCampaigns {
 }
 
 impl SqliteCampaigns {
+    /// The contacts `sql` (a `SELECT record ...`) finds with `params`.
+    async fn contacts_where(
+        &self,
+        what: &'static str,
+        sql: String,
+        params: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<CampaignContact>> {
+        let rows: Vec<String> = self
+            .db
+            .call(move |conn| {
+                query_all(conn, what, &sql, rusqlite::params_from_iter(params), |r| {
+                    r.get(0)
+                })
+            })
+            .await?;
+        rows.iter().map(|j| contact_from(j)).collect()
+    }
+
     pub fn open(path: &Path) -> Result<Self> {
         Self::from_connection(open_connection(Some(path))?)
     }
@@ -319,27 +337,22 @@ impl CampaignStore for SqliteCampaigns {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<CampaignContact>> {
-        let id = id.to_string();
-        let limit = usize_to_i64(limit);
-        let rows: Vec<String> = self
-            .db
-            .call(move |conn| {
-                query_all(
-                    conn,
-                    "due contacts",
-                    &format!(
-                        "SELECT record FROM campaign_contacts
-                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD}
-                           AND state IN ('pending', 'scheduled')
-                           AND next_at_ms IS NOT NULL AND next_at_ms <= ?2
-                         ORDER BY next_at_ms, row LIMIT ?3"
-                    ),
-                    params![id, now_ms, limit],
-                    |r| r.get(0),
-                )
-            })
-            .await?;
-        rows.iter().map(|j| contact_from(j)).collect()
+        self.contacts_where(
+            "due contacts",
+            format!(
+                "SELECT record FROM campaign_contacts
+                 WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD}
+                   AND state IN ('pending', 'scheduled')
+                   AND next_at_ms IS NOT NULL AND next_at_ms <= ?2
+                 ORDER BY next_at_ms, row LIMIT ?3"
+            ),
+            vec![
+                id.to_string().into(),
+                now_ms.into(),
+                usize_to_i64(limit).into(),
+            ],
+        )
+        .await
     }
 
     async fn contact(&self, id: &str, row: u32) -> Result<Option<CampaignContact>> {
@@ -364,48 +377,33 @@ impl CampaignStore for SqliteCampaigns {
         after_row: Option<u32>,
         limit: usize,
     ) -> Result<Vec<CampaignContact>> {
-        let id = id.to_string();
-        let after = after_row.map_or(-1, i64::from);
-        let limit = usize_to_i64(limit);
-        let rows: Vec<String> = self
-            .db
-            .call(move |conn| {
-                query_all(
-                    conn,
-                    "contacts page",
-                    &format!(
-                        "SELECT record FROM campaign_contacts
-                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND row > ?2
-                         ORDER BY row LIMIT ?3"
-                    ),
-                    params![id, after, limit],
-                    |r| r.get(0),
-                )
-            })
-            .await?;
-        rows.iter().map(|j| contact_from(j)).collect()
+        self.contacts_where(
+            "contacts page",
+            format!(
+                "SELECT record FROM campaign_contacts
+                 WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND row > ?2
+                 ORDER BY row LIMIT ?3"
+            ),
+            vec![
+                id.to_string().into(),
+                after_row.map_or(-1, i64::from).into(),
+                usize_to_i64(limit).into(),
+            ],
+        )
+        .await
     }
 
     async fn calling_contacts(&self, id: &str, limit: usize) -> Result<Vec<CampaignContact>> {
-        let id = id.to_string();
-        let limit = usize_to_i64(limit);
-        let rows: Vec<String> = self
-            .db
-            .call(move |conn| {
-                query_all(
-                    conn,
-                    "calling contacts",
-                    &format!(
-                        "SELECT record FROM campaign_contacts
-                         WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND state = 'calling'
-                         ORDER BY row LIMIT ?2"
-                    ),
-                    params![id, limit],
-                    |r| r.get(0),
-                )
-            })
-            .await?;
-        rows.iter().map(|j| contact_from(j)).collect()
+        self.contacts_where(
+            "calling contacts",
+            format!(
+                "SELECT record FROM campaign_contacts
+                 WHERE campaign_id = ?1 AND upload = {CURRENT_UPLOAD} AND state = 'calling'
+                 ORDER BY row LIMIT ?2"
+            ),
+            vec![id.to_string().into(), usize_to_i64(limit).into()],
+        )
+        .await
     }
 
     async fn update_contact(&self, contact: &CampaignContact) -> Result<bool> {

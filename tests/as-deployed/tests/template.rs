@@ -17,8 +17,9 @@ fn options() -> Options {
         .parameter("AdminKeyHashes", format!("{}:admin:read", "a".repeat(64)))
 }
 
-#[test]
-fn intrinsics_resolve_as_cloudformation_does() {
+/// The template and its parameters' values (the defaults and
+/// [`options`]) for a stack `st` in us-east-1.
+fn template_and_parameters() -> (Template, Pseudo, BTreeMap<String, String>) {
     let t = Template::load(&as_deployed::template_path()).expect("template");
     let pseudo = Pseudo {
         region: "us-east-1".into(),
@@ -33,6 +34,12 @@ fn intrinsics_resolve_as_cloudformation_does() {
         params.insert(k.clone(), v.clone());
     }
     let params = t.parameter_values(&params).expect("parameters");
+    (t, pseudo, params)
+}
+
+#[test]
+fn intrinsics_resolve_as_cloudformation_does() {
+    let (t, pseudo, params) = template_and_parameters();
     assert_eq!(params["DebounceMs"], "1500", "defaults apply");
     let r = Resolver::new(&t, pseudo, params).expect("resolver");
     assert!(!r.conditions["HasAlarmEmail"]);
@@ -232,20 +239,7 @@ fn charla_metrics(v: &Value, out: &mut std::collections::BTreeSet<String>) {
 /// `Function` dimension the code gives every metric.
 #[test]
 fn the_dashboard_shows_exactly_the_metrics_the_code_emits() {
-    let t = Template::load(&as_deployed::template_path()).expect("template");
-    let pseudo = Pseudo {
-        region: "us-east-1".into(),
-        account_id: "123456789012".into(),
-        stack_name: "st".into(),
-        stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/st/x".into(),
-        partition: "aws".into(),
-        url_suffix: "amazonaws.com".into(),
-    };
-    let mut params = BTreeMap::new();
-    for (k, v) in &options().parameters {
-        params.insert(k.clone(), v.clone());
-    }
-    let params = t.parameter_values(&params).expect("parameters");
+    let (t, pseudo, params) = template_and_parameters();
     let mut r = Resolver::new(&t, pseudo, params).expect("resolver");
     // Every resource as if created: its name for !Ref and !GetAtt.
     for id in t.resources.keys() {
