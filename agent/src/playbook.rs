@@ -60,7 +60,7 @@ pub fn recognise(profile: &Profile, text: &str) -> Option<Match> {
 }
 
 /// The most words a message that only greets has ("hola buenas tardes").
-const GREETING_WORDS: usize = 4;
+pub(crate) const GREETING_WORDS: usize = 4;
 
 fn intent(c: &CompiledIntent) -> Match {
     Match::Intent {

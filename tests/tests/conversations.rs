@@ -429,6 +429,26 @@ async fn what_nobody_knows_gets_the_polite_fallback_with_the_menu() {
     assert!(told.contains("[Hablar con persona]"), "{told}");
 }
 
+/// A new user's first message that asks what nobody here knows: the
+/// greeting, and the honest fallback with the menu, not a greeting alone
+/// that ignores the question (issue 16). A first "hola" is still greeted.
+#[tokio::test]
+async fn a_first_question_nobody_knows_is_greeted_and_answered_honestly() {
+    let bot = Bot::local(TUESDAY_10AM);
+    let told = bot
+        .say(ANA, "¿venden repuestos para tractores antiguos?")
+        .await;
+    assert!(told.contains("Soy Sofía"), "{told}");
+    assert!(
+        told.contains("no estoy segura de haber entendido"),
+        "{told}"
+    );
+    assert!(told.contains("[Hablar con persona]"), "{told}");
+    let told = bot.say(LEO, "hola").await;
+    assert!(told.contains("Soy Sofía"), "{told}");
+    assert!(!told.contains("no estoy segura"), "{told}");
+}
+
 #[tokio::test]
 async fn a_photo_gets_an_honest_answer() {
     let bot = Bot::local(TUESDAY_10AM);

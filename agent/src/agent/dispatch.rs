@@ -170,10 +170,19 @@ impl Agent {
                 return Ok(replies);
             }
         }
-        if turn.history.is_empty() {
+        // A first message that only greets gets the greeting; one that asks
+        // something nobody here knows gets the greeting and the honest
+        // fallback, not a greeting that ignores the question.
+        let asked = text.split_whitespace().count() > crate::playbook::GREETING_WORDS;
+        if turn.history.is_empty() && !asked {
             return Ok(self.greeting(turn, lang));
         }
         effects.fallback = true;
-        Ok(self.menu(self.say(&self.profile.fallback, lang, ""), lang))
+        let mut replies = Vec::new();
+        if turn.history.is_empty() {
+            replies.extend(OutboundMessage::texts(&self.greeting_text(turn, lang)));
+        }
+        replies.extend(self.menu(self.say(&self.profile.fallback, lang, ""), lang));
+        Ok(replies)
     }
 }

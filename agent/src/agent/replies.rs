@@ -34,6 +34,11 @@ impl Agent {
     }
 
     pub(super) fn greeting(&self, turn: &TurnInput, lang: &str) -> Vec<OutboundMessage> {
+        self.menu(self.greeting_text(turn, lang), lang)
+    }
+
+    /// The profile's greeting, with the user's first name.
+    pub(super) fn greeting_text(&self, turn: &TurnInput, lang: &str) -> String {
         let name = turn
             .conversation
             .contact_name
@@ -41,7 +46,7 @@ impl Agent {
             .and_then(|n| n.split_whitespace().next())
             .map(|n| format!(" {n}"))
             .unwrap_or_default();
-        self.menu(self.say(&self.profile.greeting, lang, &name), lang)
+        self.say(&self.profile.greeting, lang, &name)
     }
 
     pub(super) fn customer_reply(&self, outcome: &ToolOutcome, lang: &str) -> String {
