@@ -17,12 +17,11 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
     .await?;
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let store = Arc::new(DynamoStore::new(dynamo.clone(), config.table.clone()));
-    let sender = match &secrets.access_token {
-        Some(token) => Some(
-            Arc::new(config.settings.graph.client(Some(token), "admin")?) as Arc<dyn MessageSender>,
-        ),
-        None => None,
-    };
+    let sender = config
+        .settings
+        .graph
+        .client_if_token(secrets.access_token.as_ref(), "admin")?
+        .map(|c| Arc::new(c) as Arc<dyn MessageSender>);
     Deps::new(
         &config.settings,
         &secrets,

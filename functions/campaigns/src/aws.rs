@@ -39,12 +39,10 @@ pub async fn dispatcher(
     .await?;
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let store = Arc::new(DynamoStore::new(dynamo.clone(), config.table.clone()));
-    let sender = match secrets.access_token.as_ref() {
-        Some(token) => {
-            Some(Arc::new(config.graph.client(Some(token), "campaigns")?) as Arc<dyn MessageSender>)
-        }
-        None => None,
-    };
+    let sender = config
+        .graph
+        .client_if_token(secrets.access_token.as_ref(), "campaigns")?
+        .map(|c| Arc::new(c) as Arc<dyn MessageSender>);
     Ok(Dispatcher {
         campaigns: Arc::new(DynamoCampaigns::new(dynamo.clone(), config.table.clone())),
         calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),

@@ -77,4 +77,14 @@ impl GraphConfig {
         })?;
         GraphClient::new(self.api_base.clone(), token, self.settings.clone())
     }
+
+    /// The client when the secret has an access token; `None` (nothing is
+    /// sent: the function's routes that send are off) when it has none.
+    pub fn client_if_token(
+        &self,
+        token: Option<&secrecy::SecretString>,
+        who: &str,
+    ) -> domain::Result<Option<GraphClient>> {
+        token.map(|t| self.client(Some(t), who)).transpose()
+    }
 }
