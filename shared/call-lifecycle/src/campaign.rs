@@ -130,6 +130,23 @@ pub(crate) async fn next_window(
     ))
 }
 
+/// The call's structured results say the person asked not to be contacted
+/// again: their number goes on the list.
+async fn opt_out_if_results_ask(
+    deps: &Deps,
+    record: &CallRecord,
+    report: &CallReport,
+) -> Result<()> {
+    if report
+        .results
+        .as_ref()
+        .is_some_and(campaign::asks_no_contact)
+    {
+        opt_out_on_call(deps, record, "asked on the call (structured results)").await?;
+    }
+    Ok(())
+}
+
 /// What a call told about itself, for the campaign's report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallReport {
@@ -151,13 +168,7 @@ pub async fn apply_outcome(
     let (Some(store), Some(call)) = (&deps.campaigns, &record.context.campaign) else {
         return Ok(());
     };
-    if report
-        .results
-        .as_ref()
-        .is_some_and(campaign::asks_no_contact)
-    {
-        opt_out_on_call(deps, record, "asked on the call (structured results)").await?;
-    }
+    opt_out_if_results_ask(deps, record, report).await?;
     for _ in 0..5 {
         let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
             return Ok(());
@@ -205,13 +216,7 @@ pub async fn add_summary(deps: &Deps, record: &CallRecord, report: &CallReport) 
     let Some(call_id) = record.call_id.as_deref() else {
         return Ok(());
     };
-    if report
-        .results
-        .as_ref()
-        .is_some_and(campaign::asks_no_contact)
-    {
-        opt_out_on_call(deps, record, "asked on the call (structured results)").await?;
-    }
+    opt_out_if_results_ask(deps, record, report).await?;
     for _ in 0..5 {
         let Some(contact) = store.contact(&call.campaign_id, call.row).await? else {
             return Ok(());
