@@ -113,7 +113,7 @@ pub async fn tick(d: &Dispatcher) -> Result<Tick> {
             }
         }
     }
-    out.requeued = requeue_claimed(d, REQUEUE_AFTER_MS).await?;
+    out.requeued = requeue_among(d, &listed, REQUEUE_AFTER_MS).await?;
     let running: Vec<Campaign> = listed
         .into_iter()
         .filter(|c| c.state == CampaignState::Running)
@@ -341,9 +341,15 @@ const CALLING_PER_TICK: usize = 1_000;
 /// older than [`REQUEUE_AFTER_MS`]; the one-process runner also at its
 /// start, with 0.
 pub async fn requeue_claimed(d: &Dispatcher, older_than_ms: i64) -> Result<usize> {
+    let listed = d.campaigns.campaigns(CAMPAIGNS_PER_TICK).await?;
+    requeue_among(d, &listed, older_than_ms).await
+}
+
+/// [`requeue_claimed`] over campaigns already listed (a tick's).
+async fn requeue_among(d: &Dispatcher, listed: &[Campaign], older_than_ms: i64) -> Result<usize> {
     let now = d.clock.now_ms();
     let mut sent = 0;
-    for c in d.campaigns.campaigns(CAMPAIGNS_PER_TICK).await? {
+    for c in listed {
         if !matches!(c.state, CampaignState::Running | CampaignState::Paused) {
             continue;
         }
@@ -364,7 +370,7 @@ pub async fn requeue_claimed(d: &Dispatcher, older_than_ms: i64) -> Result<usize
             if now - claimed_at < older_than_ms {
                 continue;
             }
-            let message = call_message(d, &c, &contact, claimed_at)?;
+            let message = call_message(d, c, &contact, claimed_at)?;
             if d.calls.get(&message.dedup_id).await?.is_some() {
                 continue;
             }
