@@ -76,6 +76,15 @@ async fn dynamo_campaigns_pass_the_campaign_contract() {
     test_support::campaign_contract::run_all(&store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_usage_passes_the_usage_contract() {
+    let table = unique("charla-usage");
+    new_store(&moto_config().await, &table).await;
+    let ledger =
+        aws_adapters::DynamoUsage::new(aws_sdk_dynamodb::Client::new(&moto_config().await), &table);
+    test_support::usage_contract::run_all(&ledger).await;
+}
+
 /// An upload bigger than its request's time budget on DynamoDB: the
 /// request stages it and answers 202 with the validation report and how
 /// far the writing came; the campaign cannot start part-way; the

@@ -209,6 +209,10 @@ impl Responder for Agent {
                     (false, _) => "model",
                 },
                 model_calls: report.model_calls,
+                model: match &self.model {
+                    Some(m) if report.model_calls > 0 => m.name().to_string(),
+                    _ => String::new(),
+                },
                 tokens_in: report.usage.input_tokens,
                 tokens_out: report.usage.output_tokens,
                 tools: report.tools,

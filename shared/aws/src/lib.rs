@@ -27,6 +27,7 @@ pub mod sfn;
 #[cfg(feature = "escalation")]
 pub mod sns;
 pub mod sqs;
+pub mod usage;
 
 #[cfg(feature = "bedrock")]
 pub use bedrock::BedrockModel;
@@ -51,6 +52,7 @@ pub use sfn::SfnMediaPipeline;
 #[cfg(feature = "escalation")]
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
+pub use usage::DynamoUsage;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 

@@ -15,6 +15,7 @@ pub mod media_pipeline;
 pub mod ports;
 pub mod signature;
 pub mod text;
+pub mod usage;
 pub mod voice;
 pub mod whatsapp;
 

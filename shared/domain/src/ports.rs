@@ -192,6 +192,8 @@ pub struct TurnNote {
     /// knowledge passages and the fallback); empty when it did not say.
     pub via: &'static str,
     pub model_calls: u32,
+    /// The model's name ([`ChatModel::name`]) when it was called.
+    pub model: String,
     pub tokens_in: u64,
     pub tokens_out: u64,
     /// The tools the turn called, in order.
@@ -533,6 +535,28 @@ pub trait MediaNotes: Send + Sync {
         &self,
         wamids: &[String],
     ) -> Result<std::collections::HashMap<String, media_pipeline::MediaNote>>;
+}
+
+// ------------------------------------------------------------------ usage
+
+/// What was used, counted per conversation and per UTC day
+/// ([`usage`]), read by the admin API's numbers and costs.
+#[async_trait]
+pub trait UsageLedger: Send + Sync {
+    /// Adds the event's counters to its conversation and its day, and keeps
+    /// its log entry, once per `event.id` (a second add does nothing). The
+    /// day's `conversations` counts each user once.
+    async fn add(&self, event: &usage::UsageEvent) -> Result<()>;
+
+    /// The counters of the days in `[from, to]` (`YYYY-MM-DD`), by day; a day
+    /// without usage is absent.
+    async fn days(&self, from: &str, to: &str) -> Result<Vec<(String, usage::Counters)>>;
+
+    /// A conversation's counters, all time.
+    async fn conversation(&self, user_id: &UserId) -> Result<usage::Counters>;
+
+    /// A conversation's log entries at `[from_ms, to_ms]`, oldest first.
+    async fn log(&self, user_id: &UserId, from_ms: i64, to_ms: i64) -> Result<Vec<usage::TurnLog>>;
 }
 
 // ------------------------------------------------------------------ downloads

@@ -20,6 +20,7 @@ mod outbox;
 mod sentiment;
 mod sqlite_queue;
 mod sqlite_store;
+mod usage;
 
 pub use call_records::SqliteCallRecords;
 pub use campaigns::SqliteCampaigns;
@@ -34,6 +35,7 @@ pub use sqlite_queue::{
     DeadLetter, QueueSettings, QueueStats, Received, SqliteQueue, QUEUE_DEDUP_WINDOW_MS,
 };
 pub use sqlite_store::SqliteStore;
+pub use usage::SqliteUsage;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};

@@ -16,3 +16,10 @@ async fn file_store_keeps_the_records_contract() {
     let store = SqliteStore::open(&dir.path().join("charla.db")).expect("open");
     records_contract::run_all(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_usage_keeps_the_usage_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = embedded::SqliteUsage::open(&dir.path().join("charla.db")).expect("open");
+    test_support::usage_contract::run_all(&ledger).await;
+}

@@ -11,3 +11,4 @@ pub mod memory_calls;
 pub mod records_contract;
 pub mod scripted_model;
 pub mod store_contract;
+pub mod usage_contract;

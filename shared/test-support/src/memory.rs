@@ -302,6 +302,75 @@ impl AgentRecords for MemoryRecords {
     }
 }
 
+/// Usage in memory: every event kept, counters summed when read.
+#[derive(Default)]
+pub struct MemoryUsage {
+    events: Mutex<Vec<usage::UsageEvent>>,
+}
+
+impl MemoryUsage {
+    fn events(&self) -> MutexGuard<'_, Vec<usage::UsageEvent>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every event counted, in the order added.
+    pub fn all(&self) -> Vec<usage::UsageEvent> {
+        self.events().clone()
+    }
+}
+
+#[async_trait]
+impl ports::UsageLedger for MemoryUsage {
+    async fn add(&self, event: &usage::UsageEvent) -> Result<()> {
+        let mut events = self.events();
+        if !events
+            .iter()
+            .any(|e| e.user_id == event.user_id && e.id == event.id)
+        {
+            events.push(event.clone());
+        }
+        Ok(())
+    }
+
+    async fn days(&self, from: &str, to: &str) -> Result<Vec<(String, usage::Counters)>> {
+        let mut days: BTreeMap<String, (usage::Counters, Vec<UserId>)> = BTreeMap::new();
+        for e in self.events().iter() {
+            let day = e.day();
+            if day.as_str() < from || day.as_str() > to {
+                continue;
+            }
+            let (counters, users) = days.entry(day).or_default();
+            usage::merge(counters, &e.counters);
+            if !users.contains(&e.user_id) {
+                users.push(e.user_id.clone());
+                *counters
+                    .entry(usage::key::CONVERSATIONS.to_string())
+                    .or_default() += 1;
+            }
+        }
+        Ok(days.into_iter().map(|(d, (c, _))| (d, c)).collect())
+    }
+
+    async fn conversation(&self, user_id: &UserId) -> Result<usage::Counters> {
+        let mut counters = usage::Counters::new();
+        for e in self.events().iter().filter(|e| &e.user_id == user_id) {
+            usage::merge(&mut counters, &e.counters);
+        }
+        Ok(counters)
+    }
+
+    async fn log(&self, user_id: &UserId, from_ms: i64, to_ms: i64) -> Result<Vec<usage::TurnLog>> {
+        let mut log: Vec<usage::TurnLog> = self
+            .events()
+            .iter()
+            .filter(|e| &e.user_id == user_id && e.at_ms >= from_ms && e.at_ms <= to_ms)
+            .filter_map(|e| e.log.clone())
+            .collect();
+        log.sort_by_key(|l| l.at_ms);
+        Ok(log)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +379,11 @@ mod tests {
     #[tokio::test]
     async fn memory_identities_keep_the_identity_contract() {
         crate::identity_contract::run_all(&MemoryIdentities::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_usage_keeps_the_usage_contract() {
+        crate::usage_contract::run_all(&MemoryUsage::default()).await;
     }
 
     #[tokio::test]
