@@ -163,6 +163,7 @@ async fn a_large_upload_is_finished_by_the_dispatcher() {
         sender: None,
         store: conversations.clone(),
         identities: conversations,
+        usage: Arc::new(test_support::memory::MemoryUsage::default()),
         clock: Arc::new(SystemClock),
         settings: Default::default(),
     };

@@ -116,6 +116,7 @@ impl Bot {
                 responder: Arc::new(agent),
                 escalation_queue: escalations.clone(),
                 media: Default::default(),
+                usage: Arc::new(test_support::memory::MemoryUsage::default()),
                 clock: clock.clone(),
                 settings,
             },

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use aws_adapters::{load_whatsapp_secrets, DynamoEscalations, DynamoMediaNotes, DynamoStore};
+use aws_adapters::{
+    load_whatsapp_secrets, DynamoEscalations, DynamoMediaNotes, DynamoStore, DynamoUsage,
+};
 use domain::ports::{MessageSender, SystemClock};
 use domain::Result;
 
@@ -31,7 +33,8 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
             records: store,
             escalations: Arc::new(DynamoEscalations::new(dynamo.clone(), config.table.clone())),
             sender,
-            media_notes: Arc::new(DynamoMediaNotes::new(dynamo, config.table.clone())),
+            media_notes: Arc::new(DynamoMediaNotes::new(dynamo.clone(), config.table.clone())),
+            usage: Arc::new(DynamoUsage::new(dynamo, config.table.clone())),
             clock: Arc::new(SystemClock),
         },
     )

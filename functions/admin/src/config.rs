@@ -2,6 +2,7 @@
 
 use chatwoot::ChatwootPlace;
 
+use domain::usage::Prices;
 use domain::Result;
 use runtime::config::{FromVars, Vars};
 use whatsapp_graph::GraphConfig;
@@ -15,6 +16,9 @@ pub struct Settings {
     pub chatwoot: Option<ChatwootPlace>,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
+    /// `CHARLA_PRICES`: JSON over the default price table
+    /// ([`Prices`]); unset, the defaults.
+    pub prices: Prices,
 }
 
 impl Settings {
@@ -23,6 +27,8 @@ impl Settings {
             graph: GraphConfig::from_vars(vars)?,
             chatwoot: ChatwootPlace::from_vars(vars)?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+            prices: Prices::from_json(&vars.optional("CHARLA_PRICES").unwrap_or_default())
+                .map_err(|e| domain::Error::Config(format!("CHARLA_PRICES: {e}")))?,
         })
     }
 }

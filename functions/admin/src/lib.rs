@@ -16,6 +16,7 @@
 pub mod aws;
 pub mod config;
 pub mod control;
+pub mod stats;
 
 use domain::identity::{self, IdentityLinks};
 use std::sync::Arc;
@@ -24,8 +25,9 @@ use bytes::Bytes;
 use domain::error::{Error, Result};
 use domain::ports::{
     AgentRecords, Clock, ConversationStore, EscalationRecords, HumanDesk, MediaNotes,
-    MessageSender, SystemClock,
+    MessageSender, SystemClock, UsageLedger,
 };
+use domain::usage::{Prices, Summary};
 use domain::{media_pipeline, Conversation, Delivery, Direction, Page, StoredMessage, UserId};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use runtime::config::WhatsAppSecrets;
@@ -39,6 +41,7 @@ pub const MAX_LIMIT: usize = 100;
 const MAX_CURSOR_LEN: usize = 2048;
 
 const LIST_PATH: &str = "/admin/conversations";
+const STATS_PATH: &str = "/admin/stats";
 
 pub struct Deps {
     pub store: Arc<dyn ConversationStore>,
@@ -50,6 +53,9 @@ pub struct Deps {
     /// What the media pipeline understood of a photo, document or voice
     /// note, shown with its message: what the agent saw.
     pub media_notes: Arc<dyn MediaNotes>,
+    /// What was used: `/admin/stats`, and each conversation's turns and cost.
+    pub usage: Arc<dyn UsageLedger>,
+    pub prices: Prices,
 }
 
 /// The adapters admin runs on.
@@ -61,6 +67,7 @@ pub struct Ports {
     /// `None` (no Graph API token): takeover, release and messages answer 404.
     pub sender: Option<Arc<dyn MessageSender>>,
     pub media_notes: Arc<dyn MediaNotes>,
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -86,6 +93,8 @@ impl Deps {
             store: ports.store,
             identities: ports.identities,
             media_notes: ports.media_notes,
+            usage: ports.usage,
+            prices: settings.prices.clone(),
         })
     }
 }
@@ -151,6 +160,7 @@ pub async fn handle_at(deps: &Deps, req: Request<Bytes>, now_ms: i64) -> Respons
 enum Route<'a> {
     List,
     Conversation(&'a str),
+    Stats,
 }
 
 impl Route<'_> {
@@ -158,12 +168,16 @@ impl Route<'_> {
         match self {
             Route::List => "list_conversations",
             Route::Conversation(_) => "get_conversation",
+            Route::Stats => "stats",
         }
     }
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
     let path = path.strip_suffix('/').unwrap_or(path);
+    if path == STATS_PATH {
+        return Some(Route::Stats);
+    }
     if path == LIST_PATH {
         return Some(Route::List);
     }
@@ -180,8 +194,13 @@ async fn serve(
     query: Option<&str>,
     now_ms: i64,
 ) -> Result<serde_json::Value> {
-    let paging = Paging::parse(query)?;
+    // Stats has its own query (`days`).
+    let paging = match route {
+        Route::Stats => Paging::default(),
+        _ => Paging::parse(query)?,
+    };
     match route {
+        Route::Stats => stats::serve(deps.usage.as_ref(), &deps.prices, query, now_ms).await,
         Route::List => {
             let page = deps
                 .store
@@ -217,12 +236,28 @@ async fn serve(
             } else {
                 deps.media_notes.notes(&media).await?
             };
-            Ok(transcript_body(&conversation, page, &notes, now_ms))
+            // The turns logged over this page's messages: from its first
+            // (the start, on the first page) to its last (on, on the last).
+            let from = match paging.cursor {
+                None => 0,
+                Some(_) => page.items.first().map_or(0, |m| m.at_ms),
+            };
+            let to = match &page.next {
+                None => i64::MAX,
+                Some(_) => page.items.last().map_or(i64::MAX, |m| m.at_ms),
+            };
+            let turns = deps.usage.log(&user_id, from, to).await?;
+            let used = deps.usage.conversation(&user_id).await?;
+            let mut body = transcript_body(&conversation, page, &notes, now_ms);
+            body["turns"] = json!(turns.iter().map(TurnView::new).collect::<Vec<_>>());
+            body["usage"] = json!(Summary::of(&used, &deps.prices));
+            body["currency"] = json!(deps.prices.currency);
+            Ok(body)
         }
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Paging {
     limit: usize,
     cursor: Option<String>,
@@ -336,6 +371,35 @@ impl MessageView {
     }
 }
 
+/// A logged turn in the transcript: who answered, with what tools, tokens
+/// and latency, or why people were asked in.
+#[derive(Serialize)]
+struct TurnView<'a> {
+    at: Option<String>,
+    via: &'a str,
+    tools: &'a [String],
+    model_calls: u32,
+    tokens_in: u64,
+    tokens_out: u64,
+    latency_ms: Option<u64>,
+    escalation: Option<&'a str>,
+}
+
+impl<'a> TurnView<'a> {
+    fn new(t: &'a domain::usage::TurnLog) -> Self {
+        TurnView {
+            at: rfc3339(t.at_ms),
+            via: &t.via,
+            tools: &t.tools,
+            model_calls: t.model_calls,
+            tokens_in: t.tokens_in,
+            tokens_out: t.tokens_out,
+            latency_ms: t.latency_ms,
+            escalation: t.escalation.as_deref(),
+        }
+    }
+}
+
 /// Milliseconds since the epoch as RFC 3339 (UTC); `None` when out of range.
 fn rfc3339(ms: i64) -> Option<String> {
     jiff::Timestamp::from_millisecond(ms)
@@ -445,6 +509,8 @@ mod tests {
             identities: Arc::new(test_support::memory::MemoryIdentities::default()),
             control: None,
             media_notes: Arc::new(embedded::SqliteMediaNotes::open_in_memory().expect("notes")),
+            usage: Arc::new(test_support::memory::MemoryUsage::default()),
+            prices: Prices::default(),
         }
     }
 
@@ -681,6 +747,65 @@ mod tests {
             .find(|m| m["wamid"] == "wamid.text")
             .expect("text");
         assert!(text.get("media").is_none(), "{text}");
+    }
+
+    /// Operators see who answered each turn, with what, and what the
+    /// conversation cost; and the day's numbers at `/admin/stats`.
+    #[tokio::test]
+    async fn transcript_shows_the_turns_and_the_cost_and_stats_the_day() {
+        use domain::usage::{Sent, UsageEvent};
+        let store = store_with(0).await;
+        let user = wa(1);
+        store
+            .record_inbound(&inbound(
+                &user,
+                "wamid.in1",
+                "quiero el plan plus",
+                NOW - 10_000,
+            ))
+            .await
+            .expect("recorded");
+        let d = deps(store);
+        let note = domain::ports::TurnNote {
+            via: "model",
+            model_calls: 2,
+            model: "bedrock:anthropic.claude-3-haiku-20240307-v1:0".into(),
+            tokens_in: 4_000,
+            tokens_out: 200,
+            tools: vec!["kb_search"],
+            ..Default::default()
+        };
+        let sent = Sent {
+            messages: 1,
+            templates: 0,
+        };
+        let turn = UsageEvent::turn(&user, "wamid.in1", NOW - 9_000, &note, sent, 1_000);
+        d.usage.add(&turn).await.expect("turn");
+        let handoff = UsageEvent::escalation(&user, "e1", NOW - 8_000, "asked");
+        d.usage.add(&handoff).await.expect("hand-off");
+        let (status, body) = call(&d, get(&format!("/admin/conversations/{user}"))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let turns = body["turns"].as_array().expect("turns");
+        assert_eq!(turns.len(), 2, "{body}");
+        assert_eq!(turns[0]["via"], "model");
+        assert_eq!(turns[0]["tools"], json!(["kb_search"]));
+        assert_eq!(turns[0]["tokens_in"], 4_000);
+        assert_eq!(turns[0]["latency_ms"], 1_000);
+        assert_eq!(turns[1]["escalation"], "asked");
+        assert_eq!(body["usage"]["turns"], 1);
+        assert_eq!(body["usage"]["escalations"]["asked"], 1);
+        let cost = body["usage"]["cost"]["total"].as_f64().expect("cost");
+        // 4,000 in at $0.25/M, 200 out at $1.25/M, one turn of AWS.
+        assert!(
+            (cost - (0.001 + 0.000_25 + 0.000_012)).abs() < 1e-9,
+            "{cost}"
+        );
+        let (status, stats) = call(&d, get("/admin/stats?days=2")).await;
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        assert_eq!(stats["days"].as_array().map(Vec::len), Some(2));
+        assert_eq!(stats["totals"]["turns"], 1);
+        let (status, _) = call(&d, get("/admin/stats?days=0")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

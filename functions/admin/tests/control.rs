@@ -86,6 +86,8 @@ async fn harness(with_control: bool) -> H {
             identities: store.clone(),
             control,
             media_notes: Arc::new(embedded::SqliteMediaNotes::open_in_memory().expect("notes")),
+            usage: Arc::new(test_support::memory::MemoryUsage::default()),
+            prices: Default::default(),
         },
         store,
         escalations,

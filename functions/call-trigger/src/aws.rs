@@ -31,7 +31,8 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
                 config.table.clone(),
             ))),
             store,
-            calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
+            calls: Arc::new(DynamoCallRecords::new(dynamo.clone(), config.table.clone())),
+            usage: Arc::new(aws_adapters::DynamoUsage::new(dynamo, config.table.clone())),
             sender: Arc::new(
                 settings
                     .graph

@@ -76,6 +76,7 @@ async fn harness(now: i64) -> Harness {
         calls: calls.clone(),
         provider: provider.clone(),
         sender: outbox.clone(),
+        usage: Arc::new(test_support::memory::MemoryUsage::default()),
         clock: clock.clone(),
         settings: call_lifecycle::Settings::new(None, &profile()),
     };

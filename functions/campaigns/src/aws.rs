@@ -45,7 +45,8 @@ pub async fn dispatcher(
         .map(|c| Arc::new(c) as Arc<dyn MessageSender>);
     Ok(Dispatcher {
         campaigns: Arc::new(DynamoCampaigns::new(dynamo.clone(), config.table.clone())),
-        calls: Arc::new(DynamoCallRecords::new(dynamo, config.table.clone())),
+        calls: Arc::new(DynamoCallRecords::new(dynamo.clone(), config.table.clone())),
+        usage: Arc::new(aws_adapters::DynamoUsage::new(dynamo, config.table.clone())),
         call_queue: Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             config.call_queue_url.clone(),

@@ -67,6 +67,8 @@ pub struct Dispatcher {
     /// The template is recorded in the contact's conversation.
     pub store: Arc<dyn ConversationStore>,
     pub identities: Arc<dyn IdentityLinks>,
+    /// Templates sent: what Meta charges for, in the numbers and costs.
+    pub usage: Arc<dyn domain::ports::UsageLedger>,
     pub clock: Arc<dyn Clock>,
     pub settings: DispatchSettings,
 }
@@ -451,6 +453,12 @@ async fn template(
     .await;
     match sent {
         Ok(wamid) => {
+            let sent = domain::usage::Sent {
+                messages: 0,
+                templates: 1,
+            };
+            let used = domain::usage::UsageEvent::sent(&user, &wamid, now, sent);
+            runtime::usage::record(d.usage.as_ref(), &used).await;
             let mut noted = claimed.next();
             if let Some(last) = noted.attempts.last_mut() {
                 last.reference = Some(wamid);

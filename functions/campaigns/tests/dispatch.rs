@@ -44,6 +44,7 @@ fn harness() -> H {
         sender: Some(outbox.clone()),
         store: store.clone(),
         identities: store.clone(),
+        usage: Arc::new(test_support::memory::MemoryUsage::default()),
         clock: clock.clone(),
         settings: DispatchSettings {
             phone_number_id: Some("106540352242922".into()),
@@ -302,6 +303,7 @@ async fn two_dispatchers_at_once_claim_each_contact_once() {
         sender: h.d.sender.clone(),
         store: h.d.store.clone(),
         identities: h.d.identities.clone(),
+        usage: h.d.usage.clone(),
         clock: h.d.clock.clone(),
         settings: h.d.settings.clone(),
     };

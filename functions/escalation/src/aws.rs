@@ -29,7 +29,8 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         Ports {
             store: store.clone(),
             records: store,
-            escalations: Arc::new(DynamoEscalations::new(dynamo, config.table.clone())),
+            escalations: Arc::new(DynamoEscalations::new(dynamo.clone(), config.table.clone())),
+            usage: Arc::new(aws_adapters::DynamoUsage::new(dynamo, config.table.clone())),
             sentiment: Arc::new(ComprehendSentiment::new(aws_sdk_comprehend::Client::new(
                 sdk,
             ))),

@@ -42,8 +42,9 @@ use domain::handoff::{
 };
 use domain::ports::{
     send_and_record, AgentRecords, Clock, ConversationStore, DeskRef, EscalationRecords, HumanDesk,
-    MessageSender, Notifier, Queue, QueueMessage, SentimentAnalyzer, Timers,
+    MessageSender, Notifier, Queue, QueueMessage, SentimentAnalyzer, Timers, UsageLedger,
 };
+use domain::usage::UsageEvent;
 use domain::whatsapp::outbound::{OutboundMessage, ReplyButton};
 use domain::{Conversation, ConversationState, Direction, HandoffRequest, UserId};
 use domain::{Error, Result};
@@ -117,6 +118,8 @@ pub struct Deps {
     pub timers: Option<Arc<dyn Timers>>,
     /// Where call-backs go (text-ai's call queue); `None`: none offered.
     pub call_queue: Option<Arc<dyn Queue>>,
+    /// Hand-offs by reason, for the numbers and the transcript's timeline.
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -132,6 +135,7 @@ pub struct Ports {
     pub sender: Arc<dyn MessageSender>,
     pub timers: Arc<dyn Timers>,
     pub call_queue: Arc<dyn Queue>,
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -165,6 +169,7 @@ impl Deps {
             sender: ports.sender,
             timers: Some(ports.timers),
             call_queue: Some(ports.call_queue),
+            usage: ports.usage,
             clock: ports.clock,
             settings,
         })
@@ -415,6 +420,8 @@ async fn escalate(
     let reasons = open.reasons.clone();
     let reason = reasons.first().map_or("unknown", |r| r.code());
     observability::count_by(observability::Metric::Escalated, "Reason", reason, 1);
+    let event = UsageEvent::escalation(&user_id, id, open.opened_at_ms, reason);
+    runtime::usage::record(deps.usage.as_ref(), &event).await;
 
     let transcript = transcript(deps, &user_id).await?;
     if let Some(hd) = &deps.desk {

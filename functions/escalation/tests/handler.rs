@@ -19,7 +19,7 @@ use domain::{Error, Result};
 use embedded::{LexiconSentiment, SqliteEscalations, SqliteStore};
 use escalation::webhook::{self, WebhookDeps};
 use escalation::{handle_batch, handle_message, Deps, Outcome, Settings};
-use test_support::memory::{FixedClock, MemoryQueue};
+use test_support::memory::{FixedClock, MemoryQueue, MemoryUsage};
 
 const USER: &str = "5491155551234";
 const PHONE: &str = "106540352242922";
@@ -143,6 +143,7 @@ struct H {
     notices: Arc<Notices>,
     timers: Arc<Clockwork>,
     calls: Arc<MemoryQueue>,
+    usage: Arc<MemoryUsage>,
     clock: Arc<FixedClock>,
 }
 
@@ -168,6 +169,7 @@ async fn harness() -> H {
     );
     let calls = Arc::new(MemoryQueue::default());
     let clock = Arc::new(FixedClock::at(OPEN_NOW));
+    let usage = Arc::new(MemoryUsage::default());
     store
         .record_inbound(&NewInbound {
             wamid: "wamid.IN1".into(),
@@ -194,6 +196,7 @@ async fn harness() -> H {
             sender: sender.clone(),
             timers: Some(timers.clone()),
             call_queue: Some(calls.clone()),
+            usage: usage.clone(),
             clock: clock.clone(),
             settings: settings(),
         },
@@ -204,6 +207,7 @@ async fn harness() -> H {
         notices,
         timers,
         calls,
+        usage,
         clock,
     }
 }
@@ -271,6 +275,12 @@ async fn an_angry_turn_escalates_once_even_when_redelivered() {
     assert_eq!(decisions.len(), 1);
     assert!(decisions[0].decision.escalate);
     assert_eq!(decisions[0].sentiment.as_deref(), Some("negative"));
+    // Counted once, by its first reason, and shown in the timeline.
+    let used = h.usage.all();
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(used[0].counters["escalation.very_negative"], 1);
+    let logged = used[0].log.as_ref().and_then(|l| l.escalation.as_deref());
+    assert_eq!(logged, Some("very_negative"));
 }
 
 #[tokio::test]

@@ -67,10 +67,8 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
         None => MediaEncryption::S3Managed,
     };
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let conversations = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        config.table.clone(),
-    ));
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let conversations = Arc::new(DynamoStore::new(dynamo.clone(), config.table.clone()));
     let sender = Arc::new(config.settings.graph.client(Some(&token), "media")?);
     Deps::new(
         &config.settings,
@@ -83,6 +81,7 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
             sender,
             text_queue: Arc::new(SqsQueue::new(sqs.clone(), config.text_queue_url.clone())),
             escalation_queue: Arc::new(SqsQueue::new(sqs, config.escalation_queue_url.clone())),
+            usage: Arc::new(aws_adapters::DynamoUsage::new(dynamo, config.table.clone())),
             clock: Arc::new(SystemClock),
         },
     )

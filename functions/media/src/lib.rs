@@ -31,8 +31,9 @@ use domain::media_pipeline::*;
 use domain::ports::{
     AgentRecords, Clock, ConversationStore, DocumentReader, ImageAnalyzer, MediaNotes,
     MediaPipeline, MediaSource, MediaStore, MessageSender, PipelineStart, Queue, QueueMessage,
-    Transcriber,
+    Transcriber, UsageLedger,
 };
+use domain::usage::UsageEvent;
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::{
     ClaimOutcome, ConversationState, HandoffRequest, SentRecord, TurnJob, TurnRecord, TurnState,
@@ -103,6 +104,8 @@ pub struct Deps {
     pub text_queue: Arc<dyn Queue>,
     /// Unsafe content hands the conversation to people for review.
     pub escalation_queue: Arc<dyn Queue>,
+    /// Media analysed, by kind, for the numbers and costs.
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
     pub salt: MediaKeySalt,
     pub settings: Settings,
@@ -127,6 +130,7 @@ pub struct Ports {
     pub sender: Arc<dyn MessageSender>,
     pub text_queue: Arc<dyn Queue>,
     pub escalation_queue: Arc<dyn Queue>,
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -169,6 +173,7 @@ impl Deps {
             sender: ports.sender,
             text_queue: ports.text_queue,
             escalation_queue: ports.escalation_queue,
+            usage: ports.usage,
             clock: ports.clock,
             salt,
             settings: Settings {
@@ -429,7 +434,22 @@ async fn deliver(deps: &Deps, job: &MediaJob) -> Result<()> {
         job.media.kind.as_str(),
         1,
     );
+    count_analysed(deps, job).await;
     release_turn(deps, job).await
+}
+
+/// Media that reached an analyser (stored), understood or not, is what
+/// costs: a file refused before (too large, expired) is not counted.
+async fn count_analysed(deps: &Deps, job: &MediaJob) {
+    if job.stored.is_some() {
+        let event = UsageEvent::media(
+            &job.media.user_id,
+            &job.media.wamid,
+            deps.clock.now_ms(),
+            job.media.kind.as_str(),
+        );
+        runtime::usage::record(deps.usage.as_ref(), &event).await;
+    }
 }
 
 /// Not understood: noted, the user told once, the turn queued again.
@@ -451,6 +471,7 @@ async fn fail(deps: &Deps, job: &MediaJob) -> Result<()> {
         job.media.kind.as_str(),
         1,
     );
+    count_analysed(deps, job).await;
     deps.notes
         .record_note(
             &job.media.wamid,

@@ -143,6 +143,7 @@ async fn download_hash_store_of_100_mb() {
             })
             .expect("queue"),
         ),
+        usage: Arc::new(test_support::memory::MemoryUsage::default()),
         clock: Arc::new(SystemClock),
         salt: MediaKeySalt::parse(SecretString::from("measure-salt-0123456789")).expect("salt"),
         settings: Settings {

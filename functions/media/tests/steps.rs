@@ -56,6 +56,7 @@ struct Harness {
     outbox: Arc<Outbox>,
     queue: Arc<SqliteQueue>,
     escalations: Arc<MemoryQueue>,
+    usage: Arc<test_support::memory::MemoryUsage>,
     dir: tempfile::TempDir,
 }
 
@@ -75,6 +76,7 @@ fn harness(graph: &str, notes_override: Option<Arc<dyn MediaNotes>>) -> Harness 
         .expect("queue"),
     );
     let escalations = Arc::new(MemoryQueue::default());
+    let usage = Arc::new(test_support::memory::MemoryUsage::default());
     let deps = Deps {
         source: Arc::new(
             GraphMedia::new(
@@ -95,6 +97,7 @@ fn harness(graph: &str, notes_override: Option<Arc<dyn MediaNotes>>) -> Harness 
         sender: outbox.clone(),
         text_queue: queue.clone(),
         escalation_queue: escalations.clone(),
+        usage: usage.clone(),
         clock: Arc::new(FixedClock::at(NOW_MS)),
         salt: MediaKeySalt::parse(SecretString::from("test-media-salt-0123456789")).expect("salt"),
         settings: Settings {
@@ -110,6 +113,7 @@ fn harness(graph: &str, notes_override: Option<Arc<dyn MediaNotes>>) -> Harness 
         outbox,
         queue,
         escalations,
+        usage,
         dir,
     }
 }
@@ -298,6 +302,9 @@ async fn deliver_notes_the_description_and_queues_the_held_turn_once() {
     assert_eq!(job.wamid, WAMID, "keyed by the first unanswered message");
     assert_eq!(jobs[0].group_id, format!("106540352242922:{USER}"));
     assert!(h.outbox.all_since(0).is_empty(), "nothing said to the user");
+    let used = h.usage.all();
+    assert_eq!(used.len(), 1, "analysed once, counted once: {used:?}");
+    assert_eq!(used[0].counters["media.image"], 1);
 }
 
 #[tokio::test]
@@ -342,6 +349,7 @@ async fn fail_tells_the_user_once_and_releases_the_later_text() {
             summary: "too large".into()
         }
     );
+    assert!(h.usage.all().is_empty(), "refused before analysis: no cost");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aws_adapters::{load_whatsapp_secrets, DynamoMediaNotes, DynamoStore, SqsQueue};
+use aws_adapters::{load_whatsapp_secrets, DynamoMediaNotes, DynamoStore, DynamoUsage, SqsQueue};
 use domain::ports::{MediaNotes, SystemClock};
 use domain::Result;
 use runtime::config::WhatsAppSecrets;
@@ -51,6 +51,7 @@ pub fn ports(
         call_queue: Arc::new(SqsQueue::new(sqs.clone(), r.call_queue_url.clone())),
         escalation_queue: Arc::new(SqsQueue::new(sqs, r.escalation_queue_url.clone())),
         media_notes,
+        usage: Arc::new(DynamoUsage::new(dynamo.clone(), r.table.clone())),
         clock: Arc::new(SystemClock),
     })
 }

@@ -26,8 +26,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::ports::{
     AgentRecords, CampaignStore, Clock, ConversationStore, MediaNotes, MessageSender, Queue,
-    Responder, TurnInput, TurnNote,
+    Responder, TurnInput, TurnNote, UsageLedger,
 };
+use domain::usage::{Sent, UsageEvent};
 use domain::whatsapp::errors::GraphErrorClass;
 use domain::whatsapp::outbound::OutboundMessage;
 use domain::{ClaimOutcome, SentRecord, TurnJob, TurnRecord, TurnState};
@@ -81,6 +82,8 @@ pub struct Deps {
     pub escalation_queue: Arc<dyn Queue>,
     /// Media messages hold the turn until the media pipeline noted them.
     pub media: media_hold::MediaHold,
+    /// What each answered turn used, for the numbers and costs.
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -98,6 +101,7 @@ pub struct Ports {
     pub escalation_queue: Arc<dyn Queue>,
     /// `None`: no media pipeline; media messages are plain turns.
     pub media_notes: Option<Arc<dyn MediaNotes>>,
+    pub usage: Arc<dyn UsageLedger>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -153,6 +157,7 @@ impl Deps {
                 notes: ports.media_notes,
                 hold_ms: settings.media_hold_ms,
             },
+            usage: ports.usage,
             clock: ports.clock,
             settings,
         })
@@ -355,7 +360,19 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     };
     let outcome = send_turn(deps, turn.clone()).await?;
     if let Outcome::Answered { .. } = &outcome {
-        turn_metrics(&note, &pending, deps.clock.now_ms());
+        let now = deps.clock.now_ms();
+        let latency = turn_metrics(&note, &pending, now);
+        let templates = turn
+            .replies
+            .iter()
+            .filter(|r| !r.needs_open_window())
+            .count() as u64;
+        let sent = Sent {
+            messages: turn.replies.len() as u64 - templates,
+            templates,
+        };
+        let event = UsageEvent::turn(&job.user_id, &turn.turn_id, now, &note, sent, latency);
+        runtime::usage::record(deps.usage.as_ref(), &event).await;
         // After the answer: a failure here must not fail the job (its retry
         // would find the turn sent and stop), so it is logged and counted.
         if let Err(e) = escalation_hook::turn_answered(
@@ -374,8 +391,9 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// What an answered turn used, and how long the user waited for it.
-fn turn_metrics(note: &TurnNote, pending: &[domain::StoredMessage], now_ms: i64) {
+/// What an answered turn used, and how long the user waited for it (ms,
+/// returned).
+fn turn_metrics(note: &TurnNote, pending: &[domain::StoredMessage], now_ms: i64) -> u64 {
     use observability::Metric;
     let via = if note.via.is_empty() {
         "other"
@@ -397,6 +415,7 @@ fn turn_metrics(note: &TurnNote, pending: &[domain::StoredMessage], now_ms: i64)
         (Metric::TokensIn, note.tokens_in as f64),
         (Metric::TokensOut, note.tokens_out as f64),
     ]);
+    waited as u64
 }
 
 fn window_closed_replies(deps: &Deps) -> Vec<OutboundMessage> {

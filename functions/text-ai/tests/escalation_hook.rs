@@ -105,6 +105,7 @@ fn deps(store: Arc<SqliteStore>, queue: Arc<MemoryQueue>, sender: Arc<Sender>) -
         responder: Arc::new(Confused),
         escalation_queue: queue,
         media: Default::default(),
+        usage: Arc::new(test_support::memory::MemoryUsage::default()),
         clock: Arc::new(SystemClock),
         settings: Settings {
             debounce_ms: 0,

@@ -12,7 +12,7 @@ use domain::whatsapp::outbound::OutboundMessage;
 use domain::{Error, Result};
 use domain::{NewInbound, TurnJob, UserId, WINDOW_MS};
 use embedded::SqliteStore;
-use test_support::memory::MemoryQueue;
+use test_support::memory::{MemoryQueue, MemoryUsage};
 use text_ai::{handle_batch, handle_job, Deps, Outcome, Settings};
 
 const USER: &str = "5491155551234";
@@ -87,11 +87,13 @@ struct H {
     deps: Deps,
     store: Arc<SqliteStore>,
     sender: Arc<RecordingSender>,
+    usage: Arc<MemoryUsage>,
 }
 
 fn harness(responder: Arc<dyn Responder>, settings: Settings) -> H {
     let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
     let sender = Arc::new(RecordingSender::default());
+    let usage = Arc::new(MemoryUsage::default());
     H {
         deps: Deps {
             store: store.clone(),
@@ -101,11 +103,13 @@ fn harness(responder: Arc<dyn Responder>, settings: Settings) -> H {
             responder,
             escalation_queue: Arc::new(MemoryQueue::default()),
             media: Default::default(),
+            usage: usage.clone(),
             clock: Arc::new(SystemClock),
             settings,
         },
         store,
         sender,
+        usage,
     }
 }
 
@@ -172,6 +176,32 @@ async fn a_message_is_answered_and_a_redelivery_is_not_answered_again() {
         .await
         .expect("transcript");
     assert_eq!(transcript.items.len(), 2, "the question and the answer");
+}
+
+/// The numbers and costs: an answered turn is counted once, with what it
+/// sent; a redelivery adds nothing.
+#[tokio::test]
+async fn an_answered_turn_records_its_usage_once() {
+    let responder = Arc::new(Scripted {
+        parts: vec![text("one"), text("two")],
+        seen: Mutex::new(Vec::new()),
+    });
+    let h = harness(responder, quick());
+    let job = user_says(&h.store, "wamid.U", "hola", now()).await;
+    handle_job(&h.deps, &job).await.expect("answered");
+    handle_job(&h.deps, &job).await.expect("redelivered");
+    let events = h.usage.all();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e.id, "turn:wamid.U");
+    assert_eq!(e.user_id, wa());
+    assert_eq!(e.counters["turns"], 1);
+    assert_eq!(e.counters["messages_sent"], 2);
+    assert_eq!(
+        e.counters["via.other"], 1,
+        "a responder that does not say who answered"
+    );
+    assert!(e.log.as_ref().and_then(|l| l.latency_ms).is_some());
 }
 
 #[tokio::test]
@@ -296,6 +326,7 @@ async fn handle_part_then_fail(h: &H, job: &TurnJob, e: Error) -> Result<Outcome
         responder: h.deps.responder.clone(),
         escalation_queue: h.deps.escalation_queue.clone(),
         media: h.deps.media.clone(),
+        usage: h.deps.usage.clone(),
         clock: h.deps.clock.clone(),
         settings: h.deps.settings.clone(),
     };

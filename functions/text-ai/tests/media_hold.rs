@@ -56,6 +56,7 @@ fn harness() -> H {
             notes: Some(notes.clone()),
             hold_ms: 60_000,
         },
+        usage: Arc::new(test_support::memory::MemoryUsage::default()),
         clock: clock.clone(),
         settings: Settings {
             debounce_ms: 0,

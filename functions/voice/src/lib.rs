@@ -64,6 +64,7 @@ pub struct Ports {
     pub call_queue: Arc<dyn domain::ports::Queue>,
     pub escalation_queue: Arc<dyn domain::ports::Queue>,
     pub archive: Arc<dyn domain::ports::PayloadArchive>,
+    pub usage: Arc<dyn domain::ports::UsageLedger>,
     pub clock: Arc<dyn domain::ports::Clock>,
 }
 
@@ -100,6 +101,7 @@ impl Deps {
                 campaigns: ports.campaigns,
                 calls: ports.calls,
                 sender: ports.sender,
+                usage: ports.usage,
                 clock: ports.clock,
             },
         )?;
@@ -487,6 +489,14 @@ async fn step(deps: &Deps, record: &CallRecord, event: &VoiceEvent) -> Result<St
                 outcome.as_str(),
                 1,
             );
+            let used = domain::usage::UsageEvent::call(
+                &record.context.user_id,
+                &event.call_id,
+                now,
+                outcome.as_str(),
+                u64::from(duration_secs.unwrap_or(0)),
+            );
+            runtime::usage::record(c.usage.as_ref(), &used).await;
             if record.context.campaign.is_some() {
                 // One attempt per record: the campaign's rules retry.
                 next.outcome = Some(outcome);

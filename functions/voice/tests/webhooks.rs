@@ -44,6 +44,7 @@ struct H {
     outbox: Arc<Outbox>,
     clock: Arc<FixedClock>,
     campaigns: Arc<embedded::SqliteCampaigns>,
+    usage: Arc<test_support::memory::MemoryUsage>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,6 +63,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
     let archive = Arc::new(MemoryArchive::default());
     let outbox = Arc::new(Outbox::open(dir.path()).expect("outbox"));
     let clock = Arc::new(FixedClock::at(NOW));
+    let usage = Arc::new(test_support::memory::MemoryUsage::default());
     let profile = Arc::new(profile());
     let wa = UserId::parse(ANA).expect("wa");
     store
@@ -108,6 +110,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
             calls: calls.clone(),
             provider: Arc::new(NoProvider),
             sender: outbox.clone(),
+            usage: usage.clone(),
             clock: clock.clone(),
             settings: call_lifecycle::Settings::new(None, &profile),
         }),
@@ -125,6 +128,7 @@ async fn harness(call_id: Option<&str>, provider: ProviderKind) -> H {
         outbox,
         clock,
         campaigns,
+        usage,
         _dir: dir,
     }
 }
@@ -364,6 +368,12 @@ async fn the_end_of_call_report_stores_the_transcript_and_follows_up_once() {
         .notes
         .as_deref()
         .is_some_and(|n| n.starts_with("call completed"))));
+    // Counted once (the report came twice), with its minutes.
+    let used = h.usage.all();
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(used[0].user_id, wa);
+    assert_eq!(used[0].counters["call.completed"], 1);
+    assert!(used[0].counters["call_seconds"] > 0, "{used:?}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use domain::Result;
 use embedded::{
     FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
     QueueSettings, QueueTimers, SqliteCallRecords, SqliteCampaigns, SqliteEscalations,
-    SqliteMediaNotes, SqliteQueue, SqliteStore,
+    SqliteMediaNotes, SqliteQueue, SqliteStore, SqliteUsage,
 };
 use secrecy::SecretString;
 use tracing::info;
@@ -147,6 +147,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
     let media = crate::media_pipeline::open(settings)?;
     let files = FileMediaStore::open(&settings.data_dir.join("media"))?;
     let media_notes = Arc::new(SqliteMediaNotes::open(&db)?);
+    let usage = Arc::new(SqliteUsage::open(&db)?);
     let media_deps = media::Deps::new(
         &settings.media,
         media_token(settings),
@@ -164,6 +165,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             sender: sender.clone(),
             text_queue: text.clone(),
             escalation_queue: escalations.clone(),
+            usage: usage.clone(),
             clock: clock.clone(),
         },
     )?;
@@ -180,6 +182,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             call_queue: calls.clone(),
             escalation_queue: escalations.clone(),
             media_notes: Some(media_notes.clone()),
+            usage: usage.clone(),
             clock: clock.clone(),
         },
         None,
@@ -195,6 +198,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             escalations: escalation_records.clone(),
             sender: Some(sender.clone()),
             media_notes: media_notes.clone(),
+            usage: usage.clone(),
             clock: clock.clone(),
         },
     )?;
@@ -211,6 +215,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             sender: sender.clone(),
             timers: Arc::new(QueueTimers::new((*timers).clone())),
             call_queue: calls.clone(),
+            usage: usage.clone(),
             clock: clock.clone(),
         },
     )?;
@@ -236,6 +241,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
                 call_queue: calls.clone(),
                 escalation_queue: escalations.clone(),
                 archive: archive.clone(),
+                usage: usage.clone(),
                 clock: clock.clone(),
             },
             None,
@@ -249,6 +255,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         sender: Some(sender),
         store: store.clone(),
         identities: store.clone(),
+        usage: usage.clone(),
         clock: clock.clone(),
         settings: settings.dispatch.clone(),
     };

@@ -62,6 +62,8 @@ pub struct Deps {
     pub calls: Arc<dyn CallRecords>,
     pub provider: Arc<dyn VoiceProvider>,
     pub sender: Arc<dyn MessageSender>,
+    /// Calls by outcome and their minutes, for the numbers and costs.
+    pub usage: Arc<dyn domain::ports::UsageLedger>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -74,6 +76,7 @@ pub struct Ports {
     pub campaigns: Option<Arc<dyn CampaignStore>>,
     pub calls: Arc<dyn CallRecords>,
     pub sender: Arc<dyn MessageSender>,
+    pub usage: Arc<dyn domain::ports::UsageLedger>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -104,6 +107,7 @@ impl Deps {
             calls: ports.calls,
             provider: provider(&config.voice, profile)?,
             sender: ports.sender,
+            usage: ports.usage,
             clock: ports.clock,
             settings: Settings::new(config.calling_hours, profile),
         })

@@ -9,3 +9,4 @@ pub mod lambda_http_glue;
 pub mod observability;
 #[cfg(feature = "sqs-batch")]
 pub mod sqs_batch;
+pub mod usage;

@@ -100,6 +100,8 @@ metrics! {
     ToolCalls: "Count",
     TurnFailed: "Count",
     TurnEventLost: "Count",
+    /// Usage that could not be counted (the numbers and costs miss it).
+    UsageLost: "Count",
     ReplyRefused: "Count",
     /// Graph API errors, by `Code`.
     GraphErrors: "Count",

@@ -465,6 +465,24 @@ async fn an_answered_turn_that_the_policy_escalates_goes_to_people() {
         "nothing was published on the escalation topic\n{}",
         stack.diagnostics()
     );
+    // What it used, as text-ai and escalation recorded it in the table: the
+    // transcript's timeline and cost, and the day's numbers.
+    let (_, conversation) =
+        admin_get(&stack, &format!("conversations/{user}"), Some(ADMIN_KEY)).await;
+    let turns = conversation["turns"].as_array().cloned().unwrap_or_default();
+    assert!(
+        turns.iter().any(|t| t["via"] == "playbook")
+            && turns.iter().any(|t| t["escalation"].is_string()),
+        "the timeline lacks the turn or the hand-off: {conversation}\n{}",
+        stack.diagnostics()
+    );
+    assert_eq!(conversation["usage"]["turns"], 1, "{conversation}");
+    let (status, stats) = admin_get(&stack, "stats?days=1", Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["totals"]["turns"], 1, "{stats}");
+    assert_eq!(stats["totals"]["conversations"], 1, "{stats}");
+    assert_eq!(stats["totals"]["playbook_turns"], 1, "{stats}");
+    assert!(stats["totals"]["cost"]["aws"].as_f64() > Some(0.0), "{stats}");
     stack.teardown().await;
 }
 
