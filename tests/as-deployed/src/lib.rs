@@ -12,6 +12,7 @@
 //! scripts/test` sets both).
 
 pub mod aws;
+pub mod counting;
 pub mod error;
 pub mod event_sources;
 pub mod fakes;

@@ -36,6 +36,27 @@ pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
     })
 }
 
+/// A `statuses` webhook: `wamid` (sent to `user_id`) is now `status`
+/// (`sent`, `delivered`, `read`), as Meta reports each message sent.
+pub fn status_webhook(user_id: &str, wamid: &str, status: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
+                "statuses": [{
+                    "id": wamid,
+                    "status": status,
+                    "timestamp": now_secs().to_string(),
+                    "recipient_id": user_id,
+                }],
+            }}],
+        }],
+    })
+}
+
 pub fn text_message(user_id: &str, wamid: &str, body: &str) -> Value {
     json!({
         "from": user_id,

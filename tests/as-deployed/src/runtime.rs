@@ -160,6 +160,9 @@ impl Drop for Instance {
 pub struct Function {
     pub spec: FunctionSpec,
     instance: Mutex<Option<Instance>>,
+    /// How long each invocation took, from the event handed over to the
+    /// answer (what Lambda bills), for the bill of materials.
+    durations: StdMutex<Vec<Duration>>,
 }
 
 fn now_ms() -> u128 {
@@ -264,6 +267,7 @@ impl Function {
         Function {
             spec,
             instance: Mutex::new(None),
+            durations: StdMutex::new(Vec::new()),
         }
     }
 
@@ -383,6 +387,7 @@ impl Function {
         }
         let body = serde_json::to_vec(payload).unwrap_or_default();
         let timeout = self.spec.timeout;
+        let started = std::time::Instant::now();
         let _ = inst.invocations.send(Invocation {
             id,
             payload: body,
@@ -396,6 +401,9 @@ impl Function {
                 _ = tokio::time::sleep(timeout) => Err(String::new()),
             }
         };
+        if let Ok(mut d) = self.durations.lock() {
+            d.push(started.elapsed());
+        }
         match outcome {
             Ok(Ok(Outcome::Response(bytes))) => {
                 if bytes.is_empty() {
@@ -439,6 +447,20 @@ impl Function {
                 Err(self.crashed(what))
             }
         }
+    }
+
+    /// Every invocation's duration so far.
+    pub fn durations(&self) -> Vec<Duration> {
+        self.durations.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The configured memory (MB), as Lambda gives it to the function.
+    pub fn memory_mb(&self) -> u64 {
+        self.spec
+            .env
+            .get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(128)
     }
 
     /// Stops the instance (the process is killed).

@@ -469,7 +469,10 @@ async fn an_answered_turn_that_the_policy_escalates_goes_to_people() {
     // transcript's timeline and cost, and the day's numbers.
     let (_, conversation) =
         admin_get(&stack, &format!("conversations/{user}"), Some(ADMIN_KEY)).await;
-    let turns = conversation["turns"].as_array().cloned().unwrap_or_default();
+    let turns = conversation["turns"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         turns.iter().any(|t| t["via"] == "playbook")
             && turns.iter().any(|t| t["escalation"].is_string()),
@@ -482,7 +485,10 @@ async fn an_answered_turn_that_the_policy_escalates_goes_to_people() {
     assert_eq!(stats["totals"]["turns"], 1, "{stats}");
     assert_eq!(stats["totals"]["conversations"], 1, "{stats}");
     assert_eq!(stats["totals"]["playbook_turns"], 1, "{stats}");
-    assert!(stats["totals"]["cost"]["aws"].as_f64() > Some(0.0), "{stats}");
+    assert!(
+        stats["totals"]["cost"]["aws"].as_f64() > Some(0.0),
+        "{stats}"
+    );
     stack.teardown().await;
 }
 
@@ -1134,5 +1140,210 @@ async fn a_reply_to_a_campaign_template_brings_its_call_forward() {
         "the reply did not bring the call forward\n{}",
         stack.diagnostics()
     );
+    stack.teardown().await;
+}
+
+// ------------------------------------------------------ bill of materials
+
+/// us-east-1 list prices (USD): Lambda arm64 per GB-second and per request,
+/// the HTTP API per request, SQS FIFO per request, DynamoDB on demand per
+/// write and read unit, CloudWatch Logs per GB ingested.
+const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
+const SQS_REQUEST: f64 = 0.50 / 1e6;
+const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
+const DYNAMODB_READ_UNIT: f64 = 0.125 / 1e6;
+const LOGS_GB: f64 = 0.50;
+
+/// What 1,000 conversations of the demo profile (no model) cost on AWS,
+/// measured on the stack as template.yaml deploys it: each conversation is
+/// a new user's four messages, each reply reported sent, delivered and read
+/// as Meta does. Lambda time is each invocation's measured duration at the
+/// template's memory; DynamoDB and SQS requests are counted by a proxy in
+/// front of moto; the HTTP API counts every webhook; logs are the bytes the
+/// functions wrote. Run by `scripts/bill` (release binaries); prints the
+/// table the README's cost section shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement: scripts/bill runs it"]
+async fn bill_of_materials_per_conversation() {
+    use futures::StreamExt;
+    let conversations: usize = std::env::var("CHARLA_BILL_CONVERSATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let moto = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT");
+    let proxy = as_deployed::counting::CountingProxy::start(&moto)
+        .await
+        .expect("counting proxy");
+    let graph = FakeGraph::start().await;
+    let stack = deploy(
+        options(&graph)
+            // The template's default: text-ai waits this long for more
+            // messages of a burst, and Lambda bills the wait.
+            .parameter("DebounceMs", "1500")
+            .endpoint("DYNAMODB", &proxy.url)
+            .endpoint("SQS", &proxy.url),
+    )
+    .await;
+    let turns = [
+        "hola",
+        "¿cuáles son los horarios?",
+        "¿hacen envíos a Córdoba?",
+        "gracias",
+    ];
+    let webhooks = std::sync::atomic::AtomicU64::new(0);
+    futures::stream::iter(0..conversations)
+        .for_each_concurrent(4, |_| async {
+            let user = meta::new_user_id();
+            for text in turns {
+                let before = graph.messages_to(&user).await.len();
+                assert_eq!(say(&stack, &user, &meta::new_wamid(), text).await, 200);
+                webhooks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let answered = until(WAIT, || async {
+                    graph.messages_to(&user).await.len() > before
+                })
+                .await;
+                assert!(answered, "{text:?} not answered\n{}", stack.diagnostics());
+            }
+            let (_, conversation) =
+                admin_get(&stack, &format!("conversations/{user}"), Some(ADMIN_KEY)).await;
+            let sent: Vec<String> = conversation["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["direction"] == "outbound")
+                .filter_map(|m| m["wamid"].as_str().map(str::to_string))
+                .collect();
+            for wamid in sent {
+                for status in ["sent", "delivered", "read"] {
+                    let body = serde_json::to_vec(&meta::status_webhook(&user, &wamid, status))
+                        .unwrap_or_default();
+                    assert_eq!(post_signed(&stack, &body).await, 200);
+                    webhooks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+        .await;
+    // Every answered turn goes on to the escalation function: wait until
+    // nothing has been invoked for a while.
+    let invoked = || -> usize { stack.functions.values().map(|f| f.durations().len()).sum() };
+    let mut last = invoked();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = invoked();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+
+    let n = conversations as f64;
+    let per_1000 = 1000.0 / n;
+    println!("\nBill of materials: {conversations} conversations of the demo profile (no model), 4 messages each\n");
+    println!(
+        "{:<22} {:>9} {:>8} {:>8} {:>8} {:>6} {:>12}",
+        "function", "per conv", "mean ms", "p50 ms", "p95 ms", "MB", "GB-s/1000"
+    );
+    let (mut gb_seconds, mut invocations) = (0.0, 0.0);
+    // The operator's reads above (admin, its authorizer) are not the
+    // conversations' cost.
+    let serving = stack
+        .functions
+        .iter()
+        .filter(|(id, _)| !["Admin", "Authorizer"].contains(&id.as_str()));
+    for (id, f) in serving {
+        let mut d: Vec<f64> = f
+            .durations()
+            .iter()
+            .map(|d| (d.as_secs_f64() * 1000.0).ceil())
+            .collect();
+        if d.is_empty() {
+            continue;
+        }
+        d.sort_by(f64::total_cmp);
+        let mean = d.iter().sum::<f64>() / d.len() as f64;
+        let at = |q: f64| d[((q * d.len() as f64).ceil() as usize).clamp(1, d.len()) - 1];
+        let gbs = d.iter().sum::<f64>() / 1000.0 * f.memory_mb() as f64 / 1024.0;
+        gb_seconds += gbs;
+        invocations += d.len() as f64;
+        println!(
+            "{:<22} {:>9.2} {:>8.1} {:>8.0} {:>8.0} {:>6} {:>12.3}",
+            id,
+            d.len() as f64 / n,
+            mean,
+            at(0.5),
+            at(0.95),
+            f.memory_mb(),
+            gbs * per_1000
+        );
+    }
+    // Admin's reads are counted with the rest: a few per conversation, an
+    // upper bound on the conversations' own.
+    let counts = proxy.counts();
+    println!("\nrequests per conversation (functions' own; the SQS pollers add a receive and a delete per batch):");
+    let (mut sqs, mut wru, mut rru) = (0.0, 0.0, 0.0);
+    for (action, c) in &counts {
+        println!(
+            "  {:<32} {:>7.2}  ({:.1} units)",
+            action,
+            c.requests as f64 / n,
+            c.units / n
+        );
+        if action.starts_with("sqs:") {
+            sqs += c.requests as f64;
+        }
+        match action.as_str() {
+            "dynamodb:GetItem" | "dynamodb:Query" | "dynamodb:BatchGetItem" | "dynamodb:Scan" => {
+                rru += c.units
+            }
+            a if a.starts_with("dynamodb:") => wru += c.units,
+            _ => {}
+        }
+    }
+    // The event source mappings: one receive and one delete per invocation
+    // from a queue (a lower bound; idle long polls are a fixed cost).
+    let from_queues: f64 = ["TextAi", "Escalation", "CallTrigger"]
+        .iter()
+        .filter_map(|id| stack.functions.get(*id))
+        .map(|f| f.durations().len() as f64 * 2.0)
+        .sum();
+    sqs += from_queues;
+    let log_bytes: u64 = stack
+        .functions
+        .values()
+        .filter_map(|f| std::fs::metadata(&f.spec.log_path).ok())
+        .map(|m| m.len())
+        .sum();
+    let webhooks = webhooks.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let api_requests = webhooks;
+    let lines = [
+        ("Lambda compute", gb_seconds * LAMBDA_GB_SECOND),
+        ("Lambda requests", invocations * LAMBDA_REQUEST),
+        ("HTTP API requests", api_requests * HTTP_API_REQUEST),
+        ("SQS requests", sqs * SQS_REQUEST),
+        ("DynamoDB writes", wru * DYNAMODB_WRITE_UNIT),
+        ("DynamoDB reads", rru * DYNAMODB_READ_UNIT),
+        ("CloudWatch Logs", log_bytes as f64 / 1e9 * LOGS_GB),
+    ];
+    println!("\nper 1,000 conversations (USD):");
+    let mut total = 0.0;
+    for (what, usd) in lines {
+        total += usd * per_1000;
+        println!("  {:<20} {:>10.4}", what, usd * per_1000);
+    }
+    println!("  {:<20} {:>10.4}", "total", total);
+    println!(
+        "  per message (4 a conversation): {:.6}; invocations {:.1}, webhooks {:.1}, \
+         SQS {:.1}, DynamoDB WRU {:.1} RRU {:.1}, logs {:.1} KB per conversation",
+        total / 4000.0,
+        invocations / n,
+        webhooks / n,
+        sqs / n,
+        wru / n,
+        rru / n,
+        log_bytes as f64 / 1024.0 / n
+    );
+    assert!(invocations > 0.0 && wru > 0.0, "nothing was measured");
     stack.teardown().await;
 }
