@@ -5,9 +5,11 @@
 //! - `pk = CONV#{user}`, `sk = UTOTAL`: a conversation's counters;
 //! - `pk = CONV#{user}`, `sk = ULOG#{at_ms:015}#{id}`: a log entry, in time
 //!   order for the transcript;
-//! - `pk = UEVENT#{user}#{id}`: the event was counted (put once);
-//! - `pk = UDAY#{day}#{user}`: the user was counted in the day's
-//!   conversations (put once).
+//! - `pk = UEVENT#{user}#{id}`: the event was counted (put once).
+//!
+//! The conversation's item keeps the last day it was active (`last_day`),
+//! set by the same update that adds to it: the update that changes it is
+//! the user's first of the day, and counts the day's conversation.
 //!
 //! Counters are attributes `c:{name}`, added with `ADD` (no read first).
 //! An event is counted after its put-once marker: a stop between the two
@@ -16,7 +18,7 @@
 //! second.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{conv_pk, key, n, s, Item, EXPIRES_AT};
@@ -32,7 +34,8 @@ const DAYS_PK: &str = "USAGE#DAYS";
 const TOTAL_SK: &str = "UTOTAL";
 const LOG_PREFIX: &str = "ULOG#";
 const COUNTER: &str = "c:";
-/// A retried handler comes back within hours; a day marker matters that day.
+const LAST_DAY: &str = "last_day";
+/// A retried handler comes back within hours.
 const MARKER_TTL_SECS: i64 = 7 * 24 * 3600;
 /// The timeline lives as long as media notes (the conversation's history).
 const LOG_TTL_SECS: i64 = 400 * 24 * 3600;
@@ -51,10 +54,17 @@ impl DynamoUsage {
         }
     }
 
-    /// Adds `counters` to the item at `key` (created when absent).
-    async fn add_counters(&self, key: Item, counters: &Counters, context: &str) -> Result<()> {
-        if counters.is_empty() {
-            return Ok(());
+    /// Adds `counters` to the item at `key` (created when absent). With
+    /// `day`, sets `last_day` too and answers whether it was another day.
+    async fn add_counters(
+        &self,
+        key: Item,
+        counters: &Counters,
+        day: Option<&str>,
+        context: &str,
+    ) -> Result<bool> {
+        if counters.is_empty() && day.is_none() {
+            return Ok(false);
         }
         let mut update = self
             .client
@@ -71,12 +81,27 @@ impl DynamoUsage {
                     n(i64::try_from(*value).unwrap_or(i64::MAX)),
                 );
         }
-        update
-            .update_expression(format!("ADD {}", parts.join(", ")))
+        let mut expression = String::new();
+        if let Some(day) = day {
+            expression = "SET #day = :day ".into();
+            update = update
+                .expression_attribute_names("#day", LAST_DAY)
+                .expression_attribute_values(":day", s(day))
+                // ALL_OLD rather than UPDATED_OLD: moto leaves out a SET
+                // attribute's old value from UPDATED_OLD (DynamoDB does not).
+                .return_values(ReturnValue::AllOld);
+        }
+        if !parts.is_empty() {
+            expression.push_str(&format!("ADD {}", parts.join(", ")));
+        }
+        let out = update
+            .update_expression(expression)
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, context, e))?;
-        Ok(())
+        let before = out.attributes.as_ref().and_then(|a| a.get(LAST_DAY));
+        Ok(day.is_some()
+            && !matches!(before, Some(AttributeValue::S(d)) if Some(d.as_str()) == day))
     }
 
     async fn marker(&self, pk: String, now_secs: i64, context: &str) -> Result<bool> {
@@ -127,21 +152,26 @@ impl UsageLedger for DynamoUsage {
             put(&self.client, &self.table, item, "usage log").await?;
         }
         let day = event.day();
-        self.add_counters(
-            key(conv_pk(&event.user_id), TOTAL_SK),
-            &event.counters,
-            "usage of a conversation",
-        )
-        .await?;
+        let first_today = self
+            .add_counters(
+                key(conv_pk(&event.user_id), TOTAL_SK),
+                &event.counters,
+                Some(&day),
+                "usage of a conversation",
+            )
+            .await?;
         let mut day_counters = event.counters.clone();
-        if self
-            .marker(format!("UDAY#{day}#{user}"), now_secs, "usage day user")
-            .await?
-        {
+        if first_today {
             day_counters.insert(counter::CONVERSATIONS.into(), 1);
         }
-        self.add_counters(key(DAYS_PK.into(), day), &day_counters, "usage of a day")
-            .await
+        self.add_counters(
+            key(DAYS_PK.into(), day),
+            &day_counters,
+            None,
+            "usage of a day",
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn days(&self, from: &str, to: &str) -> Result<Vec<(String, Counters)>> {
