@@ -328,6 +328,7 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         phone,
         context,
     };
+    let deciding = deps.clock.now_ms();
     let (mut replies, note) = match opt_out(deps, &input).await? {
         Some(confirmation) => (confirmation, TurnNote::default()),
         None => deps.responder.respond_noted(&input).await?,
@@ -358,9 +359,19 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
         }
         ClaimOutcome::Existing(t) => t,
     };
+    let decided = deps.clock.now_ms();
     let outcome = send_turn(deps, turn.clone()).await?;
     if let Outcome::Answered { .. } = &outcome {
         let now = deps.clock.now_ms();
+        let first = pending.iter().map(|m| m.at_ms).min().unwrap_or(deciding);
+        for (stage, ms) in [
+            ("waited", deciding - first),
+            ("decided", decided - deciding),
+            ("sent", now - decided),
+        ] {
+            let ms = ms.max(0) as f64;
+            observability::record_by(observability::Metric::TurnStageLatency, "Stage", stage, ms);
+        }
         let latency = turn_metrics(&note, &pending, now);
         let templates = turn
             .replies

@@ -90,6 +90,10 @@ metrics! {
     /// From the user's first message of the turn to the answer accepted by
     /// the Graph API.
     TurnLatency: "Milliseconds",
+    /// The answer's time by `Stage`: `waited` (from the user's first
+    /// message to the handler deciding: the queue and the debounce),
+    /// `decided` (the playbook or the model), `sent` (the Graph API).
+    TurnStageLatency: "Milliseconds",
     ModelCalls: "Count",
     TokensIn: "Count",
     TokensOut: "Count",
@@ -184,6 +188,11 @@ pub fn count(metric: Metric, value: u64) {
 /// error code, an outcome).
 pub fn count_by(metric: Metric, dimension: &'static str, of: &str, value: u64) {
     emit(&[(metric, value as f64)], Some((dimension, of)));
+}
+
+/// One value of `metric` (a duration, a size) for one value of a dimension.
+pub fn record_by(metric: Metric, dimension: &'static str, of: &str, value: f64) {
+    emit(&[(metric, value)], Some((dimension, of)));
 }
 
 /// Several metrics of one event in one line.
