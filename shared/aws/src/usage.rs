@@ -104,6 +104,37 @@ impl DynamoUsage {
             && !matches!(before, Some(AttributeValue::S(d)) if Some(d.as_str()) == day))
     }
 
+    /// Every item of `pk` with a sort key in `[from, to]`, in order.
+    async fn query_between(
+        &self,
+        pk: &str,
+        from: &str,
+        to: &str,
+        context: &str,
+    ) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(to))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, context, e))?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     async fn marker(&self, pk: String, now_secs: i64, context: &str) -> Result<bool> {
         let mut item = key(pk, "MARK");
         item.insert(EXPIRES_AT.into(), n(now_secs + MARKER_TTL_SECS));
@@ -175,32 +206,14 @@ impl UsageLedger for DynamoUsage {
     }
 
     async fn days(&self, from: &str, to: &str) -> Result<Vec<(String, Counters)>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(DAYS_PK))
-                .expression_attribute_values(":from", s(from))
-                .expression_attribute_values(":to", s(to))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, "usage days", e))?;
-            for item in page.items.unwrap_or_default() {
-                let Some(AttributeValue::S(day)) = item.get("sk") else {
-                    return Err(corrupt("usage days", "a day without its date"));
-                };
-                out.push((day.clone(), counters_from(&item)));
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        self.query_between(DAYS_PK, from, to, "usage days")
+            .await?
+            .iter()
+            .map(|item| match item.get("sk") {
+                Some(AttributeValue::S(day)) => Ok((day.clone(), counters_from(item))),
+                _ => Err(corrupt("usage days", "a day without its date")),
+            })
+            .collect()
     }
 
     async fn conversation(&self, user_id: &UserId) -> Result<Counters> {
@@ -220,31 +233,15 @@ impl UsageLedger for DynamoUsage {
         // at `to_ms`.
         let from = format!("{LOG_PREFIX}{:015}#", from_ms.max(0));
         let to = format!("{LOG_PREFIX}{:015}#~", to_ms.clamp(0, 999_999_999_999_999));
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(conv_pk(user_id)))
-                .expression_attribute_values(":from", s(&from))
-                .expression_attribute_values(":to", s(&to))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, "usage log", e))?;
-            for item in page.items.unwrap_or_default() {
-                let Some(AttributeValue::S(json)) = item.get("log") else {
-                    return Err(corrupt("usage log", "an entry without its log"));
-                };
-                out.push(serde_json::from_str(json).map_err(|e| corrupt("usage log", e))?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        self.query_between(&conv_pk(user_id), &from, &to, "usage log")
+            .await?
+            .iter()
+            .map(|item| match item.get("log") {
+                Some(AttributeValue::S(json)) => {
+                    serde_json::from_str(json).map_err(|e| corrupt("usage log", e))
+                }
+                _ => Err(corrupt("usage log", "an entry without its log")),
+            })
+            .collect()
     }
 }

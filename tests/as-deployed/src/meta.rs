@@ -22,16 +22,20 @@ pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
     } else {
         json!({ "profile": { "name": name }, "wa_id": user_id })
     };
+    envelope(json!({ "contacts": [contact], "messages": [message] }))
+}
+
+/// A webhook of the business number carrying `value`'s fields (contacts and
+/// messages, or statuses).
+fn envelope(mut value: Value) -> Value {
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] =
+        json!({ "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID });
     json!({
         "object": "whatsapp_business_account",
         "entry": [{
             "id": "102290129340398",
-            "changes": [{ "field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
-                "contacts": [contact],
-                "messages": [message],
-            }}],
+            "changes": [{ "field": "messages", "value": value }],
         }],
     })
 }
@@ -39,22 +43,12 @@ pub fn message_webhook(user_id: &str, name: &str, message: Value) -> Value {
 /// A `statuses` webhook: `wamid` (sent to `user_id`) is now `status`
 /// (`sent`, `delivered`, `read`), as Meta reports each message sent.
 pub fn status_webhook(user_id: &str, wamid: &str, status: &str) -> Value {
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{ "field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
-                "statuses": [{
-                    "id": wamid,
-                    "status": status,
-                    "timestamp": now_secs().to_string(),
-                    "recipient_id": user_id,
-                }],
-            }}],
-        }],
-    })
+    envelope(json!({ "statuses": [{
+        "id": wamid,
+        "status": status,
+        "timestamp": now_secs().to_string(),
+        "recipient_id": user_id,
+    }]}))
 }
 
 pub fn text_message(user_id: &str, wamid: &str, body: &str) -> Value {
