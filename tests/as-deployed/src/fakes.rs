@@ -175,3 +175,42 @@ pub async fn fake_rekognition() -> MockServer {
     ])
     .await
 }
+
+/// An OpenAI-compatible chat server (`POST /chat/completions`) that answers
+/// every request with one short text, and reports usage as a provider
+/// would, estimated at four characters a token: the prompt's size is what
+/// the agent really sent (system prompt, knowledge, history, tools).
+struct Chat;
+
+impl Respond for Chat {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let answer = "Claro, te cuento: el plan Plus incluye soporte prioritario.";
+        let prompt_tokens = req.body.len().div_ceil(4);
+        let completion_tokens = answer.len().div_ceil(4);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-as-deployed",
+            "object": "chat.completion",
+            "choices": [{
+                "index": 0,
+                "finish_reason": "stop",
+                "message": { "role": "assistant", "content": answer },
+            }],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }))
+    }
+}
+
+/// A model server for `AgentModel=openai:<model>` with `ModelUrl` at it.
+pub async fn fake_chat_model() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(Chat)
+        .mount(&server)
+        .await;
+    server
+}

@@ -1156,7 +1156,9 @@ const DYNAMODB_WRITE_UNIT: f64 = 0.625 / 1e6;
 const DYNAMODB_READ_UNIT: f64 = 0.125 / 1e6;
 const LOGS_GB: f64 = 0.50;
 
-/// What 1,000 conversations of the demo profile (no model) cost on AWS,
+/// What 1,000 conversations of the demo profile cost on AWS, without a
+/// model or (`CHARLA_BILL_MODEL=openai:<model>`) with one at a fake
+/// OpenAI-compatible server that reports the prompt's real size as tokens,
 /// measured on the stack as template.yaml deploys it: each conversation is
 /// a new user's four messages, each reply reported sent, delivered and read
 /// as Meta does. Lambda time is each invocation's measured duration at the
@@ -1177,11 +1179,16 @@ async fn bill_of_materials_per_conversation() {
         .await
         .expect("counting proxy");
     let graph = FakeGraph::start().await;
+    let model_server = fakes::fake_chat_model().await;
+    let model = std::env::var("CHARLA_BILL_MODEL").unwrap_or_else(|_| "local".into());
     let stack = deploy(
         options(&graph)
             // The template's default: text-ai waits this long for more
             // messages of a burst, and Lambda bills the wait.
             .parameter("DebounceMs", "1500")
+            .parameter("AgentModel", &model)
+            .parameter("ModelUrl", model_server.uri())
+            .parameter("ModelApiKey", "as-deployed-model-key")
             .endpoint("DYNAMODB", &proxy.url)
             .endpoint("SQS", &proxy.url),
     )
@@ -1240,7 +1247,7 @@ async fn bill_of_materials_per_conversation() {
 
     let n = conversations as f64;
     let per_1000 = 1000.0 / n;
-    println!("\nBill of materials: {conversations} conversations of the demo profile (no model), 4 messages each\n");
+    println!("\nBill of materials: {conversations} conversations of the demo profile (model: {model}), 4 messages each\n");
     println!(
         "{:<22} {:>9} {:>8} {:>8} {:>8} {:>6} {:>12}",
         "function", "per conv", "mean ms", "p50 ms", "p95 ms", "MB", "GB-s/1000"
@@ -1343,6 +1350,19 @@ async fn bill_of_materials_per_conversation() {
         wru / n,
         rru / n,
         log_bytes as f64 / 1024.0 / n
+    );
+    // The model's share, as the deployed admin API prices it.
+    let (_, stats) = admin_get(&stack, "stats?days=1", Some(ADMIN_KEY)).await;
+    let t = &stats["totals"];
+    println!(
+        "  model: {} of {} turns, {:.0} model calls, {:.0} tokens in and {:.0} out per conversation; \
+         model cost per 1,000 conversations {:.4} (prices: CHARLA_PRICES defaults)",
+        t["model_turns"],
+        t["turns"],
+        t["model_calls"].as_f64().unwrap_or(0.0) / n,
+        t["tokens_in"].as_f64().unwrap_or(0.0) / n,
+        t["tokens_out"].as_f64().unwrap_or(0.0) / n,
+        t["cost"]["model"].as_f64().unwrap_or(0.0) * per_1000
     );
     assert!(invocations > 0.0 && wru > 0.0, "nothing was measured");
     stack.teardown().await;
