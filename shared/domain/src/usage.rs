@@ -270,8 +270,9 @@ pub struct Prices {
     /// The voice provider's all-in price per call minute (platform,
     /// telephony, speech and its model).
     pub call_minute: f64,
-    /// Lambda, SQS and DynamoDB for one turn on AWS (the README's bill of
-    /// materials); 0 on one machine.
+    /// Lambda, SQS, DynamoDB, the HTTP API and logs for one turn on AWS (the
+    /// README's bill of materials). The one-process runner applies it too:
+    /// its numbers say what the same traffic would cost on AWS.
     pub aws_turn: f64,
 }
 
@@ -390,9 +391,10 @@ pub struct Summary {
     pub cost: Cost,
 }
 
-/// Cents are too coarse for one conversation: round to a millionth.
+/// Cents are too coarse for one conversation: round to a millionth (and
+/// an empty sum's -0.0 to 0).
 fn money(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
+    (x * 1e6).round() / 1e6 + 0.0
 }
 
 impl Summary {
@@ -643,6 +645,8 @@ mod tests {
         assert_eq!(l.p90, 1_000);
         assert_eq!(l.p99, 1_000);
         assert_eq!(latency(&Counters::new()), None);
+        let nothing = Summary::of(&Counters::new(), &Prices::default());
+        assert!(nothing.cost.model.is_sign_positive(), "0, not -0");
         assert_eq!(latency_key(10_000_000), "latency_le.600000");
     }
 }
