@@ -15,6 +15,9 @@ pub struct Settings {
     pub chatwoot: Option<ChatwootPlace>,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
+    /// `CHARLA_REENGAGE_TEMPLATE` and `CHARLA_REENGAGE_TEMPLATE_LANGUAGE`
+    /// (default `en_US`), as text-ai reads them: what `reengage` sends.
+    pub reengage_template: Option<(String, String)>,
 }
 
 impl Settings {
@@ -23,6 +26,12 @@ impl Settings {
             graph: GraphConfig::from_vars(vars)?,
             chatwoot: ChatwootPlace::from_vars(vars)?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+            reengage_template: vars.optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
+                let language = vars
+                    .optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
+                    .unwrap_or_else(|| "en_US".to_string());
+                (name, language)
+            }),
         })
     }
 }
