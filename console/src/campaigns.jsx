@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { api, errorText } from './api.js';
 import { fmtNumber, fmtTime, t } from './i18n.js';
-import { go, usePoll } from './hooks.js';
+import { changed, go, usePoll } from './hooks.js';
 
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const CHANNELS = ['call', 'whatsapp', 'whatsapp_then_call'];
@@ -230,7 +230,7 @@ function ValidationReport({ report }) {
   );
 }
 
-function Upload({ c, onDone }) {
+function Upload({ c }) {
   const file = useRef(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
@@ -244,7 +244,7 @@ function Upload({ c, onDone }) {
     try {
       const xlsx = /\.xlsx$/i.test(f.name) || f.type === XLSX;
       setReport(await api.upload(c.id, f, xlsx ? XLSX : 'text/csv'));
-      await onDone();
+      changed();
     } catch (err) {
       setError(errorText(t, err));
     } finally {
@@ -291,7 +291,7 @@ async function download(c, csv, setError) {
 }
 
 function CampaignDetail({ id }) {
-  const [{ data: c, error }, refresh] = usePoll(() => api.campaign(id), 4000, [id]);
+  const [{ data: c, error }] = usePoll(() => api.campaign(id), 4000, [id]);
   const [actError, setActError] = useState('');
   const [busy, setBusy] = useState('');
   const act = async (action) => {
@@ -300,7 +300,7 @@ function CampaignDetail({ id }) {
     setActError('');
     try {
       await api.campaignAction(id, action);
-      await refresh();
+      changed();
     } catch (err) {
       setActError(errorText(t, err));
     } finally {
@@ -357,7 +357,7 @@ function CampaignDetail({ id }) {
             {actError}
           </p>
           {c.import && !c.import.done && <p>{t('camp.report.pending', { written: c.import.written, total: c.import.total })}</p>}
-          <Upload c={c} onDone={refresh} />
+          <Upload c={c} />
           <section aria-labelledby="progress-title">
             <h2 id="progress-title">{t('camp.progress')}</h2>
             <label for="camp-progress" class="sr-only">

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, errorText } from './api.js';
-import { fmtMoney, fmtNumber, fmtTime, t } from './i18n.js';
-import { go, usePoll } from './hooks.js';
+import { fmtMoney, fmtNumber, fmtTime, locale, t } from './i18n.js';
+import { changed, go, usePoll } from './hooks.js';
 
 const STATES = ['bot', 'pending_human', 'human', 'closed'];
 const POLL_MS = 3000;
@@ -102,7 +102,7 @@ function ConversationList({ selected }) {
           {t('conv.more')}
         </button>
       )}
-      {at && <p class="hint updated">{t('updated', { time: at.toLocaleTimeString() })}</p>}
+      {at && <p class="hint updated">{t('updated', { time: at.toLocaleTimeString(locale()) })}</p>}
     </section>
   );
 }
@@ -214,8 +214,9 @@ function Usage({ usage }) {
   );
 }
 
-function Actions({ c, onDone }) {
-  const [text, setText] = useState('');
+// One action through the API at a time; the API decides (state, window,
+// length) and its words are shown as they are.
+function useAct(c) {
   const [busy, setBusy] = useState('');
   const [error, setError] = useState('');
   const [done, setDone] = useState('');
@@ -226,21 +227,33 @@ function Actions({ c, onDone }) {
     try {
       await api.act(c.user_id, action, body);
       setDone(t(`act.done.${action === 'messages' ? 'message' : action}`));
-      if (action === 'messages') setText('');
-      await onDone();
+      changed();
+      return true;
     } catch (e) {
-      // The API decides (state, window, length): its words, as they are.
       setError(errorText(t, e));
+      return false;
     } finally {
       setBusy('');
     }
   };
+  const feedback = (
+    <>
+      <p class="error" role="alert">
+        {error}
+      </p>
+      <p class="ok" role="status">
+        {done}
+      </p>
+    </>
+  );
+  return { act, busy, feedback };
+}
+
+function StateButtons({ c }) {
+  const { act, busy, feedback } = useAct(c);
   if (c.state === 'closed') return <p class="notice">{t('act.closed')}</p>;
   return (
-    <section class="actions" aria-labelledby="act-title">
-      <h3 id="act-title" class="sr-only">
-        {t('act.title')}
-      </h3>
+    <div class="actions">
       <div class="row">
         {c.state !== 'human' && (
           <button type="button" id="takeover" onClick={() => act('takeover')} disabled={!!busy}>
@@ -253,12 +266,29 @@ function Actions({ c, onDone }) {
           </button>
         )}
       </div>
+      {feedback}
+    </div>
+  );
+}
+
+function ReplyBox({ c }) {
+  const { act, busy, feedback } = useAct(c);
+  const [text, setText] = useState('');
+  if (c.state === 'closed') return null;
+  const send = async () => {
+    if (text.trim() && (await act('messages', { text }))) setText('');
+  };
+  return (
+    <section class="reply-box" aria-labelledby="act-title">
+      <h3 id="act-title" class="sr-only">
+        {t('act.title')}
+      </h3>
       {c.window_open ? (
         <form
           class="reply"
           onSubmit={(e) => {
             e.preventDefault();
-            if (text.trim()) act('messages', { text });
+            send();
           }}
         >
           <label for="reply-text">{t('act.reply')}</label>
@@ -272,7 +302,7 @@ function Actions({ c, onDone }) {
               // Ctrl/Cmd+Enter sends; Enter alone is a new line.
               if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
                 e.preventDefault();
-                if (text.trim()) act('messages', { text });
+                send();
               }
             }}
           />
@@ -288,12 +318,7 @@ function Actions({ c, onDone }) {
           </button>
         </div>
       )}
-      <p class="error" role="alert">
-        {error}
-      </p>
-      <p class="ok" role="status">
-        {done}
-      </p>
+      {feedback}
     </section>
   );
 }
@@ -313,15 +338,23 @@ async function loadConversation(id) {
 }
 
 function Conversation({ id }) {
-  const [{ data, error }, refresh] = usePoll(() => loadConversation(id), POLL_MS, [id]);
+  const [{ data, error }] = usePoll(() => loadConversation(id), POLL_MS, [id]);
   const heading = useRef(null);
-  const end = useRef(null);
-  const count = data ? data.messages.length : 0;
+  const list = useRef(null);
+  const seen = useRef(0);
+  const count = data ? data.messages.length + (data.turns || []).length : 0;
   useEffect(() => {
     heading.current && heading.current.focus();
+    seen.current = 0;
   }, [id]);
   useEffect(() => {
-    if (end.current && end.current.scrollIntoView) end.current.scrollIntoView({ block: 'nearest' });
+    // The newest at the bottom, as in a chat; not when the operator has
+    // scrolled up to read (more than a few lines from the end).
+    const ol = list.current;
+    if (!ol) return;
+    const near = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 120;
+    if (seen.current === 0 || near) ol.scrollTop = ol.scrollHeight;
+    seen.current = count;
   }, [count]);
   const timeline = useMemo(() => {
     if (!data) return [];
@@ -355,14 +388,15 @@ function Conversation({ id }) {
               {data.window_open ? t('conv.window.open') : t('conv.window.closed')}
             </span>
           </p>
-          <Actions c={data} onDone={refresh} />
+          <StateButtons c={data} />
           <Usage usage={data.usage} />
           <h3 class="sr-only">{t('conv.transcript')}</h3>
           {data.messages.length === 0 && <p>{t('conv.empty')}</p>}
-          <ol class="timeline" aria-label={t('conv.transcript')}>
+          {/* Scrolls on its own: focusable so the keyboard can scroll it. */}
+          <ol class="timeline" aria-label={t('conv.transcript')} ref={list} tabIndex={0} aria-live="polite" aria-relevant="additions">
             {timeline.map((x) => (x.type === 'm' ? <Message key={x.m.wamid} m={x.m} /> : <Turn key={`t${x.i}`} turn={x.turn} />))}
           </ol>
-          <div ref={end} />
+          <ReplyBox c={data} />
         </>
       )}
     </section>

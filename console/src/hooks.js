@@ -1,5 +1,12 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 
+const CHANGED = 'charla:changed';
+
+// Tells every poll on the page to load again (after an action succeeded).
+export function changed() {
+  dispatchEvent(new Event(CHANGED));
+}
+
 // Runs `load` now and every `ms` while the view is shown (and the tab is
 // visible), so new messages appear without a reload. A slow answer never
 // overlaps the next poll.
@@ -10,8 +17,17 @@ export function usePoll(load, ms, deps) {
   useEffect(() => {
     let stopped = false;
     let timer;
+    // One load at a time: a change during a load asks for another after it.
+    let running = false;
+    let again = false;
     const tick = async () => {
       if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      clearTimeout(timer);
       if (document.visibilityState !== 'hidden') {
         try {
           const data = await saved.current();
@@ -20,24 +36,31 @@ export function usePoll(load, ms, deps) {
           if (!stopped) setState((s) => ({ ...s, error }));
         }
       }
-      if (!stopped) timer = setTimeout(tick, ms);
+      running = false;
+      if (stopped) return;
+      if (again) {
+        again = false;
+        tick();
+      } else {
+        timer = setTimeout(tick, ms);
+      }
     };
+    // Something changed here (an action): load again now, not at the next
+    // tick, so every view shows the new state at once.
+    const now = () => tick();
     setState({ data: null, error: null, at: null });
     tick();
+    const shown = () => document.visibilityState === 'visible' && now();
+    addEventListener(CHANGED, now);
+    document.addEventListener('visibilitychange', shown);
     return () => {
       stopped = true;
       clearTimeout(timer);
+      removeEventListener(CHANGED, now);
+      document.removeEventListener('visibilitychange', shown);
     };
   }, deps);
-  const refresh = async () => {
-    try {
-      const data = await saved.current();
-      setState({ data, error: null, at: new Date() });
-    } catch (error) {
-      setState((s) => ({ ...s, error }));
-    }
-  };
-  return [state, refresh];
+  return [state];
 }
 
 // The hash route: #/conversations/5491155551234 -> ['conversations', '5491155551234'].

@@ -21,7 +21,7 @@ function Card({ label, value, detail, id }) {
       <dt>{label}</dt>
       <dd>
         <span class="value">{value}</span>
-        {detail && <span class="detail">{detail}</span>}
+        {detail && <span class="stat-detail">{detail}</span>}
       </dd>
     </div>
   );

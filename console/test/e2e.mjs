@@ -95,6 +95,35 @@ async function until(what, check, ms = WAIT) {
   throw new Error(`gave up waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
+// GET /admin/stats as its contract describes it (30 days, oldest first).
+function sampleStats() {
+  const days = [];
+  const end = new Date();
+  for (let i = 29; i >= 0; i--) {
+    const d = new Date(end.getTime() - i * 86_400_000).toISOString().slice(0, 10);
+    const n = i % 7;
+    days.push({
+      day: d, conversations: n, turns: 4 * n, playbook_turns: 3 * n, model_turns: n, model_calls: n + 1,
+      tokens_in: 1000 * n, tokens_out: 120 * n, tool_calls: { kb_search: n }, escalations: { asked: n % 2 },
+      calls: { completed: n % 3 }, call_minutes: n / 2, media: { image: n % 2, document: 0, audio: 1 },
+      messages_sent: 5 * n, templates_sent: 0,
+      latency_ms: n ? { p50: 8, p90: 40, p99: 120 } : null,
+      cost: { total: 0.012 * n, model: 0.004 * n, whatsapp: 0, media: 0.002, calls: 0.005, aws: 0.0008 },
+    });
+  }
+  return {
+    currency: 'USD', from: days[0].day, to: days[29].day, days,
+    totals: {
+      conversations: 87, turns: 348, playbook_turns: 261, model_turns: 87, model_calls: 117, tokens_in: 87000,
+      tokens_out: 10440, tool_calls: { kb_search: 87 }, escalations: { asked: 12 }, calls: { completed: 29 },
+      call_minutes: 43.5, media: { image: 12, document: 3, audio: 30 }, messages_sent: 435, templates_sent: 2,
+      latency_ms: { p50: 8, p90: 40, p99: 120 },
+      cost: { total: 0.3567, model: 0.1, whatsapp: 0, media: 0.05, calls: 0.2, aws: 0.0067 },
+      cost_per_conversation: 0.0041, cost_per_1000_conversations: 4.1,
+    },
+  };
+}
+
 async function main() {
   assert.ok(existsSync(BIN), `no runner at ${BIN}: build it with cargo build -p local`);
   assert.ok(existsSync(BROWSER), `no browser at ${BROWSER}: scripts/tools.sh installs chromium`);
@@ -133,6 +162,17 @@ async function main() {
     assert.equal(js.status, 200);
     assert.match(js.headers.get('cache-control'), /immutable/);
     assert.equal((await fetch(`${base}/admin/conversations`)).status, 401, 'the API stays behind the authorizer');
+    // The simulator route: the admin key's write scope, and one message.
+    const sim = (body, key) => fetch(`${base}/local/simulate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    assert.equal((await sim({ user_id: '5491155550009', text: 'hola' })).status, 401);
+    assert.equal((await sim({ user_id: '5491155550009', text: 'hola' }, 'wrong')).status, 403);
+    assert.equal((await sim({ user_id: '5491155550009' }, KEY)).status, 400);
+    assert.equal((await sim({ user_id: 'nobody', text: 'hola' }, KEY)).status, 400);
+    assert.deepEqual(await (await fetch(`${base}/local/simulate`)).json(), { simulator: true });
 
     context = await chromium.launchPersistentContext(profile, {
       executablePath: BROWSER,
@@ -295,6 +335,39 @@ async function main() {
     await page.getByRole('heading', { name: /Números de los últimos 30 días/ }).waitFor({ timeout: WAIT });
     await until('numbers or their absence', async () => (await page.locator('#no-numbers, dl.stats').count()) > 0);
     await shot('06-numbers');
+    // Where this server has no stats route yet, the screen is also shown
+    // with the route's contract (GET /admin/stats, issue 15) answered in the
+    // browser: this checks the rendering, not the server.
+    if ((await page.locator('#no-numbers').count()) > 0) {
+      await page.route('**/admin/stats?*', (route) => route.fulfill({ json: sampleStats() }));
+      await page.getByRole('link', { name: 'Conversaciones' }).click();
+      await page.getByRole('link', { name: 'Números' }).click();
+      await page.locator('dl.stats').waitFor({ timeout: WAIT });
+      assert.equal(await page.locator('table.per-day tbody tr').count(), 30);
+      assert.match(await page.locator('#cost-total').innerText(), /0,3567/);
+      await shot('06b-numbers-contract');
+      await page.unroute('**/admin/stats?*');
+      // The same for a conversation's turns and usage: the real transcript,
+      // with the contract's optional fields added.
+      await page.route(`**/admin/conversations/${lucia}?*`, async (route) => {
+        const res = await route.fetch();
+        const json = await res.json();
+        if (!json.turns) {
+          const at = json.messages[0].at;
+          json.turns = [{ at, via: 'playbook', tools: ['kb_search'], model_calls: 1, tokens_in: 900, tokens_out: 80, latency_ms: 35, escalation: 'asked' }];
+          json.usage = { turns: 1, model_calls: 1, tokens_in: 900, tokens_out: 80, tool_calls: { kb_search: 1 }, cost: { total: 0.0041 } };
+        }
+        await route.fulfill({ response: res, json });
+      });
+      await page.goto(`${base}/#/conversations/${lucia}`);
+      await page.locator('ol.timeline li.turn', { hasText: 'kb_search' }).waitFor({ timeout: WAIT });
+      await page.locator('li.turn', { hasText: 'derivada a una persona: asked' }).waitFor({ timeout: WAIT });
+      await page.locator('.usage', { hasText: '0,0041' }).waitFor({ timeout: WAIT });
+      await shot('06c-conversation-turns-contract');
+      await page.unroute(`**/admin/conversations/${lucia}?*`);
+      await page.goto(`${base}/#/numbers`);
+      log('numbers and turns rendered from the API contract');
+    }
 
     // Language: English, then Portuguese; every label follows.
     await page.getByLabel('Idioma').selectOption('en');

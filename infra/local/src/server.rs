@@ -477,9 +477,19 @@ async fn simulate(State(state): State<AppState>, req: Request) -> Response {
     };
     let name = sim.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let payload = crate::meta::message_webhook(user, name.unwrap_or("Ana"), message);
+    // Neither can fail on a JSON value and a static URI; if one did, it is
+    // ours, not the caller's.
+    let internal = |e: String| {
+        tracing::error!(error = %e, "building the simulated webhook");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": "internal error" })),
+        )
+            .into_response()
+    };
     let bytes = match serde_json::to_vec(&payload) {
         Ok(b) => Bytes::from(b),
-        Err(e) => return bad(e.to_string()),
+        Err(e) => return internal(e.to_string()),
     };
     let signature = domain::signature::meta_signature_header(
         state
@@ -498,7 +508,7 @@ async fn simulate(State(state): State<AppState>, req: Request) -> Response {
         .body(bytes);
     let webhook = match webhook {
         Ok(w) => w,
-        Err(e) => return bad(e.to_string()),
+        Err(e) => return internal(e.to_string()),
     };
     let answer = ingestion::handle(&state.ingestion, webhook).await;
     let status = answer.status();
