@@ -1,4 +1,4 @@
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorText } from './api.js';
 import { fmtNumber, fmtTime, t } from './i18n.js';
 import { changed, go, usePoll } from './hooks.js';
@@ -294,6 +294,9 @@ function CampaignDetail({ id }) {
   const [{ data: c, error }] = usePoll(() => api.campaign(id), 4000, [id]);
   const [actError, setActError] = useState('');
   const [busy, setBusy] = useState('');
+  // A refusal is about the campaign as it was: gone once it has changed.
+  const version = c ? `${c.state}/${c.contacts}` : '';
+  useEffect(() => setActError(''), [version]);
   const act = async (action) => {
     if (action === 'cancel' && !confirm(t('camp.cancelConfirm'))) return;
     setBusy(action);

@@ -254,9 +254,8 @@ async function main() {
     }), 200);
     await timeline.locator(`li.msg[data-wamid="${sent.wamid}"] .ticks.d-read`, { hasText: 'Leído' }).waitFor({ timeout: WAIT });
     await shot('03-conversation-taken-over');
-    // The API's own refusal is shown as it is: an empty text cannot be sent,
-    // the button says so by being disabled.
-    assert.equal(await page.getByRole('button', { name: 'Enviar' }).isDisabled(), true);
+    // The reply box empties once sent; an empty text cannot be sent.
+    await until('the emptied reply box disabling Send', () => page.getByRole('button', { name: 'Enviar' }).isDisabled());
     await page.getByRole('button', { name: 'Devolver al bot' }).click();
     await page.locator('.status-line .badge', { hasText: 'Bot' }).waitFor({ timeout: WAIT });
     await page.getByText('El bot vuelve a atender.').waitFor({ timeout: WAIT });
@@ -282,6 +281,14 @@ async function main() {
     await shot('04-simulator');
     const simConv = await (await fetch(`${base}/admin/conversations/${simUser}`, { headers: { Authorization: `Bearer ${KEY}` } })).json();
     assert.ok(simConv.messages.some((m) => m.direction === 'inbound' && m.kind === 'interactive'), 'the button tap went through the webhook');
+    // A list row, as the simulator sends a tap on one (the demo's menu is
+    // buttons, so the page itself only taps buttons).
+    assert.equal((await sim({ user_id: '5491155550009', name: 'Lista', list: { id: 'plans', title: 'Planes', description: 'Precios' } }, KEY)).status, 200);
+    const listed = await until('the list reply in the transcript', async () => {
+      const r = await fetch(`${base}/admin/conversations/5491155550009`, { headers: { Authorization: `Bearer ${KEY}` } });
+      return r.ok && (await r.json()).messages.find((m) => m.direction === 'inbound' && m.kind === 'interactive');
+    });
+    assert.match(listed.text, /Planes/);
     log(`simulator: typed, tapped "${tapped.split('\n')[0]}", got answers`);
 
     // Campaigns: create a draft, upload a CSV, see its validation report.
@@ -291,6 +298,9 @@ async function main() {
     await page.getByLabel('Nombre', { exact: true }).fill('Cobranza diciembre');
     await page.getByRole('button', { name: 'Crear borrador' }).click();
     await page.getByRole('heading', { name: 'Cobranza diciembre' }).waitFor({ timeout: WAIT });
+    // The API decides and the page says its words: no start without contacts.
+    await page.getByRole('button', { name: 'Iniciar' }).click();
+    await page.getByRole('alert').filter({ hasText: 'no contacts: upload a spreadsheet before starting' }).waitFor({ timeout: WAIT });
     const csv = 'Nombre,Teléfono,Deuda\nLucía,+54 9 11 5555-0001,1200\nPedro,+5491155550002,800\nSin número,12,5\nLucía otra vez,+54 9 11 5555-0001,1\n';
     await page.getByLabel('Subir contactos (CSV o XLSX, hasta 10 MB)').setInputFiles({ name: 'contactos.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     await page.getByRole('button', { name: 'Subir y validar' }).click();
@@ -372,13 +382,13 @@ async function main() {
     // Language: English, then Portuguese; every label follows.
     await page.getByLabel('Idioma').selectOption('en');
     await page.getByRole('link', { name: 'Conversations' }).waitFor({ timeout: WAIT });
-    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+    await until('<html lang="en">', async () => (await page.evaluate(() => document.documentElement.lang)) === 'en');
     await page.getByRole('link', { name: 'Conversations' }).click();
     await page.getByRole('heading', { name: 'Conversations' }).waitFor({ timeout: WAIT });
     await shot('07-conversations-english');
     await page.getByLabel('Language').selectOption('pt');
     await page.getByRole('link', { name: 'Conversas' }).waitFor({ timeout: WAIT });
-    assert.equal(await page.evaluate(() => document.documentElement.lang), 'pt');
+    await until('<html lang="pt">', async () => (await page.evaluate(() => document.documentElement.lang)) === 'pt');
     await page.getByLabel('Idioma').selectOption('es');
     log('language switched to English and Portuguese');
 
