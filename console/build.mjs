@@ -58,7 +58,7 @@ const html = `<!doctype html>
 <script type="module" src="${js}"></script>
 </head>
 <body>
-<noscript>Charla's console needs JavaScript.</noscript>
+<noscript><p lang="es">La consola de Charla necesita JavaScript.</p><p lang="en">Charla's console needs JavaScript.</p><p lang="pt">O console do Charla precisa de JavaScript.</p></noscript>
 <div id="app"></div>
 </body>
 </html>

@@ -194,6 +194,25 @@ function CampaignList() {
   );
 }
 
+// The API's reasons for a rejected row (shared/contact-sheets), in the
+// console's language; one it does not know is shown as the API said it.
+const REASONS = [
+  [/^bad number: (.*)$/, 'reason.badNumber'],
+  [/^duplicate of row (\d+)$/, 'reason.duplicate'],
+  [/^unknown time zone: (.*)$/, 'reason.timeZone'],
+  [/^unknown language: (.*)$/, 'reason.language'],
+  [/^missing required variable: (.*)$/, 'reason.missing'],
+  [/^opted out$/, 'reason.optedOut'],
+];
+
+function reasonText(reason) {
+  for (const [re, key] of REASONS) {
+    const m = re.exec(reason);
+    if (m) return t(key, { v: m[1] ?? '' });
+  }
+  return reason;
+}
+
 function ValidationReport({ report }) {
   const rejected = report.rejected || [];
   return (
@@ -219,7 +238,7 @@ function ValidationReport({ report }) {
               {rejected.map((r) => (
                 <tr>
                   <td class="n">{r.row}</td>
-                  <td>{r.reason}</td>
+                  <td lang={reasonText(r.reason) === r.reason ? 'en' : undefined}>{reasonText(r.reason)}</td>
                 </tr>
               ))}
             </tbody>

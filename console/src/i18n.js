@@ -6,6 +6,12 @@ import { signal } from './signal.js';
 export const LANGS = ['es', 'en', 'pt'];
 
 const es = {
+  'reason.badNumber': 'número inválido: {v}',
+  'reason.duplicate': 'duplicado de la fila {v}',
+  'reason.timeZone': 'zona horaria desconocida: {v}',
+  'reason.language': 'idioma desconocido: {v}',
+  'reason.missing': 'falta la variable obligatoria: {v}',
+  'reason.optedOut': 'no quiere ser contactado',
   'app.title': 'Charla · consola',
   'app.skip': 'Ir al contenido',
   'nav.label': 'Secciones',
@@ -193,6 +199,12 @@ const es = {
 };
 
 const en = {
+  'reason.badNumber': 'bad number: {v}',
+  'reason.duplicate': 'duplicate of row {v}',
+  'reason.timeZone': 'unknown time zone: {v}',
+  'reason.language': 'unknown language: {v}',
+  'reason.missing': 'missing required variable: {v}',
+  'reason.optedOut': 'opted out',
   'app.title': 'Charla · console',
   'app.skip': 'Skip to content',
   'nav.label': 'Sections',
@@ -380,6 +392,12 @@ const en = {
 };
 
 const pt = {
+  'reason.badNumber': 'número inválido: {v}',
+  'reason.duplicate': 'duplicado da linha {v}',
+  'reason.timeZone': 'fuso horário desconhecido: {v}',
+  'reason.language': 'idioma desconhecido: {v}',
+  'reason.missing': 'falta a variável obrigatória: {v}',
+  'reason.optedOut': 'não quer ser contatado',
   'app.title': 'Charla · console',
   'app.skip': 'Ir para o conteúdo',
   'nav.label': 'Seções',

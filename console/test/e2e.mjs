@@ -198,10 +198,24 @@ async function main() {
     await page.getByRole('button', { name: 'Entrar' }).click();
     await page.getByText('Esa clave no fue aceptada.').waitFor({ timeout: WAIT });
     await shot('01-sign-in-refused');
-    await page.getByLabel('Clave de administración').fill(KEY);
-    await page.getByRole('button', { name: 'Entrar' }).click();
+    // By keyboard: the key field has the focus after a refusal; Enter signs in.
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(KEY);
+    await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Conversaciones' }).waitFor({ timeout: WAIT });
     assert.equal(await page.evaluate(() => sessionStorage.getItem('charla.adminKey')), KEY);
+    // The first Tab reaches the skip link, shown with a visible focus ring.
+    await page.keyboard.press('Tab');
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      const st = getComputedStyle(el);
+      return { cls: el.className, outline: st.outlineStyle, width: st.outlineWidth, left: el.getBoundingClientRect().left };
+    });
+    assert.equal(focus.cls, 'skip');
+    assert.notEqual(focus.outline, 'none', JSON.stringify(focus));
+    assert.ok(focus.left >= 0, `the focused skip link is on screen: ${JSON.stringify(focus)}`);
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
     assert.equal(await page.evaluate(() => localStorage.getItem('charla.adminKey')), null);
     await page.getByText('No hay conversaciones.').waitFor({ timeout: WAIT });
     log('signed in; a wrong key was refused');
@@ -311,7 +325,8 @@ async function main() {
     const reasons = await report.locator('tbody tr').allInnerTexts();
     assert.equal(reasons.length, 2, reasons.join(' | '));
     assert.ok(reasons.some((r) => /^4\b/.test(r.trim())), `row 4 is rejected: ${reasons.join(' | ')}`);
-    assert.ok(reasons.some((r) => /duplicate/i.test(r)), `a duplicate is named: ${reasons.join(' | ')}`);
+    assert.ok(reasons.some((r) => /duplicado de la fila 2/.test(r)), `a duplicate is named, in Spanish: ${reasons.join(' | ')}`);
+    assert.ok(reasons.some((r) => /número inválido: "12"/.test(r)), `a bad number is named, in Spanish: ${reasons.join(' | ')}`);
     await page.locator('.status-line', { hasText: 'Contactos: 2' }).waitFor({ timeout: WAIT });
     await shot('05-campaign-upload');
     log(`campaign: the report says 2 accepted, rejected: ${reasons.map((r) => r.replace(/\s+/g, ' ')).join('; ')}`);
@@ -407,6 +422,13 @@ async function main() {
     await phonePage.locator(`a.conv-link[data-user="${lucia}"]`).click();
     await phonePage.locator('ol.timeline li.msg').first().waitFor({ timeout: WAIT });
     await shot('09-phone-conversation', phonePage);
+    for (const [section, heading] of [['campaigns', 'Campañas'], ['numbers', /Números de los últimos/], ['simulator', 'Simulador de chat']]) {
+      await phonePage.goto(`${base}/#/${section}`);
+      await phonePage.getByRole('heading', { name: heading }).first().waitFor({ timeout: WAIT });
+      const w = await phonePage.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(w <= 375, `${section}: no sideways scrolling at 375 px (page is ${w} px wide)`);
+    }
+    await shot('10-phone-simulator', phonePage);
     await phonePage.close();
 
     // Sign out: the key is gone from the tab.
