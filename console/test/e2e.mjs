@@ -303,6 +303,19 @@ async function main() {
       return r.ok && (await r.json()).messages.find((m) => m.direction === 'inbound' && m.kind === 'interactive');
     });
     assert.match(listed.text, /Planes/);
+    // "Talk to a person": the conversation waits for one, and the list's
+    // state filter finds it.
+    await phone.locator('li.sim-bot').last().getByRole('button', { name: 'Hablar con persona' }).click();
+    await until('the hand-off', async () => {
+      const r = await fetch(`${base}/admin/conversations/${simUser}`, { headers: { Authorization: `Bearer ${KEY}` } });
+      return r.ok && (await r.json()).state === 'pending_human';
+    });
+    await page.getByRole('link', { name: 'Conversaciones' }).click();
+    await page.getByLabel('Estado').selectOption('pending_human');
+    await page.locator(`a.conv-link[data-user="${simUser}"]`, { hasText: 'Espera a una persona' }).waitFor({ timeout: WAIT });
+    assert.equal(await page.locator(`a.conv-link[data-user="${lucia}"]`).count(), 0, 'the filter leaves out the bot\'s conversations');
+    await shot('04b-waiting-for-a-person');
+    await page.getByLabel('Estado').selectOption('');
     log(`simulator: typed, tapped "${tapped.split('\n')[0]}", got answers`);
 
     // Campaigns: create a draft, upload a CSV, see its validation report.
