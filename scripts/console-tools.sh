@@ -43,6 +43,6 @@ if $browser && [[ -z "${CHARLA_CHROMIUM:-}" ]] && [[ ! -x /usr/bin/chromium ]]; 
   if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
   start=$SECONDS
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
   echo "console-tools.sh: installed chromium in $((SECONDS - start))s"
 fi
