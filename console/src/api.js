@@ -35,13 +35,18 @@ export function signOut() {
 }
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, method = 'GET') {
     super(message);
     this.status = status;
+    this.method = method;
   }
 }
 
-async function errorOf(res) {
+// A key that may read but not write (admin:read) is refused changes with a
+// 403: that is not a reason to sign the tab out.
+const refusedWrite = (e) => e.status === 403 && e.method !== 'GET' && e.method !== 'HEAD';
+
+async function errorOf(res, method) {
   let message = res.statusText || '';
   try {
     const body = await res.json();
@@ -49,7 +54,7 @@ async function errorOf(res) {
   } catch (_) {
     // Not JSON: keep the status text.
   }
-  return new ApiError(res.status, message);
+  return new ApiError(res.status, message, method);
 }
 
 // One request with the session's key. 401/403 sign the tab out unless
@@ -68,8 +73,8 @@ export async function request(path, { method = 'GET', body, headers = {}, key, k
     throw new ApiError(0, '');
   }
   if (!res.ok) {
-    const err = await errorOf(res);
-    if ((res.status === 401 || res.status === 403) && !keepSession) signOut();
+    const err = await errorOf(res, method);
+    if ((res.status === 401 || res.status === 403) && !refusedWrite(err) && !keepSession) signOut();
     throw err;
   }
   if (raw) return res;
@@ -130,6 +135,7 @@ export async function outbox(userId, after, waitMs, signal) {
 export function errorText(t, e) {
   if (!(e instanceof ApiError)) return String(e && e.message ? e.message : e);
   if (e.status === 0) return t('error.network');
+  if (refusedWrite(e)) return t('error.readOnly');
   if (e.status === 401 || e.status === 403) return t('error.signedout');
   return t('error.generic', { status: e.status, message: e.message });
 }

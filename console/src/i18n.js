@@ -6,6 +6,7 @@ import { signal } from './signal.js';
 export const LANGS = ['es', 'en', 'pt'];
 
 const es = {
+  'error.readOnly': 'Esta clave solo puede leer: pide una con permiso de escritura (admin:write).',
   'reason.badNumber': 'número inválido: {v}',
   'reason.duplicate': 'duplicado de la fila {v}',
   'reason.timeZone': 'zona horaria desconocida: {v}',
@@ -199,6 +200,7 @@ const es = {
 };
 
 const en = {
+  'error.readOnly': 'This key may only read: ask for one that may write (admin:write).',
   'reason.badNumber': 'bad number: {v}',
   'reason.duplicate': 'duplicate of row {v}',
   'reason.timeZone': 'unknown time zone: {v}',
@@ -392,6 +394,7 @@ const en = {
 };
 
 const pt = {
+  'error.readOnly': 'Esta chave só pode ler: peça uma com permissão de escrita (admin:write).',
   'reason.badNumber': 'número inválido: {v}',
   'reason.duplicate': 'duplicado da linha {v}',
   'reason.timeZone': 'fuso horário desconhecido: {v}',

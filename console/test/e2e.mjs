@@ -9,7 +9,7 @@
 // Screenshots go to console/test/screenshots/ (gitignored).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,9 @@ const BIN = resolve(process.argv[2] || process.env.CHARLA_LOCAL_BIN || join(root
 const BROWSER = process.env.CHARLA_CHROMIUM || '/usr/bin/chromium';
 const SECRET = 'console-e2e-secret';
 const KEY = 'console-e2e-key';
+// A second key that may only read (admin:read).
+const READER = 'console-e2e-reader';
+const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const SHOTS = join(here, 'screenshots');
 // Generous: a busy 2-core machine. Nothing here asserts how fast.
 const WAIT = 20_000;
@@ -139,7 +142,7 @@ async function main() {
   Object.assign(env, {
     WHATSAPP_APP_SECRET: SECRET,
     WHATSAPP_VERIFY_TOKEN: 'console-e2e-verify',
-    CHARLA_ADMIN_KEY: KEY,
+    CHARLA_ADMIN_KEY_HASHES: `${sha256(KEY)}:admin,${sha256(READER)}:admin:read`,
     CHARLA_DEBOUNCE_MS: '200',
     RUST_LOG: 'warn',
   });
@@ -425,8 +428,9 @@ async function main() {
     phonePage.on('pageerror', (e) => errors.push(String(e)));
     await phonePage.setViewportSize({ width: 375, height: 812 });
     await phonePage.goto(`${base}/#/conversations`);
-    // A new tab has its own session: the key is asked for again.
-    await phonePage.getByLabel('Clave de administración').fill(KEY);
+    // A new tab has its own session: the key is asked for again. This
+    // one may only read.
+    await phonePage.getByLabel('Clave de administración').fill(READER);
     await phonePage.getByRole('button', { name: 'Entrar' }).click();
     await phonePage.locator(`a.conv-link[data-user="${lucia}"]`).waitFor({ timeout: WAIT });
     const width = await phonePage.evaluate(() => document.documentElement.scrollWidth);
@@ -434,6 +438,10 @@ async function main() {
     await shot('08-phone-conversations', phonePage);
     await phonePage.locator(`a.conv-link[data-user="${lucia}"]`).click();
     await phonePage.locator('ol.timeline li.msg').first().waitFor({ timeout: WAIT });
+    // A read-only key is refused the take-over, said so, and stays signed in.
+    await phonePage.getByRole('button', { name: 'Tomar la conversación' }).click();
+    await phonePage.getByRole('alert').filter({ hasText: 'Esta clave solo puede leer' }).waitFor({ timeout: WAIT });
+    assert.equal(await phonePage.evaluate(() => sessionStorage.getItem('charla.adminKey')), READER);
     await shot('09-phone-conversation', phonePage);
     for (const [section, heading] of [['campaigns', 'Campañas'], ['numbers', /Números de los últimos/], ['simulator', 'Simulador de chat']]) {
       await phonePage.goto(`${base}/#/${section}`);
