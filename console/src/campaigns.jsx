@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, errorText } from './api.js';
+import { api, ApiError, errorText } from './api.js';
 import { fmtNumber, fmtTime, t } from './i18n.js';
 import { changed, go, usePoll } from './hooks.js';
 
@@ -305,7 +305,9 @@ async function download(c, csv, setError) {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   } catch (err) {
-    setError(errorText(t, err));
+    // On AWS a large report is a 303 to a download link in another bucket,
+    // which the browser follows but may not read (no CORS there).
+    setError(err instanceof ApiError && err.status === 0 ? t('camp.downloadLink') : errorText(t, err));
   }
 }
 

@@ -6,6 +6,7 @@ import { signal } from './signal.js';
 export const LANGS = ['es', 'en', 'pt'];
 
 const es = {
+  'camp.downloadLink': 'No se pudo bajar el informe: si es muy grande, el servidor lo da como un enlace que el navegador no puede leer. Bájalo con curl -L (ver README).',
   'error.readOnly': 'Esta clave solo puede leer: pide una con permiso de escritura (admin:write).',
   'reason.badNumber': 'número inválido: {v}',
   'reason.duplicate': 'duplicado de la fila {v}',
@@ -200,6 +201,7 @@ const es = {
 };
 
 const en = {
+  'camp.downloadLink': 'The report could not be downloaded: a very large one comes as a link the browser cannot read. Download it with curl -L (see the README).',
   'error.readOnly': 'This key may only read: ask for one that may write (admin:write).',
   'reason.badNumber': 'bad number: {v}',
   'reason.duplicate': 'duplicate of row {v}',
@@ -394,6 +396,7 @@ const en = {
 };
 
 const pt = {
+  'camp.downloadLink': 'Não foi possível baixar o relatório: um muito grande vem como um link que o navegador não consegue ler. Baixe com curl -L (veja o README).',
   'error.readOnly': 'Esta chave só pode ler: peça uma com permissão de escrita (admin:write).',
   'reason.badNumber': 'número inválido: {v}',
   'reason.duplicate': 'duplicado da linha {v}',
