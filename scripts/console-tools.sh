@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The console's Node tools (esbuild, preact, playwright-core) into
+# The console's Node tools (esbuild, preact, playwright-core, axe-core) into
 # .tools/console (gitignored), exactly as console/package-lock.json pins them
 # (`npm ci`); with --browser, also Debian's chromium for the browser test
 # (only when missing: Playwright's own browser downloads are not used).
@@ -31,7 +31,7 @@ if [[ ! -f .tools/console/.stamp-$hash ]]; then
   # (@esbuild/linux-x64), and playwright-core downloads nothing.
   (cd .tools/console && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   touch ".tools/console/.stamp-$hash"
-  echo "console-tools.sh: installed esbuild, preact, playwright-core into .tools/console ($hash)"
+  echo "console-tools.sh: installed esbuild, preact, playwright-core, axe-core into .tools/console ($hash)"
 fi
 
 if $browser && [[ -z "${CHARLA_CHROMIUM:-}" ]] && [[ ! -x /usr/bin/chromium ]]; then

@@ -405,10 +405,10 @@ function CampaignDetail({ id }) {
           <section aria-labelledby="download-title">
             <h2 id="download-title">{t('camp.download')}</h2>
             <div class="row">
-              <button type="button" id="download-xlsx" aria-label={`${t('camp.download')} (XLSX)`} onClick={() => download(c, false, setActError)}>
+              <button type="button" id="download-xlsx" onClick={() => download(c, false, setActError)}>
                 {t('camp.downloadXlsx')}
               </button>
-              <button type="button" id="download-csv" aria-label={`${t('camp.download')} (CSV)`} onClick={() => download(c, true, setActError)}>
+              <button type="button" id="download-csv" onClick={() => download(c, true, setActError)}>
                 {t('camp.downloadCsv')}
               </button>
             </div>
