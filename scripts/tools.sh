@@ -3,7 +3,7 @@
 #   moto_server (emulated AWS), cfn-lint, sam (aws-sam-cli), cargo-lambda (and
 #   zig, its cross linker); and the aarch64-unknown-linux-gnu rust target.
 # Also the Node tools: asl-validator into .tools/node, and the console's
-# (esbuild, preact, playwright-core) into .tools/console with Debian's
+# (esbuild, preact, playwright-core, axe-core) into .tools/console with Debian's
 # chromium when missing (scripts/console-tools.sh).
 # Versions are pinned in scripts/requirements-tools.txt. Idempotent: a stamp
 # file named after the hash of that file (and the Python version) makes a
@@ -42,7 +42,7 @@ if [[ ! -f .tools/node/.stamp-$asl_hash ]]; then
   echo "tools.sh: installed asl-validator into .tools/node ($asl_hash)"
 fi
 
-# The console's build tools and browser test (esbuild, preact,
+# The console's build tools and browser test (esbuild, preact, axe-core,
 # playwright-core from console/package-lock.json; chromium from apt).
 bash scripts/console-tools.sh --browser
 
