@@ -19,6 +19,10 @@ function displayNumber(id) {
 
 function ConversationList({ selected }) {
   const [pages, setPages] = useState(LIST_PAGES);
+  // More pages: loaded at once, keeping the list shown meanwhile.
+  useEffect(() => {
+    if (pages > LIST_PAGES) changed();
+  }, [pages]);
   const [filter, setFilter] = useState('');
   const [query, setQuery] = useState('');
   const [{ data, error, at }] = usePoll(
@@ -36,7 +40,7 @@ function ConversationList({ selected }) {
       return { items, more: !!next };
     },
     POLL_MS,
-    [pages],
+    [],
   );
   const items = data ? data.items : [];
   const q = query.trim().toLowerCase();

@@ -416,6 +416,13 @@ async function main() {
           const at = json.messages[0].at;
           json.turns = [{ at, via: 'playbook', tools: ['kb_search'], model_calls: 1, tokens_in: 900, tokens_out: 80, latency_ms: 35, escalation: 'asked' }];
           json.usage = { turns: 1, model_calls: 1, tokens_in: 900, tokens_out: 80, tool_calls: { kb_search: 1 }, cost: { total: 0.0041 } };
+          // And the shapes this runner has no fake for here: a document
+          // with what the media pipeline read, a call's transcript.
+          json.messages.push(
+            { wamid: 'wamid.DOC', direction: 'inbound', kind: 'document', text: '[document: factura.pdf]', at, delivery: null,
+              media: { result: 'understood', text: 'Factura A 0003-00012345, total $ 48.200' } },
+            { wamid: 'call:c1:transcript', direction: 'outbound', kind: 'call_transcript', text: 'AI: Hola Lucía. User: Quiero el plan Plus.', at, delivery: null },
+          );
         }
         await route.fulfill({ response: res, json });
       });
@@ -423,6 +430,8 @@ async function main() {
       await page.locator('ol.timeline li.turn', { hasText: 'kb_search' }).waitFor({ timeout: WAIT });
       await page.locator('li.turn', { hasText: 'derivada a una persona: asked' }).waitFor({ timeout: WAIT });
       await page.locator('.usage', { hasText: '0,0041' }).waitFor({ timeout: WAIT });
+      await page.locator('li.msg.kind-document .media', { hasText: 'Factura A 0003-00012345' }).waitFor({ timeout: WAIT });
+      await page.locator('li.msg.call', { hasText: 'Transcripción de la llamada' }).waitFor({ timeout: WAIT });
       await shot('06c-conversation-turns-contract');
     await accessible(page, '06c-conversation-turns-contract');
       await page.unroute(`**/admin/conversations/${lucia}?*`);
