@@ -2,6 +2,9 @@
 # Installs Charla's developer and CI tools into .tools/venv (gitignored):
 #   moto_server (emulated AWS), cfn-lint, sam (aws-sam-cli), cargo-lambda (and
 #   zig, its cross linker); and the aarch64-unknown-linux-gnu rust target.
+# Also the Node tools: asl-validator into .tools/node, and the console's
+# (esbuild, preact, playwright-core, axe-core) into .tools/console with Debian's
+# chromium when missing (scripts/console-tools.sh).
 # Versions are pinned in scripts/requirements-tools.txt. Idempotent: a stamp
 # file named after the hash of that file (and the Python version) makes a
 # second run instant; editing the requirements reinstalls.
@@ -38,6 +41,10 @@ if [[ ! -f .tools/node/.stamp-$asl_hash ]]; then
   touch ".tools/node/.stamp-$asl_hash"
   echo "tools.sh: installed asl-validator into .tools/node ($asl_hash)"
 fi
+
+# The console's build tools and browser test (esbuild, preact, axe-core,
+# playwright-core from console/package-lock.json; chromium from apt).
+bash scripts/console-tools.sh --browser
 
 # The rust target of the Lambda binaries (template.yaml: arm64), for
 # scripts/build-lambdas and `sam build`; rust-std only, added once.

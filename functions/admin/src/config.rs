@@ -19,6 +19,9 @@ pub struct Settings {
     /// `CHARLA_PRICES`: JSON over the default price table
     /// ([`Prices`]); unset, the defaults.
     pub prices: Prices,
+    /// `CHARLA_REENGAGE_TEMPLATE` and `CHARLA_REENGAGE_TEMPLATE_LANGUAGE`
+    /// (default `en_US`), as text-ai reads them: what `reengage` sends.
+    pub reengage_template: Option<(String, String)>,
 }
 
 impl Settings {
@@ -29,6 +32,12 @@ impl Settings {
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
             prices: Prices::from_json(&vars.optional("CHARLA_PRICES").unwrap_or_default())
                 .map_err(|e| domain::Error::Config(format!("CHARLA_PRICES: {e}")))?,
+            reengage_template: vars.optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
+                let language = vars
+                    .optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")
+                    .unwrap_or_else(|| "en_US".to_string());
+                (name, language)
+            }),
         })
     }
 }

@@ -5,7 +5,12 @@
 //! - `POST /admin/conversations/{user_id}/release`: back to the bot, the open
 //!   escalation closed, and its help-desk conversation (Chatwoot) resolved;
 //! - `POST /admin/conversations/{user_id}/messages` with `{"text": "..."}`:
-//!   sent to the user as a person (taking the conversation over first).
+//!   sent to the user as a person (taking the conversation over first);
+//!   inside the 24-hour window only;
+//! - `POST /admin/conversations/{user_id}/reengage`: the re-engagement
+//!   template (`CHARLA_REENGAGE_TEMPLATE`), the one message WhatsApp allows
+//!   outside the window, sent as a person (taking the conversation over
+//!   first, so the bot stays out of the answer).
 //!
 //! States change only by conditional writes; answers say the state after.
 
@@ -35,6 +40,9 @@ pub struct Control {
     /// desk's conversation, so agents do not keep working a conversation
     /// the bot has again.
     pub desk: Option<Arc<dyn HumanDesk>>,
+    /// The re-engagement template, (name, language); `None`: `reengage`
+    /// answers 400.
+    pub reengage_template: Option<(String, String)>,
 }
 
 /// The private note agents find in the desk when a release came from here.
@@ -46,6 +54,7 @@ pub enum Action {
     Takeover,
     Release,
     Message,
+    Reengage,
 }
 
 impl Action {
@@ -54,6 +63,7 @@ impl Action {
             Action::Takeover => "takeover",
             Action::Release => "release",
             Action::Message => "send_message",
+            Action::Reengage => "reengage",
         }
     }
 }
@@ -69,6 +79,7 @@ pub fn route(path: &str) -> Option<(&str, Action)> {
         "takeover" => Action::Takeover,
         "release" => Action::Release,
         "messages" => Action::Message,
+        "reengage" => Action::Reengage,
         _ => return None,
     };
     (!user_id.is_empty()).then_some((user_id, action))
@@ -127,6 +138,18 @@ pub async fn serve(
     action: Action,
     body: &[u8],
 ) -> Result<serde_json::Value> {
+    // Known before anything changes: a refusal leaves the state as it was.
+    let template = match (action, &control.reengage_template) {
+        (Action::Reengage, Some((name, language))) => {
+            Some(OutboundMessage::template(name.clone(), language.clone()))
+        }
+        (Action::Reengage, None) => {
+            return Err(Error::Invalid(
+                "no re-engagement template is configured (CHARLA_REENGAGE_TEMPLATE)".into(),
+            ))
+        }
+        _ => None,
+    };
     let message = match action {
         Action::Message => {
             let m: MessageBody = serde_json::from_slice(body)
@@ -174,7 +197,7 @@ pub async fn serve(
             })
             .await?;
         }
-        Action::Takeover | Action::Message => {
+        Action::Takeover | Action::Message | Action::Reengage => {
             move_state(
                 control.records.as_ref(),
                 user_id,
@@ -214,6 +237,18 @@ pub async fn serve(
             ids.push(id);
         }
         wamid = Some(ids);
+    }
+    if let Some(msg) = template {
+        let id = send_and_record(
+            control.sender.as_ref(),
+            store,
+            control.clock.as_ref(),
+            &conversation.phone_number_id,
+            user_id,
+            &msg,
+        )
+        .await?;
+        wamid = Some(vec![id]);
     }
     let state = store
         .conversation(user_id)

@@ -89,6 +89,7 @@ impl Deps {
                 sender,
                 clock: ports.clock,
                 desk,
+                reengage_template: settings.reengage_template.clone(),
             }),
             store: ports.store,
             identities: ports.identities,

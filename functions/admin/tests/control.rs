@@ -79,6 +79,7 @@ async fn harness(with_control: bool) -> H {
         sender: sender.clone(),
         clock: Arc::new(FixedClock::at(NOW)),
         desk: None,
+        reengage_template: Some(("hello_world".into(), "en_US".into())),
     });
     H {
         deps: Deps {
@@ -257,6 +258,82 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         .0,
         404
     );
+}
+
+/// Outside the 24-hour window free text is refused (WhatsApp would fail it
+/// with 131047); the re-engagement template goes out instead, as a person.
+#[tokio::test]
+async fn outside_the_window_the_reengagement_template_goes_out_instead_of_text() {
+    let mut h = harness(true).await;
+    let late = |path: &str, body: &str| {
+        http::Request::builder()
+            .method("POST")
+            .uri(path.to_string())
+            .body(Bytes::from(body.to_string()))
+            .expect("request")
+    };
+    // A day and a minute after the user's last message.
+    let later = NOW + 24 * 3_600_000 + 60_000;
+    if let Some(c) = h.deps.control.as_mut() {
+        c.clock = Arc::new(FixedClock::at(later));
+    }
+    let text = handle_at(
+        &h.deps,
+        late(
+            &format!("/admin/conversations/{USER}/messages"),
+            r#"{"text":"¿Seguís ahí?"}"#,
+        ),
+        later,
+    )
+    .await;
+    assert_eq!(text.status(), 400);
+    let error: serde_json::Value = serde_json::from_slice(text.body()).expect("json");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("24-hour window")),
+        "{error}"
+    );
+    assert!(h.sender.0.lock().expect("lock").is_empty());
+
+    let sent = handle_at(
+        &h.deps,
+        late(&format!("/admin/conversations/{USER}/reengage"), ""),
+        later,
+    )
+    .await;
+    assert_eq!(sent.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(sent.body()).expect("json");
+    assert_eq!(body["state"], "human");
+    assert_eq!(body["wamids"][0], "wamid.AGENT1");
+    let out = h.sender.0.lock().expect("lock").clone();
+    assert_eq!(out, vec![OutboundMessage::template("hello_world", "en_US")]);
+    let transcript = h.store.recent_messages(&wa(), 10).await.expect("messages");
+    assert!(
+        transcript.iter().any(|m| m.kind == "template"),
+        "{transcript:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_template_reengage_is_refused_and_changes_nothing() {
+    let mut h = harness(true).await;
+    if let Some(c) = h.deps.control.as_mut() {
+        c.reengage_template = None;
+    }
+    let (status, body) = call(
+        &h,
+        "POST",
+        &format!("/admin/conversations/{USER}/reengage"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("CHARLA_REENGAGE_TEMPLATE")));
+    assert!(h.sender.0.lock().expect("lock").is_empty());
+    assert_eq!(state(&h).await, ConversationState::Bot);
 }
 
 // ------------------------------------------------------------- with Chatwoot

@@ -4,6 +4,7 @@
 
 mod chat;
 mod config;
+mod console;
 mod consumer;
 mod load;
 mod media_pipeline;

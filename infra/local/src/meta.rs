@@ -76,6 +76,26 @@ pub fn button_reply_message(user_id: &str, wamid: &str, id: &str, title: &str) -
     })
 }
 
+/// A tap on a row of a list message, as Meta sends it.
+pub fn list_reply_message(
+    user_id: &str,
+    wamid: &str,
+    id: &str,
+    title: &str,
+    description: &str,
+) -> Value {
+    json!({
+        "from": user_id,
+        "id": wamid,
+        "timestamp": now_secs().to_string(),
+        "type": "interactive",
+        "interactive": {
+            "type": "list_reply",
+            "list_reply": { "id": id, "title": title, "description": description },
+        },
+    })
+}
+
 /// A `statuses` webhook for a message we sent.
 pub fn status_webhook(user_id: &str, wamid: &str, status: &str) -> Value {
     envelope(json!({

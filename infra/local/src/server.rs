@@ -231,6 +231,11 @@ fn router(state: AppState) -> Router {
         .route("/webhooks/voice/{provider}", any(voice_webhook))
         .route("/healthz", get(healthz))
         .route("/local/outbox", get(outbox_feed))
+        .route("/local/simulate", get(simulator_info).post(simulate))
+        // The operator's console: static, no auth (its API calls carry the key).
+        .route("/", get(crate::console::index))
+        .route("/index.html", get(crate::console::index))
+        .route("/assets/{file}", get(crate::console::hashed_asset))
         .with_state(state)
 }
 
@@ -295,26 +300,35 @@ fn spawn_dispatcher(
     })
 }
 
-/// The same authorizer code API Gateway runs, then the admin handler.
-async fn admin_route(State(state): State<AppState>, req: Request) -> Response {
+/// The authorizer's decision as API Gateway answers it: `None` when allowed,
+/// else 401 without the identity source and 403 on a deny.
+fn refused(state: &AppState, req: &Request) -> Option<Response> {
     let auth = req
         .headers()
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let decision = authorizer::authorize(&state.keys, auth.as_deref(), req.method().as_str());
-    if !decision.allowed {
-        // API Gateway: 401 without the identity source, 403 on a deny.
-        let status = if auth.is_none() {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::FORBIDDEN
-        };
-        return (
+        .and_then(|v| v.to_str().ok());
+    let decision = authorizer::authorize(&state.keys, auth, req.method().as_str());
+    if decision.allowed {
+        return None;
+    }
+    let status = if auth.is_none() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    Some(
+        (
             status,
             Json(serde_json::json!({"message": status.canonical_reason()})),
         )
-            .into_response();
+            .into_response(),
+    )
+}
+
+/// The same authorizer code API Gateway runs, then the admin handler.
+async fn admin_route(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refusal) = refused(&state, &req) {
+        return refusal;
     }
     // The campaigns routes are the campaigns function's, as in template.yaml.
     let path = req.uri().path();
@@ -386,4 +400,127 @@ async fn outbox_feed(State(state): State<AppState>, Query(q): Query<OutboxQuery>
     let wait = Duration::from_millis(q.wait_ms.min(30_000));
     let entries = outbox.wait_since(&q.user_id, q.after, wait).await;
     Json(serde_json::json!({ "entries": entries })).into_response()
+}
+
+/// Whether the console's chat simulator can be used here: it needs the
+/// local outbox for the bot's answers. (On AWS the console is a static site
+/// and this route does not exist: the console hides the simulator.)
+async fn simulator_info(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({ "simulator": state.outbox.is_some() })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Simulated {
+    user_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    button: Option<Choice>,
+    #[serde(default)]
+    list: Option<Choice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Choice {
+    id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// The console's chat simulator: one user message (text, a reply button or
+/// a list row), built and signed exactly as Meta sends it (`meta.rs`) and
+/// put through ingestion's own handler, so the real signature check and
+/// parsing run. Behind the admin authorizer (write scope), like the API:
+/// it puts messages into conversations.
+async fn simulate(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refusal) = refused(&state, &req) {
+        return refusal;
+    }
+    let bad = |why: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": format!("invalid input: {why}") })),
+        )
+            .into_response()
+    };
+    let body = match body_bytes(req, 64 * 1024).await {
+        Ok(req) => req.into_body(),
+        Err(resp) => return resp,
+    };
+    let sim: Simulated = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return bad(format!(
+                "expected {{\"user_id\", \"text\" | \"button\" | \"list\"}}: {e}"
+            ))
+        }
+    };
+    if let Err(e) = domain::UserId::parse(&sim.user_id) {
+        return bad(e);
+    }
+    let wamid = crate::meta::new_wamid();
+    let user = sim.user_id.as_str();
+    let message = match (&sim.text, &sim.button, &sim.list) {
+        (Some(text), None, None) if !text.trim().is_empty() => {
+            crate::meta::text_message(user, &wamid, text)
+        }
+        (None, Some(b), None) => crate::meta::button_reply_message(user, &wamid, &b.id, &b.title),
+        (None, None, Some(r)) => {
+            crate::meta::list_reply_message(user, &wamid, &r.id, &r.title, &r.description)
+        }
+        _ => return bad("send one of text, button or list".into()),
+    };
+    let name = sim.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let payload = crate::meta::message_webhook(user, name.unwrap_or("Ana"), message);
+    // Neither can fail on a JSON value and a static URI; if one did, it is
+    // ours, not the caller's.
+    let internal = |e: String| {
+        tracing::error!(error = %e, "building the simulated webhook");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": "internal error" })),
+        )
+            .into_response()
+    };
+    let bytes = match serde_json::to_vec(&payload) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return internal(e.to_string()),
+    };
+    let signature = domain::signature::meta_signature_header(
+        state
+            .ingestion
+            .secrets
+            .app_secret
+            .expose_secret()
+            .as_bytes(),
+        &bytes,
+    );
+    let webhook = http::Request::builder()
+        .method(http::Method::POST)
+        .uri("/webhooks/whatsapp")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(bytes);
+    let webhook = match webhook {
+        Ok(w) => w,
+        Err(e) => return internal(e.to_string()),
+    };
+    let answer = ingestion::handle(&state.ingestion, webhook).await;
+    let status = answer.status();
+    if !status.is_success() {
+        tracing::warn!(%status, "the simulated webhook was not accepted");
+        return (
+            status,
+            Json(serde_json::json!({
+                "error": String::from_utf8_lossy(answer.body()).into_owned(),
+            })),
+        )
+            .into_response();
+    }
+    Json(serde_json::json!({ "wamid": wamid, "webhook": status.as_u16() })).into_response()
 }

@@ -188,8 +188,14 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         None,
     )
     .await?;
+    // The operators' re-engagement template is the one text-ai sends: the
+    // variable, else the agent profile's `[templates] reengage`.
+    let mut admin_settings = settings.admin.clone();
+    if admin_settings.reengage_template.is_none() {
+        admin_settings.reengage_template = text_ai.settings.reengage_template.clone();
+    }
     let admin = admin::Deps::new(
-        &settings.admin,
+        &admin_settings,
         secrets,
         admin::Ports {
             store: store.clone(),

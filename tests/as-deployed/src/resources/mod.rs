@@ -73,6 +73,18 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "mounted at /opt by the runtime emulator",
     ),
     ("AWS::Serverless::HttpApi", "emulated by the gateway"),
+    (
+        "AWS::CloudFront::Distribution",
+        "the console's static site; the runner serves it in the tests",
+    ),
+    (
+        "AWS::CloudFront::OriginAccessControl",
+        "the console's static site; the runner serves it in the tests",
+    ),
+    (
+        "AWS::CloudFront::ResponseHeadersPolicy",
+        "the console's static site; the runner serves it in the tests",
+    ),
     // Not in moto either: run by the runtime emulator.
     ("AWS::Serverless::Function", "run by the runtime emulator"),
 ];
