@@ -648,10 +648,16 @@ export function fmtNumber(n, digits) {
 export function fmtMoney(n, currency) {
   if (n == null || Number.isNaN(Number(n))) return '–';
   try {
-    return Number(n).toLocaleString(locale(), {
+    const x = Number(n);
+    // A conversation costs fractions of a cent: show two significant digits
+    // below a cent rather than 0,00.
+    const small = x !== 0 && Math.abs(x) < 0.01;
+    return x.toLocaleString(locale(), {
       style: 'currency',
       currency: currency || 'USD',
-      maximumFractionDigits: Math.abs(n) < 1 ? 4 : 2,
+      ...(small
+        ? { maximumSignificantDigits: 2 }
+        : { maximumFractionDigits: Math.abs(x) < 1 ? 4 : 2 }),
     });
   } catch (_) {
     return `${Number(n).toFixed(4)} ${currency || ''}`;
