@@ -798,7 +798,7 @@ mod tests {
         let cost = body["usage"]["cost"]["total"].as_f64().expect("cost");
         // 4,000 in at $0.25/M, 200 out at $1.25/M, one turn of AWS.
         assert!(
-            (cost - (0.001 + 0.000_25 + 0.000_012)).abs() < 1e-9,
+            (cost - (0.001 + 0.000_25 + 0.000_04)).abs() < 1e-9,
             "{cost}"
         );
         let (status, stats) = call(&d, get("/admin/stats?days=2")).await;

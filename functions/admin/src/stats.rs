@@ -172,7 +172,7 @@ mod tests {
         // 1,000 tokens in of gpt-4o-mini ($0.15/M) and three turns of AWS.
         let total = totals["cost"]["total"].as_f64().expect("total");
         assert!(
-            (total - (0.000_15 + 3.0 * 0.000_012)).abs() < 1e-9,
+            (total - (0.000_15 + 3.0 * 0.000_04)).abs() < 1e-9,
             "{total}"
         );
         let per = totals["cost_per_conversation"].as_f64().expect("per");

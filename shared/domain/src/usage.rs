@@ -307,7 +307,7 @@ impl Default for Prices {
             document: 0.0015,
             audio: 0.012,
             call_minute: 0.10,
-            aws_turn: 0.000_012,
+            aws_turn: 0.000_04,
         }
     }
 }
@@ -592,7 +592,7 @@ mod tests {
         assert!((s.cost.whatsapp - 0.05).abs() < 1e-9);
         assert!((s.cost.media - 0.001).abs() < 1e-9);
         assert!((s.cost.calls - 0.15).abs() < 1e-9);
-        assert!((s.cost.aws - 0.000_012).abs() < 1e-12);
+        assert!((s.cost.aws - 0.000_04).abs() < 1e-12);
         let parts = s.cost.model + s.cost.whatsapp + s.cost.media + s.cost.calls + s.cost.aws;
         assert!((s.cost.total - parts).abs() < 1e-6);
         assert_eq!(s.model_turns, 1);
