@@ -49,10 +49,37 @@ pub struct TurnReport {
     pub via_playbook: bool,
     /// The tools called, in order.
     pub tools: Vec<&'static str>,
+    /// The same calls with their arguments.
+    pub tool_args: Vec<(&'static str, serde_json::Value)>,
     /// The answer was the fallback (for the escalation policy).
     pub fallback: bool,
     /// The playbook intent the turn matched.
     pub intent: Option<String>,
+}
+
+impl TurnReport {
+    /// Who answered: `playbook`, `model`, or `local` (no model).
+    pub fn via(&self) -> &'static str {
+        match (self.via_playbook, self.model_calls) {
+            (true, _) => "playbook",
+            (false, 0) => "local",
+            (false, _) => "model",
+        }
+    }
+
+    /// What text-ai hears of the turn.
+    pub fn note(&self) -> domain::ports::TurnNote {
+        domain::ports::TurnNote {
+            language: self.language.clone(),
+            fallback: self.fallback,
+            intent: self.intent.clone(),
+            via: self.via(),
+            model_calls: self.model_calls,
+            tokens_in: self.usage.input_tokens,
+            tokens_out: self.usage.output_tokens,
+            tools: self.tools.clone(),
+        }
+    }
 }
 
 impl Agent {
@@ -133,6 +160,7 @@ impl Agent {
         };
         report.tool_calls = effects.calls;
         report.tools = effects.tools.clone();
+        report.tool_args = std::mem::take(&mut effects.tool_args);
         report.fallback = effects.fallback;
         report.intent = effects.intent.clone();
 
@@ -197,23 +225,7 @@ impl Responder for Agent {
         turn: &TurnInput,
     ) -> Result<(Vec<OutboundMessage>, domain::ports::TurnNote)> {
         let (replies, report) = self.answer(turn).await?;
-        Ok((
-            replies,
-            domain::ports::TurnNote {
-                language: report.language,
-                fallback: report.fallback,
-                intent: report.intent,
-                via: match (report.via_playbook, report.model_calls) {
-                    (true, _) => "playbook",
-                    (false, 0) => "local",
-                    (false, _) => "model",
-                },
-                model_calls: report.model_calls,
-                tokens_in: report.usage.input_tokens,
-                tokens_out: report.usage.output_tokens,
-                tools: report.tools,
-            },
-        ))
+        Ok((replies, report.note()))
     }
 }
 

@@ -107,8 +107,39 @@ fn voice_or_off(built: Result<voice::Deps>) -> Result<Option<Arc<voice::Deps>>> 
     }
 }
 
+/// Turns the agent, built as text-ai builds it, into the responder text-ai
+/// runs (`local eval` wraps it to see each turn's report).
+pub type WrapAgent = Box<dyn FnOnce(agent::Agent) -> Arc<dyn domain::ports::Responder> + Send>;
+
+/// What `local eval` changes in the embedded wiring; the default is what
+/// `local` serves with.
+pub struct LocalOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Speech to text for voice notes (none locally by default).
+    pub speech: Option<Arc<dyn domain::ports::Transcriber>>,
+    pub wrap_agent: Option<WrapAgent>,
+    /// Each reply echoed to stderr (off for `local eval`'s own table).
+    pub echo_outbox: bool,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            clock: Arc::new(SystemClock),
+            speech: None,
+            wrap_agent: None,
+            echo_outbox: true,
+        }
+    }
+}
+
 /// The embedded adapters: SQLite, files, the outbox.
 pub async fn local(settings: &Settings) -> Result<Functions> {
+    local_with(settings, LocalOptions::default()).await
+}
+
+/// [`local`] with `local eval`'s clock, speech and agent wrapper.
+pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Functions> {
     let db = settings.data_dir.join("charla.db");
     let store = Arc::new(SqliteStore::open(&db)?);
     let text = open_queue(settings, "text", 0)?;
@@ -128,19 +159,20 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         );
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = options.clock.clone();
     let secrets = &settings.secrets;
-    let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) =
-        match &secrets.access_token {
-            Some(token) => (
-                Arc::new(settings.text_ai.graph.client(Some(token), "local")?),
-                None,
-            ),
-            None => {
-                let outbox = Arc::new(Outbox::open(&settings.data_dir)?);
-                (outbox.clone(), Some(outbox))
-            }
-        };
+    let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) = match &secrets
+        .access_token
+    {
+        Some(token) => (
+            Arc::new(settings.text_ai.graph.client(Some(token), "local")?),
+            None,
+        ),
+        None => {
+            let outbox = Arc::new(Outbox::open(&settings.data_dir)?.with_echo(options.echo_outbox));
+            (outbox.clone(), Some(outbox))
+        }
+    };
     let escalation_records = Arc::new(SqliteEscalations::open(&db)?);
     let campaign_store = Arc::new(SqliteCampaigns::open(&db)?);
 
@@ -156,7 +188,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
                 store: Arc::new(files.clone()),
                 images: Arc::new(LocalImages::new(files.clone())),
                 documents: Arc::new(LocalDocuments::new(files)),
-                speech: Arc::new(NoSpeech),
+                speech: options.speech.clone().unwrap_or_else(|| Arc::new(NoSpeech)),
                 notes: media_notes.clone(),
             },
             conversations: store.clone(),
@@ -168,7 +200,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         },
     )?;
 
-    let text_ai = text_ai::Deps::new(
+    let mut text_ai = text_ai::Deps::new(
         &settings.text_ai,
         secrets,
         text_ai::Ports {
@@ -185,6 +217,23 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         None,
     )
     .await?;
+    if let Some(wrap) = options.wrap_agent {
+        // The same agent Deps::new builds, on the same ports, kept concrete
+        // for the wrapper.
+        let agent = agent_setup::build_agent(
+            &settings.text_ai.agent,
+            secrets,
+            agent_setup::AgentPorts {
+                records: store.clone(),
+                call_queue: calls.clone(),
+                escalation_queue: escalations.clone(),
+                clock: clock.clone(),
+            },
+            None,
+        )
+        .await?;
+        text_ai.responder = wrap(agent);
+    }
     let admin = admin::Deps::new(
         &settings.admin,
         secrets,
