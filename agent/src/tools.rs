@@ -283,7 +283,9 @@ impl Registry {
         let Some(kb) = &self.deps.knowledge else {
             return Ok(ToolOutcome::Refused("no knowledge base".into()));
         };
-        let passages = kb.search(&a.query, 3).await?;
+        // Five: the passages of one topic in each of the profile's languages
+        // fit, so the one in the user's language is among them.
+        let passages = kb.search(&a.query, 5).await?;
         Ok(ToolOutcome::Done(json!({
             "passages": passages.iter().map(|p| json!({"text": p.text, "source": p.source})).collect::<Vec<_>>(),
         })))

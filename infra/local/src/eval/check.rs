@@ -92,6 +92,17 @@ pub fn check(expect: &Expect, seen: &Observed, languages: &[String]) -> Vec<Stri
             Err(e) => diffs.push(e),
         }
     }
+    for want in &expect.transcript.0 {
+        let transcript = seen.transcript.as_deref().unwrap_or_default();
+        match Matcher::parse(want) {
+            Ok(m) if m.is_match(transcript) => {}
+            Ok(_) => diffs.push(format!(
+                "transcript {want:?}: not in the admin transcript {:?}",
+                shorten(transcript, 200)
+            )),
+            Err(e) => diffs.push(e),
+        }
+    }
     let offered = super::harness::offered_in(&seen.replies);
     for b in &expect.buttons.0 {
         let want = b.to_lowercase();

@@ -178,6 +178,8 @@ pub struct Observed {
     pub leads: usize,
     pub appointments: usize,
     pub call_requests: usize,
+    /// The admin API's transcript of the conversation (JSON), when asked.
+    pub transcript: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -190,6 +192,7 @@ pub struct Pipeline {
     speech: Arc<ScriptedSpeech>,
     media: MediaFiles,
     ingestion: Arc<ingestion::Deps>,
+    admin: Arc<admin::Deps>,
     store: Arc<dyn domain::ports::ConversationStore>,
     outbox: Arc<Outbox>,
     queues: Vec<Arc<SqliteQueue>>,
@@ -329,6 +332,7 @@ impl Pipeline {
             speech,
             media,
             ingestion: functions.ingestion,
+            admin: functions.admin,
             store,
             seq: outbox.last_seq(),
             outbox,
@@ -467,9 +471,21 @@ impl Pipeline {
     }
 
     /// Posts `message` as Meta would and waits for the pipeline to settle.
+    /// The transcript operators read: the admin function's own handler
+    /// (behind the authorizer in production).
+    async fn transcript(&self) -> std::result::Result<String, Box<dyn std::error::Error>> {
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(format!("/admin/conversations/{}", self.user.as_str()))
+            .body(Bytes::new())?;
+        let resp = admin::handle_at(&self.admin, req, self.clock.now_ms()).await;
+        Ok(String::from_utf8_lossy(resp.body()).into_owned())
+    }
+
     pub async fn turn(
         &mut self,
         message: Option<Value>,
+        with_transcript: bool,
     ) -> std::result::Result<Observed, Box<dyn std::error::Error>> {
         let started = Instant::now();
         if let Some(message) = message {
@@ -523,7 +539,12 @@ impl Pipeline {
             .iter()
             .filter(|a| a.user_id == self.user)
             .count();
+        let transcript = match with_transcript {
+            true => Some(self.transcript().await?),
+            false => None,
+        };
         Ok(Observed {
+            transcript,
             replies,
             reports: self.recorder.take(),
             state,

@@ -246,7 +246,10 @@ async fn run_case(
             }
         };
         let waited = matches!(action, Ok(Action::Wait(_)));
-        let seen = match pipeline.turn(message).await {
+        let seen = match pipeline
+            .turn(message, !turn.expect.transcript.0.is_empty())
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 result.diffs.push(e.to_string());
@@ -324,7 +327,7 @@ async fn simulate(
             }
         };
         let message = pipeline.message(&Action::Say(said.clone())).ok().flatten();
-        match pipeline.turn(message).await {
+        match pipeline.turn(message, false).await {
             Ok(seen) => {
                 figures.add(&seen);
                 let answer: Vec<String> = seen.replies.iter().map(check::reply_text).collect();

@@ -163,6 +163,10 @@ pub struct Expect {
     /// The agent answered with its fallback.
     #[serde(default)]
     pub fallback: Option<bool>,
+    /// Each must be in the transcript operators see in the admin API
+    /// (what the agent was given for a photo or document, for one).
+    #[serde(default)]
+    pub transcript: OneOrMany,
     /// A rubric the model grades the replies on (needs `CHARLA_MODEL`).
     #[serde(default)]
     pub rubric: Option<String>,
@@ -276,6 +280,7 @@ impl Suite {
                     .0
                     .iter()
                     .chain(&turn.expect.not_contains.0)
+                    .chain(&turn.expect.transcript.0)
                 {
                     Matcher::parse(pattern).map_err(|m| at(format!("turn {}: {m}", i + 1)))?;
                 }
