@@ -129,10 +129,10 @@ const NOT_TOPICS: &[&str] = &[
     "from", "about", "into", "this", "that", "these", "those", "there", "please", "thanks",
     "hello", "want", "need", "like", "know", "tell", "any", "some", "get", "give", "let", "our",
     "out", "not", "all", "just", "also", "here", // pt
-    "voce", "voces", "quanto", "quanta", "quantos", "onde", "quando", "qual", "quais", "com", "sem",
-    "dos", "das", "uma", "umas", "uns", "isso", "isto", "esse", "essa", "estou", "tenho", "posso",
-    "podem", "quero", "gostaria", "preciso", "ola", "obrigado", "obrigada", "tudo", "muito",
-    "mais", "tambem", "agora", "aqui", "meu", "minha", "seu", "sua", "ate", "sobre",
+    "voce", "voces", "quanto", "quanta", "quantos", "onde", "quando", "qual", "quais", "com",
+    "sem", "dos", "das", "uma", "umas", "uns", "isso", "isto", "esse", "essa", "estou", "tenho",
+    "posso", "podem", "quero", "gostaria", "preciso", "ola", "obrigado", "obrigada", "tudo",
+    "muito", "mais", "tambem", "agora", "aqui", "meu", "minha", "seu", "sua", "ate", "sobre",
 ];
 
 /// The words of `text` that name a topic: folded, of three letters or

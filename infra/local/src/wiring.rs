@@ -90,18 +90,22 @@ fn no_human_ms(settings: &Settings) -> Result<u64> {
 }
 
 /// Voice is off, and the banner says why, when no provider is configured.
-fn voice_or_off(built: Result<voice::Deps>) -> Result<Option<Arc<voice::Deps>>> {
+fn voice_or_off(built: Result<voice::Deps>, say: bool) -> Result<Option<Arc<voice::Deps>>> {
     let deps = built?;
     match deps.calls.provider.ready() {
         Ok(()) => {
-            eprintln!(
-                "  voice:    {} calls; webhooks at /webhooks/voice/{{vapi,retell}}",
-                deps.calls.provider.kind().as_str()
-            );
+            if say {
+                eprintln!(
+                    "  voice:    {} calls; webhooks at /webhooks/voice/{{vapi,retell}}",
+                    deps.calls.provider.kind().as_str()
+                );
+            }
             Ok(Some(Arc::new(deps)))
         }
         Err(why) => {
-            eprintln!("  voice:    off ({why})");
+            if say {
+                eprintln!("  voice:    off ({why})");
+            }
             Ok(None)
         }
     }
@@ -118,7 +122,8 @@ pub struct LocalOptions {
     /// Speech to text for voice notes (none locally by default).
     pub speech: Option<Arc<dyn domain::ports::Transcriber>>,
     pub wrap_agent: Option<WrapAgent>,
-    /// Each reply echoed to stderr (off for `local eval`'s own table).
+    /// Each reply echoed to stderr, and the voice banner line (off for
+    /// `local eval`'s own table).
     pub echo_outbox: bool,
 }
 
@@ -290,6 +295,7 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
             None,
         )
         .await,
+        options.echo_outbox,
     )?;
     let dispatcher = campaigns::dispatch::Dispatcher {
         campaigns: campaign_store.clone(),
@@ -465,8 +471,10 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
     let chatwoot =
         escalation::aws::webhook_deps(&escalation::config::WebhookConfig::from_vars(vars)?, &sdk)
             .await?;
-    let voice =
-        voice_or_off(voice::aws::deps(&voice::config::Config::from_vars(vars)?, &sdk).await)?;
+    let voice = voice_or_off(
+        voice::aws::deps(&voice::config::Config::from_vars(vars)?, &sdk).await,
+        true,
+    )?;
     let source = |url: &str| Source::Sqs {
         client: sqs.clone(),
         url: url.to_string(),

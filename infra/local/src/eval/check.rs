@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn a_notice_in_another_language_is_a_difference() {
         let menu = OutboundMessage::buttons(
-            "Anything else I can help with?".into(),
+            "Anything else I can help with?",
             vec![ReplyButton {
                 id: "menu_hours".into(),
                 title: "Opening hours".into(),
