@@ -69,7 +69,12 @@ pub enum Health {
 }
 
 /// One local queue in `queue.db`.
-fn open_queue(settings: &Settings, name: &str, delay_ms: u64) -> Result<Arc<SqliteQueue>> {
+fn open_queue(
+    settings: &Settings,
+    name: &str,
+    delay_ms: u64,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<SqliteQueue>> {
     SqliteQueue::open(
         &settings.data_dir.join("queue.db"),
         QueueSettings {
@@ -79,7 +84,7 @@ fn open_queue(settings: &Settings, name: &str, delay_ms: u64) -> Result<Arc<Sqli
             max_receives: 5,
         },
     )
-    .map(Arc::new)
+    .map(|q| Arc::new(q.with_clock(clock.clone())))
 }
 
 /// The profile's no-human limit: the local timer queue's delay (SQS takes
@@ -147,10 +152,18 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
 pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Functions> {
     let db = settings.data_dir.join("charla.db");
     let store = Arc::new(SqliteStore::open(&db)?);
-    let text = open_queue(settings, "text", 0)?;
-    let calls = open_queue(settings, "calls", 0)?;
-    let escalations = open_queue(settings, "escalations", 0)?;
-    let timers = open_queue(settings, "escalation-timers", no_human_ms(settings)?)?;
+    // The queues keep the functions' time: `local eval`'s simulated clock
+    // makes a delayed no-human check due when a case waits.
+    let clock: Arc<dyn Clock> = options.clock.clone();
+    let text = open_queue(settings, "text", 0, &clock)?;
+    let calls = open_queue(settings, "calls", 0, &clock)?;
+    let escalations = open_queue(settings, "escalations", 0, &clock)?;
+    let timers = open_queue(
+        settings,
+        "escalation-timers",
+        no_human_ms(settings)?,
+        &clock,
+    )?;
     // This process owns the local queues: jobs in flight were held by a
     // previous process that died (SIGKILL, power cut); give them back now.
     let mut recovered = 0;
@@ -164,7 +177,6 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
         );
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
-    let clock: Arc<dyn Clock> = options.clock.clone();
     let secrets = &settings.secrets;
     let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) = match &secrets
         .access_token

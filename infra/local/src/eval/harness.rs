@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::meta;
-use crate::wiring::{self, Health, LocalOptions};
+use crate::wiring::{self, LocalOptions};
 
 /// The app secret webhooks are signed with inside an eval.
 const SECRET: &str = "eval-app-secret";
@@ -283,6 +283,11 @@ impl Pipeline {
         let (stop, stop_rx) = watch::channel(false);
         let text_ai = functions.text_ai.clone();
         let store = text_ai.store.clone();
+        let (text_source, escalation_source, timer_source) = (
+            functions.sources.text.clone(),
+            functions.sources.escalations.clone(),
+            functions.sources.timers.clone(),
+        );
         let mut workers = crate::consumer::spawn(
             "text",
             1,
@@ -314,16 +319,9 @@ impl Pipeline {
             workers.extend(crate::media_pipeline::spawn(1, m, stop_rx.clone()));
             queues.push(m.queue.clone());
         }
-        match &functions.health {
-            Health::Local {
-                text, escalations, ..
-            } => {
-                queues.push(text.clone());
-                queues.push(escalations.clone());
-            }
-            #[cfg(feature = "aws")]
-            Health::Remote => {}
-        }
+        queues.extend(local_queue(&text_source));
+        queues.extend(local_queue(&escalation_source));
+        queues.extend(local_queue(&timer_source));
         Ok(Pipeline {
             user: setup.user,
             name: setup.name,
@@ -555,7 +553,8 @@ impl Pipeline {
         })
     }
 
-    /// Until every queue a turn goes through is empty twice in a row.
+    /// Until no queue a turn goes through has work due or in flight, twice
+    /// in a row (a delayed no-human check is not due until a case waits).
     async fn settle(&self) -> std::result::Result<(), Box<dyn std::error::Error>> {
         let deadline = Instant::now() + TURN_LIMIT;
         let mut quiet = 0;
@@ -568,13 +567,22 @@ impl Pipeline {
             tokio::time::sleep(Duration::from_millis(15)).await;
             let mut busy = false;
             for q in &self.queues {
-                if q.len().await? > 0 {
+                let due = q.next_visible_in().await? == Some(Duration::ZERO);
+                if due || q.stats().await?.in_flight > 0 {
                     busy = true;
                 }
             }
             quiet = if busy { 0 } else { quiet + 1 };
         }
         Ok(())
+    }
+}
+
+fn local_queue(source: &crate::consumer::Source) -> Option<Arc<SqliteQueue>> {
+    match source {
+        crate::consumer::Source::Local(q) => Some(q.clone()),
+        #[cfg(feature = "aws")]
+        crate::consumer::Source::Sqs { .. } => None,
     }
 }
 
