@@ -100,6 +100,17 @@ pub async fn run(args: EvalArgs) -> Result<(), Box<dyn std::error::Error>> {
             results.extend(r);
             figures.push(f);
         }
+        if results.is_empty() {
+            println!(
+                "\n{name}: skipped ({})",
+                if with_model {
+                    "its cases run without a model only"
+                } else {
+                    "its cases need a model: set CHARLA_MODEL"
+                }
+            );
+            continue;
+        }
         report::print_suite(&name, &results, &figures);
         all.push((name, results, figures));
     }
@@ -111,7 +122,9 @@ pub async fn run(args: EvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .flat_map(|s| &s.1)
         .fold((0, 0), |(t, f), r| (t + 1, f + usize::from(!r.pass)));
-    println!("\n{} passed, {} failed", turns - failed, failed);
+    let every: Vec<report::CaseFigures> = all.iter().flat_map(|s| s.2.clone()).collect();
+    println!("\nAll suites: {}", report::summary(&every));
+    println!("{} passed, {} failed", turns - failed, failed);
     if failed > 0 {
         return Err(format!("{failed} of {turns} turns failed").into());
     }
