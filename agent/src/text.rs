@@ -65,7 +65,7 @@ fn hint_vote<'a>(words: &[&str], allowed: &'a [String]) -> Option<(&'a String, u
             (l, words.iter().filter(|w| hints.contains(w)).count())
         })
         .collect();
-    scores.sort_by(|a, b| b.1.cmp(&a.1));
+    scores.sort_by_key(|s| std::cmp::Reverse(s.1));
     let (best, score) = *scores.first()?;
     let lead = score - scores.get(1).map_or(0, |s| s.1);
     (score > 0).then_some((best, lead))

@@ -133,10 +133,13 @@ fn poisoned() -> domain::Error {
     domain::Error::Invalid("eval: a lock was poisoned".into())
 }
 
+/// A media id's MIME type and bytes.
+type Served = HashMap<String, (String, Vec<u8>)>;
+
 /// The Graph API's media endpoints, serving the suite's files.
 #[derive(Clone, Default)]
 struct MediaFiles {
-    files: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>,
+    files: Arc<Mutex<Served>>,
     base: String,
 }
 
