@@ -249,6 +249,15 @@ impl Pipeline {
         vars.set("WHATSAPP_ACCESS_TOKEN", "");
         vars.set("CHARLA_DEBOUNCE_MS", "0");
         vars.set("CHARLA_MEDIA_KEY_SALT", "eval-media-key-salt-0123456789");
+        // Nothing leaves this process: no desk, no notifications.
+        for name in [
+            "CHATWOOT_URL",
+            "CHARLA_ESCALATION_TOPIC_ARN",
+            "CHARLA_SES_FROM",
+            "CHARLA_SES_TO",
+        ] {
+            vars.set(name, "");
+        }
         let settings =
             Settings::from_vars(vars, "127.0.0.1:0".parse()?, data_dir.clone(), false, false)?;
         let clock = Arc::new(SimClock::default());
@@ -489,6 +498,7 @@ impl Pipeline {
         with_transcript: bool,
     ) -> std::result::Result<Observed, Box<dyn std::error::Error>> {
         let started = Instant::now();
+        let posted_ms = domain::ports::SystemClock.now_ms();
         if let Some(message) = message {
             let body = serde_json::to_vec(&meta::message_webhook(
                 self.user.as_str(),
@@ -515,17 +525,24 @@ impl Pipeline {
             }
         }
         self.settle().await?;
-        let elapsed = started.elapsed();
         let entries = self.outbox.all_since(self.seq);
         let mut replies = Vec::new();
+        let mut last_reply_ms = None;
         for e in entries {
             self.seq = self.seq.max(e.seq);
             if e.kind == OutboxKind::Message && e.to.as_deref() == Some(self.user.as_str()) {
                 if let Some(m) = e.message {
                     replies.push(m);
+                    last_reply_ms = Some(e.at_ms);
                 }
             }
         }
+        // Webhook in to the last reply out (the outbox stamps the wall
+        // clock); a turn with no reply, until the pipeline settled.
+        let elapsed = match last_reply_ms {
+            Some(at) => Duration::from_millis(u64::try_from(at - posted_ms).unwrap_or(0)),
+            None => started.elapsed(),
+        };
         let offered = offered_in(&replies);
         if !offered.is_empty() {
             self.offered = offered;

@@ -56,9 +56,11 @@ fn looks(text: &str) -> &'static str {
         .any(|w| t.contains(w))
     {
         "English"
-    } else if [" você", " qual ", " frete", " quero ", " não "]
-        .iter()
-        .any(|w| t.contains(w))
+    } else if [
+        " você", " qual ", " quais ", " frete", " quero ", " não ", " posso ", " um ",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
     {
         "Português"
     } else {
