@@ -377,7 +377,11 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         'd' => 86_400_000,
         _ => return Err(bad()),
     };
-    Ok(n * ms)
+    // Time goes forward only, and not past what a clock can hold.
+    match n.checked_mul(ms) {
+        Some(total) if n >= 0 => Ok(total),
+        _ => Err(bad()),
+    }
 }
 
 /// The case's start: `sunday 20:00` (the next one from now, in `tz`) or
@@ -493,6 +497,8 @@ mod tests {
         assert_eq!(parse_duration_ms("10m"), Ok(600_000));
         assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
         assert!(parse_duration_ms("m").is_err());
+        assert!(parse_duration_ms("-5m").is_err());
+        assert!(parse_duration_ms("99999999999999999d").is_err());
         let tz = jiff::tz::db()
             .get("America/Argentina/Buenos_Aires")
             .expect("tz");
