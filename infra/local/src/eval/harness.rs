@@ -206,6 +206,10 @@ pub struct Pipeline {
     data_dir: PathBuf,
     /// The buttons and list rows last offered: (id, title, is a list row).
     offered: Vec<(String, String, bool)>,
+    /// The last webhook posted, for a `duplicate` turn.
+    last_posted: Option<Value>,
+    /// The bot's last message, for a `status` turn.
+    last_reply_wamid: Option<String>,
 }
 
 pub struct CaseSetup<'a> {
@@ -352,6 +356,8 @@ impl Pipeline {
             server,
             data_dir,
             offered: Vec::new(),
+            last_posted: None,
+            last_reply_wamid: None,
         })
     }
 
@@ -368,13 +374,35 @@ impl Pipeline {
         (self.clock.now_ms() / 1000).to_string()
     }
 
-    /// The message for what the user does; `Err` when it cannot be made
-    /// (a button that was not offered, a file that is not there).
+    /// The webhook for what the user does, as Meta sends it; `None` when
+    /// nothing is posted (a wait); `Err` when it cannot be made (a button
+    /// that was not offered, a file that is not there).
     pub fn message(
         &mut self,
         action: &super::suite::Action,
     ) -> std::result::Result<Option<Value>, String> {
         use super::suite::Action;
+        match action {
+            Action::Duplicate => {
+                return self
+                    .last_posted
+                    .clone()
+                    .map(Some)
+                    .ok_or_else(|| "duplicate: no earlier message to send again".into())
+            }
+            Action::Status(status) => {
+                let wamid = self
+                    .last_reply_wamid
+                    .clone()
+                    .ok_or_else(|| format!("status {status}: the bot has sent nothing yet"))?;
+                return Ok(Some(meta::status_webhook(
+                    self.user.as_str(),
+                    &wamid,
+                    status,
+                )));
+            }
+            _ => {}
+        }
         let from = self.user.as_str().to_string();
         let id = meta::new_wamid();
         let ts = self.now_secs();
@@ -385,7 +413,7 @@ impl Pipeline {
             }
             v
         };
-        Ok(Some(match action {
+        let message = match action {
             Action::Say(text) => with(base, json!({"type": "text", "text": {"body": text}})),
             Action::Tap(which) | Action::Choose(which) => {
                 let list = matches!(action, Action::Choose(_));
@@ -466,7 +494,11 @@ impl Pipeline {
                 self.clock.advance(*ms);
                 return Ok(None);
             }
-        }))
+            Action::Duplicate | Action::Status(_) => return Ok(None),
+        };
+        let webhook = meta::message_webhook(self.user.as_str(), &self.name, message);
+        self.last_posted = Some(webhook.clone());
+        Ok(Some(webhook))
     }
 
     fn serve(&self, mime: &str, bytes: Vec<u8>) -> String {
@@ -480,7 +512,6 @@ impl Pipeline {
         id
     }
 
-    /// Posts `message` as Meta would and waits for the pipeline to settle.
     /// The transcript operators read: the admin function's own handler
     /// (behind the authorizer in production).
     async fn transcript(&self) -> std::result::Result<String, Box<dyn std::error::Error>> {
@@ -492,6 +523,8 @@ impl Pipeline {
         Ok(String::from_utf8_lossy(resp.body()).into_owned())
     }
 
+    /// Posts `message` (a webhook body), signed as Meta signs it, and waits
+    /// for the pipeline to settle.
     pub async fn turn(
         &mut self,
         message: Option<Value>,
@@ -499,12 +532,8 @@ impl Pipeline {
     ) -> std::result::Result<Observed, Box<dyn std::error::Error>> {
         let started = Instant::now();
         let posted_ms = domain::ports::SystemClock.now_ms();
-        if let Some(message) = message {
-            let body = serde_json::to_vec(&meta::message_webhook(
-                self.user.as_str(),
-                &self.name,
-                message,
-            ))?;
+        if let Some(webhook) = message {
+            let body = serde_json::to_vec(&webhook)?;
             let req = http::Request::builder()
                 .method("POST")
                 .uri("/webhooks/whatsapp")
@@ -534,6 +563,7 @@ impl Pipeline {
                 if let Some(m) = e.message {
                     replies.push(m);
                     last_reply_ms = Some(e.at_ms);
+                    self.last_reply_wamid = Some(e.wamid.clone());
                 }
             }
         }

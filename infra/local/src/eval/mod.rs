@@ -384,6 +384,8 @@ fn turn_label(t: &suite::Turn) -> String {
         .or_else(|| s("[voice] ", &t.voice))
         .or_else(|| s("[call permission] ", &t.call_permission))
         .or_else(|| s("[wait] ", &t.wait))
+        .or_else(|| t.duplicate.map(|_| "[the same message again]".to_string()))
+        .or_else(|| s("[status] ", &t.status))
         .unwrap_or_default()
 }
 

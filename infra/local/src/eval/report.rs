@@ -45,7 +45,11 @@ impl CaseFigures {
             self.model_calls += r.model_calls;
             self.tokens += r.usage.input_tokens + r.usage.output_tokens;
         }
-        self.turn_times.push(seen.elapsed);
+        // Time per answered turn: a silent one (a status, people have the
+        // conversation) only measures how long the pipeline took to settle.
+        if !seen.replies.is_empty() {
+            self.turn_times.push(seen.elapsed);
+        }
     }
 }
 

@@ -97,6 +97,13 @@ pub struct Turn {
     /// Time passes (`90s`, `10m`, `2h`, `1d`) on the simulated clock.
     #[serde(default)]
     pub wait: Option<String>,
+    /// Meta delivers the last message again (same wamid): `true`.
+    #[serde(default)]
+    pub duplicate: Option<bool>,
+    /// A delivery status for the bot's last message: `sent`, `delivered`,
+    /// `read` or `failed`.
+    #[serde(default)]
+    pub status: Option<String>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -118,6 +125,8 @@ pub enum Action {
     Voice(String),
     CallPermission(bool),
     Wait(i64),
+    Duplicate,
+    Status(String),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -344,22 +353,30 @@ impl Turn {
         if let Some(w) = &self.wait {
             actions.push(Action::Wait(parse_duration_ms(w)?));
         }
+        match self.duplicate {
+            Some(true) => actions.push(Action::Duplicate),
+            Some(false) => return Err("duplicate: only `true` means something".into()),
+            None => {}
+        }
+        if let Some(st) = &self.status {
+            if !["sent", "delivered", "read", "failed"].contains(&st.as_str()) {
+                return Err(format!("status {st:?}: sent, delivered, read or failed"));
+            }
+            actions.push(Action::Status(st.clone()));
+        }
         if self.caption.is_some() && self.photo.is_none() && self.document.is_none() {
             return Err("caption without a photo or document".into());
         }
         match actions.len() {
             1 => Ok(actions.remove(0)),
-            0 => Err(
-                "nothing to do: say, tap, choose, photo, document, voice, call_permission or wait"
-                    .into(),
-            ),
-            _ => Err(
-                "one of say, tap, choose, photo, document, voice, call_permission or wait per turn"
-                    .into(),
-            ),
+            0 => Err(format!("nothing to do: {ACTIONS}")),
+            _ => Err(format!("one of {ACTIONS} per turn")),
         }
     }
 }
+
+const ACTIONS: &str =
+    "say, tap, choose, photo, document, voice, call_permission, wait, duplicate or status";
 
 /// `90s`, `10m`, `2h`, `1d` in milliseconds.
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
