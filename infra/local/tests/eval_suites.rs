@@ -97,6 +97,13 @@ async fn the_demo_suites_pass_with_the_scripted_model_over_http() {
     )
     .await;
     let said = text(&out);
+    // The figures, for `--nocapture`.
+    for line in said
+        .lines()
+        .filter(|l| l.contains("passed") || l.contains("playbook answered"))
+    {
+        println!("{line}");
+    }
     assert!(out.status.success(), "{said}");
     assert!(said.contains("the model scripted"), "{said}");
     let asked = model.received_requests().await.unwrap_or_default();
