@@ -128,7 +128,8 @@ const NOT_TOPICS: &[&str] = &[
     "where", "which", "who", "how", "much", "many", "does", "did", "have", "has", "for", "with",
     "from", "about", "into", "this", "that", "these", "those", "there", "please", "thanks",
     "hello", "want", "need", "like", "know", "tell", "any", "some", "get", "give", "let", "our",
-    "out", "not", "all", "just", "also", "here", // pt
+    "out", "not", "all", "just", "also", "here", "long", "take", "takes", "way", "able",
+    "still", // pt
     "voce", "voces", "quanto", "quanta", "quantos", "onde", "quando", "qual", "quais", "com",
     "sem", "dos", "das", "uma", "umas", "uns", "isso", "isto", "esse", "essa", "estou", "tenho",
     "posso", "podem", "quero", "gostaria", "preciso", "ola", "obrigado", "obrigada", "tudo",
@@ -168,7 +169,7 @@ fn same_stem(a: &str, b: &str) -> bool {
 
 /// Whether a passage answers a question with confidence: one of the
 /// question's topic words names the passage's topic (in its headings), or
-/// two of them are in its text. A single shared word in the text ("te
+/// two of them (or its only one) are in its text. A single shared word in the text ("te
 /// respondemos" for "nadie me responde") is a different question.
 pub fn answers(question: &str, headings: &str, text: &str) -> bool {
     let asked = topic_words(question);
@@ -184,7 +185,9 @@ pub fn answers(question: &str, headings: &str, text: &str) -> bool {
         .iter()
         .filter(|q| text_words.iter().any(|t| same_stem(q, t)))
         .count();
-    in_heading || in_text >= 2
+    // A one-word question ("¿tienen estacionamiento?") has all it asks in
+    // the text when that word is.
+    in_heading || in_text >= 2 || (in_text == 1 && asked.len() == 1)
 }
 
 fn whatlang_code(code: &str) -> Option<whatlang::Lang> {
@@ -379,6 +382,11 @@ mod tests {
             "Tenés 30 días."
         ));
         assert!(!answers("gracias!", hours, hours_text));
+        assert!(answers(
+            "¿tienen estacionamiento?",
+            "Horarios y dirección > Dirección",
+            "Estamos en Av. Corrientes 1234. Hay estacionamiento a media cuadra."
+        ));
     }
 
     #[test]
