@@ -170,29 +170,29 @@ fn suite_files(
 /// the user's country, different for each case.
 fn user_number(case: &Case, n: usize) -> Result<UserId, String> {
     let number = match &case.user.number {
-        Some(n) => n.trim().trim_start_matches('+').to_string(),
+        // As people write it: "+54 9 11 5555-1234".
+        Some(n) => n.chars().filter(char::is_ascii_digit).collect(),
         None => {
-            let prefix = match case
-                .user
-                .country
-                .as_deref()
-                .map(str::to_uppercase)
-                .as_deref()
-            {
-                None | Some("AR") => "5491150",
-                Some("US") => "1202555",
-                Some("BR") => "551198",
-                Some("MX") => "5215512",
-                Some("ES") => "346123",
-                Some("PT") => "3519123",
-                Some("GB" | "UK") => "447700",
+            // A mobile number's prefix and length per country.
+            let country = case.user.country.as_deref().map(str::to_uppercase);
+            let (prefix, len) = match country.as_deref() {
+                None | Some("AR") => ("5491150", 13),
+                Some("US") => ("1202555", 11),
+                Some("BR") => ("551198", 13),
+                Some("MX") => ("5215512", 13),
+                Some("ES") => ("346123", 11),
+                Some("PT") => ("3519123", 12),
+                Some("GB" | "UK") => ("447700", 12),
                 Some(other) => {
                     return Err(format!(
-                        "user.country {other:?}: give the user's number instead"
+                        "user.country {other:?}: one of AR, US, BR, MX, ES, PT, GB, \
+                         or give the user's number"
                     ))
                 }
             };
-            format!("{prefix}{:04}", 1000 + n % 9000)
+            let width = len - prefix.len();
+            // Different for every case of the run.
+            format!("{prefix}{:0width$}", n % 10usize.pow(width as u32))
         }
     };
     UserId::parse(&number).map_err(|e| format!("user.number {number:?}: {e}"))
@@ -399,4 +399,30 @@ fn quiet_logs() {
         .with_writer(std::io::stderr)
         .compact()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(user: &str) -> Case {
+        let text =
+            format!("cases:\n  - name: a\n    user: {user}\n    turns:\n      - say: hola\n");
+        Suite::parse(&text).expect("suite").cases.remove(0)
+    }
+
+    #[test]
+    fn users_get_a_number_of_their_country_different_per_case() {
+        let a = user_number(&case("{country: BR}"), 7).expect("number");
+        let b = user_number(&case("{country: BR}"), 8).expect("number");
+        assert!(
+            a.as_str().starts_with("55") && a.as_str().len() == 13,
+            "{a:?}"
+        );
+        assert_ne!(a, b);
+        let given = user_number(&case("{number: \"+54 9 11 5555-1234\"}"), 1).expect("given");
+        assert_eq!(given.as_str(), "5491155551234");
+        let e = user_number(&case("{country: XX}"), 1).expect_err("unknown country");
+        assert!(e.contains("XX"), "{e}");
+    }
 }
