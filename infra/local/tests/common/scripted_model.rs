@@ -142,8 +142,22 @@ impl Respond for ScriptedModel {
                         .filter(|l| !l.trim().is_empty())
                         .collect();
                     let joined = body.join(" ");
-                    let sentences: Vec<&str> = joined.split_inclusive(". ").take(2).collect();
-                    answer(sentences.concat().trim())
+                    let sentences: Vec<&str> = joined.split_inclusive(". ").collect();
+                    // The sentences with the user's words, else the first two.
+                    let with_words: Vec<&str> = sentences
+                        .iter()
+                        .copied()
+                        .filter(|s| {
+                            let s = s.to_lowercase();
+                            words.iter().any(|w| s.contains(w.as_str()))
+                        })
+                        .collect();
+                    let chosen = if with_words.is_empty() {
+                        sentences.into_iter().take(2).collect::<Vec<_>>()
+                    } else {
+                        with_words
+                    };
+                    answer(chosen.concat().trim())
                 }
                 None => answer("No sé eso, perdón. ¿Querés hablar con una persona?"),
             }
