@@ -25,26 +25,50 @@ pub fn phone_in(text: &str) -> Option<String> {
 }
 
 /// Common short words per language: what tells a two-word message apart,
-/// where statistical detection needs more text.
+/// where statistical detection needs more text, and what overrules it when
+/// it confuses Spanish and Portuguese. Words two of the languages share
+/// ("me", "no", "para", "a") are in neither list.
 fn hint_words(lang: &str) -> &'static [&'static str] {
     match lang {
         "es" => &[
             "hola", "que", "cuanto", "donde", "gracias", "quiero", "hablar", "precio", "el", "los",
             "es", "por", "favor", "buenas", "tienen", "como", "cuesta", "necesito", "mi", "y",
-            "llamame", "si", "una", "quisiera", "puedo", "ustedes", "envio",
+            "llamame", "si", "una", "quisiera", "puedo", "ustedes", "envio", "esto", "estoy",
+            "nadie", "nada", "pero", "muy", "del", "las", "te", "vamos", "podes", "aca", "aqui",
+            "usted", "hay", "tengo", "responde", "ayuda", "harto", "cuando", "tambien", "sos",
+            "eres", "venden", "hacen",
         ],
         "en" => &[
             "hi", "hello", "the", "what", "how", "price", "prices", "hours", "you", "is", "are",
             "where", "thanks", "please", "want", "talk", "open", "do", "can", "i", "my", "and",
-            "call", "me", "need", "would", "like", "shipping",
+            "call", "need", "would", "like", "shipping", "this", "that", "with", "for", "of", "to",
+            "it", "not", "your", "we", "have", "there", "nobody", "anyone", "book", "much",
         ],
         "pt" => &[
             "oi", "ola", "voce", "obrigado", "obrigada", "quanto", "preco", "onde", "fica", "nao",
             "sim", "bom", "dia", "quero", "falar", "com", "frete", "voces", "meu", "minha", "e",
-            "liga", "preciso", "gostaria", "posso", "entrega",
+            "liga", "preciso", "gostaria", "posso", "entrega", "vou", "estou", "ninguem", "tenho",
+            "isso", "isto", "muito", "do", "da", "dos", "das", "um", "uma", "ate", "agora", "tudo",
+            "ajuda", "alguem",
         ],
         _ => &[],
     }
+}
+
+/// How many of `words` are common words of each of `allowed`: the best,
+/// and by how many it leads the next (0: a tie, or no word known).
+fn hint_vote<'a>(words: &[&str], allowed: &'a [String]) -> Option<(&'a String, usize)> {
+    let mut scores: Vec<(&String, usize)> = allowed
+        .iter()
+        .map(|l| {
+            let hints = hint_words(l);
+            (l, words.iter().filter(|w| hints.contains(w)).count())
+        })
+        .collect();
+    scores.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let (best, score) = *scores.first()?;
+    let lead = score - scores.get(1).map_or(0, |s| s.1);
+    (score > 0).then_some((best, lead))
 }
 
 /// The user's language among `allowed` (the profile's), or `None` when the
@@ -54,6 +78,15 @@ pub fn detect_language(text: &str, allowed: &[String]) -> Option<String> {
     let words: Vec<&str> = folded.split_whitespace().collect();
     if words.is_empty() {
         return None;
+    }
+    let hints = hint_vote(&words, allowed);
+    // Common words that clearly lean one way win: statistics on a short
+    // text confuse Spanish with Portuguese ("Entendido: no te vamos a
+    // llamar" reads as Portuguese to them).
+    if let Some((lang, lead)) = hints {
+        if lead >= 2 {
+            return Some(lang.clone());
+        }
     }
     // Statistical detection when there is enough text and it is sure.
     if words.len() >= 4 {
@@ -73,24 +106,88 @@ pub fn detect_language(text: &str, allowed: &[String]) -> Option<String> {
         }
     }
     // Short messages: the common words vote; a tie tells nothing.
-    let mut best: Option<(&String, usize)> = None;
-    let mut tie = false;
-    for lang in allowed {
-        let hints = hint_words(lang);
-        let score = words.iter().filter(|w| hints.contains(w)).count();
-        match best {
-            Some((_, s)) if score == s => tie = true,
-            Some((_, s)) if score < s => {}
-            _ => {
-                best = Some((lang, score));
-                tie = false;
-            }
-        }
-    }
-    match best {
-        Some((lang, score)) if score > 0 && !tie => Some(lang.clone()),
+    match hints {
+        Some((lang, lead)) if lead > 0 => Some(lang.clone()),
         _ => None,
     }
+}
+
+/// Words that carry no topic in a question, in the three languages (after
+/// folding): what is left names what the user asks about.
+const NOT_TOPICS: &[&str] = &[
+    // es
+    "que", "como", "cuanto", "cuanta", "cuantos", "cuantas", "donde", "cuando", "cual", "cuales",
+    "quien", "por", "para", "con", "sin", "del", "los", "las", "una", "uno", "unos", "unas",
+    "esto", "esta", "este", "estos", "estas", "eso", "estoy", "estan", "tienen", "tiene", "tengo",
+    "puedo", "pueden", "podes", "puede", "quiero", "quisiera", "necesito", "saber", "hola",
+    "buenas", "buen", "dia", "gracias", "favor", "ustedes", "usted", "hay", "hacen", "hace", "mas",
+    "muy", "pero", "tambien", "todo", "todos", "algo", "ahora", "aca", "aqui", "mis", "tus", "sus",
+    "nos", "les", "ser", "son", "sos", "era", "fue", "desde", "hasta", "sobre", "entre",
+    // en
+    "the", "and", "you", "your", "yours", "are", "can", "could", "would", "will", "what", "when",
+    "where", "which", "who", "how", "much", "many", "does", "did", "have", "has", "for", "with",
+    "from", "about", "into", "this", "that", "these", "those", "there", "please", "thanks",
+    "hello", "want", "need", "like", "know", "tell", "any", "some", "get", "give", "let", "our",
+    "out", "not", "all", "just", "also", "here", "long", "take", "takes", "way", "able",
+    "still", // pt
+    "voce", "voces", "quanto", "quanta", "quantos", "onde", "quando", "qual", "quais", "com",
+    "sem", "dos", "das", "uma", "umas", "uns", "isso", "isto", "esse", "essa", "estou", "tenho",
+    "posso", "podem", "quero", "gostaria", "preciso", "ola", "obrigado", "obrigada", "tudo",
+    "muito", "mais", "tambem", "agora", "aqui", "meu", "minha", "seu", "sua", "ate", "sobre",
+];
+
+/// The words of `text` that name a topic: folded, of three letters or
+/// more, without question words and courtesies.
+pub fn topic_words(text: &str) -> Vec<String> {
+    let folded = fold(text);
+    let mut out: Vec<String> = Vec::new();
+    for w in folded.split(|c: char| !c.is_alphanumeric()) {
+        if w.chars().count() >= 3
+            && !NOT_TOPICS.contains(&w)
+            && !w.chars().all(|c| c.is_ascii_digit())
+            && !out.iter().any(|o| o == w)
+        {
+            out.push(w.to_string());
+        }
+    }
+    out
+}
+
+/// One word and another are the same but for their ending: `envio` and
+/// `envios`, `responde` and `respondemos`, `devolver` and `devoluciones`.
+fn same_stem(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.chars().count() >= 4 && long.starts_with(short) {
+        return true;
+    }
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    common >= 5
+}
+
+/// Whether a passage answers a question with confidence: one of the
+/// question's topic words names the passage's topic (in its headings), or
+/// two of them (or its only one) are in its text. A single shared word in the text ("te
+/// respondemos" for "nadie me responde") is a different question.
+pub fn answers(question: &str, headings: &str, text: &str) -> bool {
+    let asked = topic_words(question);
+    if asked.is_empty() {
+        return false;
+    }
+    let heading_words = topic_words(headings);
+    let text_words = topic_words(text);
+    let in_heading = asked
+        .iter()
+        .any(|q| heading_words.iter().any(|h| same_stem(q, h)));
+    let in_text = asked
+        .iter()
+        .filter(|q| text_words.iter().any(|t| same_stem(q, t)))
+        .count();
+    // A one-word question ("¿tienen estacionamiento?") has all it asks in
+    // the text when that word is.
+    in_heading || in_text >= 2 || (in_text == 1 && asked.len() == 1)
 }
 
 fn whatlang_code(code: &str) -> Option<whatlang::Lang> {
@@ -226,6 +323,17 @@ mod tests {
                 Some("pt"),
             ),
             ("hola", Some("es")),
+            // After an English turn, a Spanish complaint is Spanish (issue 16).
+            (
+                "esto es un desastre, nadie me responde, estoy harto",
+                Some("es"),
+            ),
+            (
+                "Entendido: no te vamos a llamar por WhatsApp. Podés seguir escribiéndonos por acá.",
+                Some("es"),
+            ),
+            ("can you book me a rental car?", Some("en")),
+            ("você pode me ajudar com o frete?", Some("pt")),
             ("hello", Some("en")),
             ("oi", Some("pt")),
             ("12345678", None),
@@ -234,6 +342,51 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(detect_language(text, &l).as_deref(), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn a_passage_answers_only_what_it_is_about() {
+        let hours = "Horarios y dirección > Horarios de atención";
+        let hours_text = "Abrimos de lunes a viernes de 9 a 18 horas. Domingos cerrado; podés escribirnos igual y te respondemos el siguiente día hábil.";
+        assert!(answers(
+            "¿cuál es el horario de atención?",
+            hours,
+            hours_text
+        ));
+        assert!(!answers(
+            "esto es un desastre, nadie me responde, estoy harto",
+            hours,
+            hours_text
+        ));
+        let transfer = "Servicios > Airport transfer";
+        let transfer_text =
+            "We pick you up at the airport by car and drive you to the hotel for USD 30.";
+        assert!(!answers(
+            "can you book me a rental car?",
+            transfer,
+            transfer_text
+        ));
+        assert!(answers(
+            "do you have an airport transfer?",
+            transfer,
+            transfer_text
+        ));
+        assert!(answers(
+            "¿Cuánto cuesta el envío a Córdoba?",
+            "Envíos > Costos de envío",
+            "El envío cuesta $5."
+        ));
+        assert!(answers(
+            "¿puedo devolver un producto?",
+            "Cambios y devoluciones > Plazo para devolver",
+            "Tenés 30 días."
+        ));
+        assert!(!answers("gracias!", hours, hours_text));
+        assert!(answers(
+            "¿tienen estacionamiento?",
+            "Horarios y dirección > Dirección",
+            "Estamos en Av. Corrientes 1234. Hay estacionamiento a media cuadra."
+        ));
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub struct TurnEffects {
     pub looked_up: Vec<String>,
     /// The tools called, in order (for the metrics).
     pub tools: Vec<&'static str>,
+    /// The same calls with their arguments (for `local eval`'s checks).
+    pub tool_args: Vec<(&'static str, Value)>,
     pub handed_off: bool,
     pub call_requested: bool,
     pub calls: u32,
@@ -243,6 +245,7 @@ impl Registry {
         };
         effects.calls += 1;
         effects.tools.push(tool.as_str());
+        effects.tool_args.push((tool.as_str(), args.clone()));
         let limit = Duration::from_millis(self.profile.model.tool_timeout_ms);
         let run = async {
             match tool {
@@ -280,7 +283,9 @@ impl Registry {
         let Some(kb) = &self.deps.knowledge else {
             return Ok(ToolOutcome::Refused("no knowledge base".into()));
         };
-        let passages = kb.search(&a.query, 3).await?;
+        // Five: the passages of one topic in each of the profile's languages
+        // fit, so the one in the user's language is among them.
+        let passages = kb.search(&a.query, 5).await?;
         Ok(ToolOutcome::Done(json!({
             "passages": passages.iter().map(|p| json!({"text": p.text, "source": p.source})).collect::<Vec<_>>(),
         })))

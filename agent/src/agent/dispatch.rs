@@ -33,6 +33,17 @@ impl Agent {
                 self.handoff_reply(ctx, effects, &args).await?
             }
             Match::Escalate { .. } => return Ok(None),
+            // Two accounts in one message ("los datos del 35.987.654 y del
+            // 41.234.567"): one customer per message, none looked up.
+            Match::CustomerId(_)
+                if self.registry.enabled(ToolName::LookupCustomer)
+                    && self.ids_in(text).len() > 1 =>
+            {
+                OutboundMessage::texts(&self.customer_reply(
+                    &ToolOutcome::Refused("more than one customer id".into()),
+                    lang,
+                ))
+            }
             Match::CustomerId(id) if self.registry.enabled(ToolName::LookupCustomer) => {
                 let outcome = self
                     .registry
@@ -56,12 +67,21 @@ impl Agent {
                 }
                 IntentAction::Menu => self.greeting(turn, lang),
                 IntentAction::Knowledge => {
+                    // "¿Qué precio tiene el frete?" names the prices intent
+                    // but asks about shipping: the user's own question
+                    // first, when a passage answers it; else the intent's.
+                    if let Some(replies) = self
+                        .knowledge_answer(ctx, effects, text, Some(text))
+                        .await?
+                    {
+                        return Ok(Some(replies));
+                    }
                     let query = self
                         .profile
                         .intent(&name)
                         .and_then(|i| i.intent.query.get(lang).cloned())
                         .unwrap_or_else(|| text.to_string());
-                    match self.knowledge_answer(ctx, effects, &query).await? {
+                    match self.knowledge_answer(ctx, effects, &query, None).await? {
                         Some(replies) => replies,
                         None => return Ok(None),
                     }
@@ -88,6 +108,23 @@ impl Agent {
         Ok(Some(replies))
     }
 
+    /// The distinct customer ids in `text`, as the profile writes them.
+    fn ids_in(&self, text: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .profile
+            .customer_id_in_message
+            .find_iter(text)
+            .map(|m| {
+                self.registry
+                    .normalise_customer_id(m.as_str())
+                    .unwrap_or_else(|| m.as_str().to_string())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     async fn handoff_reply(
         &self,
         ctx: &ToolContext,
@@ -105,12 +142,16 @@ impl Agent {
     }
 
     /// The best passage for `query`, with the menu to go on; `None` when the
-    /// knowledge base has nothing.
+    /// knowledge base has nothing. With `asked` (the user's own words, no
+    /// playbook intent behind them), only a passage that answers them with
+    /// confidence: a different question's answer is worse than the fallback.
+    /// Among the passages that fit, the one in the user's language first.
     async fn knowledge_answer(
         &self,
         ctx: &ToolContext,
         effects: &mut TurnEffects,
         query: &str,
+        asked: Option<&str>,
     ) -> Result<Option<Vec<OutboundMessage>>> {
         if !self.registry.enabled(ToolName::KbSearch) {
             return Ok(None);
@@ -124,15 +165,42 @@ impl Agent {
                 &json!({"query": query}),
             )
             .await?;
-        let passage = match &outcome {
-            ToolOutcome::Done(v) => v["passages"][0]["text"].as_str().map(|text| {
-                passage_for_chat(
-                    text,
-                    v["passages"][0]["source"].as_str().unwrap_or_default(),
-                )
-            }),
-            ToolOutcome::Refused(_) => None,
+        let passages: Vec<(String, String)> = match &outcome {
+            ToolOutcome::Done(v) => v["passages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some((
+                        p["text"].as_str()?.to_string(),
+                        p["source"].as_str().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+            ToolOutcome::Refused(_) => Vec::new(),
         };
+        let question = asked.unwrap_or(query);
+        let fitting: Vec<&(String, String)> = passages
+            .iter()
+            .filter(|(text, source)| {
+                crate::text::answers(question, &headings_of(text, source), text)
+            })
+            .collect();
+        let langs = &self.profile.agent.languages;
+        let in_language = |text: &str| {
+            crate::text::detect_language(&body_of(text), langs).as_deref()
+                == Some(ctx.language.as_str())
+        };
+        let chosen = fitting
+            .iter()
+            .find(|(text, _)| in_language(text))
+            .or(fitting.first())
+            .copied()
+            // A playbook intent asked for this topic: its best passage.
+            .or_else(|| asked.is_none().then(|| passages.first()).flatten());
+        let passage = chosen.map(|(text, source)| {
+            passage_for_chat(&in_user_language(text, &ctx.language, langs), source)
+        });
         let Some(passage) = passage.filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
@@ -166,7 +234,10 @@ impl Agent {
             }
         }
         if !text.trim().is_empty() {
-            if let Some(replies) = self.knowledge_answer(ctx, effects, text).await? {
+            if let Some(replies) = self
+                .knowledge_answer(ctx, effects, text, Some(text))
+                .await?
+            {
                 return Ok(replies);
             }
         }
@@ -184,5 +255,82 @@ impl Agent {
         }
         replies.extend(self.menu(self.say(&self.profile.fallback, lang, ""), lang));
         Ok(replies)
+    }
+}
+
+/// A passage's topic: the heading trail it starts with (`Envíos > Costos de
+/// envío`), else its file's name.
+fn headings_of(text: &str, source: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    match source.split_once('#') {
+        Some((_, heading)) if first.trim_end().ends_with(heading.trim()) => first.to_string(),
+        _ => source
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .replace(['_', '-', '.'], " "),
+    }
+}
+
+/// A passage without its heading trail.
+fn body_of(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    if first.contains(" > ") || text.lines().count() == 1 {
+        lines.collect::<Vec<_>>().join("\n")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A passage written in several languages, paragraph by paragraph (`ES:
+/// ...`, `EN: ...`): only the paragraphs in the user's language, when it
+/// has some; otherwise the passage as it is.
+fn in_user_language(text: &str, lang: &str, langs: &[String]) -> String {
+    let paragraphs: Vec<&str> = text.split("\n\n").collect();
+    let detected: Vec<Option<String>> = paragraphs
+        .iter()
+        .map(|p| crate::text::detect_language(p, langs))
+        .collect();
+    let mut found: Vec<&String> = detected.iter().flatten().collect();
+    found.sort();
+    found.dedup();
+    if found.len() < 2 || !found.iter().any(|l| l.as_str() == lang) {
+        return text.to_string();
+    }
+    paragraphs
+        .iter()
+        .zip(&detected)
+        .enumerate()
+        // The heading trail stays, whatever it reads as.
+        .filter(|(i, (p, d))| {
+            d.as_deref() == Some(lang) || (*i == 0 && p.lines().count() == 1 && p.contains(" > "))
+        })
+        .map(|(_, (p, _))| *p)
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bilingual_passage_keeps_the_users_paragraphs() {
+        let langs = vec!["es".to_string(), "en".to_string()];
+        let text = "Servicios > Traslado al aeropuerto\n\nES: Te buscamos en el aeropuerto y te llevamos al hotel por USD 30 el trayecto.\n\nEN: We pick you up at the airport and drive you to the hotel for USD 30 each way.";
+        let es = in_user_language(text, "es", &langs);
+        assert!(
+            es.contains("Te buscamos") && !es.contains("We pick"),
+            "{es}"
+        );
+        assert!(es.starts_with("Servicios > Traslado"), "{es}");
+        let en = in_user_language(text, "en", &langs);
+        assert!(
+            en.contains("We pick") && !en.contains("Te buscamos"),
+            "{en}"
+        );
+        let one = "Horarios\n\nAbrimos de lunes a viernes de 9 a 18 horas.";
+        assert_eq!(in_user_language(one, "en", &langs), one);
     }
 }

@@ -61,6 +61,7 @@ impl Agent {
                 };
                 let reply = model.converse(&request).await?;
                 report.model_calls += 1;
+                report.model = model.name().to_string();
                 report.usage += reply.usage;
                 reply.message.text()
             }

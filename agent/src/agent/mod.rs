@@ -42,6 +42,9 @@ pub struct Agent {
 pub struct TurnReport {
     pub usage: Usage,
     pub model_calls: u32,
+    /// The model's name when it was called ([`ChatModel::name`]): its
+    /// tokens are priced by it.
+    pub model: String,
     pub tool_calls: u32,
     /// Time spent waiting for the model.
     pub model_time: Duration,
@@ -49,10 +52,38 @@ pub struct TurnReport {
     pub via_playbook: bool,
     /// The tools called, in order.
     pub tools: Vec<&'static str>,
+    /// The same calls with their arguments.
+    pub tool_args: Vec<(&'static str, serde_json::Value)>,
     /// The answer was the fallback (for the escalation policy).
     pub fallback: bool,
     /// The playbook intent the turn matched.
     pub intent: Option<String>,
+}
+
+impl TurnReport {
+    /// Who answered: `playbook`, `model`, or `local` (no model).
+    pub fn via(&self) -> &'static str {
+        match (self.via_playbook, self.model_calls) {
+            (true, _) => "playbook",
+            (false, 0) => "local",
+            (false, _) => "model",
+        }
+    }
+
+    /// What text-ai hears of the turn.
+    pub fn note(&self) -> domain::ports::TurnNote {
+        domain::ports::TurnNote {
+            language: self.language.clone(),
+            fallback: self.fallback,
+            intent: self.intent.clone(),
+            via: self.via(),
+            model_calls: self.model_calls,
+            model: self.model.clone(),
+            tokens_in: self.usage.input_tokens,
+            tokens_out: self.usage.output_tokens,
+            tools: self.tools.clone(),
+        }
+    }
 }
 
 impl Agent {
@@ -133,6 +164,7 @@ impl Agent {
         };
         report.tool_calls = effects.calls;
         report.tools = effects.tools.clone();
+        report.tool_args = std::mem::take(&mut effects.tool_args);
         report.fallback = effects.fallback;
         report.intent = effects.intent.clone();
 
@@ -197,27 +229,7 @@ impl Responder for Agent {
         turn: &TurnInput,
     ) -> Result<(Vec<OutboundMessage>, domain::ports::TurnNote)> {
         let (replies, report) = self.answer(turn).await?;
-        Ok((
-            replies,
-            domain::ports::TurnNote {
-                language: report.language,
-                fallback: report.fallback,
-                intent: report.intent,
-                via: match (report.via_playbook, report.model_calls) {
-                    (true, _) => "playbook",
-                    (false, 0) => "local",
-                    (false, _) => "model",
-                },
-                model_calls: report.model_calls,
-                model: match &self.model {
-                    Some(m) if report.model_calls > 0 => m.name().to_string(),
-                    _ => String::new(),
-                },
-                tokens_in: report.usage.input_tokens,
-                tokens_out: report.usage.output_tokens,
-                tools: report.tools,
-            },
-        ))
+        Ok((replies, report.note()))
     }
 }
 

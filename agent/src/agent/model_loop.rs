@@ -112,6 +112,7 @@ impl Agent {
             };
             report.model_time += asked.elapsed();
             report.model_calls += 1;
+            report.model = model.name().to_string();
             report.usage += reply.usage;
             if reply.stop == StopReason::Filtered {
                 effects.fallback = true;

@@ -64,6 +64,9 @@ pub struct Settings {
     pub admin_conversation_url: Option<String>,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
+    /// `CHARLA_CALLING_HOURS`: overrides the profile's `voice.calling_hours`
+    /// for the call-backs offered, as it does for call-trigger.
+    pub calling_hours: Option<domain::voice::CallingHours>,
 }
 
 impl Settings {
@@ -78,6 +81,13 @@ impl Settings {
             notify: Notify::from_vars(vars)?,
             admin_conversation_url: vars.optional("CHARLA_ADMIN_CONVERSATION_URL"),
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+            calling_hours: vars
+                .optional("CHARLA_CALLING_HOURS")
+                .map(|h| {
+                    domain::voice::CallingHours::parse(&h)
+                        .map_err(|e| domain::Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
+                })
+                .transpose()?,
         })
     }
 }
@@ -118,6 +128,9 @@ pub struct WebhookConfig {
     pub whatsapp_secret_arn: String,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
+    /// `CHARLA_CALLING_HOURS`: overrides the profile's `voice.calling_hours`
+    /// for the call-backs offered, as it does for call-trigger.
+    pub calling_hours: Option<domain::voice::CallingHours>,
 }
 
 impl FromVars for WebhookConfig {
@@ -127,6 +140,13 @@ impl FromVars for WebhookConfig {
             table: vars.required("CHARLA_TABLE")?,
             whatsapp_secret_arn: vars.required("WHATSAPP_SECRET_ARN")?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
+            calling_hours: vars
+                .optional("CHARLA_CALLING_HOURS")
+                .map(|h| {
+                    domain::voice::CallingHours::parse(&h)
+                        .map_err(|e| domain::Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
+                })
+                .transpose()?,
         })
     }
 }

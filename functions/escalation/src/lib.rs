@@ -67,6 +67,9 @@ pub struct Settings {
     pub no_human_ms: u64,
     /// What the user is told to expect during business hours.
     pub expected_wait_minutes: u64,
+    /// When a call-back goes out: the AI call keeps to the calling hours
+    /// (`[voice] calling_hours`, `CHARLA_CALLING_HOURS`), not the business's.
+    pub calling_hours: domain::voice::CallingHours,
     /// Where people find a conversation in the desk: the conversation id is
     /// appended (Chatwoot: `{url}/app/accounts/{account}/conversations/`).
     pub desk_conversation_url: Option<String>,
@@ -99,6 +102,7 @@ impl Settings {
             default_language: profile.default_language().to_string(),
             no_human_ms: e.no_human_minutes.saturating_mul(60_000),
             expected_wait_minutes: e.expected_wait_minutes,
+            calling_hours: profile.voice.calling_hours,
             desk_conversation_url: None,
             admin_conversation_url: None,
         })
@@ -151,6 +155,9 @@ impl Deps {
         let profile = Profile::load(&config.profile)?;
         let mut settings = Settings::from_profile(&profile)?;
         settings.admin_conversation_url = config.admin_conversation_url.clone();
+        if let Some(hours) = config.calling_hours {
+            settings.calling_hours = hours;
+        }
         let desk = match &config.chatwoot {
             Some(place) => {
                 let chatwoot = place.config(secrets)?;
@@ -576,17 +583,28 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
     let lang = language(deps, &m.user_id, "").await;
     if let Some(queue) = &deps.call_queue {
         if texts::is_call_me(&m.text) {
+            // "llámenme al +54 ...": the number they gave.
+            let given = agent::text::phone_in(&m.text).and_then(|p| UserId::phone(&p).ok());
+            let now = deps.clock.now_ms();
+            let hours = &deps.settings.hours;
+            // In the zone of the number called, as call-trigger places it.
+            let zone = agent::timezone::for_user_id(given.as_ref().unwrap_or(&m.user_id))
+                .map_or_else(|| hours.time_zone.clone(), |(_, tz)| tz);
+            let later = match domain::voice::calling_window(now, deps.settings.calling_hours, &zone)
+            {
+                domain::voice::CallWindow::At(t) if t > now => Some(t),
+                _ => None,
+            };
             let request = CallRequest {
                 id: format!("{}:call", m.wamid),
                 user_id: m.user_id.clone(),
                 phone_number_id: m.phone_number_id.clone(),
                 reason: "no person was free for the escalated conversation".into(),
-                when_ms: None,
+                when_ms: later,
                 language: lang.clone(),
                 state: CallRequestState::Requested,
                 created_at_ms: deps.clock.now_ms(),
-                // "llámenme al +54 ...": the number they gave.
-                phone: agent::text::phone_in(&m.text).and_then(|p| UserId::phone(&p).ok()),
+                phone: given,
                 campaign: None,
             };
             deps.records.save_call_request(&request).await?;
@@ -597,7 +615,8 @@ async fn on_user_message(deps: &Deps, m: &UserMessageEvent) -> Result<Outcome> {
                     body: serde_json::to_string(&request)?,
                 })
                 .await?;
-            let text = texts::call_requested(&lang);
+            let when = later.map(|t| agent::schedule::format_local(t, hours, &lang));
+            let text = texts::call_requested(&lang, when.as_deref());
             once(deps, &format!("{}:call-told", m.wamid), || {
                 send_text(deps, &conv, OutboundMessage::texts(&text))
             })

@@ -64,19 +64,34 @@ pub fn is_call_me(text: &str) -> bool {
         .any(|l| t.eq_ignore_ascii_case(call_me_title(l)))
 }
 
-pub fn call_requested(lang: &str) -> String {
-    pick(
-        lang,
-        "Listo, te vamos a llamar a este número. Si escribes por aquí, también lo ve el equipo.",
-        "Done, we'll call you on this number. If you write here, the team sees it too.",
-        "Pronto, vamos ligar para este número. Se escrever por aqui, a equipe também vê.",
-    )
-    .to_string()
+/// The call-back was requested: `when` is the next opening of the calling
+/// hours (formatted), `None` when it goes out now.
+pub fn call_requested(lang: &str, when: Option<&str>) -> String {
+    match (lang, when) {
+        ("es", Some(when)) => format!("Listo, te vamos a llamar a este número el {when}, en nuestro horario de llamadas. Si escribes por aquí, también lo ve el equipo."),
+        ("pt", Some(when)) => format!("Pronto, vamos ligar para este número {when}, no nosso horário de ligações. Se escrever por aqui, a equipe também vê."),
+        (_, Some(when)) => format!("Done, we'll call you on this number on {when}, within our calling hours. If you write here, the team sees it too."),
+        (_, None) => pick(
+            lang,
+            "Listo, te vamos a llamar a este número en unos minutos. Si escribes por aquí, también lo ve el equipo.",
+            "Done, we'll call you on this number within a few minutes. If you write here, the team sees it too.",
+            "Pronto, vamos ligar para este número em alguns minutos. Se escrever por aqui, a equipe também vê.",
+        )
+        .to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_back_says_when_it_goes_out() {
+        assert!(call_requested("es", None).contains("en unos minutos"));
+        let later = call_requested("en", Some("Monday, December 7, 10:00 (America/Montevideo)"));
+        assert!(later.contains("on Monday, December 7, 10:00"), "{later}");
+        assert!(later.contains("calling hours"), "{later}");
+    }
 
     #[test]
     fn the_call_button_fits_and_is_recognised() {

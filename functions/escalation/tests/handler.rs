@@ -424,7 +424,43 @@ async fn nobody_answering_in_time_offers_a_call_back_once() {
         .expect("handled");
     assert_eq!(outcome, Outcome::CallRequested);
     assert_eq!(h.calls.messages().len(), 1);
-    assert_eq!(h.store.call_requests(&wa()).await.expect("calls").len(), 1);
+    let calls = h.store.call_requests(&wa()).await.expect("calls");
+    assert_eq!(calls.len(), 1);
+    // Tuesday noon is inside the calling hours: called now, and told so.
+    assert_eq!(calls[0].when_ms, None);
+    let told = h.sender.texts();
+    assert!(
+        told.last().is_some_and(|t| t.contains("en unos minutos")),
+        "{told:?}"
+    );
+}
+
+/// The call-back keeps to the calling hours, not the business's, and the
+/// user is told when it goes out (issue 16).
+#[tokio::test]
+async fn a_call_back_outside_the_calling_hours_says_when_it_will_be() {
+    let mut h = harness().await;
+    h.deps.settings.calling_hours =
+        domain::voice::CallingHours::parse("15:00-19:00").expect("hours");
+    run(&h, "escalation/turn_angry.json")
+        .await
+        .expect("escalated");
+    h.clock.advance(5 * 60_000);
+    run(&h, "escalation/no_human_check.json")
+        .await
+        .expect("handled");
+    let tap = event("escalation/user_message.json").replace("¿Siguen ahí?", "Llámenme");
+    let outcome = handle_message(&h.deps, &EscalationMessage::parse(&tap).expect("parses"))
+        .await
+        .expect("handled");
+    assert_eq!(outcome, Outcome::CallRequested);
+    let calls = h.store.call_requests(&wa()).await.expect("calls");
+    // 15:00 in Buenos Aires the same Tuesday.
+    assert_eq!(calls[0].when_ms, Some(OPEN_NOW + 3 * 3_600_000));
+    let told = h.sender.texts();
+    let last = told.last().cloned().unwrap_or_default();
+    assert!(last.contains("el martes 24 de noviembre, 15:00"), "{last}");
+    assert!(last.contains("horario de llamadas"), "{last}");
 }
 
 #[tokio::test]

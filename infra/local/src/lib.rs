@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod console;
 mod consumer;
+mod eval;
 mod load;
 mod media_pipeline;
 pub mod meta;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Send signed webhooks at a running server and report throughput and
     /// webhook-to-answer latency.
     Load(load::LoadArgs),
+    /// Run YAML suites of scripted conversations against the whole pipeline
+    /// in this process, and report what differed (exit code 1 on failure).
+    Eval(eval::EvalArgs),
     /// Post the payloads kept in quarantine (in --data-dir) to a running
     /// server again, after a fix; duplicates are dropped by the server.
     Replay(replay::ReplayArgs),
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Some(Command::Chat(args)) => chat::run(args).await,
         Some(Command::Load(args)) => load::run(args).await,
+        Some(Command::Eval(args)) => eval::run(args).await,
         Some(Command::Replay(args)) => replay::run(args, cli.data_dir).await,
         None | Some(Command::Serve) => {
             let settings =

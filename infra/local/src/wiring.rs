@@ -69,7 +69,12 @@ pub enum Health {
 }
 
 /// One local queue in `queue.db`.
-fn open_queue(settings: &Settings, name: &str, delay_ms: u64) -> Result<Arc<SqliteQueue>> {
+fn open_queue(
+    settings: &Settings,
+    name: &str,
+    delay_ms: u64,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<SqliteQueue>> {
     SqliteQueue::open(
         &settings.data_dir.join("queue.db"),
         QueueSettings {
@@ -79,7 +84,7 @@ fn open_queue(settings: &Settings, name: &str, delay_ms: u64) -> Result<Arc<Sqli
             max_receives: 5,
         },
     )
-    .map(Arc::new)
+    .map(|q| Arc::new(q.with_clock(clock.clone())))
 }
 
 /// The profile's no-human limit: the local timer queue's delay (SQS takes
@@ -90,31 +95,75 @@ fn no_human_ms(settings: &Settings) -> Result<u64> {
 }
 
 /// Voice is off, and the banner says why, when no provider is configured.
-fn voice_or_off(built: Result<voice::Deps>) -> Result<Option<Arc<voice::Deps>>> {
+fn voice_or_off(built: Result<voice::Deps>, say: bool) -> Result<Option<Arc<voice::Deps>>> {
     let deps = built?;
     match deps.calls.provider.ready() {
         Ok(()) => {
-            eprintln!(
-                "  voice:    {} calls; webhooks at /webhooks/voice/{{vapi,retell}}",
-                deps.calls.provider.kind().as_str()
-            );
+            if say {
+                eprintln!(
+                    "  voice:    {} calls; webhooks at /webhooks/voice/{{vapi,retell}}",
+                    deps.calls.provider.kind().as_str()
+                );
+            }
             Ok(Some(Arc::new(deps)))
         }
         Err(why) => {
-            eprintln!("  voice:    off ({why})");
+            if say {
+                eprintln!("  voice:    off ({why})");
+            }
             Ok(None)
+        }
+    }
+}
+
+/// Turns the agent, built as text-ai builds it, into the responder text-ai
+/// runs (`local eval` wraps it to see each turn's report).
+pub type WrapAgent = Box<dyn FnOnce(agent::Agent) -> Arc<dyn domain::ports::Responder> + Send>;
+
+/// What `local eval` changes in the embedded wiring; the default is what
+/// `local` serves with.
+pub struct LocalOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Speech to text for voice notes (none locally by default).
+    pub speech: Option<Arc<dyn domain::ports::Transcriber>>,
+    pub wrap_agent: Option<WrapAgent>,
+    /// Each reply echoed to stderr, and the voice banner line (off for
+    /// `local eval`'s own table).
+    pub echo_outbox: bool,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            clock: Arc::new(SystemClock),
+            speech: None,
+            wrap_agent: None,
+            echo_outbox: true,
         }
     }
 }
 
 /// The embedded adapters: SQLite, files, the outbox.
 pub async fn local(settings: &Settings) -> Result<Functions> {
+    local_with(settings, LocalOptions::default()).await
+}
+
+/// [`local`] with `local eval`'s clock, speech and agent wrapper.
+pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Functions> {
     let db = settings.data_dir.join("charla.db");
     let store = Arc::new(SqliteStore::open(&db)?);
-    let text = open_queue(settings, "text", 0)?;
-    let calls = open_queue(settings, "calls", 0)?;
-    let escalations = open_queue(settings, "escalations", 0)?;
-    let timers = open_queue(settings, "escalation-timers", no_human_ms(settings)?)?;
+    // The queues keep the functions' time: `local eval`'s simulated clock
+    // makes a delayed no-human check due when a case waits.
+    let clock: Arc<dyn Clock> = options.clock.clone();
+    let text = open_queue(settings, "text", 0, &clock)?;
+    let calls = open_queue(settings, "calls", 0, &clock)?;
+    let escalations = open_queue(settings, "escalations", 0, &clock)?;
+    let timers = open_queue(
+        settings,
+        "escalation-timers",
+        no_human_ms(settings)?,
+        &clock,
+    )?;
     // This process owns the local queues: jobs in flight were held by a
     // previous process that died (SIGKILL, power cut); give them back now.
     let mut recovered = 0;
@@ -128,19 +177,19 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         );
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let secrets = &settings.secrets;
-    let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) =
-        match &secrets.access_token {
-            Some(token) => (
-                Arc::new(settings.text_ai.graph.client(Some(token), "local")?),
-                None,
-            ),
-            None => {
-                let outbox = Arc::new(Outbox::open(&settings.data_dir)?);
-                (outbox.clone(), Some(outbox))
-            }
-        };
+    let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) = match &secrets
+        .access_token
+    {
+        Some(token) => (
+            Arc::new(settings.text_ai.graph.client(Some(token), "local")?),
+            None,
+        ),
+        None => {
+            let outbox = Arc::new(Outbox::open(&settings.data_dir)?.with_echo(options.echo_outbox));
+            (outbox.clone(), Some(outbox))
+        }
+    };
     let escalation_records = Arc::new(SqliteEscalations::open(&db)?);
     let campaign_store = Arc::new(SqliteCampaigns::open(&db)?);
 
@@ -157,7 +206,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
                 store: Arc::new(files.clone()),
                 images: Arc::new(LocalImages::new(files.clone())),
                 documents: Arc::new(LocalDocuments::new(files)),
-                speech: Arc::new(NoSpeech),
+                speech: options.speech.clone().unwrap_or_else(|| Arc::new(NoSpeech)),
                 notes: media_notes.clone(),
             },
             conversations: store.clone(),
@@ -170,7 +219,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         },
     )?;
 
-    let text_ai = text_ai::Deps::new(
+    let mut text_ai = text_ai::Deps::new(
         &settings.text_ai,
         secrets,
         text_ai::Ports {
@@ -188,6 +237,23 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
         None,
     )
     .await?;
+    if let Some(wrap) = options.wrap_agent {
+        // The same agent Deps::new builds, on the same ports, kept concrete
+        // for the wrapper.
+        let agent = agent_setup::build_agent(
+            &settings.text_ai.agent,
+            secrets,
+            agent_setup::AgentPorts {
+                records: store.clone(),
+                call_queue: calls.clone(),
+                escalation_queue: escalations.clone(),
+                clock: clock.clone(),
+            },
+            None,
+        )
+        .await?;
+        text_ai.responder = wrap(agent);
+    }
     // The operators' re-engagement template is the one text-ai sends: the
     // variable, else the agent profile's `[templates] reengage`.
     let mut admin_settings = settings.admin.clone();
@@ -253,6 +319,7 @@ pub async fn local(settings: &Settings) -> Result<Functions> {
             None,
         )
         .await,
+        options.echo_outbox,
     )?;
     let dispatcher = campaigns::dispatch::Dispatcher {
         campaigns: campaign_store.clone(),
@@ -429,8 +496,10 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
     let chatwoot =
         escalation::aws::webhook_deps(&escalation::config::WebhookConfig::from_vars(vars)?, &sdk)
             .await?;
-    let voice =
-        voice_or_off(voice::aws::deps(&voice::config::Config::from_vars(vars)?, &sdk).await)?;
+    let voice = voice_or_off(
+        voice::aws::deps(&voice::config::Config::from_vars(vars)?, &sdk).await,
+        true,
+    )?;
     let source = |url: &str| Source::Sqs {
         client: sqs.clone(),
         url: url.to_string(),

@@ -158,21 +158,7 @@ pub async fn build_agent(
         }
     };
 
-    let model: Option<Arc<dyn ChatModel>> = match &env.model {
-        ModelChoice::Local => None,
-        ModelChoice::Bedrock(id) => Some(bedrock::model(id, aws).await?),
-        ModelChoice::OpenAi(name) => {
-            let url = env.model_url.clone().ok_or_else(|| {
-                Error::Config("CHARLA_MODEL openai:... needs CHARLA_MODEL_URL".into())
-            })?;
-            Some(Arc::new(model_servers::OpenAiModel::new(
-                &url,
-                name.clone(),
-                secrets.model_api_key.clone(),
-                model_servers::OpenAiModel::DEFAULT_POLICY,
-            )?))
-        }
-    };
+    let model = build_model(env, secrets, aws).await?;
     info!(
         profile = %env.profile.display(),
         model = ?env.model,
@@ -193,6 +179,29 @@ pub async fn build_agent(
         },
         model,
     ))
+}
+
+/// The chat model `CHARLA_MODEL` names; `None` for `local`.
+pub async fn build_model(
+    env: &AgentEnv,
+    secrets: &WhatsAppSecrets,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<Option<Arc<dyn ChatModel>>> {
+    Ok(match &env.model {
+        ModelChoice::Local => None,
+        ModelChoice::Bedrock(id) => Some(bedrock::model(id, aws).await?),
+        ModelChoice::OpenAi(name) => {
+            let url = env.model_url.clone().ok_or_else(|| {
+                Error::Config("CHARLA_MODEL openai:... needs CHARLA_MODEL_URL".into())
+            })?;
+            Some(Arc::new(model_servers::OpenAiModel::new(
+                &url,
+                name.clone(),
+                secrets.model_api_key.clone(),
+                model_servers::OpenAiModel::DEFAULT_POLICY,
+            )?))
+        }
+    })
 }
 
 /// `customers.csv` beside the profile, when there is one.
