@@ -13,6 +13,9 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 CONNS=${2:-64}
 BIN=${CHARLA_BIN:-${CARGO_TARGET_DIR:-target}/release/local}
+# The fake Graph API's counter (`local load --duration 0`), from this build
+# even when CHARLA_BIN is an older one being compared.
+LOAD_BIN=${LOAD_BIN:-$BIN}
 WEBHOOKS=${WEBHOOKS:-/tmp/charla-webhooks.tsv}
 PORT=${PORT:-3000}
 GRAPH=${GRAPH:-127.0.0.1:3901}
@@ -33,7 +36,7 @@ WRK_THREADS=2 wrk -t2 -c"$CONNS" -d"${SECS}s" -s scripts/load/webhooks.lua http:
 nginx -c "$PWD/scripts/load/nginx-bare.conf" -p /tmp -s stop
 
 echo "== Charla (durable acceptance, answering at the same time)"
-"$BIN" load --duration 0 --drain "${DRAIN:-5}" --graph-listen "$GRAPH" > "$DATA/answers.txt" &
+"$LOAD_BIN" load --duration 0 --drain "${DRAIN:-5}" --graph-listen "$GRAPH" > "$DATA/answers.txt" &
 pids+=($!)
 CHARLA_DEBOUNCE_MS=0 WHATSAPP_MESSAGES_PER_SECOND=${TIER:-1000} WHATSAPP_ACCESS_TOKEN=x \
   WHATSAPP_API_BASE="http://$GRAPH" RUST_LOG=${RUST_LOG:-info} \
