@@ -198,7 +198,9 @@ where
         .into_iter()
         .map(|f| f.item_identifier)
         .collect();
-    for job in jobs {
+    // Settled at once, not one after another: the local queue commits them
+    // together, in one group.
+    let settled = jobs.iter().map(|job| async {
         let result = if failed.contains(&job.receipt) {
             source.release(&job.receipt, job.receive_count).await
         } else {
@@ -208,5 +210,6 @@ where
             // Not lost: the visibility timeout brings the job back.
             warn!(error = %e, queue = name, "could not settle a queue message");
         }
-    }
+    });
+    futures::future::join_all(settled).await;
 }

@@ -1,7 +1,9 @@
 //! `local load`: signed webhooks at a running server, as Meta would send
 //! them, bounded in count and time. Reports accepted webhooks per second
-//! and, with `--graph-listen`, webhook-to-answer latency measured at a fake
-//! Graph API that the server sends its replies to.
+//! and, with `--graph-listen`, answered turns per second and the
+//! webhook-to-answer latency, measured at a fake Graph API that the server
+//! sends its replies to. (For rates past what this client sends,
+//! `scripts/load/` has the same webhooks for wrk.)
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +38,12 @@ pub struct LoadArgs {
     /// WHATSAPP_ACCESS_TOKEN).
     #[arg(long)]
     pub graph_listen: Option<SocketAddr>,
+    /// With `--graph-listen`: how long to wait, after the last webhook, for
+    /// the answers still coming, in seconds. With `--duration 0`, nothing
+    /// is sent and the fake Graph API counts the answers to webhooks sent
+    /// by something else (wrk) until no answer came for this long.
+    #[arg(long, default_value_t = 10)]
+    pub drain: u64,
 }
 
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
@@ -43,14 +51,24 @@ type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 #[derive(Clone, Default)]
 struct Fake {
     sent: Sent,
-    answers: Arc<Mutex<Vec<Duration>>>,
+    /// Webhook-to-answer latency of each answer to this run's webhooks,
+    /// and when it came.
+    answers: Arc<Mutex<Vec<(Duration, Instant)>>>,
+    /// Every send, this run's or not (wrk's, with `--duration 0`).
+    sends: Arc<Mutex<Vec<Instant>>>,
 }
 
 async fn fake_send(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<Value> {
+    if body["type"].is_string() {
+        // A message (a read receipt has no type); a turn may send several.
+        if let Ok(mut s) = fake.sends.lock() {
+            s.push(Instant::now());
+        }
+    }
     if let Some(to) = body["to"].as_str() {
         let started = fake.sent.lock().ok().and_then(|mut m| m.remove(to));
         if let (Some(t), Ok(mut a)) = (started, fake.answers.lock()) {
-            a.push(t.elapsed());
+            a.push((t.elapsed(), Instant::now()));
         }
     }
     Json(json!({
@@ -157,17 +175,58 @@ pub async fn run(args: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     describe("accept latency", accepted.clone());
     if args.graph_listen.is_some() {
+        let wait_until = Instant::now() + Duration::from_secs(args.drain);
+        let sends = |f: &Fake| f.sends.lock().map(|s| s.len()).unwrap_or_default();
+        if args.duration == 0 {
+            // Counting someone else's flood: from its first answer (a minute
+            // at most for it to start) until it has been quiet a while.
+            let started = Instant::now();
+            while sends(&fake) == 0 && started.elapsed() < Duration::from_secs(60) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut seen = (sends(&fake), Instant::now());
+            while seen.1.elapsed() < Duration::from_secs(args.drain.max(1)) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let n = sends(&fake);
+                if n != seen.0 {
+                    seen = (n, Instant::now());
+                }
+            }
+        }
         // Give the last answers a moment to arrive.
-        let wait_until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < wait_until {
+        while args.duration > 0 && Instant::now() < wait_until {
             let answered = fake.answers.lock().map(|a| a.len()).unwrap_or_default();
             if answered >= accepted.len() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let answers = fake.answers.lock().map(|a| a.clone()).unwrap_or_default();
-        describe("webhook-to-answer", answers);
+        let all = fake.sends.lock().map(|s| s.clone()).unwrap_or_default();
+        if let (Some(first), Some(last)) = (all.first(), all.last()) {
+            let span = last.duration_since(*first).as_secs_f64().max(f64::EPSILON);
+            println!(
+                "messages sent: {} in {span:.2}s from the first to the last ({:.0}/s)",
+                all.len(),
+                all.len() as f64 / span
+            );
+        }
+        if args.duration > 0 {
+            let answers = fake.answers.lock().map(|a| a.clone()).unwrap_or_default();
+            // From the first webhook to the last answer: the rate at which
+            // the turns were answered, the flood's backlog included.
+            let last = answers.iter().map(|(_, at)| *at).max().unwrap_or(start);
+            let span = last.duration_since(start).as_secs_f64().max(f64::EPSILON);
+            println!(
+                "answered {} of {} accepted in {span:.2}s ({:.0}/s)",
+                answers.len(),
+                accepted.len(),
+                answers.len() as f64 / span
+            );
+            describe(
+                "webhook-to-answer",
+                answers.into_iter().map(|(d, _)| d).collect(),
+            );
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 use super::{
     corrupt, migrate, open_connection, query_all, to_i64, usize_to_i64, Db, SqliteContext,
@@ -283,9 +283,7 @@ impl CampaignStore for SqliteCampaigns {
             .collect::<Result<Vec<_>>>()?;
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .ctx("upload")?;
+                let tx = conn.savepoint().ctx("upload")?;
                 let draft: Option<String> = tx
                     .prepare_cached("SELECT state FROM campaigns WHERE id = ?1")
                     .and_then(|mut s| s.query_row([&id], |r| r.get(0)).optional())

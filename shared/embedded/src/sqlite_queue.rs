@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
 use tokio::sync::Notify;
 
 use super::{migrate, open_connection, to_i64, usize_to_i64, Db, SqliteContext};
@@ -178,8 +178,7 @@ impl SqliteQueue {
         let max_receives = i64::from(self.settings.max_receives);
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                let tx = conn.savepoint()
                     .ctx("receive")?;
                 let mut out = Vec::new();
                 loop {
@@ -354,9 +353,7 @@ impl SqliteQueue {
         let moved = self
             .db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .ctx("redrive")?;
+                let tx = conn.savepoint().ctx("redrive")?;
                 // New ids: behind everything sent so far, as a re-send would be.
                 let moved = tx
                     .execute(
@@ -486,8 +483,7 @@ impl Queue for SqliteQueue {
         let accepted = self
             .db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                let tx = conn.savepoint()
                     .ctx("send")?;
                 // The guard: an unexpired dedup id wins and the send is dropped.
                 let fresh = tx

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, migrate, open_connection, usize_to_i64, Db, SqliteContext};
 use domain::error::{Error, Result};
@@ -311,9 +311,7 @@ fn insert_outbound(conn: &Connection, user_id: &str, sent: &SentRecord) -> Resul
 }
 
 fn record_inbound_tx(conn: &mut Connection, msg: &NewInbound) -> Result<RecordOutcome> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .ctx("record_inbound")?;
+    let tx = conn.savepoint().ctx("record_inbound")?;
     let now = msg.received_at_ms;
     // The guard: a row that exists and has not expired wins; an expired one
     // is taken over as if absent.
@@ -549,8 +547,7 @@ impl ConversationStore for SqliteStore {
         let json = serde_json::to_string(&turn)?;
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                let tx = conn.savepoint()
                     .ctx("claim_turn")?;
                 let claimed = tx
                     .prepare_cached(
@@ -593,9 +590,7 @@ impl ConversationStore for SqliteStore {
         let (user_id, turn_id, sent) = (user_id.clone(), turn_id.to_string(), sent.clone());
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .ctx("record_sent_part")?;
+                let tx = conn.savepoint().ctx("record_sent_part")?;
                 // max(): a late retry of an earlier part never moves it back.
                 let found = tx
                     .prepare_cached(
@@ -629,9 +624,7 @@ impl ConversationStore for SqliteStore {
         let (user_id, turn_id, inbound) = (user_id.clone(), turn_id.to_string(), inbound.to_vec());
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .ctx("complete_turn")?;
+                let tx = conn.savepoint().ctx("complete_turn")?;
                 tx.prepare_cached(
                     "UPDATE turns SET state = 'sent' WHERE wa_id = ?1 AND turn_id = ?2",
                 )
@@ -659,9 +652,7 @@ impl ConversationStore for SqliteStore {
         let (user_id, sent) = (user_id.clone(), sent.clone());
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .ctx("record_outbound")?;
+                let tx = conn.savepoint().ctx("record_outbound")?;
                 insert_outbound(&tx, user_id.as_str(), &sent)?;
                 tx.commit().ctx("record_outbound")
             })

@@ -78,13 +78,15 @@ impl UsageLedger for SqliteUsage {
         let log = event.log.as_ref().map(serde_json::to_string).transpose()?;
         self.db
             .call(move |conn| {
-                let tx = conn.transaction().ctx("usage transaction")?;
+                let tx = conn.savepoint().ctx("usage transaction")?;
                 let new = tx
-                    .execute(
+                    .prepare_cached(
                         "INSERT INTO usage_events (user_id, id, at_ms, log) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT DO NOTHING",
-                        params![event.user_id.as_str(), event.id, event.at_ms, log],
                     )
+                    .and_then(|mut s| {
+                        s.execute(params![event.user_id.as_str(), event.id, event.at_ms, log])
+                    })
                     .ctx("usage event")?;
                 if new == 0 {
                     return Ok(());
@@ -106,11 +108,11 @@ impl UsageLedger for SqliteUsage {
                         }
                     }
                     let first_today = tx
-                        .execute(
+                        .prepare_cached(
                             "INSERT INTO usage_day_users (day, user_id) VALUES (?1, ?2)
                              ON CONFLICT DO NOTHING",
-                            params![day, event.user_id.as_str()],
                         )
+                        .and_then(|mut s| s.execute(params![day, event.user_id.as_str()]))
                         .ctx("usage day user")?;
                     if first_today == 1 {
                         add.execute(params![day_scope, key::CONVERSATIONS, 1])

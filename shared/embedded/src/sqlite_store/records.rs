@@ -5,7 +5,7 @@
 //! thread runs each call alone.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 use super::super::{corrupt, query_all, to_i64, SqliteContext};
 use super::SqliteStore;
@@ -214,8 +214,7 @@ impl AgentRecords for SqliteStore {
         let a = appointment.clone();
         self.db
             .call(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                let tx = conn.savepoint()
                     .ctx("book")?;
                 // The guard: the slot start is the key.
                 let booked = tx
