@@ -43,6 +43,42 @@ pub struct Control {
     /// The re-engagement template, (name, language); `None`: `reengage`
     /// answers 400.
     pub reengage_template: Option<(String, String)>,
+    /// What people send is counted with the rest.
+    pub usage: Arc<dyn domain::ports::UsageLedger>,
+}
+
+/// Sends `messages` as a person, recorded in the transcript, and counts
+/// them in the usage (a template is what Meta charges for); their wamids.
+async fn send(
+    control: &Control,
+    store: &dyn ConversationStore,
+    conversation: &domain::Conversation,
+    user_id: &UserId,
+    messages: Vec<OutboundMessage>,
+) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for msg in &messages {
+        let id = send_and_record(
+            control.sender.as_ref(),
+            store,
+            control.clock.as_ref(),
+            &conversation.phone_number_id,
+            user_id,
+            msg,
+        )
+        .await?;
+        ids.push(id);
+    }
+    let templates = messages.iter().filter(|m| !m.needs_open_window()).count() as u64;
+    let sent = domain::usage::Sent {
+        messages: messages.len() as u64 - templates,
+        templates,
+    };
+    if let Some(first) = ids.first() {
+        let event = domain::usage::UsageEvent::sent(user_id, first, control.clock.now_ms(), sent);
+        runtime::usage::record(control.usage.as_ref(), &event).await;
+    }
+    Ok(ids)
 }
 
 /// The private note agents find in the desk when a release came from here.
@@ -223,32 +259,19 @@ pub async fn serve(
                 "the 24-hour window is closed: only templates can be sent".into(),
             ));
         }
-        let mut ids = Vec::new();
-        for msg in OutboundMessage::texts(&text) {
-            let id = send_and_record(
-                control.sender.as_ref(),
+        wamid = Some(
+            send(
+                control,
                 store,
-                control.clock.as_ref(),
-                &conversation.phone_number_id,
+                &conversation,
                 user_id,
-                &msg,
+                OutboundMessage::texts(&text),
             )
-            .await?;
-            ids.push(id);
-        }
-        wamid = Some(ids);
+            .await?,
+        );
     }
     if let Some(msg) = template {
-        let id = send_and_record(
-            control.sender.as_ref(),
-            store,
-            control.clock.as_ref(),
-            &conversation.phone_number_id,
-            user_id,
-            &msg,
-        )
-        .await?;
-        wamid = Some(vec![id]);
+        wamid = Some(send(control, store, &conversation, user_id, vec![msg]).await?);
     }
     let state = store
         .conversation(user_id)

@@ -90,6 +90,7 @@ impl Deps {
                 clock: ports.clock,
                 desk,
                 reengage_template: settings.reengage_template.clone(),
+                usage: ports.usage.clone(),
             }),
             store: ports.store,
             identities: ports.identities,

@@ -48,6 +48,7 @@ struct H {
     store: Arc<SqliteStore>,
     escalations: Arc<SqliteEscalations>,
     sender: Arc<Sender>,
+    usage: Arc<test_support::memory::MemoryUsage>,
 }
 
 fn wa() -> UserId {
@@ -58,6 +59,7 @@ async fn harness(with_control: bool) -> H {
     let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
     let escalations = Arc::new(SqliteEscalations::open_in_memory().expect("records"));
     let sender = Arc::new(Sender::default());
+    let usage = Arc::new(test_support::memory::MemoryUsage::default());
     store
         .record_inbound(&NewInbound {
             wamid: "wamid.IN1".into(),
@@ -80,6 +82,7 @@ async fn harness(with_control: bool) -> H {
         clock: Arc::new(FixedClock::at(NOW)),
         desk: None,
         reengage_template: Some(("hello_world".into(), "en_US".into())),
+        usage: usage.clone(),
     });
     H {
         deps: Deps {
@@ -87,12 +90,13 @@ async fn harness(with_control: bool) -> H {
             identities: store.clone(),
             control,
             media_notes: Arc::new(embedded::SqliteMediaNotes::open_in_memory().expect("notes")),
-            usage: Arc::new(test_support::memory::MemoryUsage::default()),
+            usage: usage.clone(),
             prices: Default::default(),
         },
         store,
         escalations,
         sender,
+        usage,
     }
 }
 
@@ -313,6 +317,10 @@ async fn outside_the_window_the_reengagement_template_goes_out_instead_of_text()
         transcript.iter().any(|m| m.kind == "template"),
         "{transcript:?}"
     );
+    // The template is what Meta charges for: counted in the usage.
+    let used = h.usage.all();
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(used[0].counters["templates_sent"], 1);
 }
 
 #[tokio::test]
