@@ -30,8 +30,9 @@ impl Settings {
             graph: GraphConfig::from_vars(vars)?,
             chatwoot: ChatwootPlace::from_vars(vars)?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
-            prices: Prices::from_json(&vars.optional("CHARLA_PRICES").unwrap_or_default())
-                .map_err(|e| domain::Error::Config(format!("CHARLA_PRICES: {e}")))?,
+            prices: vars
+                .optional_parsed("CHARLA_PRICES", Prices::from_json)?
+                .unwrap_or_default(),
             reengage_template: vars.optional("CHARLA_REENGAGE_TEMPLATE").map(|name| {
                 let language = vars
                     .optional("CHARLA_REENGAGE_TEMPLATE_LANGUAGE")

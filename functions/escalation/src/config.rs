@@ -82,12 +82,7 @@ impl Settings {
             admin_conversation_url: vars.optional("CHARLA_ADMIN_CONVERSATION_URL"),
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
             calling_hours: vars
-                .optional("CHARLA_CALLING_HOURS")
-                .map(|h| {
-                    domain::voice::CallingHours::parse(&h)
-                        .map_err(|e| domain::Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
-                })
-                .transpose()?,
+                .optional_parsed("CHARLA_CALLING_HOURS", domain::voice::CallingHours::parse)?,
         })
     }
 }
@@ -141,12 +136,7 @@ impl FromVars for WebhookConfig {
             whatsapp_secret_arn: vars.required("WHATSAPP_SECRET_ARN")?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
             calling_hours: vars
-                .optional("CHARLA_CALLING_HOURS")
-                .map(|h| {
-                    domain::voice::CallingHours::parse(&h)
-                        .map_err(|e| domain::Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
-                })
-                .transpose()?,
+                .optional_parsed("CHARLA_CALLING_HOURS", domain::voice::CallingHours::parse)?,
         })
     }
 }

@@ -90,12 +90,7 @@ impl AgentEnv {
             crm_url: vars.optional("CHARLA_CRM_URL"),
             customers_file: vars.optional("CHARLA_CUSTOMERS_FILE").map(PathBuf::from),
             calling_hours: vars
-                .optional("CHARLA_CALLING_HOURS")
-                .map(|h| {
-                    domain::voice::CallingHours::parse(&h)
-                        .map_err(|e| Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
-                })
-                .transpose()?,
+                .optional_parsed("CHARLA_CALLING_HOURS", domain::voice::CallingHours::parse)?,
         })
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use voice_providers::VoiceConfig;
 
 use domain::voice::CallingHours;
-use domain::{Error, Result};
+use domain::Result;
 use runtime::config::Vars;
 use whatsapp_graph::GraphConfig;
 
@@ -34,13 +34,7 @@ impl Settings {
             ),
             graph: GraphConfig::from_vars(vars)?,
             voice: VoiceConfig::from_vars(vars)?,
-            calling_hours: vars
-                .optional("CHARLA_CALLING_HOURS")
-                .map(|h| {
-                    CallingHours::parse(&h)
-                        .map_err(|e| Error::Config(format!("CHARLA_CALLING_HOURS: {e}")))
-                })
-                .transpose()?,
+            calling_hours: vars.optional_parsed("CHARLA_CALLING_HOURS", CallingHours::parse)?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
         })
     }
@@ -54,7 +48,7 @@ mod tests {
     fn bad_calling_hours_name_the_variable() {
         let vars = Vars::from_pairs([("CHARLA_CALLING_HOURS", "all day")]);
         assert!(
-            matches!(Settings::from_vars(&vars), Err(Error::Config(m)) if m.contains("CHARLA_CALLING_HOURS"))
+            matches!(Settings::from_vars(&vars), Err(domain::Error::Config(m)) if m.contains("CHARLA_CALLING_HOURS"))
         );
     }
 }

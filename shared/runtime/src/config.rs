@@ -93,6 +93,18 @@ impl Vars {
         }
     }
 
+    /// A variable read by its own parser, `None` when unset; a value the
+    /// parser refuses is an error that names the variable and says why.
+    pub fn optional_parsed<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+    ) -> Result<Option<T>> {
+        self.optional(name)
+            .map(|v| parse(&v).map_err(|e| Error::Config(format!("{name}: {e}"))))
+            .transpose()
+    }
+
     /// `true`/`1` or `false`/`0` (any case); unset is `default`.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool> {
         match self.optional(name).map(|v| v.trim().to_ascii_lowercase()) {
@@ -266,6 +278,20 @@ impl WhatsAppSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_optional_variable_is_read_by_its_parser_and_a_refusal_names_it() {
+        let vars = Vars::from_pairs([("N", "7"), ("BAD", "x"), ("BLANK", " ")]);
+        let parse = |v: &str| v.parse::<u8>().map_err(|e| e.to_string());
+        assert_eq!(vars.optional_parsed("N", parse).expect("ok"), Some(7));
+        assert_eq!(vars.optional_parsed("UNSET", parse).expect("ok"), None);
+        assert_eq!(vars.optional_parsed("BLANK", parse).expect("ok"), None);
+        let err = vars.optional_parsed("BAD", parse).expect_err("refused");
+        assert!(
+            matches!(&err, Error::Config(m) if m.starts_with("BAD: ")),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn secrets_parse_from_json_and_do_not_print() {
