@@ -68,32 +68,13 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         ),
         None => Vec::new(),
     };
-    workers.extend(consumer::spawn(
-        "text",
+    workers.extend(spawn_turn_consumers(
         settings.workers,
-        sources.text,
-        move |event| {
-            let deps = text_ai.clone();
-            async move { text_ai::handle_batch(&deps, event).await }
-        },
+        (sources.text, sources.escalations, sources.timers),
+        text_ai.clone(),
+        escalation.clone(),
         stop_rx.clone(),
     ));
-    for (name, source) in [
-        ("escalations", sources.escalations),
-        ("escalation-timers", sources.timers),
-    ] {
-        let deps = escalation.clone();
-        workers.extend(consumer::spawn(
-            name,
-            1,
-            source,
-            move |event| {
-                let deps = deps.clone();
-                async move { escalation::handle_batch(&deps, event).await }
-            },
-            stop_rx.clone(),
-        ));
-    }
     if let Some(media) = &media {
         workers.extend(crate::media_pipeline::spawn(2, media, stop_rx.clone()));
     }
@@ -237,6 +218,42 @@ fn router(state: AppState) -> Router {
         .route("/index.html", get(crate::console::index))
         .route("/assets/{file}", get(crate::console::hashed_asset))
         .with_state(state)
+}
+
+/// The turns' consumers, as the server runs them and `local eval` too:
+/// text-ai on the text queue (`text_workers` at once), escalation on its
+/// queue and on the no-human timers'.
+pub(crate) fn spawn_turn_consumers(
+    text_workers: usize,
+    (text, escalations, timers): (consumer::Source, consumer::Source, consumer::Source),
+    text_ai: Arc<text_ai::Deps>,
+    escalation: Arc<escalation::Deps>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut workers = consumer::spawn(
+        "text",
+        text_workers,
+        text,
+        move |event| {
+            let deps = text_ai.clone();
+            async move { text_ai::handle_batch(&deps, event).await }
+        },
+        stop.clone(),
+    );
+    for (name, source) in [("escalations", escalations), ("escalation-timers", timers)] {
+        let deps = escalation.clone();
+        workers.extend(consumer::spawn(
+            name,
+            1,
+            source,
+            move |event| {
+                let deps = deps.clone();
+                async move { escalation::handle_batch(&deps, event).await }
+            },
+            stop.clone(),
+        ));
+    }
+    workers
 }
 
 /// Reads the body up to `limit`; past it, 413 without reading further.

@@ -304,32 +304,17 @@ impl Pipeline {
             functions.sources.escalations.clone(),
             functions.sources.timers.clone(),
         );
-        let mut workers = crate::consumer::spawn(
-            "text",
+        let mut workers = crate::server::spawn_turn_consumers(
             1,
-            functions.sources.text,
-            move |event| {
-                let deps = text_ai.clone();
-                async move { text_ai::handle_batch(&deps, event).await }
-            },
+            (
+                functions.sources.text,
+                functions.sources.escalations,
+                functions.sources.timers,
+            ),
+            text_ai,
+            functions.escalation.clone(),
             stop_rx.clone(),
         );
-        for (name, source) in [
-            ("escalations", functions.sources.escalations),
-            ("escalation-timers", functions.sources.timers),
-        ] {
-            let deps = functions.escalation.clone();
-            workers.extend(crate::consumer::spawn(
-                name,
-                1,
-                source,
-                move |event| {
-                    let deps = deps.clone();
-                    async move { escalation::handle_batch(&deps, event).await }
-                },
-                stop_rx.clone(),
-            ));
-        }
         let mut queues = Vec::new();
         if let Some(m) = &functions.media {
             workers.extend(crate::media_pipeline::spawn(1, m, stop_rx.clone()));
