@@ -43,7 +43,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{key, n, s, Item};
 use super::dynamodb_put::put;
-use super::{conditional, sdk_error};
+use super::{conditional, query_all, sdk_error};
 use domain::campaign::{
     Campaign, CampaignContact, CampaignState, ContactState, ImportState, OptOut, Touch,
 };
@@ -338,26 +338,14 @@ impl DynamoCampaigns {
 
     /// Every item of one partition (its keys only).
     async fn keys_of(&self, pk: &str) -> Result<Vec<Item>> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, "listing an old upload", e))?;
-            keys.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(keys),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .projection_expression("pk, sk");
+        query_all(query, "listing an old upload").await
     }
 
     /// Runs a transaction; `false` when a condition failed.

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{conv_pk, key, n, s, Item, EXPIRES_AT, PK, SK};
 use super::dynamodb_put::{put, put_if_absent};
-use super::sdk_error;
+use super::{query_all, sdk_error};
 use domain::error::{Error, Result};
 use domain::handoff::{DecisionRecord, EscalationRecord};
 use domain::ports::{DeskRef, EscalationRecords, Timers};
@@ -124,32 +124,23 @@ impl EscalationRecords for DynamoEscalations {
     }
 
     async fn decisions(&self, user_id: &UserId) -> Result<Vec<DecisionRecord>> {
-        let mut out: Vec<DecisionRecord> = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(conv_pk(user_id)))
-                .expression_attribute_values(":prefix", s(DECISION_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("dynamodb", "reading decisions", e))?;
-            for item in page.items.unwrap_or_default() {
-                let json =
-                    text(&item, "record").ok_or_else(|| corrupt("decisions", "no record"))?;
-                out.push(serde_json::from_str(json).map_err(|e| corrupt("decisions", e))?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(conv_pk(user_id)))
+            .expression_attribute_values(":prefix", s(DECISION_PREFIX));
+        let mut out = query_all(query, "reading decisions")
+            .await?
+            .iter()
+            .map(|item| {
+                let json = text(item, "record").ok_or_else(|| corrupt("decisions", "no record"))?;
+                serde_json::from_str(json).map_err(|e| corrupt("decisions", e))
+            })
+            .collect::<Result<Vec<DecisionRecord>>>()?;
         out.sort_by(|a, b| (a.at_ms, &a.turn_id).cmp(&(b.at_ms, &b.turn_id)));
         Ok(out)
     }

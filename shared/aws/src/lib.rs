@@ -128,6 +128,29 @@ where
     Error::dependency(service, context, retryable, err)
 }
 
+/// Every item `query` selects, page after page (DynamoDB answers at most
+/// 1 MB a page); any failure is an error with `context`.
+pub(crate) async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    context: &str,
+) -> domain::error::Result<Vec<dynamodb_items::Item>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error("dynamodb", context, e))?;
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(items),
+        }
+    }
+}
+
 /// How a conditional write ended: `Ok(true)` written, `Ok(false)` its
 /// condition failed (nothing written); any other failure is an error with
 /// `context`.

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::dynamodb_items::{conv_pk, key, n, s, Item, EXPIRES_AT};
 use super::dynamodb_put::{put, put_if_absent};
-use super::sdk_error;
+use super::{query_all, sdk_error};
 use domain::error::{Error, Result};
 use domain::ports::UsageLedger;
 use domain::usage::{key as counter, Counters, TurnLog, UsageEvent};
@@ -112,27 +112,15 @@ impl DynamoUsage {
         to: &str,
         context: &str,
     ) -> Result<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":from", s(from))
-                .expression_attribute_values(":to", s(to))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, context, e))?;
-            out.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to));
+        query_all(query, context).await
     }
 
     async fn marker(&self, pk: String, now_secs: i64, context: &str) -> Result<bool> {
