@@ -18,21 +18,7 @@ for arg in "$@"; do
   esac
 done
 
-hash=$(cat console/package.json console/package-lock.json | sha256sum | cut -c1-16)
-if [[ ! -f .tools/console/.stamp-$hash ]]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "console-tools.sh: npm not found (need Node.js 18+ for the console)" >&2
-    exit 1
-  fi
-  rm -rf .tools/console
-  mkdir -p .tools/console
-  cp console/package.json console/package-lock.json .tools/console/
-  # --ignore-scripts: esbuild's binary comes as its own npm package
-  # (@esbuild/linux-x64), and playwright-core downloads nothing.
-  (cd .tools/console && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  touch ".tools/console/.stamp-$hash"
-  echo "console-tools.sh: installed esbuild, preact, playwright-core, axe-core into .tools/console ($hash)"
-fi
+bash scripts/npm-tools.sh console .tools/console "esbuild, preact, playwright-core, axe-core"
 
 if $browser && [[ -z "${CHARLA_CHROMIUM:-}" ]] && [[ ! -x /usr/bin/chromium ]]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -28,19 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # asl-validator (npm) for the state machines, into .tools/node (gitignored),
 # exactly as scripts/asl/package-lock.json pins it (`npm ci`). A stamp named
 # after the lockfile's hash makes a second run instant.
-asl_hash=$(cat scripts/asl/package.json scripts/asl/package-lock.json | sha256sum | cut -c1-16)
-if [[ ! -f .tools/node/.stamp-$asl_hash ]]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "tools.sh: npm not found (need Node.js 18+ for asl-validator)" >&2
-    exit 1
-  fi
-  rm -rf .tools/node
-  mkdir -p .tools/node
-  cp scripts/asl/package.json scripts/asl/package-lock.json .tools/node/
-  (cd .tools/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  touch ".tools/node/.stamp-$asl_hash"
-  echo "tools.sh: installed asl-validator into .tools/node ($asl_hash)"
-fi
+bash scripts/npm-tools.sh scripts/asl .tools/node asl-validator
 
 # The console's build tools and browser test (esbuild, preact, axe-core,
 # playwright-core from console/package-lock.json; chromium from apt).
