@@ -69,12 +69,8 @@ async fn send(
         .await?;
         ids.push(id);
     }
-    let templates = messages.iter().filter(|m| !m.needs_open_window()).count() as u64;
-    let sent = domain::usage::Sent {
-        messages: messages.len() as u64 - templates,
-        templates,
-    };
     if let Some(first) = ids.first() {
+        let sent = domain::usage::Sent::of(&messages);
         let event = domain::usage::UsageEvent::sent(user_id, first, control.clock.now_ms(), sent);
         runtime::usage::record(control.usage.as_ref(), &event).await;
     }

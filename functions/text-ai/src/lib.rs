@@ -363,25 +363,9 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
     let outcome = send_turn(deps, turn.clone()).await?;
     if let Outcome::Answered { .. } = &outcome {
         let now = deps.clock.now_ms();
-        let first = pending.iter().map(|m| m.at_ms).min().unwrap_or(deciding);
-        for (stage, ms) in [
-            ("waited", deciding - first),
-            ("decided", decided - deciding),
-            ("sent", now - decided),
-        ] {
-            let ms = ms.max(0) as f64;
-            observability::record_by(observability::Metric::TurnStageLatency, "Stage", stage, ms);
-        }
-        let latency = turn_metrics(&note, &pending, now);
-        let templates = turn
-            .replies
-            .iter()
-            .filter(|r| !r.needs_open_window())
-            .count() as u64;
-        let sent = Sent {
-            messages: turn.replies.len() as u64 - templates,
-            templates,
-        };
+        let first = pending.iter().map(|m| m.at_ms).min();
+        let latency = turn_metrics(&note, first, [deciding, decided, now]);
+        let sent = Sent::of(&turn.replies);
         let event = UsageEvent::turn(&job.user_id, &turn.turn_id, now, &note, sent, latency);
         runtime::usage::record(deps.usage.as_ref(), &event).await;
         // After the answer: a failure here must not fail the job (its retry
@@ -403,23 +387,23 @@ pub async fn handle_job(deps: &Deps, job: &TurnJob) -> Result<Outcome> {
 }
 
 /// What an answered turn used, and how long the user waited for it (ms,
-/// returned).
-fn turn_metrics(note: &TurnNote, pending: &[domain::StoredMessage], now_ms: i64) -> u64 {
+/// returned): from `first` (the user's first message of the turn) to the
+/// answer, by stage at the moments it was `deciding`, `decided` and sent
+/// (`now_ms`).
+fn turn_metrics(note: &TurnNote, first: Option<i64>, [deciding, decided, now_ms]: [i64; 3]) -> u64 {
     use observability::Metric;
-    let via = if note.via.is_empty() {
-        "other"
-    } else {
-        note.via
-    };
-    observability::count_by(Metric::TurnAnswered, "Via", via, 1);
+    observability::count_by(Metric::TurnAnswered, "Via", note.answered_by(), 1);
     for tool in &note.tools {
         observability::count_by(Metric::ToolCalls, "Tool", tool, 1);
     }
-    let waited = pending
-        .iter()
-        .map(|m| m.at_ms)
-        .min()
-        .map_or(0, |first| (now_ms - first).max(0));
+    for (stage, ms) in [
+        ("waited", deciding - first.unwrap_or(deciding)),
+        ("decided", decided - deciding),
+        ("sent", now_ms - decided),
+    ] {
+        observability::record_by(Metric::TurnStageLatency, "Stage", stage, ms.max(0) as f64);
+    }
+    let waited = first.map_or(0, |first| (now_ms - first).max(0));
     observability::record(&[
         (Metric::TurnLatency, waited as f64),
         (Metric::ModelCalls, f64::from(note.model_calls)),

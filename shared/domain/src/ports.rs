@@ -200,6 +200,18 @@ pub struct TurnNote {
     pub tools: Vec<&'static str>,
 }
 
+impl TurnNote {
+    /// Who answered, `other` when the responder did not say: the name
+    /// metrics and usage count the turn under.
+    pub fn answered_by(&self) -> &'static str {
+        if self.via.is_empty() {
+            "other"
+        } else {
+            self.via
+        }
+    }
+}
+
 pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
 }

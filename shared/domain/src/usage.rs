@@ -136,11 +136,7 @@ impl UsageEvent {
         latency_ms: u64,
     ) -> UsageEvent {
         let mut e = UsageEvent::new(user_id, format!("turn:{turn_id}"), at_ms);
-        let via = if note.via.is_empty() {
-            "other"
-        } else {
-            note.via
-        };
+        let via = note.answered_by();
         let c = &mut e.counters;
         add(c, key::TURNS, 1);
         add(c, format!("{}{via}", key::VIA), 1);
@@ -220,6 +216,18 @@ impl UsageEvent {
 pub struct Sent {
     pub messages: u64,
     pub templates: u64,
+}
+
+impl Sent {
+    /// `messages` split into free-form ones and templates (the ones that
+    /// may go out with the window closed, and that Meta charges for).
+    pub fn of(messages: &[crate::whatsapp::outbound::OutboundMessage]) -> Sent {
+        let templates = messages.iter().filter(|m| !m.needs_open_window()).count() as u64;
+        Sent {
+            messages: messages.len() as u64 - templates,
+            templates,
+        }
+    }
 }
 
 /// Adds `more` into `into`.
