@@ -196,14 +196,11 @@ async fn serve(
     query: Option<&str>,
     now_ms: i64,
 ) -> Result<serde_json::Value> {
-    // Stats has its own query (`days`).
-    let paging = match route {
-        Route::Stats => Paging::default(),
-        _ => Paging::parse(query)?,
-    };
     match route {
+        // Its own query (`days`), not a page's.
         Route::Stats => stats::serve(deps.usage.as_ref(), &deps.prices, query, now_ms).await,
         Route::List => {
+            let paging = Paging::parse(query)?;
             let page = deps
                 .store
                 .list_conversations(paging.limit, paging.cursor.as_deref())
@@ -216,6 +213,7 @@ async fn serve(
             Ok(list_body(page, now_ms))
         }
         Route::Conversation(raw) => {
+            let paging = Paging::parse(query)?;
             let user_id = user_in_path(deps, raw).await?;
             let conversation = deps
                 .store
@@ -259,7 +257,7 @@ async fn serve(
     }
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct Paging {
     limit: usize,
     cursor: Option<String>,
