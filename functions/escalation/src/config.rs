@@ -123,9 +123,6 @@ pub struct WebhookConfig {
     pub whatsapp_secret_arn: String,
     /// `CHARLA_LOG_CONTENT`
     pub log_content: bool,
-    /// `CHARLA_CALLING_HOURS`: overrides the profile's `voice.calling_hours`
-    /// for the call-backs offered, as it does for call-trigger.
-    pub calling_hours: Option<domain::voice::CallingHours>,
 }
 
 impl FromVars for WebhookConfig {
@@ -135,8 +132,6 @@ impl FromVars for WebhookConfig {
             table: vars.required("CHARLA_TABLE")?,
             whatsapp_secret_arn: vars.required("WHATSAPP_SECRET_ARN")?,
             log_content: vars.flag("CHARLA_LOG_CONTENT", false)?,
-            calling_hours: vars
-                .optional_parsed("CHARLA_CALLING_HOURS", domain::voice::CallingHours::parse)?,
         })
     }
 }
