@@ -112,6 +112,7 @@ fn deps(store: Arc<dyn ConversationStore>, identities: Arc<dyn IdentityLinks>) -
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
         media: None,
+        intake: None,
     }
 }
 

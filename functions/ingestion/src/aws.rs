@@ -46,5 +46,7 @@ pub async fn deps(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Deps> 
                 arn.clone(),
             )) as Arc<dyn MediaPipeline>
         }),
+        // Processed before the 200: SQS and DynamoDB are the durable part.
+        intake: None,
     })
 }

@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod config;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use domain::identity::{self, IdentityLinks, SeenUser};
 use domain::media_pipeline::MediaJob;
 use domain::ports::{
     ArchiveKind, CampaignStore, Clock, ConversationStore, MediaPipeline, PayloadArchive, Queue,
-    QueueMessage,
+    QueueMessage, WebhookIntake,
 };
 use domain::signature::{secrets_equal, verify_meta_signature};
 use domain::whatsapp::inbound::{
@@ -36,9 +37,10 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// The code Meta uses for "outside the 24-hour window".
 const OUTSIDE_WINDOW: i64 = 131047;
 
-/// Users of one POST handled at once. Each message costs three round trips
-/// to the store and queue; one after another, a 50-message batch on DynamoDB
-/// would keep Meta waiting for a second or more.
+/// Users handled at once, per webhook being processed. Each message costs
+/// three round trips to the store and queue; one after another, a
+/// 50-message batch on DynamoDB would keep Meta waiting for a second or
+/// more.
 const USERS_AT_ONCE: usize = 8;
 
 pub struct Deps {
@@ -55,6 +57,10 @@ pub struct Deps {
     /// Starts the media pipeline for media messages; `None`: media messages
     /// are answered from their caption alone, as plain turns.
     pub media: Option<Arc<dyn MediaPipeline>>,
+    /// Where a verified webhook is kept before it is processed (the
+    /// one-machine runner's journal, whose applier calls [`process`]);
+    /// `None`: processed before the 200, as on Lambda.
+    pub intake: Option<Arc<dyn WebhookIntake>>,
 }
 
 /// What one POST led to, for logs, tests and benchmarks.
@@ -65,7 +71,8 @@ pub struct Summary {
     pub enqueued: usize,
     pub statuses: usize,
     pub other: usize,
-    pub quarantined: bool,
+    /// Webhooks kept in quarantine (signed, not wholly understood).
+    pub quarantined: usize,
     /// Media messages handed to the media pipeline (their turn waits for it).
     pub media_started: usize,
 }
@@ -79,9 +86,9 @@ pub async fn handle(deps: &Deps, req: Request<Bytes>) -> Response<Bytes> {
                 .headers()
                 .get("x-hub-signature-256")
                 .and_then(|v| v.to_str().ok());
-            receive(deps, signature, req.body())
+            accept(deps, signature, req.body())
                 .await
-                .map(|_| text(StatusCode::OK, "EVENT_RECEIVED"))
+                .map(|()| text(StatusCode::OK, "EVENT_RECEIVED"))
         }
         _ => Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
     };
@@ -122,11 +129,37 @@ fn verify_subscription(deps: &Deps, query: Option<&str>) -> Result<Response<Byte
     }
 }
 
-/// A signed POST: everything understood is recorded and enqueued; anything
-/// not understood is kept whole in quarantine. Errors from the store or
-/// queue fail the request so that Meta delivers it again.
-#[instrument(skip_all, fields(bytes = body.len()))]
+/// A signed POST, kept in the intake when there is one, else processed:
+/// either way durable before the 200.
+async fn accept(deps: &Deps, signature: Option<&str>, body: &Bytes) -> Result<()> {
+    verify(deps, signature, body)?;
+    let now = deps.clock.now_ms();
+    match &deps.intake {
+        Some(intake) => intake.keep(now, body.clone()).await,
+        None => process(
+            deps,
+            &[Webhook {
+                body,
+                received_at_ms: now,
+            }],
+        )
+        .await
+        .map(|_| ()),
+    }
+}
+
+/// A signed POST processed now (what Lambda does): see [`process`].
 pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Result<Summary> {
+    verify(deps, signature, body)?;
+    let webhook = Webhook {
+        body,
+        received_at_ms: deps.clock.now_ms(),
+    };
+    process(deps, &[webhook]).await
+}
+
+/// The size limit and Meta's signature.
+pub fn verify(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Result<()> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::TooLarge {
             limit: MAX_BODY_BYTES,
@@ -139,154 +172,165 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
             domain::signature::SignatureError::Malformed => "signature malformed",
             domain::signature::SignatureError::Mismatch => "signature mismatch",
         })
-    })?;
+    })
+}
 
+/// A verified webhook's body and when it was received.
+#[derive(Debug, Clone, Copy)]
+pub struct Webhook<'a> {
+    pub body: &'a [u8],
+    pub received_at_ms: i64,
+}
+
+/// A user message waiting for its sender to be resolved.
+struct Incoming {
+    /// Its webhook's index in the batch.
+    webhook: usize,
+    business: Metadata,
+    contact_name: Option<String>,
+    message: Box<InboundMessage>,
+    received_at_ms: i64,
+}
+
+/// Verified webhooks, in the order they were received: everything
+/// understood is recorded and enqueued; anything not understood is kept
+/// whole in quarantine. Errors from the store or queue fail the call, so
+/// that the caller has it done again (Meta's redelivery, the journal's
+/// applier): every step is idempotent.
+///
+/// A user's messages are recorded and enqueued in order, different users at
+/// the same time ([`USERS_AT_ONCE`] per webhook); statuses at the same time
+/// (a delivery state only moves forward); the rarer events (id changes,
+/// preferences) one after another, before the messages.
+#[instrument(skip_all, fields(webhooks = webhooks.len()))]
+pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
     let mut summary = Summary::default();
-    let parsed = match parse_webhook(body) {
-        Ok(p) => p,
-        Err(reason) => {
-            quarantine(deps, body, &reason).await?;
-            summary.quarantined = true;
-            return Ok(summary);
-        }
-    };
-    let mut problems = parsed.problems;
-    let now = deps.clock.now_ms();
-    let mut archived_other = false;
-    // Messages per user, in the order Meta sent them: a user's messages are
-    // recorded and enqueued in order, different users at the same time.
-    let mut users: Vec<Vec<(NewInbound, Option<MediaJob>)>> = Vec::new();
-    for event in parsed.events {
-        match event {
-            WebhookEvent::Message {
-                business,
-                contact_name,
-                message,
-                ..
-            } => match sender(deps, &message, now).await? {
-                Err(reason) => problems.push(reason),
-                Ok(user) => match new_inbound(&business, user, contact_name, &message, now) {
-                    Ok(msg) => {
-                        let media =
-                            media_job(deps, &message, &msg.user_id, &business.phone_number_id);
-                        match users.iter_mut().find(|u| same_user(&u[0].0, &msg)) {
-                            Some(user) => user.push((msg, media)),
-                            None => users.push(vec![(msg, media)]),
+    let mut problems: Vec<Vec<String>> = vec![Vec::new(); webhooks.len()];
+    // Messages by sender as Meta names them, in order.
+    let mut senders: Vec<Vec<Incoming>> = Vec::new();
+    let mut sender_index: HashMap<(String, Option<String>, Option<String>), usize> = HashMap::new();
+    let mut statuses = Vec::new();
+    for (i, webhook) in webhooks.iter().enumerate() {
+        let parsed = match parse_webhook(webhook.body) {
+            Ok(p) => p,
+            Err(reason) => {
+                quarantine(deps, webhook.body, &reason).await?;
+                summary.quarantined += 1;
+                continue;
+            }
+        };
+        problems[i] = parsed.problems;
+        let now = webhook.received_at_ms;
+        let mut archived_other = false;
+        for event in parsed.events {
+            match event {
+                WebhookEvent::Message {
+                    business,
+                    contact_name,
+                    message,
+                    ..
+                } => {
+                    let key = (
+                        business.phone_number_id.clone(),
+                        message
+                            .from
+                            .clone()
+                            .or_else(|| message.content.own_number_shared()),
+                        message.from_user_id.clone(),
+                    );
+                    let lane = *sender_index.entry(key).or_insert_with(|| {
+                        senders.push(Vec::new());
+                        senders.len() - 1
+                    });
+                    senders[lane].push(Incoming {
+                        webhook: i,
+                        business,
+                        contact_name,
+                        message,
+                        received_at_ms: now,
+                    });
+                }
+                WebhookEvent::Status { status, .. } => {
+                    summary.statuses += 1;
+                    statuses.push(status);
+                }
+                WebhookEvent::Errors { errors, .. } => {
+                    for e in errors {
+                        warn!(code = e.code, title = %e.title, "webhook reported an error");
+                    }
+                    observability::count(observability::Metric::WebhookErrors, 1);
+                }
+                WebhookEvent::IdChanged { previous, current } => {
+                    if let Err(reason) = id_changed(deps, &previous, &current, now).await? {
+                        problems[i].push(reason);
+                    }
+                }
+                WebhookEvent::Preference { preference, .. } => {
+                    summary.other += 1;
+                    let seen = SeenUser::from_raw(
+                        preference.wa_id.as_deref(),
+                        preference.user_id.as_deref(),
+                    );
+                    match seen {
+                        Ok(seen) => {
+                            let user =
+                                identity::resolve(deps.identities.as_ref(), &seen, now).await?;
+                            observability::count(observability::Metric::MarketingPreference, 1);
+                            info!(
+                                user = %phone(user.user.as_str()),
+                                stopped = ?preference.marketing_stopped(),
+                                category = %preference.category,
+                                "marketing preference"
+                            );
+                            marketing_preference(deps, &user.user, &preference, now).await?;
                         }
+                        Err(e) => problems[i].push(format!("user_preferences: {e}")),
                     }
-                    Err(reason) => problems.push(reason),
-                },
-            },
-            WebhookEvent::Status { status, .. } => {
-                summary.statuses += 1;
-                let delivery = match status.status {
-                    DeliveryState::Sent => Delivery::Sent,
-                    DeliveryState::Delivered => Delivery::Delivered,
-                    DeliveryState::Read => Delivery::Read,
-                    DeliveryState::Failed => Delivery::Failed,
-                    DeliveryState::Other(_) => continue,
-                };
-                let error_code = status.errors.first().map(|e| e.code);
-                let update = StatusUpdate {
-                    wamid: status.id.clone(),
-                    delivery,
-                    at_ms: status.timestamp.saturating_mul(1000),
-                    error_code,
-                };
-                let outcome = deps.store.apply_status(&update).await?;
-                if error_code == Some(OUTSIDE_WINDOW) {
-                    let recipient = status
-                        .recipient_user_id
-                        .as_deref()
-                        .unwrap_or(&status.recipient_id);
-                    if let Ok(id) = UserId::parse(recipient) {
-                        let user = identity::user_of(deps.identities.as_ref(), &id).await?;
-                        deps.store.close_window(&user).await?;
-                        observability::count(observability::Metric::WindowClosedByStatus, 1);
+                    // Kept whole with the other events, for the record.
+                    if !archived_other {
+                        deps.archive
+                            .put(ArchiveKind::Event, webhook.body, "field user_preferences")
+                            .await?;
+                        archived_other = true;
                     }
                 }
-                tracing::debug!(?outcome, status = delivery.as_str(), "status");
-            }
-            WebhookEvent::Errors { errors, .. } => {
-                for e in errors {
-                    warn!(code = e.code, title = %e.title, "webhook reported an error");
-                }
-                observability::count(observability::Metric::WebhookErrors, 1);
-            }
-            WebhookEvent::IdChanged { previous, current } => {
-                match (UserId::parse(&previous), UserId::parse(&current)) {
-                    (Ok(previous), Ok(current)) => {
-                        let user =
-                            identity::moved(deps.identities.as_ref(), &previous, &current, now)
-                                .await?;
-                        observability::count(observability::Metric::UserIdChanged, 1);
-                        info!(
-                            previous = %phone(previous.as_str()),
-                            current = %phone(current.as_str()),
-                            user = %phone(user.as_str()),
-                            "a user's id changed: linked to the same user"
-                        );
+                WebhookEvent::Other { field, .. } => {
+                    summary.other += 1;
+                    if !archived_other {
+                        deps.archive
+                            .put(ArchiveKind::Event, webhook.body, &format!("field {field}"))
+                            .await?;
+                        archived_other = true;
                     }
-                    (Err(e), _) | (_, Err(e)) => problems.push(format!("id change: {e}")),
-                }
-            }
-            WebhookEvent::Preference { preference, .. } => {
-                summary.other += 1;
-                let seen =
-                    SeenUser::from_raw(preference.wa_id.as_deref(), preference.user_id.as_deref());
-                match seen {
-                    Ok(seen) => {
-                        let user = identity::resolve(deps.identities.as_ref(), &seen, now).await?;
-                        observability::count(observability::Metric::MarketingPreference, 1);
-                        info!(
-                            user = %phone(user.user.as_str()),
-                            stopped = ?preference.marketing_stopped(),
-                            category = %preference.category,
-                            "marketing preference"
-                        );
-                        marketing_preference(deps, &user.user, &preference, now).await?;
-                    }
-                    Err(e) => problems.push(format!("user_preferences: {e}")),
-                }
-                // Kept whole with the other events, for the record.
-                if !archived_other {
-                    deps.archive
-                        .put(ArchiveKind::Event, body, "field user_preferences")
-                        .await?;
-                    archived_other = true;
-                }
-            }
-            WebhookEvent::Other { field, .. } => {
-                summary.other += 1;
-                if !archived_other {
-                    deps.archive
-                        .put(ArchiveKind::Event, body, &format!("field {field}"))
-                        .await?;
-                    archived_other = true;
                 }
             }
         }
     }
-    let per_user: Vec<Summary> = stream::iter(users)
-        .map(|messages| async move {
-            let mut summary = Summary::default();
-            for (msg, media) in &messages {
-                record_and_enqueue(deps, msg, media.as_ref(), &mut summary).await?;
-            }
-            Ok::<_, Error>(summary)
-        })
-        .buffer_unordered(USERS_AT_ONCE)
+    let at_once = USERS_AT_ONCE.saturating_mul(webhooks.len().max(1));
+    stream::iter(statuses)
+        .map(|status| apply_status(deps, status))
+        .buffer_unordered(at_once)
+        .try_collect::<()>()
+        .await?;
+    let per_sender: Vec<(Summary, Vec<(usize, String)>)> = stream::iter(senders)
+        .map(|messages| record_sender(deps, messages))
+        .buffer_unordered(at_once)
         .try_collect()
         .await?;
-    for user in per_user {
+    for (user, refused) in per_sender {
         summary.recorded += user.recorded;
         summary.duplicates += user.duplicates;
         summary.enqueued += user.enqueued;
         summary.media_started += user.media_started;
+        for (webhook, reason) in refused {
+            problems[webhook].push(reason);
+        }
     }
-    if !problems.is_empty() {
-        quarantine(deps, body, &problems.join("; ")).await?;
-        summary.quarantined = true;
+    for (webhook, problems) in webhooks.iter().zip(&problems) {
+        if !problems.is_empty() {
+            quarantine(deps, webhook.body, &problems.join("; ")).await?;
+            summary.quarantined += 1;
+        }
     }
     if summary.recorded + summary.duplicates > 0 {
         observability::record(&[
@@ -303,9 +347,94 @@ pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Resul
     Ok(summary)
 }
 
-/// One queue group: the same user writing to the same business number.
-fn same_user(a: &NewInbound, b: &NewInbound) -> bool {
-    a.user_id == b.user_id && a.phone_number_id == b.phone_number_id
+/// One sender's messages, in order: each resolved to its user, recorded and
+/// enqueued. A message that cannot be (a malformed id) is returned with its
+/// webhook's index, for the quarantine.
+async fn record_sender(
+    deps: &Deps,
+    messages: Vec<Incoming>,
+) -> Result<(Summary, Vec<(usize, String)>)> {
+    let mut summary = Summary::default();
+    let mut refused = Vec::new();
+    for m in messages {
+        let user = match sender(deps, &m.message, m.received_at_ms).await? {
+            Ok(user) => user,
+            Err(reason) => {
+                refused.push((m.webhook, reason));
+                continue;
+            }
+        };
+        match new_inbound(
+            &m.business,
+            user,
+            m.contact_name,
+            &m.message,
+            m.received_at_ms,
+        ) {
+            Ok(msg) => {
+                let media = media_job(deps, &m.message, &msg.user_id, &m.business.phone_number_id);
+                record_and_enqueue(deps, &msg, media.as_ref(), &mut summary).await?;
+            }
+            Err(reason) => refused.push((m.webhook, reason)),
+        }
+    }
+    Ok((summary, refused))
+}
+
+/// A delivery state for one of the business's messages; a 131047 (outside
+/// the 24-hour window) also closes the user's window.
+async fn apply_status(deps: &Deps, status: domain::whatsapp::inbound::Status) -> Result<()> {
+    let delivery = match status.status {
+        DeliveryState::Sent => Delivery::Sent,
+        DeliveryState::Delivered => Delivery::Delivered,
+        DeliveryState::Read => Delivery::Read,
+        DeliveryState::Failed => Delivery::Failed,
+        DeliveryState::Other(_) => return Ok(()),
+    };
+    let error_code = status.errors.first().map(|e| e.code);
+    let update = StatusUpdate {
+        wamid: status.id.clone(),
+        delivery,
+        at_ms: status.timestamp.saturating_mul(1000),
+        error_code,
+    };
+    let outcome = deps.store.apply_status(&update).await?;
+    if error_code == Some(OUTSIDE_WINDOW) {
+        let recipient = status
+            .recipient_user_id
+            .as_deref()
+            .unwrap_or(&status.recipient_id);
+        if let Ok(id) = UserId::parse(recipient) {
+            let user = identity::user_of(deps.identities.as_ref(), &id).await?;
+            deps.store.close_window(&user).await?;
+            observability::count(observability::Metric::WindowClosedByStatus, 1);
+        }
+    }
+    tracing::debug!(?outcome, status = delivery.as_str(), "status");
+    Ok(())
+}
+
+/// A user's id changed (Meta's `user_id_change`): both ids are the same
+/// user from now on. `Ok(Err(..))`: an id that is not one.
+async fn id_changed(
+    deps: &Deps,
+    previous: &str,
+    current: &str,
+    now_ms: i64,
+) -> Result<std::result::Result<(), String>> {
+    let (previous, current) = match (UserId::parse(previous), UserId::parse(current)) {
+        (Ok(previous), Ok(current)) => (previous, current),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(format!("id change: {e}"))),
+    };
+    let user = identity::moved(deps.identities.as_ref(), &previous, &current, now_ms).await?;
+    observability::count(observability::Metric::UserIdChanged, 1);
+    info!(
+        previous = %phone(previous.as_str()),
+        current = %phone(current.as_str()),
+        user = %phone(user.as_str()),
+        "a user's id changed: linked to the same user"
+    );
+    Ok(Ok(()))
 }
 
 async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {

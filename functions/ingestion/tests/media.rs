@@ -58,6 +58,7 @@ fn deps(pipeline: Arc<Recording>, queue: Arc<MemoryQueue>) -> Deps {
         archive: Arc::new(MemoryArchive::default()),
         clock: Arc::new(FixedClock::at(1_732_147_201_000)),
         media: Some(pipeline),
+        intake: None,
     }
 }
 

@@ -353,6 +353,7 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
         media: Some(Arc::new(media::QueuedPipeline {
             queue: media.clone(),
         })),
+        intake: None,
     };
     let campaigns = campaigns::Deps {
         campaigns: campaign_store,

@@ -114,6 +114,17 @@ pub trait PayloadArchive: Send + Sync {
     async fn put(&self, kind: ArchiveKind, body: &[u8], reason: &str) -> Result<String>;
 }
 
+/// Where a verified webhook is kept before it is processed: the one-machine
+/// runner's journal, which answers Meta as soon as the body is on disk and
+/// has it processed behind. Lambda has none: it processes before the 200.
+#[async_trait]
+pub trait WebhookIntake: Send + Sync {
+    /// Keeps `body`, received at `received_at_ms`; `Ok` once a crash of the
+    /// process can no longer lose it. A retryable error (full, failing
+    /// disk) makes the webhook's answer a 503, and Meta delivers it again.
+    async fn keep(&self, received_at_ms: i64, body: bytes::Bytes) -> Result<()>;
+}
+
 /// Sends WhatsApp messages for a business number.
 #[async_trait]
 pub trait MessageSender: Send + Sync {
