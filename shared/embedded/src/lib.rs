@@ -4,6 +4,7 @@
 //! - [`SqliteStore`]: the conversation store, one SQLite file;
 //! - [`SqliteQueue`]: durable FIFO queues with SQS FIFO semantics;
 //! - [`FileArchive`]: raw payloads as files;
+//! - [`Journal`]: webhooks appended to a file before the 200, applied later;
 //! - [`Outbox`]: the message sender when no Graph API token is configured;
 //! - [`LexiconSentiment`]: sentiment for es, en and pt from a word list.
 //! - [`FileMediaStore`]: users' media as files, with [`LocalImages`] and
@@ -13,6 +14,7 @@ mod call_records;
 mod campaigns;
 mod escalations;
 mod files;
+mod journal;
 mod media_analysis;
 mod media_notes;
 mod media_store;
@@ -26,6 +28,7 @@ pub use call_records::SqliteCallRecords;
 pub use campaigns::SqliteCampaigns;
 pub use escalations::{QueueTimers, SqliteEscalations};
 pub use files::FileArchive;
+pub use journal::{Backlog, Entry, Journal, JournalSettings, Position};
 pub use media_analysis::{LocalDocuments, LocalImages, NoSpeech};
 pub use media_notes::SqliteMediaNotes;
 pub use media_store::FileMediaStore;
