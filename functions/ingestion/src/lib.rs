@@ -194,9 +194,10 @@ struct Incoming {
 
 /// Verified webhooks, in the order they were received: everything
 /// understood is recorded and enqueued; anything not understood is kept
-/// whole in quarantine. Errors from the store or queue fail the call, so
-/// that the caller has it done again (Meta's redelivery, the journal's
-/// applier): every step is idempotent.
+/// whole in quarantine, last. Errors from the store or queue fail the call,
+/// so that the caller has it done again (Meta's redelivery, the journal's
+/// applier): every step is idempotent, and nothing is archived before the
+/// rest succeeded.
 ///
 /// A user's messages are recorded and enqueued in order, different users at
 /// the same time ([`USERS_AT_ONCE`] per webhook); statuses at the same time
@@ -210,18 +211,21 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
     let mut senders: Vec<Vec<Incoming>> = Vec::new();
     let mut sender_index: HashMap<(String, Option<String>, Option<String>), usize> = HashMap::new();
     let mut statuses = Vec::new();
+    // Whole webhooks to keep: the reason of each not understood, and the
+    // field of each other event (once per webhook). Kept last, once the
+    // rest is done, so that a call failed and made again keeps each once.
+    let mut unreadable: Vec<Option<String>> = vec![None; webhooks.len()];
+    let mut events: Vec<Option<String>> = vec![None; webhooks.len()];
     for (i, webhook) in webhooks.iter().enumerate() {
         let parsed = match parse_webhook(webhook.body) {
             Ok(p) => p,
             Err(reason) => {
-                quarantine(deps, webhook.body, &reason).await?;
-                summary.quarantined += 1;
+                unreadable[i] = Some(reason);
                 continue;
             }
         };
         problems[i] = parsed.problems;
         let now = webhook.received_at_ms;
-        let mut archived_other = false;
         for event in parsed.events {
             match event {
                 WebhookEvent::Message {
@@ -287,21 +291,11 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
                         Err(e) => problems[i].push(format!("user_preferences: {e}")),
                     }
                     // Kept whole with the other events, for the record.
-                    if !archived_other {
-                        deps.archive
-                            .put(ArchiveKind::Event, webhook.body, "field user_preferences")
-                            .await?;
-                        archived_other = true;
-                    }
+                    events[i].get_or_insert_with(|| "field user_preferences".into());
                 }
                 WebhookEvent::Other { field, .. } => {
                     summary.other += 1;
-                    if !archived_other {
-                        deps.archive
-                            .put(ArchiveKind::Event, webhook.body, &format!("field {field}"))
-                            .await?;
-                        archived_other = true;
-                    }
+                    events[i].get_or_insert_with(|| format!("field {field}"));
                 }
             }
         }
@@ -326,11 +320,19 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
             problems[webhook].push(reason);
         }
     }
-    for (webhook, problems) in webhooks.iter().zip(&problems) {
-        if !problems.is_empty() {
-            quarantine(deps, webhook.body, &problems.join("; ")).await?;
-            summary.quarantined += 1;
+    for (i, webhook) in webhooks.iter().enumerate() {
+        if let Some(field) = &events[i] {
+            deps.archive
+                .put(ArchiveKind::Event, webhook.body, field)
+                .await?;
         }
+        let reason = match (&unreadable[i], problems[i].is_empty()) {
+            (Some(reason), _) => reason.clone(),
+            (None, false) => problems[i].join("; "),
+            (None, true) => continue,
+        };
+        quarantine(deps, webhook.body, &reason).await?;
+        summary.quarantined += 1;
     }
     if summary.recorded + summary.duplicates > 0 {
         observability::record(&[
