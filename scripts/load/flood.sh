@@ -21,7 +21,7 @@ PORT=${PORT:-3000}
 GRAPH=${GRAPH:-127.0.0.1:3901}
 DATA=$(mktemp -d /tmp/charla-flood.XXXXXX)
 # Enough distinct webhooks for the run: every one a new message of its own user.
-NEED=$((SECS * 40000))
+NEED=$((SECS * 100000))
 if [ ! -f "$WEBHOOKS" ] || [ "$(wc -l < "$WEBHOOKS")" -lt "$NEED" ]; then
   python3 scripts/load/gen_webhooks.py "$NEED" > "$WEBHOOKS"
 fi
@@ -44,8 +44,17 @@ CHARLA_DEBOUNCE_MS=0 WHATSAPP_MESSAGES_PER_SECOND=${TIER:-1000} WHATSAPP_ACCESS_
 server=$!
 pids+=($server)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
-WRK_THREADS=2 wrk -t2 -c"$CONNS" -d"${SECS}s" -s scripts/load/webhooks.lua "http://127.0.0.1:$PORT" -- "$WEBHOOKS" | grep -E "Requests/sec|non-200|latency"
+started=$(date +%s.%N)
+WRK_THREADS=2 wrk -t2 -c"$CONNS" -d"${SECS}s" -s scripts/load/webhooks.lua "http://127.0.0.1:$PORT" -- "$WEBHOOKS" | tee "$DATA/wrk.txt" | grep -E "Requests/sec|non-200|latency"
 echo "RSS of the server: $(ps -o rss= -p $server) KB"
+# The journal's applier records what was accepted behind the 200s: the time
+# until its backlog is empty gives the rate at which webhooks are processed.
+health() { curl -s "http://127.0.0.1:$PORT/healthz"; }
+echo "journal at the end of the flood: $(health | python3 -c 'import json,sys; print(json.load(sys.stdin).get("journal"))')"
+while [ "$(health | python3 -c 'import json,sys; j=json.load(sys.stdin).get("journal") or {}; print(j.get("waiting", 0))')" != 0 ]; do sleep 0.2; done
+applied=$(date +%s.%N)
+requests=$(grep -oE "[0-9]+ requests in" "$DATA/wrk.txt" | grep -oE "^[0-9]+")
+python3 -c "import sys; n, t = int(sys.argv[1]), float(sys.argv[2]) - float(sys.argv[3]); print(f'processed: {n} webhooks in {t:.1f}s from the first ({n / t:.0f}/s)')" "$requests" "$applied" "$started"
 wait "${pids[0]}"
 grep -E "messages sent" "$DATA/answers.txt" || echo "no answers"
 echo "queue: $(curl -s "http://127.0.0.1:$PORT/healthz")"

@@ -7,6 +7,7 @@ mod config;
 mod console;
 mod consumer;
 mod eval;
+mod intake;
 mod load;
 mod media_pipeline;
 pub mod meta;

@@ -57,6 +57,7 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         health,
         outbox,
         media_mode,
+        journal,
     } = functions;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = match &voice {
@@ -77,6 +78,13 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
     ));
     if let Some(media) = &media {
         workers.extend(crate::media_pipeline::spawn(2, media, stop_rx.clone()));
+    }
+    if let Some(journal) = journal {
+        workers.push(crate::intake::spawn(
+            journal,
+            ingestion.clone(),
+            stop_rx.clone(),
+        ));
     }
     if let Some(dispatcher) = dispatcher {
         workers.push(spawn_dispatcher(
@@ -368,21 +376,27 @@ async fn healthz(State(state): State<AppState>) -> Response {
             "dead_letters": q.dead_letters().await.map(|d| d.len()).unwrap_or_default(),
         })
     };
-    let (queue, calls, escalations) = match &state.health {
+    let (queue, calls, escalations, journal) = match &state.health {
         Health::Local {
             text,
             calls,
             escalations,
+            journal,
         } => (
             count(text.clone()).await,
             count(calls.clone()).await,
             count(escalations.clone()).await,
+            journal.as_ref().map_or(serde_json::Value::Null, |j| {
+                let waiting = j.backlog();
+                serde_json::json!({"waiting": waiting.entries, "bytes": waiting.bytes})
+            }),
         ),
         #[cfg(feature = "aws")]
         Health::Remote => (
             serde_json::json!("sqs"),
             serde_json::json!("sqs"),
             serde_json::json!("sqs"),
+            serde_json::Value::Null,
         ),
     };
     Json(serde_json::json!({
@@ -390,6 +404,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "queue": queue,
         "calls": calls,
         "escalations": escalations,
+        "journal": journal,
     }))
     .into_response()
 }

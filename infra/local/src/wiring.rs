@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use domain::media::MediaKeySalt;
-use domain::ports::{Clock, MessageSender, SystemClock};
+use domain::ports::{Clock, MessageSender, SystemClock, WebhookIntake};
 use domain::Result;
 use embedded::{
-    FileArchive, FileMediaStore, LexiconSentiment, LocalDocuments, LocalImages, NoSpeech, Outbox,
-    QueueSettings, QueueTimers, SqliteCallRecords, SqliteCampaigns, SqliteEscalations,
-    SqliteMediaNotes, SqliteQueue, SqliteStore, SqliteUsage,
+    FileArchive, FileMediaStore, Journal, JournalSettings, LexiconSentiment, LocalDocuments,
+    LocalImages, NoSpeech, Outbox, QueueSettings, QueueTimers, SqliteCallRecords, SqliteCampaigns,
+    SqliteEscalations, SqliteMediaNotes, SqliteQueue, SqliteStore, SqliteUsage,
 };
 use secrecy::SecretString;
 use tracing::info;
@@ -46,6 +46,10 @@ pub struct Functions {
     pub outbox: Option<Arc<Outbox>>,
     /// What the banner says about media.
     pub media_mode: String,
+    /// The webhook journal, for its applier (`crate::intake`); `None` when
+    /// ingestion processes each webhook before its 200 (`--aws`, `local
+    /// eval`).
+    pub journal: Option<Journal>,
 }
 
 /// Where each consumer reads from.
@@ -63,6 +67,7 @@ pub enum Health {
         text: Arc<SqliteQueue>,
         calls: Arc<SqliteQueue>,
         escalations: Arc<SqliteQueue>,
+        journal: Option<Journal>,
     },
     #[cfg(feature = "aws")]
     Remote,
@@ -130,6 +135,10 @@ pub struct LocalOptions {
     /// Each reply echoed to stderr, and the voice banner line (off for
     /// `local eval`'s own table).
     pub echo_outbox: bool,
+    /// Webhooks kept in the journal and answered before they are processed
+    /// (`local`), or processed before the 200 (`local eval`, which checks
+    /// each turn as soon as its webhook is answered).
+    pub journal: bool,
 }
 
 impl Default for LocalOptions {
@@ -139,6 +148,7 @@ impl Default for LocalOptions {
             speech: None,
             wrap_agent: None,
             echo_outbox: true,
+            journal: true,
         }
     }
 }
@@ -177,6 +187,13 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
         );
     }
     let archive = Arc::new(FileArchive::open(&settings.data_dir)?);
+    let journal = match options.journal {
+        true => Some(Journal::open(
+            &settings.data_dir.join("journal"),
+            JournalSettings::default(),
+        )?),
+        false => None,
+    };
     let secrets = &settings.secrets;
     let (sender, outbox): (Arc<dyn MessageSender>, Option<Arc<Outbox>>) = match &secrets
         .access_token
@@ -353,7 +370,9 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
         media: Some(Arc::new(media::QueuedPipeline {
             queue: media.clone(),
         })),
-        intake: None,
+        intake: journal
+            .clone()
+            .map(|j| Arc::new(j) as Arc<dyn WebhookIntake>),
     };
     let campaigns = campaigns::Deps {
         campaigns: campaign_store,
@@ -384,11 +403,13 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
             text,
             calls,
             escalations,
+            journal: journal.clone(),
         },
         outbox,
         media_mode: "files, image headers and PDF text (no labels or speech: --aws, with \
                      CHARLA_MEDIA_BUCKET, in a build with --features aws)"
             .into(),
+        journal,
     })
 }
 
@@ -527,5 +548,7 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
         health: Health::Remote,
         outbox: None,
         media_mode,
+        // Processed before the 200, into DynamoDB and SQS, as on Lambda.
+        journal: None,
     })
 }

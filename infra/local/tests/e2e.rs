@@ -214,10 +214,12 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
     assert_eq!(big.status(), 413);
     // Signed but not understood: 200 and kept in quarantine.
     assert_eq!(post(&server, b"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{\"nope\":1}}]}]}").await, 200);
-    let quarantined = std::fs::read_dir(dir.path().join("quarantine"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert!(quarantined >= 1, "the payload is kept for replay");
+    // Processed behind the 200, from the journal.
+    assert_eq!(
+        quarantined(dir.path(), 1).await,
+        1,
+        "the payload is kept for replay"
+    );
     // `local replay` posts it again, signed: still not understood, so it is
     // kept again (in a fixed build it would be processed).
     let replay = Command::new(env!("CARGO_BIN_EXE_local"))
@@ -231,17 +233,9 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
         "{}",
         String::from_utf8_lossy(&replay.stderr)
     );
-    let kept = std::fs::read_dir(dir.path().join("quarantine"))
-        .map(|d| {
-            d.filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "bin"))
-            })
-            .count()
-        })
-        .unwrap_or(0);
     assert_eq!(
-        kept, 2,
+        quarantined(dir.path(), 2).await,
+        2,
         "the replayed payload reached the server and was kept again"
     );
     // Meta's GET check.
@@ -267,6 +261,27 @@ async fn bad_input_is_refused_and_kept_where_it_should_be() {
         replies(&graph).await.is_empty(),
         "nothing refused was answered"
     );
+}
+
+/// Payloads in quarantine once there are `expected` of them, or after a
+/// few seconds.
+async fn quarantined(data_dir: &Path, expected: usize) -> usize {
+    let count = || {
+        std::fs::read_dir(data_dir.join("quarantine"))
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "bin"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    count()
 }
 
 /// A tap on WhatsApp's call-permission request, as Meta sends it: a
@@ -398,6 +413,101 @@ async fn sigkill_and_restart_lose_no_accepted_message() {
         r.values().all(|v| v.len() <= 2),
         "nobody is answered three times"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_flood_loses_nothing_accepted_and_doubles_nothing() {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::from_millis(20)).await;
+    let users: Vec<String> = (0..600).map(|i| format!("54911200{i:05}")).collect();
+    let webhook = |i: usize| {
+        serde_json::to_vec(&meta::message_webhook(
+            &users[i],
+            "E2E",
+            meta::text_message(&users[i], &format!("wamid.FLOOD{i}"), "hola"),
+        ))
+        .expect("json")
+    };
+    let bodies: Vec<Vec<u8>> = (0..users.len()).map(webhook).collect();
+    // Which webhooks got their 200, as Meta would know it.
+    let flood = |base: String, which: Vec<usize>, accepted: Arc<AtomicUsize>| {
+        let bodies = bodies.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            futures::stream::iter(which)
+                .map(|i| {
+                    let (client, base, accepted) = (&client, &base, &accepted);
+                    let body = &bodies[i];
+                    async move {
+                        let ok = meta::post_signed(client, base, SECRET, body).await;
+                        let ok = matches!(ok, Ok(200));
+                        if ok {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        (i, ok)
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<(usize, bool)>>()
+                .await
+        })
+    };
+    let first: HashMap<usize, bool> = {
+        let mut server = start_with(dir.path(), &graph.uri(), 0, 1).await;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let sending = flood(
+            server.base.clone(),
+            (0..users.len()).collect(),
+            accepted.clone(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while accepted.load(Ordering::SeqCst) < 200 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        server.kill();
+        sending.await.expect("flood").into_iter().collect()
+    };
+    let got_200: Vec<usize> = (0..users.len()).filter(|i| first[i]).collect();
+    assert!(
+        got_200.len() >= 200 && got_200.len() < users.len(),
+        "the kill came mid-flood: {} of {} accepted",
+        got_200.len(),
+        users.len()
+    );
+    let answered_before = replies(&graph).await.len();
+    assert!(
+        answered_before < got_200.len(),
+        "the kill came before the accepted work was done"
+    );
+
+    // Meta delivers again what got no 200, and (as it may) some of what did.
+    let server = start_with(dir.path(), &graph.uri(), 0, 1).await;
+    let again: Vec<usize> = (0..users.len())
+        .filter(|i| !first[i] || i % 7 == 0)
+        .collect();
+    let second = flood(server.base.clone(), again, Arc::default())
+        .await
+        .expect("flood");
+    assert!(
+        second.iter().all(|(_, ok)| *ok),
+        "every redelivery is accepted"
+    );
+    let r = wait_for(&graph, Duration::from_secs(90), |r| {
+        users.iter().all(|u| r.contains_key(u))
+    })
+    .await;
+    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
+    assert!(missing.is_empty(), "never answered: {missing:?}");
+    // None twice, except sends in flight at the kill (one consumer: one
+    // batch of at most 10 users).
+    let twice = r.values().filter(|v| v.len() > 1).count();
+    assert!(twice <= 10, "{twice} users were answered twice");
+    let health = healthz(&server).await;
+    assert_eq!(health["journal"]["waiting"], 0, "{health}");
 }
 
 #[cfg(feature = "aws")]

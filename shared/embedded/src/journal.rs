@@ -328,6 +328,15 @@ impl Journal {
     }
 }
 
+/// Ingestion's intake in the one-process runner: the webhook is answered
+/// once it is here.
+#[async_trait::async_trait]
+impl domain::ports::WebhookIntake for Journal {
+    async fn keep(&self, received_at_ms: i64, body: Bytes) -> Result<()> {
+        self.append(received_at_ms, body).await
+    }
+}
+
 /// What [`recover`] found.
 struct Recovered {
     /// The first entry not applied.

@@ -277,6 +277,7 @@ impl Pipeline {
                 clock: clock.clone(),
                 speech: Some(speech.clone()),
                 echo_outbox: false,
+                journal: false,
                 wrap_agent: Some(Box::new(move |agent| {
                     let recorder = Arc::new(Recorder {
                         agent: Arc::new(agent),
