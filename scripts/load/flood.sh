@@ -36,7 +36,7 @@ WRK_THREADS=2 wrk -t2 -c"$CONNS" -d"${SECS}s" -s scripts/load/webhooks.lua http:
 nginx -c "$PWD/scripts/load/nginx-bare.conf" -p /tmp -s stop
 
 echo "== Charla (durable acceptance, answering at the same time)"
-"$LOAD_BIN" load --duration 0 --drain "${DRAIN:-5}" --graph-listen "$GRAPH" > "$DATA/answers.txt" &
+"$LOAD_BIN" load --duration 0 --drain "${DRAIN:-5}" --at-most "${ANSWER_SECS:-60}" --graph-listen "$GRAPH" > "$DATA/answers.txt" &
 pids+=($!)
 CHARLA_DEBOUNCE_MS=0 WHATSAPP_MESSAGES_PER_SECOND=${TIER:-1000} WHATSAPP_ACCESS_TOKEN=x \
   WHATSAPP_API_BASE="http://$GRAPH" RUST_LOG=${RUST_LOG:-info} \

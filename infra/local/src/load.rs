@@ -44,6 +44,11 @@ pub struct LoadArgs {
     /// by something else (wrk) until no answer came for this long.
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
+    /// With `--duration 0`: stop counting this many seconds after the first
+    /// answer, even if answers still come (a flood's backlog can take many
+    /// minutes to answer at one number's pace).
+    #[arg(long)]
+    pub at_most: Option<u64>,
 }
 
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
@@ -185,7 +190,12 @@ pub async fn run(args: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let mut seen = (sends(&fake), Instant::now());
-            while seen.1.elapsed() < Duration::from_secs(args.drain.max(1)) {
+            let until = args
+                .at_most
+                .map(|s| Instant::now() + Duration::from_secs(s));
+            while seen.1.elapsed() < Duration::from_secs(args.drain.max(1))
+                && until.is_none_or(|u| Instant::now() < u)
+            {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let n = sends(&fake);
                 if n != seen.0 {

@@ -265,9 +265,13 @@ impl Db {
 
     fn start(conn: Connection, path: Option<&Path>) -> Result<Shared> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let file = path.is_some();
         std::thread::Builder::new()
             .name("sqlite".into())
             .spawn(move || {
+                if file {
+                    yield_to_intake();
+                }
                 let mut conn = conn;
                 while let Ok(first) = queue.recv() {
                     let mut group = vec![first];
@@ -321,6 +325,22 @@ impl Db {
                 "the call did not complete",
             )
         })?
+    }
+}
+
+/// The niceness of the threads that work on the SQLite files.
+const BACKGROUND_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority. What works on the SQLite files
+/// (the intake journal's applier, answering, campaigns) then yields the
+/// CPU to what answers Meta (HTTP, the signature, the journal's append):
+/// under a flood, webhooks are accepted at the machine's pace and processed
+/// behind, rather than both slowed. A niceness only matters when the cores
+/// are busy: idle CPU is used all the same.
+fn yield_to_intake() {
+    let me = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(me), BACKGROUND_NICENESS) {
+        tracing::debug!(error = %e, "sqlite: the thread's niceness was not set");
     }
 }
 
@@ -419,6 +439,7 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                yield_to_intake();
                 // Nothing is ever sent: the sender's drop is the signal.
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
