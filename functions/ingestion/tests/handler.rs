@@ -190,8 +190,13 @@ async fn when_signature_is_missing_or_wrong_returns_401_and_stores_nothing() {
         let resp = handle(&h.deps, post(body, sig.clone())).await;
         assert_eq!(resp.status(), 401, "{sig:?}");
     }
-    assert!(h.queue.messages().is_empty());
     assert!(h.archive.kinds().is_empty());
+    assert_nothing_recorded(&h).await;
+}
+
+/// Nothing enqueued, no conversation for [`USER`].
+async fn assert_nothing_recorded(h: &Harness) {
+    assert!(h.queue.messages().is_empty());
     assert!(h
         .store
         .conversation(&wa(USER))
@@ -722,13 +727,7 @@ async fn with_an_intake_a_signed_post_is_kept_for_later_and_bad_ones_are_not() {
     let body = include_bytes!("../../../events/whatsapp/text.json");
     assert_eq!(handle(&h.deps, signed(body)).await.status(), 200);
     // Kept, not processed yet.
-    assert!(h.queue.messages().is_empty());
-    assert!(h
-        .store
-        .conversation(&wa(USER))
-        .await
-        .expect("store")
-        .is_none());
+    assert_nothing_recorded(&h).await;
     // Unsigned, wrongly signed, oversized: refused before the intake.
     let wrong = meta_signature_header(b"another-secret", body);
     assert_eq!(handle(&h.deps, post(body, None)).await.status(), 401);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use domain::ports::ArchiveKind;
 use domain::{Error, Result};
-use embedded::{Entry, Journal};
+use embedded::{Entry, Journal, SqliteQueue};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
@@ -30,14 +30,44 @@ fn backoff() -> ExponentialBuilder {
         .without_max_times()
 }
 
+/// Turns waiting to be answered past which the applier holds back: about
+/// ten seconds of answering at Meta's highest tier on a few numbers.
+const TURNS_WAITING_AT_MOST: u64 = 10_000;
+
+/// How often the turns waiting are looked at.
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+
 /// Applies the journal until `stop`; the batch under way is finished first.
+///
+/// While more than [`TURNS_WAITING_AT_MOST`] turns wait in `turns` (a flood's
+/// backlog), it holds back: the backlog waits in the journal, which is
+/// cheaper to keep than queued turns, answering gets the CPU, and once the
+/// journal is full Meta is told to come back later (503), rather than the
+/// queue growing without bound.
 pub fn spawn(
     journal: Journal,
     deps: Arc<ingestion::Deps>,
+    turns: Option<Arc<SqliteQueue>>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut looked = tokio::time::Instant::now();
         loop {
+            if let Some(turns) = &turns {
+                if looked.elapsed() >= LOOK_EVERY {
+                    while turns
+                        .more_than(TURNS_WAITING_AT_MOST)
+                        .await
+                        .unwrap_or(false)
+                    {
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            _ = tokio::time::sleep(LOOK_EVERY) => {}
+                        }
+                    }
+                    looked = tokio::time::Instant::now();
+                }
+            }
             let batch = tokio::select! {
                 _ = stop.changed() => return,
                 batch = journal.next(BATCH) => batch,
@@ -188,7 +218,7 @@ mod tests {
                 .expect("kept");
         }
         let (stop, stopped) = watch::channel(false);
-        let applier = spawn(journal.clone(), deps, stopped);
+        let applier = spawn(journal.clone(), deps, None, stopped);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while journal.backlog().entries > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -44,6 +44,11 @@ pub struct LoadArgs {
     /// by something else (wrk) until no answer came for this long.
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
+    /// Business numbers the users write to (the demo's and the next ones):
+    /// sends are paced per number, and a demo turn sends two messages, so
+    /// one number at Meta's highest tier answers at most 500 turns/s.
+    #[arg(long, default_value_t = 1)]
+    pub numbers: u64,
     /// With `--duration 0`: stop counting this many seconds after the first
     /// answer, even if answers still come (a flood's backlog can take many
     /// minutes to answer at one number's pace).
@@ -139,11 +144,17 @@ pub async fn run(args: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
         let user_id = format!("549{:06}{:04}", run_id, n % 10_000);
         n += 1;
         let wamid = meta::new_wamid();
-        let body = serde_json::to_vec(&meta::message_webhook(
+        let mut webhook = meta::message_webhook(
             &user_id,
             "Load",
             meta::text_message(&user_id, &wamid, "hola, ¿cuánto cuesta el plan?"),
-        ))?;
+        );
+        if args.numbers > 1 {
+            let first: u64 = meta::DEMO_PHONE_NUMBER_ID.parse()?;
+            webhook["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] =
+                (first + n % args.numbers).to_string().into();
+        }
+        let body = serde_json::to_vec(&webhook)?;
         let (client, server, secret) = (client.clone(), server.clone(), args.app_secret.clone());
         let (accepts, failures, sent) = (accepts.clone(), failures.clone(), fake.sent.clone());
         handles.push(tokio::spawn(async move {

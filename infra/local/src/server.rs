@@ -60,39 +60,58 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         journal,
     } = functions;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut workers = match &voice {
-        Some(v) => crate::voice::spawn(
-            sources.calls,
-            v.calls.clone(),
-            settings.call_sweep_ms,
+    // The work behind the 200s (the journal's applier, answering, calls,
+    // media, campaigns) runs on a runtime of its own, whose threads yield
+    // the CPU to this one, which answers Meta: under a flood, webhooks are
+    // accepted at the machine's pace and the rest catches up behind.
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("charla-work")
+        .on_thread_start(embedded::lower_thread_priority)
+        .enable_all()
+        .build()?;
+    let workers = {
+        let _inside = background.enter();
+        let mut workers = match &voice {
+            Some(v) => crate::voice::spawn(
+                sources.calls,
+                v.calls.clone(),
+                settings.call_sweep_ms,
+                stop_rx.clone(),
+            ),
+            None => Vec::new(),
+        };
+        workers.extend(spawn_turn_consumers(
+            settings.workers,
+            (sources.text, sources.escalations, sources.timers),
+            text_ai.clone(),
+            escalation.clone(),
             stop_rx.clone(),
-        ),
-        None => Vec::new(),
+        ));
+        if let Some(media) = &media {
+            workers.extend(crate::media_pipeline::spawn(2, media, stop_rx.clone()));
+        }
+        if let Some(journal) = journal {
+            let turns = match &health {
+                Health::Local { text, .. } => Some(text.clone()),
+                #[cfg(feature = "aws")]
+                Health::Remote => None,
+            };
+            workers.push(crate::intake::spawn(
+                journal,
+                ingestion.clone(),
+                turns,
+                stop_rx.clone(),
+            ));
+        }
+        if let Some(dispatcher) = dispatcher {
+            workers.push(spawn_dispatcher(
+                dispatcher,
+                settings.campaign_tick_ms,
+                stop_rx.clone(),
+            ));
+        }
+        workers
     };
-    workers.extend(spawn_turn_consumers(
-        settings.workers,
-        (sources.text, sources.escalations, sources.timers),
-        text_ai.clone(),
-        escalation.clone(),
-        stop_rx.clone(),
-    ));
-    if let Some(media) = &media {
-        workers.extend(crate::media_pipeline::spawn(2, media, stop_rx.clone()));
-    }
-    if let Some(journal) = journal {
-        workers.push(crate::intake::spawn(
-            journal,
-            ingestion.clone(),
-            stop_rx.clone(),
-        ));
-    }
-    if let Some(dispatcher) = dispatcher {
-        workers.push(spawn_dispatcher(
-            dispatcher,
-            settings.campaign_tick_ms,
-            stop_rx.clone(),
-        ));
-    }
     if let Some(place) = &settings.escalation.chatwoot {
         eprintln!("  humans:   Chatwoot at {}", place.url);
     }
@@ -123,6 +142,8 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
     }
+    // What did not stop in time is done again at the next start.
+    background.shutdown_background();
     info!("stopped");
     Ok(())
 }

@@ -410,6 +410,22 @@ impl SqliteQueue {
         Ok(self.stats().await?.messages)
     }
 
+    /// Whether more than `n` live messages wait: a bounded scan of the
+    /// queue's index, cheap where counting them all is not.
+    pub async fn more_than(&self, n: u64) -> Result<bool> {
+        let (queue, n) = (self.name(), to_i64(n));
+        self.db
+            .call(move |conn| {
+                conn.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM queue_messages INDEXED BY queue_order
+                                    WHERE queue = ?1 AND dead = 0 LIMIT 1 OFFSET ?2)",
+                )
+                .and_then(|mut s| s.query_row(params![queue, n], |r| r.get(0)))
+                .ctx("more_than")
+            })
+            .await
+    }
+
     pub async fn is_empty(&self) -> Result<bool> {
         Ok(self.len().await? == 0)
     }
@@ -582,6 +598,24 @@ mod tests {
         assert_eq!(bodies(&second), vec!["a2"]);
         assert!(q.delete(&second[0].receipt).await.expect("delete"));
         assert_eq!(bodies(&q.receive(10).await.expect("receive")), vec!["a3"]);
+    }
+
+    #[tokio::test]
+    async fn more_than_counts_live_messages_of_its_queue_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = file_queue(&dir, settings("text"));
+        let other = file_queue(&dir, settings("other"));
+        for i in 0..3 {
+            q.send(&msg(&format!("G{i}"), "m")).await.expect("send");
+            other.send(&msg("O", "o")).await.expect("send");
+        }
+        assert!(q.more_than(2).await.expect("more_than"));
+        assert!(!q.more_than(3).await.expect("more_than"));
+        // A message that is done is not waiting.
+        let got = q.receive(1).await.expect("receive");
+        assert!(q.delete(&got[0].receipt).await.expect("delete"));
+        assert!(!q.more_than(2).await.expect("more_than"));
+        assert!(q.more_than(1).await.expect("more_than"));
     }
 
     #[tokio::test]
