@@ -44,6 +44,7 @@ const GROUP_BYTES: usize = 4 << 20;
 const READ_BUFFER: usize = 64 << 10;
 
 const APPLIED_FILE: &str = "applied";
+const LOCK_FILE: &str = "lock";
 /// Segment, offset and the crc32 of both.
 const APPLIED_LEN: usize = 20;
 
@@ -117,6 +118,8 @@ struct Inner {
     /// Written under the state's lock; synced by the sync thread.
     applied_file: Arc<File>,
     _syncer: Syncer,
+    /// Held while the journal is open (see [`lock_dir`]).
+    _lock: File,
 }
 
 struct State {
@@ -141,6 +144,7 @@ impl Journal {
     /// record half-written when the process died was never acknowledged).
     pub fn open(dir: &Path, settings: JournalSettings) -> Result<Self> {
         let ctx = |what: &str| format!("{what} the journal in {}", dir.display());
+        let lock = lock_dir(dir)?;
         let Recovered {
             start,
             end,
@@ -211,6 +215,7 @@ impl Journal {
                 }),
                 applied_file,
                 _syncer: syncer,
+                _lock: lock,
             }),
         })
     }
@@ -350,6 +355,28 @@ struct Recovered {
 /// in between. Every segment left to apply is read through once: the count,
 /// the exact start (a record's end) and the torn tail of the last come from
 /// that one pass.
+/// Takes the directory for this journal alone (an advisory lock on a file
+/// in it, let go when the journal is dropped or the process dies): a second
+/// runner on the same data dir would write over the first one's segments.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let ctx = |e| io_error(format!("locking the journal in {}", dir.display()), e);
+    fs::create_dir_all(dir).map_err(ctx)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+        .map_err(ctx)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Config(format!(
+            "the journal in {} is in use by another Charla: one runner per data dir",
+            dir.display()
+        ))),
+        Err(e) => Err(ctx(e.into())),
+    }
+}
+
 fn recover(dir: &Path) -> io::Result<Recovered> {
     fs::create_dir_all(dir)?;
     let mut segments = list_segments(dir)?;
@@ -1204,6 +1231,20 @@ mod tests {
             [4],
             "the refused one is not there"
         );
+    }
+
+    #[tokio::test]
+    async fn a_second_journal_on_the_same_directory_is_refused_until_the_first_is_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Journal::open(dir.path(), JournalSettings::default()).expect("open");
+        let second = Journal::open(dir.path(), JournalSettings::default());
+        assert!(
+            matches!(second, Err(Error::Config(ref why)) if why.contains("in use")),
+            "{:?}",
+            second.err()
+        );
+        drop(first);
+        Journal::open(dir.path(), JournalSettings::default()).expect("free again");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
