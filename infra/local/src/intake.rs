@@ -96,7 +96,7 @@ pub fn spawn(
 /// that will not pass is one webhook's: each is then processed alone, and
 /// one that still fails is kept in quarantine with the reason, for `local
 /// replay`.
-pub async fn apply(deps: &ingestion::Deps, batch: &[Entry]) {
+async fn apply(deps: &ingestion::Deps, batch: &[Entry]) {
     let all = webhooks(batch);
     let together = (|| ingestion::process(deps, &all))
         .retry(backoff())

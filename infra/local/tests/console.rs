@@ -122,17 +122,25 @@ async fn a_simulated_message_goes_through_the_signed_webhook_path() {
     let wamid = sent["wamid"].as_str().expect("a wamid").to_string();
     assert_eq!(sent["webhook"], 200);
 
-    // Recorded as the user's message, with the profile name Meta sends...
-    let conversation: Value = client
-        .get(format!("{}/admin/conversations/5491155550042", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(conversation["contact_name"], "Sim");
+    // Recorded as the user's message, with the profile name Meta sends
+    // (behind the 200, from the journal)...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conversation = loop {
+        let conversation: Value = client
+            .get(format!("{}/admin/conversations/5491155550042", server.base))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if conversation["messages"][0].is_object() || Instant::now() > deadline {
+            break conversation;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(conversation["contact_name"], "Sim", "{conversation}");
     let first = &conversation["messages"][0];
     assert_eq!(first["wamid"], wamid.as_str());
     assert_eq!(first["direction"], "inbound");
