@@ -189,7 +189,6 @@ struct Incoming {
     business: Metadata,
     contact_name: Option<String>,
     message: Box<InboundMessage>,
-    received_at_ms: i64,
 }
 
 /// Verified webhooks, in the order they were received: everything
@@ -211,16 +210,15 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
     let mut senders: Vec<Vec<Incoming>> = Vec::new();
     let mut sender_index: HashMap<(String, Option<String>, Option<String>), usize> = HashMap::new();
     let mut statuses = Vec::new();
-    // Whole webhooks to keep: the reason of each not understood, and the
-    // field of each other event (once per webhook). Kept last, once the
-    // rest is done, so that a call failed and made again keeps each once.
-    let mut unreadable: Vec<Option<String>> = vec![None; webhooks.len()];
+    // Whole webhooks to keep, last (once the rest is done, so that a call
+    // failed and made again keeps each once): those with problems (above),
+    // and those with other events, by the field of the first.
     let mut events: Vec<Option<String>> = vec![None; webhooks.len()];
     for (i, webhook) in webhooks.iter().enumerate() {
         let parsed = match parse_webhook(webhook.body) {
             Ok(p) => p,
             Err(reason) => {
-                unreadable[i] = Some(reason);
+                problems[i].push(reason);
                 continue;
             }
         };
@@ -251,7 +249,6 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
                         business,
                         contact_name,
                         message,
-                        received_at_ms: now,
                     });
                 }
                 WebhookEvent::Status { status, .. } => {
@@ -307,7 +304,7 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
         .try_collect::<()>()
         .await?;
     let per_sender: Vec<(Summary, Vec<(usize, String)>)> = stream::iter(senders)
-        .map(|messages| record_sender(deps, messages))
+        .map(|messages| record_sender(deps, webhooks, messages))
         .buffer_unordered(at_once)
         .try_collect()
         .await?;
@@ -326,13 +323,10 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
                 .put(ArchiveKind::Event, webhook.body, field)
                 .await?;
         }
-        let reason = match (&unreadable[i], problems[i].is_empty()) {
-            (Some(reason), _) => reason.clone(),
-            (None, false) => problems[i].join("; "),
-            (None, true) => continue,
-        };
-        quarantine(deps, webhook.body, &reason).await?;
-        summary.quarantined += 1;
+        if !problems[i].is_empty() {
+            quarantine(deps, webhook.body, &problems[i].join("; ")).await?;
+            summary.quarantined += 1;
+        }
     }
     if summary.recorded + summary.duplicates > 0 {
         observability::record(&[
@@ -354,25 +348,21 @@ pub async fn process(deps: &Deps, webhooks: &[Webhook<'_>]) -> Result<Summary> {
 /// webhook's index, for the quarantine.
 async fn record_sender(
     deps: &Deps,
+    webhooks: &[Webhook<'_>],
     messages: Vec<Incoming>,
 ) -> Result<(Summary, Vec<(usize, String)>)> {
     let mut summary = Summary::default();
     let mut refused = Vec::new();
     for m in messages {
-        let user = match sender(deps, &m.message, m.received_at_ms).await? {
+        let now = webhooks[m.webhook].received_at_ms;
+        let user = match sender(deps, &m.message, now).await? {
             Ok(user) => user,
             Err(reason) => {
                 refused.push((m.webhook, reason));
                 continue;
             }
         };
-        match new_inbound(
-            &m.business,
-            user,
-            m.contact_name,
-            &m.message,
-            m.received_at_ms,
-        ) {
+        match new_inbound(&m.business, user, m.contact_name, &m.message, now) {
             Ok(msg) => {
                 let media = media_job(deps, &m.message, &msg.user_id, &m.business.phone_number_id);
                 record_and_enqueue(deps, &msg, media.as_ref(), &mut summary).await?;
@@ -439,7 +429,8 @@ async fn id_changed(
     Ok(Ok(()))
 }
 
-async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
+/// Keeps `body` whole in quarantine with `reason`, for a replay after a fix.
+pub async fn quarantine(deps: &Deps, body: &[u8], reason: &str) -> Result<()> {
     let key = deps
         .archive
         .put(ArchiveKind::Quarantine, body, reason)

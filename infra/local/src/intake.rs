@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use domain::ports::ArchiveKind;
-use domain::{Error, Result};
+use domain::Error;
 use embedded::{Entry, Journal, SqliteQueue};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -112,12 +111,18 @@ async fn apply(deps: &ingestion::Deps, batch: &[Entry]) {
             .when(Error::is_retryable)
             .await;
         if let Err(e) = alone {
-            let kept = (|| quarantine(deps, entry, &e))
+            let reason = format!("accepted but could not be processed: {e}");
+            let kept = (|| ingestion::quarantine(deps, &entry.body, &reason))
                 .retry(backoff())
                 .when(Error::is_retryable)
                 .await;
-            if let Err(lost) = kept {
-                error!(error = %lost, cause = %e, "a webhook could be neither processed nor quarantined");
+            match kept {
+                Ok(()) => {
+                    error!(error = %e, "an accepted webhook could not be processed; quarantined")
+                }
+                Err(lost) => {
+                    error!(error = %lost, cause = %e, "a webhook could be neither processed nor quarantined")
+                }
             }
         }
     }
@@ -133,26 +138,14 @@ fn webhooks(batch: &[Entry]) -> Vec<ingestion::Webhook<'_>> {
         .collect()
 }
 
-async fn quarantine(deps: &ingestion::Deps, entry: &Entry, why: &Error) -> Result<()> {
-    let key = deps
-        .archive
-        .put(
-            ArchiveKind::Quarantine,
-            &entry.body,
-            &format!("accepted but could not be processed: {why}"),
-        )
-        .await?;
-    error!(%key, error = %why, "an accepted webhook could not be processed; quarantined");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use async_trait::async_trait;
-    use domain::ports::{Queue, QueueMessage, WebhookIntake};
+    use domain::ports::{ArchiveKind, Queue, QueueMessage, WebhookIntake};
+    use domain::Result;
     use embedded::{JournalSettings, SqliteStore};
     use runtime::config::WhatsAppSecrets;
     use test_support::memory::{FixedClock, MemoryArchive, MemoryQueue};
