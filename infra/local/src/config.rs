@@ -34,6 +34,12 @@ pub struct Settings {
     pub workers: usize,
     /// How often the scheduled calls are swept (EventBridge's minute in AWS).
     pub call_sweep_ms: u64,
+    /// Webhooks accepted but not yet processed, in bytes of the journal,
+    /// past which new ones are answered 503 (Meta delivers them again).
+    pub journal_max_bytes: u64,
+    /// Turns waiting to be answered past which the journal's applier holds
+    /// back (a flood then waits in the journal, not in the turn queue).
+    pub turns_waiting_at_most: u64,
     pub text_ai: text_ai::config::Settings,
     pub admin: admin::config::Settings,
     pub campaigns: campaigns::config::Settings,
@@ -112,6 +118,11 @@ impl Settings {
             admin_keys,
             workers: vars.parse("CHARLA_WORKERS", 8usize)?.max(1),
             call_sweep_ms: vars.parse("CHARLA_CALL_SWEEP_MS", 5_000u64)?.max(100),
+            journal_max_bytes: vars
+                .parse("CHARLA_JOURNAL_MAX_MB", 1024u64)?
+                .max(1)
+                .saturating_mul(1 << 20),
+            turns_waiting_at_most: vars.parse("CHARLA_TURNS_WAITING_AT_MOST", 10_000u64)?,
             text_ai: text_ai::config::Settings::from_vars(&vars)?,
             admin: admin::config::Settings::from_vars(&vars)?,
             campaigns: campaigns::config::Settings::from_vars(&vars)?,

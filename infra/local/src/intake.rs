@@ -29,17 +29,15 @@ fn backoff() -> ExponentialBuilder {
         .without_max_times()
 }
 
-/// Turns waiting to be answered past which the applier holds back: about
-/// ten seconds of answering at Meta's highest tier on a few numbers.
-const TURNS_WAITING_AT_MOST: u64 = 10_000;
-
 /// How often the turns waiting are looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 
 /// Applies the journal until `stop`; the batch under way is finished first.
 ///
-/// While more than [`TURNS_WAITING_AT_MOST`] turns wait in `turns` (a flood's
-/// backlog), it holds back: the backlog waits in the journal, which is
+/// While more than `turns_at_most` turns wait in `turns` (a flood's
+/// backlog; `CHARLA_TURNS_WAITING_AT_MOST`, by default 10,000: about ten
+/// seconds of answering at Meta's highest tier on a few numbers), it holds
+/// back: the backlog waits in the journal, which is
 /// cheaper to keep than queued turns, answering gets the CPU, and once the
 /// journal is full Meta is told to come back later (503), rather than the
 /// queue growing without bound.
@@ -47,6 +45,7 @@ pub fn spawn(
     journal: Journal,
     deps: Arc<ingestion::Deps>,
     turns: Option<Arc<SqliteQueue>>,
+    turns_at_most: u64,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -54,11 +53,7 @@ pub fn spawn(
         loop {
             if let Some(turns) = &turns {
                 if looked.elapsed() >= LOOK_EVERY {
-                    while turns
-                        .more_than(TURNS_WAITING_AT_MOST)
-                        .await
-                        .unwrap_or(false)
-                    {
+                    while turns.more_than(turns_at_most).await.unwrap_or(false) {
                         tokio::select! {
                             _ = stop.changed() => return,
                             _ = tokio::time::sleep(LOOK_EVERY) => {}
@@ -211,7 +206,7 @@ mod tests {
                 .expect("kept");
         }
         let (stop, stopped) = watch::channel(false);
-        let applier = spawn(journal.clone(), deps, None, stopped);
+        let applier = spawn(journal.clone(), deps, None, 0, stopped);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while journal.backlog().entries > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -100,6 +100,7 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
                 journal,
                 ingestion.clone(),
                 turns,
+                settings.turns_waiting_at_most,
                 stop_rx.clone(),
             ));
         }

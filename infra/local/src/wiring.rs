@@ -190,7 +190,10 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
     let journal = match options.journal {
         true => Some(Journal::open(
             &settings.data_dir.join("journal"),
-            JournalSettings::default(),
+            JournalSettings {
+                max_backlog_bytes: settings.journal_max_bytes,
+                ..JournalSettings::default()
+            },
         )?),
         false => None,
     };

@@ -510,6 +510,120 @@ async fn sigkill_mid_flood_loses_nothing_accepted_and_doubles_nothing() {
     assert_eq!(health["journal"]["waiting"], 0, "{health}");
 }
 
+/// A flood while answering is stuck: the applier holds back (at most
+/// `CHARLA_TURNS_WAITING_AT_MOST` turns waiting), the journal fills to its
+/// cap (`CHARLA_JOURNAL_MAX_MB`) and the webhooks past it get 503; once
+/// answering goes on, the journal drains, Meta's redeliveries are accepted
+/// and everyone is answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_journal_cap_webhooks_get_503_and_nothing_is_lost() {
+    use wiremock::matchers::path_regex;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = MockServer::start().await;
+    // The first send hangs a while: answering is stuck, a turn waits.
+    let sent = json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": "x", "wa_id": "x"}],
+        "messages": [{"id": "wamid.FAKE"}],
+    });
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/[0-9]+/messages$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(8))
+                .set_body_json(&sent),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/[0-9]+/messages$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&sent))
+        .mount(&graph)
+        .await;
+    let mut cmd = common::local(dir.path());
+    cmd.env("CHARLA_JOURNAL_MAX_MB", "1")
+        .env("CHARLA_TURNS_WAITING_AT_MOST", "0");
+    let server = launch(cmd, &graph.uri(), 0, 1).await;
+
+    assert_eq!(
+        say(&server, "5491130000000", "wamid.STUCK", "hola").await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while graph
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The applier looks at the turns waiting every half second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // 64 KB webhooks: the sixteenth fills the 1 MiB.
+    let users: Vec<String> = (1..=30).map(|i| format!("54911300{i:05}")).collect();
+    let bodies: Vec<Vec<u8>> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut webhook = meta::message_webhook(
+                user,
+                "E2E",
+                meta::text_message(user, &format!("wamid.CAP{i}"), "hola"),
+            );
+            webhook["padding"] = json!("x".repeat(64 << 10));
+            serde_json::to_vec(&webhook).expect("json")
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match post(&server, body).await {
+            200 => {}
+            503 => refused.push(i),
+            other => panic!("webhook {i}: {other}"),
+        }
+    }
+    assert!(
+        (10..=16).contains(&refused.len()),
+        "the webhooks past 1 MiB were refused, and only those: {refused:?}"
+    );
+    assert!(refused.windows(2).all(|w| w[1] == w[0] + 1) && refused.last() == Some(&29));
+    // Held back in the journal: all but the first, which the applier was
+    // already waiting for when it last looked.
+    let waiting = healthz(&server).await["journal"]["waiting"].as_u64();
+    let accepted = (30 - refused.len()) as u64;
+    assert!(
+        waiting.is_some_and(|w| w + 1 >= accepted),
+        "{waiting:?} of {accepted} wait in the journal"
+    );
+
+    // Meta delivers again what got no 200, until it is taken.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Some(&i) = refused.first() {
+        assert!(Instant::now() < deadline, "still refused: {refused:?}");
+        match post(&server, &bodies[i]).await {
+            200 => {
+                refused.remove(0);
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let r = wait_for(&graph, Duration::from_secs(60), |r| {
+        users.iter().all(|u| r.contains_key(u))
+    })
+    .await;
+    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
+    assert!(missing.is_empty(), "never answered: {missing:?}");
+    let twice: Vec<&String> = users.iter().filter(|u| r[*u].len() > 1).collect();
+    assert!(twice.is_empty(), "answered twice: {twice:?}");
+    assert_eq!(r["5491130000000"].len(), 1);
+}
+
 #[cfg(feature = "aws")]
 #[tokio::test]
 async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {
