@@ -624,6 +624,103 @@ async fn past_the_journal_cap_webhooks_get_503_and_nothing_is_lost() {
     assert_eq!(r["5491130000000"].len(), 1);
 }
 
+/// The journal's disk refuses a write halfway through a record (here a
+/// file-size limit, as a full disk would): that webhook and the ones after
+/// it get 503, the part written is cut back, and what was accepted before
+/// is answered. After a restart with room again, the journal opens clean and
+/// Meta's redeliveries are taken: everyone answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_write_that_fails_is_a_503_and_the_journal_stays_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    // Files of at most 8 MiB; writes past it fail (EFBIG) rather than kill
+    // the process (SIGXFSZ ignored, which exec keeps). The journal reaches
+    // it, SQLite's files (about 2 MiB here) do not.
+    let mut limited = Command::new("bash");
+    limited
+        .args(["-c", "trap '' XFSZ; ulimit -f 8192; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_local"))
+        .arg("--data-dir")
+        .arg(dir.path());
+    let mut server = launch(limited, &graph.uri(), 0, 1).await;
+
+    // 128 KB webhooks: the journal's segment is full after about 63.
+    let users: Vec<String> = (0..80).map(|i| format!("54911400{i:05}")).collect();
+    let bodies: Vec<Vec<u8>> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut webhook = meta::message_webhook(
+                user,
+                "E2E",
+                meta::text_message(user, &format!("wamid.FULL{i}"), "hola"),
+            );
+            webhook["padding"] = json!("x".repeat(128 << 10));
+            serde_json::to_vec(&webhook).expect("json")
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match post(&server, body).await {
+            200 => {}
+            503 => refused.push(i),
+            other => panic!("webhook {i}: {other}"),
+        }
+    }
+    assert!(
+        (10..=20).contains(&refused.len()),
+        "the webhooks past the limit were refused, and only those: {refused:?}"
+    );
+    assert!(refused.windows(2).all(|w| w[1] == w[0] + 1) && refused.last() == Some(&79));
+    let accepted = &users[..refused[0]];
+    let r = wait_for(&graph, Duration::from_secs(60), |r| {
+        accepted.iter().all(|u| r.contains_key(u))
+    })
+    .await;
+    let missing: Vec<&String> = accepted.iter().filter(|u| !r.contains_key(*u)).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted and never answered: {missing:?}"
+    );
+    // The failed writes were cut back: the journal holds the accepted
+    // records whole (a 16-byte header each) and not a byte more.
+    let kept: u64 = std::fs::read_dir(dir.path().join("journal"))
+        .expect("journal dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let written: u64 = bodies[..refused[0]]
+        .iter()
+        .map(|b| 16 + b.len() as u64)
+        .sum();
+    assert_eq!(kept, written, "bytes in the journal");
+
+    // Stopped once the last turn is done: a send in flight at a kill may be
+    // sent again (the Graph API accepted it, the record of it was not
+    // written), which is not what this test is about.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while healthz(&server).await["queue"]["waiting"] != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+
+    let server = start_with(dir.path(), &graph.uri(), 0, 1).await;
+    for &i in &refused {
+        assert_eq!(post(&server, &bodies[i]).await, 200, "redelivery of {i}");
+    }
+    let r = wait_for(&graph, Duration::from_secs(60), |r| {
+        users.iter().all(|u| r.contains_key(u))
+    })
+    .await;
+    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
+    assert!(missing.is_empty(), "never answered: {missing:?}");
+    let twice: Vec<&String> = users.iter().filter(|u| r[*u].len() > 1).collect();
+    assert!(twice.is_empty(), "answered twice: {twice:?}");
+    let health = healthz(&server).await;
+    assert_eq!(health["journal"]["waiting"], 0, "{health}");
+}
+
 #[cfg(feature = "aws")]
 #[tokio::test]
 async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {
