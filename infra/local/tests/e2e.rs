@@ -70,6 +70,19 @@ async fn wait_for<F: Fn(&HashMap<String, Vec<Value>>) -> bool>(
     }
 }
 
+/// Waits until each of `users` was answered (at most `within`), and fails
+/// the test naming those who were not; the replies, by user.
+async fn all_answered(
+    graph: &MockServer,
+    users: &[String],
+    within: Duration,
+) -> HashMap<String, Vec<Value>> {
+    let r = wait_for(graph, within, |r| users.iter().all(|u| r.contains_key(u))).await;
+    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
+    assert!(missing.is_empty(), "never answered: {missing:?}");
+    r
+}
+
 async fn say(server: &Server, user_id: &str, wamid: &str, text: &str) -> u16 {
     let body = serde_json::to_vec(&meta::message_webhook(
         user_id,
@@ -496,18 +509,47 @@ async fn sigkill_mid_flood_loses_nothing_accepted_and_doubles_nothing() {
         second.iter().all(|(_, ok)| *ok),
         "every redelivery is accepted"
     );
-    let r = wait_for(&graph, Duration::from_secs(90), |r| {
-        users.iter().all(|u| r.contains_key(u))
-    })
-    .await;
-    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
-    assert!(missing.is_empty(), "never answered: {missing:?}");
+    let r = all_answered(&graph, &users, Duration::from_secs(90)).await;
     // None twice, except sends in flight at the kill (one consumer: one
     // batch of at most 10 users).
     let twice = r.values().filter(|v| v.len() > 1).count();
     assert!(twice <= 10, "{twice} users were answered twice");
     let health = healthz(&server).await;
     assert_eq!(health["journal"]["waiting"], 0, "{health}");
+}
+
+/// `n` webhooks from as many users (`prefix` and a number), each padded to
+/// about `pad` bytes with a field ingestion does not read.
+fn padded_webhooks(prefix: &str, n: usize, pad: usize) -> (Vec<String>, Vec<Vec<u8>>) {
+    let users: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    let bodies = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut webhook = meta::message_webhook(
+                user,
+                "E2E",
+                meta::text_message(user, &format!("wamid.{prefix}.{i}"), "hola"),
+            );
+            webhook["padding"] = json!("x".repeat(pad));
+            serde_json::to_vec(&webhook).expect("json")
+        })
+        .collect();
+    (users, bodies)
+}
+
+/// Posts `bodies` one after the other; which got a 503 (anything but 200
+/// or 503 fails the test).
+async fn post_each(server: &Server, bodies: &[Vec<u8>]) -> Vec<usize> {
+    let mut refused = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match post(server, body).await {
+            200 => {}
+            503 => refused.push(i),
+            other => panic!("webhook {i}: {other}"),
+        }
+    }
+    refused
 }
 
 /// A flood while answering is stuck: the applier holds back (at most
@@ -549,7 +591,7 @@ async fn past_the_journal_cap_webhooks_get_503_and_nothing_is_lost() {
     let server = launch(cmd, &graph.uri(), 0, 1).await;
 
     assert_eq!(
-        say(&server, "5491130000000", "wamid.STUCK", "hola").await,
+        say(&server, "5491139999999", "wamid.STUCK", "hola").await,
         200
     );
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -566,28 +608,8 @@ async fn past_the_journal_cap_webhooks_get_503_and_nothing_is_lost() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // 64 KB webhooks: the sixteenth fills the 1 MiB.
-    let users: Vec<String> = (1..=30).map(|i| format!("54911300{i:05}")).collect();
-    let bodies: Vec<Vec<u8>> = users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| {
-            let mut webhook = meta::message_webhook(
-                user,
-                "E2E",
-                meta::text_message(user, &format!("wamid.CAP{i}"), "hola"),
-            );
-            webhook["padding"] = json!("x".repeat(64 << 10));
-            serde_json::to_vec(&webhook).expect("json")
-        })
-        .collect();
-    let mut refused = Vec::new();
-    for (i, body) in bodies.iter().enumerate() {
-        match post(&server, body).await {
-            200 => {}
-            503 => refused.push(i),
-            other => panic!("webhook {i}: {other}"),
-        }
-    }
+    let (users, bodies) = padded_webhooks("54911300", 30, 64 << 10);
+    let mut refused = post_each(&server, &bodies).await;
     assert!(
         (10..=16).contains(&refused.len()),
         "the webhooks past 1 MiB were refused, and only those: {refused:?}"
@@ -613,15 +635,10 @@ async fn past_the_journal_cap_webhooks_get_503_and_nothing_is_lost() {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let r = wait_for(&graph, Duration::from_secs(60), |r| {
-        users.iter().all(|u| r.contains_key(u))
-    })
-    .await;
-    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
-    assert!(missing.is_empty(), "never answered: {missing:?}");
+    let r = all_answered(&graph, &users, Duration::from_secs(60)).await;
     let twice: Vec<&String> = users.iter().filter(|u| r[*u].len() > 1).collect();
     assert!(twice.is_empty(), "answered twice: {twice:?}");
-    assert_eq!(r["5491130000000"].len(), 1);
+    assert_eq!(r["5491139999999"].len(), 1);
 }
 
 /// The journal's disk refuses a write halfway through a record (here a
@@ -645,43 +662,15 @@ async fn a_journal_write_that_fails_is_a_503_and_the_journal_stays_whole() {
     let mut server = launch(limited, &graph.uri(), 0, 1).await;
 
     // 128 KB webhooks: the journal's segment is full after about 63.
-    let users: Vec<String> = (0..80).map(|i| format!("54911400{i:05}")).collect();
-    let bodies: Vec<Vec<u8>> = users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| {
-            let mut webhook = meta::message_webhook(
-                user,
-                "E2E",
-                meta::text_message(user, &format!("wamid.FULL{i}"), "hola"),
-            );
-            webhook["padding"] = json!("x".repeat(128 << 10));
-            serde_json::to_vec(&webhook).expect("json")
-        })
-        .collect();
-    let mut refused = Vec::new();
-    for (i, body) in bodies.iter().enumerate() {
-        match post(&server, body).await {
-            200 => {}
-            503 => refused.push(i),
-            other => panic!("webhook {i}: {other}"),
-        }
-    }
+    let (users, bodies) = padded_webhooks("54911400", 80, 128 << 10);
+    let refused = post_each(&server, &bodies).await;
     assert!(
         (10..=20).contains(&refused.len()),
         "the webhooks past the limit were refused, and only those: {refused:?}"
     );
     assert!(refused.windows(2).all(|w| w[1] == w[0] + 1) && refused.last() == Some(&79));
     let accepted = &users[..refused[0]];
-    let r = wait_for(&graph, Duration::from_secs(60), |r| {
-        accepted.iter().all(|u| r.contains_key(u))
-    })
-    .await;
-    let missing: Vec<&String> = accepted.iter().filter(|u| !r.contains_key(*u)).collect();
-    assert!(
-        missing.is_empty(),
-        "accepted and never answered: {missing:?}"
-    );
+    all_answered(&graph, accepted, Duration::from_secs(60)).await;
     // The failed writes were cut back: the journal holds the accepted
     // records whole (a 16-byte header each) and not a byte more.
     let kept: u64 = std::fs::read_dir(dir.path().join("journal"))
@@ -709,12 +698,7 @@ async fn a_journal_write_that_fails_is_a_503_and_the_journal_stays_whole() {
     for &i in &refused {
         assert_eq!(post(&server, &bodies[i]).await, 200, "redelivery of {i}");
     }
-    let r = wait_for(&graph, Duration::from_secs(60), |r| {
-        users.iter().all(|u| r.contains_key(u))
-    })
-    .await;
-    let missing: Vec<&String> = users.iter().filter(|u| !r.contains_key(*u)).collect();
-    assert!(missing.is_empty(), "never answered: {missing:?}");
+    let r = all_answered(&graph, &users, Duration::from_secs(60)).await;
     let twice: Vec<&String> = users.iter().filter(|u| r[*u].len() > 1).collect();
     assert!(twice.is_empty(), "answered twice: {twice:?}");
     let health = healthz(&server).await;
