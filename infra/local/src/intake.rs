@@ -37,10 +37,10 @@ const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// While more than `turns_at_most` turns wait in `turns` (a flood's
 /// backlog; `CHARLA_TURNS_WAITING_AT_MOST`, by default 10,000: about ten
 /// seconds of answering at Meta's highest tier on a few numbers), it holds
-/// back: the backlog waits in the journal, which is
-/// cheaper to keep than queued turns, answering gets the CPU, and once the
-/// journal is full Meta is told to come back later (503), rather than the
-/// queue growing without bound.
+/// back: the backlog waits in the journal, which is cheaper to keep than
+/// queued turns, answering gets the CPU, and once the journal is full Meta
+/// is told to come back later (503), rather than the queue growing without
+/// bound.
 pub fn spawn(
     journal: Journal,
     deps: Arc<ingestion::Deps>,
