@@ -37,6 +37,9 @@ pub struct Settings {
     /// Webhooks accepted but not yet processed, in bytes of the journal,
     /// past which new ones are answered 503 (Meta delivers them again).
     pub journal_max_bytes: u64,
+    /// Free disk under the data dir below which webhooks are answered 503:
+    /// the room is left for the store's writes behind the 200s.
+    pub disk_min_free_bytes: u64,
     /// Turns waiting to be answered past which the journal's applier holds
     /// back (a flood then waits in the journal, not in the turn queue).
     pub turns_waiting_at_most: u64,
@@ -123,6 +126,9 @@ impl Settings {
                 .max(1)
                 .saturating_mul(1 << 20),
             turns_waiting_at_most: vars.parse("CHARLA_TURNS_WAITING_AT_MOST", 10_000u64)?,
+            disk_min_free_bytes: vars
+                .parse("CHARLA_DISK_MIN_FREE_MB", 256u64)?
+                .saturating_mul(1 << 20),
             text_ai: text_ai::config::Settings::from_vars(&vars)?,
             admin: admin::config::Settings::from_vars(&vars)?,
             campaigns: campaigns::config::Settings::from_vars(&vars)?,

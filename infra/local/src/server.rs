@@ -410,7 +410,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
             count(escalations.clone()).await,
             journal.as_ref().map_or(serde_json::Value::Null, |j| {
                 let waiting = j.backlog();
-                serde_json::json!({"waiting": waiting.entries, "bytes": waiting.bytes})
+                serde_json::json!({
+                    "waiting": waiting.entries,
+                    "bytes": waiting.bytes,
+                    "disk_free_bytes": j.free_bytes(),
+                })
             }),
         ),
         #[cfg(feature = "aws")]

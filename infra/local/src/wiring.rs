@@ -192,6 +192,7 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
             &settings.data_dir.join("journal"),
             JournalSettings {
                 max_backlog_bytes: settings.journal_max_bytes,
+                min_free_bytes: settings.disk_min_free_bytes,
                 ..JournalSettings::default()
             },
         )?),

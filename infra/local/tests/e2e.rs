@@ -705,6 +705,33 @@ async fn a_journal_write_that_fails_is_a_503_and_the_journal_stays_whole() {
     assert_eq!(health["journal"]["waiting"], 0, "{health}");
 }
 
+/// Below the free disk kept for the store (`CHARLA_DISK_MIN_FREE_MB`),
+/// webhooks get 503 before anything is written; with room again, Meta's
+/// redelivery is taken and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_of_disk_webhooks_get_503_until_there_is_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let graph = fake_graph(Duration::ZERO).await;
+    let mut cmd = common::local(dir.path());
+    // More than any disk has.
+    cmd.env("CHARLA_DISK_MIN_FREE_MB", "1000000000000");
+    let mut server = launch(cmd, &graph.uri(), 0, 1).await;
+    let user = "5491150000001";
+    assert_eq!(say(&server, user, "wamid.ROOM1", "hola").await, 503);
+    let health = healthz(&server).await;
+    assert!(
+        health["journal"]["disk_free_bytes"].as_u64() > Some(0),
+        "{health}"
+    );
+    assert_eq!(health["journal"]["waiting"], 0, "{health}");
+    server.kill();
+
+    let server = start(dir.path(), &graph.uri(), 0).await;
+    assert_eq!(say(&server, user, "wamid.ROOM1", "hola").await, 200);
+    let r = all_answered(&graph, &[user.to_string()], Duration::from_secs(20)).await;
+    assert_eq!(r[user].len(), 1);
+}
+
 #[cfg(feature = "aws")]
 #[tokio::test]
 async fn the_pipeline_runs_on_the_aws_adapters_against_moto() {

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,6 +61,11 @@ pub struct JournalSettings {
     /// a background thread (default 500 ms); a power cut may lose what came
     /// after the last sync, as with SQLite's WAL in NORMAL mode.
     pub sync_every: Duration,
+    /// Appends are refused (retryable, as above) while the filesystem that
+    /// holds the journal has less than this free (default 256 MiB): the
+    /// room is left for the work behind the 200s (the store's writes),
+    /// which cannot refuse as cleanly. Looked at every `sync_every`.
+    pub min_free_bytes: u64,
 }
 
 impl Default for JournalSettings {
@@ -68,6 +74,7 @@ impl Default for JournalSettings {
             segment_bytes: 64 << 20,
             max_backlog_bytes: 1 << 30,
             sync_every: Duration::from_millis(500),
+            min_free_bytes: 256 << 20,
         }
     }
 }
@@ -112,6 +119,9 @@ pub struct Journal {
 struct Inner {
     dir: PathBuf,
     max_backlog_bytes: u64,
+    min_free_bytes: u64,
+    /// Free bytes on the journal's filesystem, as last measured.
+    free_bytes: Arc<AtomicU64>,
     appends: mpsc::Sender<Append>,
     state: Arc<Mutex<State>>,
     reader: tokio::sync::Mutex<Reader>,
@@ -195,16 +205,22 @@ impl Journal {
             .name("journal".into())
             .spawn(move || writer.run(queue))
             .map_err(|e| Error::dependency(SERVICE, "writer thread", false, e))?;
+        let free_bytes = Arc::new(AtomicU64::new(
+            free_space(dir).map_err(|e| io_error(ctx("measuring the disk of"), e))?,
+        ));
         let syncer = Syncer::start(
             dir.to_path_buf(),
             settings.sync_every,
             targets,
             applied_file.clone(),
+            free_bytes.clone(),
         )?;
         Ok(Journal {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 max_backlog_bytes: settings.max_backlog_bytes,
+                min_free_bytes: settings.min_free_bytes,
+                free_bytes,
                 appends,
                 state,
                 reader: tokio::sync::Mutex::new(Reader {
@@ -223,7 +239,8 @@ impl Journal {
     /// Appends one entry; returns once it is written to the segment file.
     /// Concurrent appends are written together, in one write, by the
     /// journal's thread. Err (retryable) when the backlog is over
-    /// `max_backlog_bytes` or the write failed.
+    /// `max_backlog_bytes`, the disk is short of `min_free_bytes`, or the
+    /// write failed.
     pub async fn append(&self, at_ms: i64, body: Bytes) -> Result<()> {
         if body.len() > MAX_BODY {
             return Err(Error::Invalid(format!(
@@ -238,6 +255,20 @@ impl Journal {
                 "append",
                 true,
                 format!("{waiting} bytes wait to be applied"),
+            ));
+        }
+        let free = self.free_bytes();
+        if free < self.inner.min_free_bytes {
+            return Err(Error::dependency(
+                SERVICE,
+                "append",
+                true,
+                format!(
+                    "{} MiB free on the disk of {} (at least {} MiB are kept free)",
+                    free >> 20,
+                    self.inner.dir.display(),
+                    self.inner.min_free_bytes >> 20
+                ),
             ));
         }
         let (done, answer) = oneshot::channel();
@@ -330,6 +361,12 @@ impl Journal {
     /// What waits to be applied (appended but not yet marked applied).
     pub fn backlog(&self) -> Backlog {
         lock(&self.inner.state).backlog
+    }
+
+    /// Free bytes on the journal's filesystem, as last measured (every
+    /// `sync_every`).
+    pub fn free_bytes(&self) -> u64 {
+        self.inner.free_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -879,6 +916,7 @@ impl Syncer {
         every: Duration,
         targets: Arc<Mutex<SyncTargets>>,
         applied: Arc<File>,
+        free_bytes: Arc<AtomicU64>,
     ) -> Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -890,6 +928,12 @@ impl Syncer {
                     Err(mpsc::RecvTimeoutError::Timeout)
                 );
                 sync(&dir, &targets, &applied);
+                match free_space(&dir) {
+                    Ok(free) => free_bytes.store(free, Ordering::Relaxed),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "journal: could not measure the free disk")
+                    }
+                }
                 if stopping {
                     break;
                 }
@@ -922,6 +966,12 @@ fn sync(dir: &Path, targets: &Mutex<SyncTargets>, applied: &File) {
     }
     check("the active segment", active.sync_data());
     check("the applied position", applied.sync_data());
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `dir`.
+fn free_space(dir: &Path) -> io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1231,6 +1281,35 @@ mod tests {
             [4],
             "the refused one is not there"
         );
+    }
+
+    #[tokio::test]
+    async fn appends_are_refused_while_the_disk_is_short_of_the_room_kept_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let free = open(dir.path(), JournalSettings::default()).free_bytes();
+        assert!(free > 0, "the disk was measured");
+        let settings = |min_free_bytes| JournalSettings {
+            min_free_bytes,
+            sync_every: Duration::from_millis(20),
+            ..JournalSettings::default()
+        };
+        // More kept free than this disk has: nothing is taken.
+        let short = open(dir.path(), settings(u64::MAX));
+        let refused = short.append(1, body(1, 10)).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.is_retryable()),
+            "{refused:?}"
+        );
+        assert!(
+            format!("{:?}", refused).contains("kept free"),
+            "{refused:?}"
+        );
+        assert_eq!(short.backlog(), Backlog::default());
+        drop(short);
+        // The same directory with nothing kept free: taken.
+        let journal = open(dir.path(), settings(0));
+        append_bodies(&journal, 0..1, 10).await;
+        assert_eq!(numbers(&read(&journal, 1).await), [0]);
     }
 
     #[tokio::test]
