@@ -2,7 +2,13 @@
 //! webhook): JSON bodies, and an error mapped to its status in one place.
 //! Client errors say what was wrong and are logged at info, not as errors;
 //! server errors are logged with their cause and answered generically
-//! ([`Error::public_message`]).
+//! ([`Error::public_message`]). Retryable ones (503: a passing failure, or
+//! the one-process runner refusing a flood past its journal's cap) are
+//! logged at most once a second, with how many were not: a flood answered
+//! 503 tens of thousands of times a second would otherwise be as many log
+//! lines.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -34,10 +40,40 @@ pub fn error(e: &Error, what: &'static str) -> Response<Bytes> {
     let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if e.is_client_error() {
         tracing::info!(status = status.as_u16(), error = %e, "{what} refused");
-    } else {
+    } else if !e.is_retryable() {
         tracing::error!(status = status.as_u16(), error = %e, source = ?std::error::Error::source(e), "{what} failed");
+    } else if let Some(not_logged) = RETRYABLE.pass(jiff::Timestamp::now().as_second()) {
+        tracing::error!(status = status.as_u16(), error = %e, source = ?std::error::Error::source(e), not_logged, "{what} failed (retryable; those since the last line like it were not logged)");
     }
     json(status, &serde_json::json!({ "error": e.public_message() }))
+}
+
+static RETRYABLE: Throttle = Throttle::new();
+
+/// Lets one event a second through, counting the others.
+struct Throttle {
+    second: AtomicI64,
+    skipped: AtomicU64,
+}
+
+impl Throttle {
+    const fn new() -> Self {
+        Throttle {
+            second: AtomicI64::new(i64::MIN),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(events not let through since the last one)` for the first
+    /// event of second `now_s`, `None` for the others.
+    fn pass(&self, now_s: i64) -> Option<u64> {
+        if self.second.swap(now_s, Ordering::Relaxed) == now_s {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        } else {
+            Some(self.skipped.swap(0, Ordering::Relaxed))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +94,17 @@ mod tests {
             failed.headers().get(header::CONTENT_TYPE),
             Some(&HeaderValue::from_static("application/json"))
         );
+    }
+
+    #[test]
+    fn the_throttle_lets_one_a_second_through_and_counts_the_rest() {
+        let throttle = Throttle::new();
+        assert_eq!(throttle.pass(100), Some(0));
+        for _ in 0..999 {
+            assert_eq!(throttle.pass(100), None);
+        }
+        assert_eq!(throttle.pass(101), Some(999));
+        assert_eq!(throttle.pass(101), None);
+        assert_eq!(throttle.pass(105), Some(1));
     }
 }
