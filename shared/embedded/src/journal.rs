@@ -205,9 +205,12 @@ impl Journal {
             .name("journal".into())
             .spawn(move || writer.run(queue))
             .map_err(|e| Error::dependency(SERVICE, "writer thread", false, e))?;
-        let free_bytes = Arc::new(AtomicU64::new(
-            free_space(dir).map_err(|e| io_error(ctx("measuring the disk of"), e))?,
-        ));
+        // A filesystem that cannot say its free space does not stop the
+        // runner: the floor is then not applied.
+        let free_bytes = Arc::new(AtomicU64::new(free_space(dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "journal: could not measure the free disk");
+            u64::MAX
+        })));
         let syncer = Syncer::start(
             dir.to_path_buf(),
             settings.sync_every,
