@@ -133,24 +133,20 @@ fn verify_subscription(deps: &Deps, query: Option<&str>) -> Result<Response<Byte
 /// either way durable before the 200.
 async fn accept(deps: &Deps, signature: Option<&str>, body: &Bytes) -> Result<()> {
     verify(deps, signature, body)?;
-    let now = deps.clock.now_ms();
     match &deps.intake {
-        Some(intake) => intake.keep(now, body.clone()).await,
-        None => process(
-            deps,
-            &[Webhook {
-                body,
-                received_at_ms: now,
-            }],
-        )
-        .await
-        .map(|_| ()),
+        Some(intake) => intake.keep(deps.clock.now_ms(), body.clone()).await,
+        None => process_now(deps, body).await.map(|_| ()),
     }
 }
 
 /// A signed POST processed now (what Lambda does): see [`process`].
 pub async fn receive(deps: &Deps, signature: Option<&str>, body: &[u8]) -> Result<Summary> {
     verify(deps, signature, body)?;
+    process_now(deps, body).await
+}
+
+/// One verified webhook, received now.
+async fn process_now(deps: &Deps, body: &[u8]) -> Result<Summary> {
     let webhook = Webhook {
         body,
         received_at_ms: deps.clock.now_ms(),
