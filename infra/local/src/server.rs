@@ -57,7 +57,6 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         health,
         outbox,
         media_mode,
-        journal,
     } = functions;
     let (stop_tx, stop_rx) = watch::channel(false);
     // The work behind the 200s (the journal's applier, answering, calls,
@@ -90,16 +89,17 @@ pub async fn serve(mut settings: Settings) -> Result<(), Box<dyn std::error::Err
         if let Some(media) = &media {
             workers.extend(crate::media_pipeline::spawn(2, media, stop_rx.clone()));
         }
-        if let Some(journal) = journal {
-            let turns = match &health {
-                Health::Local { text, .. } => Some(text.clone()),
-                #[cfg(feature = "aws")]
-                Health::Remote => None,
-            };
+        // The journal, and the turn queue its applier watches, are local.
+        if let Health::Local {
+            text,
+            journal: Some(journal),
+            ..
+        } = &health
+        {
             workers.push(crate::intake::spawn(
-                journal,
+                journal.clone(),
                 ingestion.clone(),
-                turns,
+                Some(text.clone()),
                 settings.turns_waiting_at_most,
                 stop_rx.clone(),
             ));

@@ -46,10 +46,6 @@ pub struct Functions {
     pub outbox: Option<Arc<Outbox>>,
     /// What the banner says about media.
     pub media_mode: String,
-    /// The webhook journal, for its applier (`crate::intake`); `None` when
-    /// ingestion processes each webhook before its 200 (`--aws`, `local
-    /// eval`).
-    pub journal: Option<Journal>,
 }
 
 /// Where each consumer reads from.
@@ -60,15 +56,21 @@ pub struct Sources {
     pub timers: Source,
 }
 
-/// The queue's view for health: how much work is waiting.
+/// The local queues and journal: how much work is waiting (/healthz), and
+/// what the journal's applier reads and watches.
 #[derive(Clone)]
 pub enum Health {
     Local {
         text: Arc<SqliteQueue>,
         calls: Arc<SqliteQueue>,
         escalations: Arc<SqliteQueue>,
+        /// The webhook journal, for /healthz and its applier
+        /// (`crate::intake`); `None` when ingestion processes each webhook
+        /// before its 200 (`local eval`).
         journal: Option<Journal>,
     },
+    /// SQS, and no journal: webhooks are processed before the 200, into
+    /// DynamoDB and SQS, as on Lambda.
     #[cfg(feature = "aws")]
     Remote,
 }
@@ -407,13 +409,12 @@ pub async fn local_with(settings: &Settings, options: LocalOptions) -> Result<Fu
             text,
             calls,
             escalations,
-            journal: journal.clone(),
+            journal,
         },
         outbox,
         media_mode: "files, image headers and PDF text (no labels or speech: --aws, with \
                      CHARLA_MEDIA_BUCKET, in a build with --features aws)"
             .into(),
-        journal,
     })
 }
 
@@ -552,7 +553,5 @@ pub async fn aws(settings: &mut Settings) -> Result<Functions> {
         health: Health::Remote,
         outbox: None,
         media_mode,
-        // Processed before the 200, into DynamoDB and SQS, as on Lambda.
-        journal: None,
     })
 }
