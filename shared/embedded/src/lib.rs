@@ -341,7 +341,7 @@ const BACKGROUND_NICENESS: i32 = 10;
 pub fn lower_thread_priority() {
     let me = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(me), BACKGROUND_NICENESS) {
-        tracing::debug!(error = %e, "sqlite: the thread's niceness was not set");
+        tracing::debug!(error = %e, "the thread's niceness was not set");
     }
 }
 
